@@ -1,0 +1,1 @@
+//! An offline emulator of the Kong Konnect organisation audit-log API.

@@ -1,0 +1,1 @@
+//! Detached-listener process records and the `ps` / `ps stop` commands.
