@@ -1,1 +1,51 @@
-//! An offline emulator of the Kong Konnect organisation audit-log API.
+//! An offline emulator of the Kong Konnect organisation audit-log API and of
+//! its webhook delivery, for tests and demos of `kongctl listen/tail/ps`.
+//!
+//! One loopback port serves the v2 and v3 endpoints of the regional and the
+//! global API (a client's `--base-url` replaces both hosts); the region of a
+//! request is the first label of its `Host` header (`eu.api.konghq.com` →
+//! `eu`), `us` otherwise. State is what Konnect keeps: destinations
+//! (org-wide), one webhook and one replay job per region, the PATs that may
+//! call. When a region's webhook is enabled, generated audit-log records
+//! (built from Kong's published samples) are POSTed to the destination as
+//! Konnect does: gzip batches, one record per line, retried on connection
+//! errors, 429 and 500.
+//!
+//! Tests drive it in-process through [`Sim`] (async) or [`blocking::Sim`];
+//! the `konnect-sim` binary offers the same control calls as an HTTP admin
+//! API under `/_sim/` (see the README).
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use konnect_sim::{Sim, SimConfig};
+//! let sim = Sim::start("127.0.0.1:0".parse().unwrap(), SimConfig::for_tests()).await?;
+//! // ... point the client at sim.base_url() with sim.pat() ...
+//! let report = sim.trigger("us", 120).await;
+//! assert!(sim.snapshot().webhook("us").is_unconfigured() || report.all_delivered());
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod admin;
+mod api;
+pub mod blocking;
+mod codec;
+mod config;
+mod delivery;
+mod fault;
+mod problem;
+mod records;
+mod server;
+mod sim;
+mod snapshot;
+mod state;
+mod time;
+
+pub use config::{DEMO_PAT, MAX_RETRIES, REGIONS, SimConfig};
+pub use fault::{Fault, FaultAction};
+pub use records::{LogFormat, TRACE_ID_BEYOND_F64};
+pub use sim::Sim;
+pub use snapshot::{
+    Attempt, Delivery, DeliverySource, DestinationState, FaultState, ReplayJobState,
+    RequestLogEntry, Snapshot, TriggerReport, WebhookState,
+};

@@ -1,0 +1,189 @@
+//! The admin API under `/_sim/`: the HTTP form of the [`Sim`] control calls,
+//! for the binary, shell demos and tests in other languages. No PAT is
+//! needed, faults never apply and calls are not in the request log.
+//!
+//! | Method | Path | Body | Answer |
+//! | --- | --- | --- | --- |
+//! | GET | `/_sim/state` | | 200 [`crate::Snapshot`] |
+//! | POST | `/_sim/trigger` | `{"region"?, "count"}` | 200 [`crate::TriggerReport`], after every batch finished |
+//! | POST | `/_sim/rate` | `{"region"?, "per_second"}` | 200 `{"region", "per_second"}` |
+//! | GET | `/_sim/tunnels` | | 200 `{host: "ip:port"}` |
+//! | POST | `/_sim/tunnels` | `{"host", "target": "ip:port"}` | 201 `{host: "ip:port"}` |
+//! | DELETE | `/_sim/tunnels/{host}` | | 204, 404 |
+//! | GET | `/_sim/faults` | | 200 `[FaultState]` |
+//! | POST | `/_sim/faults` | `{"method"?, "path", "count"?, "status" + "retry_after"? \| "delay_ms" \| "drop": true}` | 201 `[FaultState]` |
+//! | DELETE | `/_sim/faults` | | 204 |
+//! | POST | `/_sim/reset` | | 204 |
+//!
+//! `region` defaults to the region of the `Host` header (`us` on
+//! `127.0.0.1`). Errors are problem+json like the Konnect API's.
+
+use std::net::SocketAddr;
+
+use hyper::Method;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::api::{ApiResponse, problem};
+use crate::config::known_region;
+use crate::fault::{Fault, FaultSpec};
+use crate::sim::Sim;
+use crate::snapshot::DeliverySource;
+
+/// Largest `count` of one trigger.
+const MAX_TRIGGER: usize = 1_000_000;
+/// Largest steady rate.
+const MAX_RATE: f64 = 100_000.0;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerBody {
+    #[serde(default)]
+    region: Option<String>,
+    count: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateBody {
+    #[serde(default)]
+    region: Option<String>,
+    per_second: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TunnelBody {
+    host: String,
+    target: SocketAddr,
+}
+
+pub(crate) async fn handle(
+    sim: &Sim,
+    method: &Method,
+    path: &str,
+    region: &'static str,
+    body: &[u8],
+) -> ApiResponse {
+    let route = path.trim_start_matches("/_sim").trim_start_matches('/');
+    match (method, route) {
+        (&Method::GET, "state") => json_response(200, &sim.snapshot()),
+        (&Method::POST, "trigger") => {
+            let body: TriggerBody = match parse(sim, body) {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            let region = match pick_region(sim, body.region.as_deref(), region) {
+                Ok(region) => region,
+                Err(response) => return response,
+            };
+            if body.count > MAX_TRIGGER {
+                return bad(sim, &format!("count must be at most {MAX_TRIGGER}"));
+            }
+            let report = sim.emit(region, body.count, DeliverySource::Trigger).await;
+            json_response(200, &report)
+        }
+        (&Method::POST, "rate") => {
+            let body: RateBody = match parse(sim, body) {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            let region = match pick_region(sim, body.region.as_deref(), region) {
+                Ok(region) => region,
+                Err(response) => return response,
+            };
+            if !(body.per_second.is_finite() && (0.0..=MAX_RATE).contains(&body.per_second)) {
+                return bad(sim, &format!("per_second must be between 0 and {MAX_RATE}"));
+            }
+            sim.set_rate(region, body.per_second);
+            json_response(
+                200,
+                &json!({"region": region, "per_second": body.per_second}),
+            )
+        }
+        (&Method::GET, "tunnels") => json_response(200, &sim.snapshot().tunnels),
+        (&Method::POST, "tunnels") => {
+            let body: TunnelBody = match parse(sim, body) {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            if body.host.is_empty() || body.host.contains(['/', ':', ' ']) {
+                return bad(sim, "host must be a host name without port or path");
+            }
+            sim.add_tunnel(&body.host, body.target);
+            json_response(201, &sim.snapshot().tunnels)
+        }
+        (&Method::DELETE, tunnel) if tunnel.starts_with("tunnels/") => {
+            if sim.remove_tunnel(&tunnel["tunnels/".len()..]) {
+                ApiResponse::no_content()
+            } else {
+                problem(&mut sim.state(), 404, "No such tunnel")
+            }
+        }
+        (&Method::GET, "faults") => json_response(200, &sim.snapshot().faults),
+        (&Method::POST, "faults") => {
+            let spec: FaultSpec = match parse(sim, body) {
+                Ok(spec) => spec,
+                Err(response) => return response,
+            };
+            match Fault::try_from(spec) {
+                Ok(fault) => {
+                    sim.inject_fault(fault);
+                    json_response(201, &sim.snapshot().faults)
+                }
+                Err(reason) => bad(sim, &reason),
+            }
+        }
+        (&Method::DELETE, "faults") => {
+            sim.clear_faults();
+            ApiResponse::no_content()
+        }
+        (&Method::POST, "reset") => {
+            sim.reset();
+            ApiResponse::no_content()
+        }
+        (_, "state" | "trigger" | "rate" | "tunnels" | "faults" | "reset") => {
+            problem(&mut sim.state(), 405, "Method not allowed")
+        }
+        _ => problem(
+            &mut sim.state(),
+            404,
+            "Unknown admin path; see GET /_sim/state and the README",
+        ),
+    }
+}
+
+fn json_response(status: u16, body: &impl serde::Serialize) -> ApiResponse {
+    let value: Value = serde_json::to_value(body).expect("admin bodies always serialise");
+    ApiResponse::json(status, &value)
+}
+
+fn bad(sim: &Sim, detail: &str) -> ApiResponse {
+    problem(&mut sim.state(), 400, detail)
+}
+
+fn parse<T: DeserializeOwned>(sim: &Sim, body: &[u8]) -> Result<T, ApiResponse> {
+    let body = if body.is_empty() {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| bad(sim, &format!("invalid JSON body: {e}")))
+}
+
+fn pick_region(
+    sim: &Sim,
+    given: Option<&str>,
+    from_host: &'static str,
+) -> Result<&'static str, ApiResponse> {
+    match given {
+        None => Ok(from_host),
+        Some(name) => known_region(name).ok_or_else(|| {
+            bad(
+                sim,
+                &format!("unknown region {name:?}; regions are us, eu, au, me, in, sg"),
+            )
+        }),
+    }
+}

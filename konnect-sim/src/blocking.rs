@@ -1,0 +1,185 @@
+//! A blocking handle for synchronous tests: the emulator runs on its own
+//! thread with its own tokio runtime, and every method waits for the answer.
+//!
+//! It may be used from any thread, including from inside another runtime
+//! (calls then block that runtime's thread while they wait).
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+
+use crate::config::SimConfig;
+use crate::fault::Fault;
+use crate::snapshot::{Snapshot, TriggerReport};
+
+/// An emulator on 127.0.0.1 with a random port, stopped when dropped.
+pub struct Sim {
+    sim: crate::Sim,
+    runtime: Handle,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sim {
+    /// Starts an emulator on `127.0.0.1:0`.
+    pub fn start(config: SimConfig) -> std::io::Result<Sim> {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("konnect-sim".to_string())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("konnect-sim-worker")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        let _ = ready_tx.send(Err(error));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+                    match crate::Sim::start(addr, config).await {
+                        Ok(sim) => {
+                            let _ = ready_tx.send(Ok((sim.clone(), Handle::current())));
+                            let _ = stop_rx.await;
+                            sim.shutdown().await;
+                        }
+                        Err(error) => {
+                            let _ = ready_tx.send(Err(error));
+                        }
+                    }
+                });
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok((sim, runtime))) => Ok(Sim {
+                sim,
+                runtime,
+                stop: Some(stop_tx),
+                thread: Some(thread),
+            }),
+            Ok(Err(error)) => {
+                let _ = thread.join();
+                Err(error)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(std::io::Error::other(
+                    "the konnect-sim thread ended before starting",
+                ))
+            }
+        }
+    }
+
+    /// Runs `future` on the emulator's runtime and waits for its output.
+    fn run<T: Send + 'static>(&self, future: impl Future<Output = T> + Send + 'static) -> T {
+        let (tx, rx) = mpsc::channel();
+        self.runtime.spawn(async move {
+            let _ = tx.send(future.await);
+        });
+        rx.recv()
+            .expect("the konnect-sim runtime runs until the handle is dropped")
+    }
+
+    /// The async handle, for calls this type does not wrap.
+    pub fn handle(&self) -> &crate::Sim {
+        &self.sim
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.sim.addr()
+    }
+
+    pub fn base_url(&self) -> String {
+        self.sim.base_url()
+    }
+
+    pub fn pat(&self) -> String {
+        self.sim.pat()
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.sim.snapshot()
+    }
+
+    /// See [`crate::Sim::wait_for`].
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&Snapshot) -> bool,
+    ) -> Result<Snapshot, Box<Snapshot>> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let snapshot = self.snapshot();
+            if done(&snapshot) {
+                return Ok(snapshot);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Box::new(snapshot));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// See [`crate::Sim::trigger`].
+    pub fn trigger(&self, region: &str, count: usize) -> TriggerReport {
+        let sim = self.sim.clone();
+        let region = region.to_string();
+        self.run(async move { sim.trigger(&region, count).await })
+    }
+
+    /// See [`crate::Sim::set_rate`].
+    pub fn set_rate(&self, region: &str, per_second: f64) {
+        let sim = self.sim.clone();
+        let region = region.to_string();
+        // Spawning the rate task needs the runtime's context.
+        self.run(async move { sim.set_rate(&region, per_second) });
+    }
+
+    pub fn add_tunnel(&self, host: &str, target: SocketAddr) {
+        self.sim.add_tunnel(host, target);
+    }
+
+    pub fn remove_tunnel(&self, host: &str) -> bool {
+        self.sim.remove_tunnel(host)
+    }
+
+    pub fn inject_fault(&self, fault: Fault) {
+        self.sim.inject_fault(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.sim.clear_faults();
+    }
+
+    pub fn reset(&self) {
+        self.sim.reset();
+    }
+
+    /// Stops the emulator and its thread.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}

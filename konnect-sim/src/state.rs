@@ -1,0 +1,662 @@
+//! The emulated organisation: destinations (org-wide), one webhook and one
+//! replay job per region, stored events, the delivery and request logs,
+//! tunnels and armed faults.
+//!
+//! Everything is plain data behind one mutex in [`crate::Sim`]; no lock is
+//! held across an `.await`. HTTP parsing and validation live in `api.rs`,
+//! delivery in `delivery.rs`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::config::{REGIONS, SimConfig};
+use crate::fault::{FaultAction, PendingFault};
+use crate::records::{Event, Generator, LogFormat};
+use crate::snapshot::{
+    Attempt, Delivery, DestinationState, ReplayJobState, RequestLogEntry, Snapshot, WebhookState,
+};
+use crate::time::{self, Millis, ZERO_TIME};
+
+/// Events kept for the pull API and replay (Konnect keeps 7 days).
+pub(crate) const MAX_EVENTS: usize = 50_000;
+/// Batches kept in the delivery log.
+pub(crate) const MAX_DELIVERIES: usize = 2_000;
+/// Entries kept in the request log.
+pub(crate) const MAX_REQUESTS: usize = 10_000;
+
+/// A value that must never be shown: `Debug` prints `<redacted>`, and there is
+/// no `Serialize`.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// An audit-log destination.
+#[derive(Clone, Debug)]
+pub(crate) struct Destination {
+    /// Creation order; the list is sorted by it and cursors point into it.
+    pub seq: u64,
+    pub id: Uuid,
+    pub name: String,
+    pub endpoint: String,
+    pub log_format: LogFormat,
+    pub skip_ssl_verification: bool,
+    pub authorization: Secret,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl Destination {
+    /// The `AuditLogDestination` body (never with `authorization`).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id.to_string(),
+            "name": self.name,
+            "endpoint": self.endpoint,
+            "log_format": self.log_format.as_str(),
+            "skip_ssl_verification": self.skip_ssl_verification,
+            "created_at": time::format_millis(self.created_at),
+            "updated_at": time::format_millis(self.updated_at),
+        })
+    }
+
+    fn state(&self) -> DestinationState {
+        DestinationState {
+            id: self.id.to_string(),
+            name: self.name.clone(),
+            endpoint: self.endpoint.clone(),
+            log_format: self.log_format.as_str().to_string(),
+            skip_ssl_verification: self.skip_ssl_verification,
+            authorization_set: !self.authorization.expose().is_empty(),
+            created_at: time::format_millis(self.created_at),
+            updated_at: time::format_millis(self.updated_at),
+        }
+    }
+}
+
+/// Webhook settings made through `PATCH /v2/audit-log-webhook` (the legacy,
+/// destination-less form).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct InlineWebhook {
+    pub endpoint: Option<String>,
+    pub authorization: Option<Secret>,
+    pub log_format: LogFormat,
+    pub skip_ssl_verification: bool,
+}
+
+/// The last delivery attempt of a region, for the status endpoints.
+#[derive(Clone, Debug)]
+pub(crate) struct LastAttempt {
+    pub at: Millis,
+    pub status: Option<u16>,
+    pub message: String,
+    /// Whether the batch of this attempt ended (so far) in failure.
+    pub failing: bool,
+}
+
+/// One region's webhook.
+///
+/// Invariant: `destination_id`, when set, names an existing destination
+/// (deleting a referenced destination is refused).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Webhook {
+    pub enabled: bool,
+    pub destination_id: Option<Uuid>,
+    pub inline: InlineWebhook,
+    pub updated_at: Option<Millis>,
+    pub last_attempt: Option<LastAttempt>,
+}
+
+impl Webhook {
+    /// Whether anything is configured (what `DELETE /v3/audit-log-webhook`
+    /// can delete).
+    pub fn is_configured(&self) -> bool {
+        self.enabled || self.destination_id.is_some() || self.inline.endpoint.is_some()
+    }
+}
+
+/// Where and how a region's events are delivered right now.
+#[derive(Clone, Debug)]
+pub(crate) struct Target {
+    pub destination_id: Option<Uuid>,
+    pub endpoint: String,
+    pub authorization: Secret,
+    pub log_format: LogFormat,
+}
+
+/// A replay job's status, the spec's enum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReplayStatus {
+    Unconfigured,
+    Accepted,
+    Running,
+    Completed,
+    Failed,
+}
+
+impl ReplayStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplayStatus::Unconfigured => "unconfigured",
+            ReplayStatus::Accepted => "accepted",
+            ReplayStatus::Running => "running",
+            ReplayStatus::Completed => "completed",
+            ReplayStatus::Failed => "failed",
+        }
+    }
+
+    pub fn is_active(self) -> bool {
+        matches!(self, ReplayStatus::Accepted | ReplayStatus::Running)
+    }
+}
+
+/// One region's replay job.
+#[derive(Clone, Debug)]
+pub(crate) struct ReplayJob {
+    pub start_at: Option<Millis>,
+    pub end_at: Option<Millis>,
+    pub status: ReplayStatus,
+    pub updated_at: Option<Millis>,
+}
+
+impl ReplayJob {
+    fn new() -> ReplayJob {
+        ReplayJob {
+            start_at: None,
+            end_at: None,
+            status: ReplayStatus::Unconfigured,
+            updated_at: None,
+        }
+    }
+
+    fn state(&self) -> ReplayJobState {
+        let format =
+            |t: Option<Millis>| t.map_or_else(|| ZERO_TIME.to_string(), time::format_exact);
+        ReplayJobState {
+            start_at: format(self.start_at),
+            end_at: format(self.end_at),
+            status: self.status.as_str().to_string(),
+            updated_at: self
+                .updated_at
+                .map_or_else(|| ZERO_TIME.to_string(), time::format_millis),
+        }
+    }
+
+    /// The `AuditLogReplayJob` body.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self.state()).expect("a replay job always serialises")
+    }
+}
+
+/// Why a destination cannot be deleted.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum DeleteRefusal {
+    NotFound,
+    InUse,
+}
+
+/// The whole mutable state of a Sim.
+pub(crate) struct State {
+    /// Bumped by every reset; work started in an older epoch records nothing.
+    pub epoch: u64,
+    pub generator: Generator,
+    pub webhooks: BTreeMap<&'static str, Webhook>,
+    pub destinations: Vec<Destination>,
+    next_destination_seq: u64,
+    pub events: VecDeque<Event>,
+    pub events_generated: u64,
+    deliveries: VecDeque<Delivery>,
+    next_delivery_id: u64,
+    requests: VecDeque<RequestLogEntry>,
+    pub replay_jobs: BTreeMap<&'static str, ReplayJob>,
+    pub tunnels: BTreeMap<String, SocketAddr>,
+    pub faults: Vec<PendingFault>,
+    pub rates: BTreeMap<&'static str, f64>,
+    /// The `kid` and `x` of the JWKS key (fixed for the life of the Sim).
+    pub jwk: (String, String),
+}
+
+impl State {
+    pub fn new(config: &SimConfig) -> State {
+        let mut generator = Generator::new(config.seed);
+        let kid: String = generator
+            .bytes(20)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let x = crate::codec::base64url(&generator.bytes(32));
+        let mut state = State {
+            epoch: 0,
+            generator,
+            webhooks: BTreeMap::new(),
+            destinations: Vec::new(),
+            next_destination_seq: 1,
+            events: VecDeque::new(),
+            events_generated: 0,
+            deliveries: VecDeque::new(),
+            next_delivery_id: 1,
+            requests: VecDeque::new(),
+            replay_jobs: BTreeMap::new(),
+            tunnels: BTreeMap::new(),
+            faults: Vec::new(),
+            rates: BTreeMap::new(),
+            jwk: (kid, x),
+        };
+        state.reset();
+        state
+    }
+
+    /// Back to the initial state: sentinel webhooks, no destinations, events,
+    /// logs, tunnels, faults or rates. The random source keeps going, so ids
+    /// made after a reset differ from those made before.
+    pub fn reset(&mut self) {
+        self.epoch += 1;
+        self.webhooks = REGIONS.iter().map(|r| (*r, Webhook::default())).collect();
+        self.replay_jobs = REGIONS.iter().map(|r| (*r, ReplayJob::new())).collect();
+        self.destinations.clear();
+        self.events.clear();
+        self.events_generated = 0;
+        self.deliveries.clear();
+        self.requests.clear();
+        self.tunnels.clear();
+        self.faults.clear();
+        self.rates.clear();
+    }
+
+    pub fn trace(&mut self) -> u64 {
+        self.generator.trace_number()
+    }
+
+    pub fn webhook(&self, region: &str) -> &Webhook {
+        self.webhooks
+            .get(region)
+            .expect("webhooks holds every region")
+    }
+
+    pub fn webhook_mut(&mut self, region: &str) -> &mut Webhook {
+        self.webhooks
+            .get_mut(region)
+            .expect("webhooks holds every region")
+    }
+
+    pub fn destination(&self, id: Uuid) -> Option<&Destination> {
+        self.destinations.iter().find(|d| d.id == id)
+    }
+
+    pub fn destination_mut(&mut self, id: Uuid) -> Option<&mut Destination> {
+        self.destinations.iter_mut().find(|d| d.id == id)
+    }
+
+    /// Stores a new destination with a fresh id.
+    pub fn create_destination(
+        &mut self,
+        name: String,
+        endpoint: String,
+        authorization: Secret,
+        log_format: LogFormat,
+        skip_ssl_verification: bool,
+    ) -> &Destination {
+        let now = time::now();
+        let destination = Destination {
+            seq: self.next_destination_seq,
+            id: self.generator.uuid(),
+            name,
+            endpoint,
+            log_format,
+            skip_ssl_verification,
+            authorization,
+            created_at: now,
+            updated_at: now,
+        };
+        self.next_destination_seq += 1;
+        self.destinations.push(destination);
+        self.destinations.last().expect("just pushed")
+    }
+
+    /// Deletes a destination unless a webhook of any region refers to it,
+    /// enabled or not.
+    pub fn delete_destination(&mut self, id: Uuid) -> Result<(), DeleteRefusal> {
+        let index = self
+            .destinations
+            .iter()
+            .position(|d| d.id == id)
+            .ok_or(DeleteRefusal::NotFound)?;
+        if self.webhooks.values().any(|w| w.destination_id == Some(id)) {
+            return Err(DeleteRefusal::InUse);
+        }
+        self.destinations.remove(index);
+        Ok(())
+    }
+
+    /// Where the region's events go now: `None` unless the webhook is
+    /// enabled and has an endpoint.
+    pub fn delivery_target(&self, region: &str) -> Option<Target> {
+        let webhook = self.webhook(region);
+        if !webhook.enabled {
+            return None;
+        }
+        if let Some(id) = webhook.destination_id {
+            let destination = self.destination(id)?;
+            return Some(Target {
+                destination_id: Some(id),
+                endpoint: destination.endpoint.clone(),
+                authorization: destination.authorization.clone(),
+                log_format: destination.log_format,
+            });
+        }
+        let inline = &webhook.inline;
+        Some(Target {
+            destination_id: None,
+            endpoint: inline.endpoint.clone()?,
+            authorization: inline
+                .authorization
+                .clone()
+                .unwrap_or_else(|| Secret::new("")),
+            log_format: inline.log_format,
+        })
+    }
+
+    /// What GET /v2/audit-log-webhook shows, as a [`WebhookState`].
+    pub fn webhook_state(&self, region: &str) -> WebhookState {
+        let webhook = self.webhook(region);
+        let attached = webhook.destination_id.and_then(|id| self.destination(id));
+        let (endpoint, log_format, skip, authorization_set) =
+            match (attached, &webhook.inline.endpoint) {
+                (Some(d), _) => (
+                    d.endpoint.clone(),
+                    d.log_format,
+                    d.skip_ssl_verification,
+                    !d.authorization.expose().is_empty(),
+                ),
+                (None, Some(endpoint)) => (
+                    endpoint.clone(),
+                    webhook.inline.log_format,
+                    webhook.inline.skip_ssl_verification,
+                    webhook.inline.authorization.is_some(),
+                ),
+                (None, None) => (
+                    "unconfigured".to_string(),
+                    LogFormat::default(),
+                    false,
+                    false,
+                ),
+            };
+        WebhookState {
+            enabled: webhook.enabled,
+            destination_id: webhook.destination_id.map(|id| id.to_string()),
+            endpoint,
+            log_format: log_format.as_str().to_string(),
+            skip_ssl_verification: skip,
+            authorization_set,
+            updated_at: webhook.updated_at.map(time::format_millis),
+        }
+    }
+
+    /// The v2 `AuditLogWebhook` body.
+    pub fn webhook_v2_json(&self, region: &str) -> Value {
+        let state = self.webhook_state(region);
+        json!({
+            "endpoint": state.endpoint,
+            "enabled": state.enabled,
+            "log_format": state.log_format,
+            "skip_ssl_verification": state.skip_ssl_verification,
+            "updated_at": state.updated_at.unwrap_or_else(|| ZERO_TIME.to_string()),
+        })
+    }
+
+    /// The v2/v3 `AuditLogWebhookStatus` body.
+    pub fn webhook_status_json(&self, region: &str) -> Value {
+        let webhook = self.webhook(region);
+        let failing = webhook.last_attempt.as_ref().is_some_and(|a| a.failing);
+        let mut body = json!({
+            "webhook_status": if webhook.enabled && !failing { "active" } else { "inactive" },
+            "webhook_enabled": webhook.enabled,
+        });
+        if let Some(last) = &webhook.last_attempt {
+            body["last_attempt_at"] = json!(time::format_millis(last.at));
+            if let Some(status) = last.status {
+                body["last_response_code"] = json!(status);
+            }
+            body["last_response_message"] = json!(last.message);
+        }
+        body
+    }
+
+    /// Keeps generated events (oldest dropped beyond [`MAX_EVENTS`]).
+    pub fn store_events(&mut self, events: &[Event]) {
+        self.events_generated += events.len() as u64;
+        self.events.extend(events.iter().cloned());
+        while self.events.len() > MAX_EVENTS {
+            self.events.pop_front();
+        }
+    }
+
+    /// Logs a new, unfinished delivery and returns its id.
+    pub fn begin_delivery(&mut self, epoch: u64, mut delivery: Delivery) -> u64 {
+        let id = self.next_delivery_id;
+        self.next_delivery_id += 1;
+        if epoch == self.epoch {
+            delivery.id = id;
+            self.deliveries.push_back(delivery);
+            while self.deliveries.len() > MAX_DELIVERIES {
+                self.deliveries.pop_front();
+            }
+        }
+        id
+    }
+
+    fn delivery_mut(&mut self, id: u64) -> Option<&mut Delivery> {
+        self.deliveries.iter_mut().rev().find(|d| d.id == id)
+    }
+
+    /// Adds an attempt to a logged delivery and makes it the region's last
+    /// attempt (for the status endpoints).
+    pub fn record_attempt(
+        &mut self,
+        epoch: u64,
+        region: &str,
+        id: u64,
+        attempt: &Attempt,
+        last: LastAttempt,
+    ) {
+        if epoch != self.epoch {
+            return;
+        }
+        if let Some(delivery) = self.delivery_mut(id) {
+            delivery.attempts.push(attempt.clone());
+        }
+        self.webhook_mut(region).last_attempt = Some(last);
+    }
+
+    /// Marks a logged delivery finished.
+    pub fn finish_delivery(&mut self, epoch: u64, id: u64, delivered: bool, outcome: &str) {
+        if epoch != self.epoch {
+            return;
+        }
+        if let Some(delivery) = self.delivery_mut(id) {
+            delivery.finished = true;
+            delivery.delivered = delivered;
+            delivery.outcome = Some(outcome.to_string());
+        }
+    }
+
+    pub fn log_request(&mut self, entry: RequestLogEntry) {
+        self.requests.push_back(entry);
+        while self.requests.len() > MAX_REQUESTS {
+            self.requests.pop_front();
+        }
+    }
+
+    /// The action of the first armed fault matching the request, counting
+    /// the request against it.
+    pub fn take_fault(&mut self, method: &str, path: &str) -> Option<FaultAction> {
+        let index = self
+            .faults
+            .iter()
+            .position(|f| f.fault.matches(method, path))?;
+        let pending = &mut self.faults[index];
+        pending.remaining -= 1;
+        let action = pending.fault.action.clone();
+        if pending.remaining == 0 {
+            self.faults.remove(index);
+        }
+        Some(action)
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            org_id: self.generator.org_id().to_string(),
+            webhooks: REGIONS
+                .iter()
+                .map(|r| (r.to_string(), self.webhook_state(r)))
+                .collect(),
+            destinations: self.destinations.iter().map(Destination::state).collect(),
+            deliveries: self.deliveries.iter().cloned().collect(),
+            requests: self.requests.iter().cloned().collect(),
+            events_generated: self.events_generated,
+            events_stored: self.events.len(),
+            replay_jobs: self
+                .replay_jobs
+                .iter()
+                .map(|(r, job)| (r.to_string(), job.state()))
+                .collect(),
+            tunnels: self
+                .tunnels
+                .iter()
+                .map(|(host, addr)| (host.clone(), addr.to_string()))
+                .collect(),
+            faults: self.faults.iter().map(PendingFault::state).collect(),
+            rates: self
+                .rates
+                .iter()
+                .map(|(r, rate)| (r.to_string(), *rate))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> State {
+        State::new(&SimConfig::for_tests())
+    }
+
+    fn add(state: &mut State, name: &str) -> Uuid {
+        state
+            .create_destination(
+                name.into(),
+                "https://example.com/audit-logs".into(),
+                Secret::new("Bearer s3cret"),
+                LogFormat::Json,
+                false,
+            )
+            .id
+    }
+
+    #[test]
+    fn starts_with_sentinel_webhooks() {
+        let state = state();
+        let snapshot = state.snapshot();
+        assert!(snapshot.is_pristine());
+        for region in REGIONS {
+            assert_eq!(
+                state.webhook_v2_json(region),
+                json!({"endpoint": "unconfigured", "enabled": false, "log_format": "cef",
+                       "skip_ssl_verification": false, "updated_at": ZERO_TIME})
+            );
+            assert!(state.delivery_target(region).is_none());
+        }
+    }
+
+    #[test]
+    fn a_referenced_destination_cannot_be_deleted() {
+        let mut state = state();
+        let id = add(&mut state, "a");
+        state.webhook_mut("eu").destination_id = Some(id);
+        assert_eq!(state.delete_destination(id), Err(DeleteRefusal::InUse));
+        state.webhook_mut("eu").destination_id = None;
+        assert_eq!(state.delete_destination(id), Ok(()));
+        assert_eq!(state.delete_destination(id), Err(DeleteRefusal::NotFound));
+    }
+
+    #[test]
+    fn target_needs_an_enabled_webhook_with_an_endpoint() {
+        let mut state = state();
+        let id = add(&mut state, "a");
+        state.webhook_mut("us").destination_id = Some(id);
+        assert!(state.delivery_target("us").is_none(), "disabled");
+        state.webhook_mut("us").enabled = true;
+        let target = state.delivery_target("us").unwrap();
+        assert_eq!(target.endpoint, "https://example.com/audit-logs");
+        assert_eq!(target.authorization.expose(), "Bearer s3cret");
+        assert_eq!(target.log_format, LogFormat::Json);
+        assert!(state.delivery_target("eu").is_none(), "other region");
+        assert_eq!(
+            state.webhook_state("us").endpoint,
+            "https://example.com/audit-logs"
+        );
+    }
+
+    #[test]
+    fn snapshot_never_contains_authorization_values() {
+        let mut state = state();
+        add(&mut state, "a");
+        let text = serde_json::to_string(&state.snapshot()).unwrap();
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("\"authorization_set\":true"), "{text}");
+        let debug = format!("{:?}", state.destinations[0]);
+        assert!(!debug.contains("s3cret"), "{debug}");
+    }
+
+    #[test]
+    fn faults_count_down_and_disappear() {
+        let mut state = state();
+        state.faults.push(PendingFault {
+            fault: crate::Fault::status(None, "/x", 2, 503),
+            remaining: 2,
+        });
+        assert!(state.take_fault("GET", "/y").is_none());
+        assert!(state.take_fault("GET", "/x").is_some());
+        assert_eq!(state.faults[0].remaining, 1);
+        assert!(state.take_fault("POST", "/x").is_some());
+        assert!(state.faults.is_empty());
+        assert!(state.take_fault("GET", "/x").is_none());
+    }
+
+    #[test]
+    fn reset_forgets_everything_but_keeps_ids_fresh() {
+        let mut state = state();
+        let before = add(&mut state, "a");
+        state.webhook_mut("us").destination_id = Some(before);
+        state
+            .tunnels
+            .insert("t.test".into(), "127.0.0.1:1".parse().unwrap());
+        let epoch = state.epoch;
+        state.reset();
+        assert!(state.epoch > epoch);
+        assert!(state.snapshot().is_pristine());
+        assert!(state.tunnels.is_empty());
+        let after = add(&mut state, "a");
+        assert_ne!(before, after);
+    }
+}
