@@ -1,0 +1,668 @@
+//! Test helpers: the OpenAPI contract checker, an API client that checks
+//! every answer against it, and a webhook receiver that records what it gets.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use konnect_sim::{Sim, SimConfig};
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+// ---------------------------------------------------------------------------
+// Contract: the OpenAPI files, loaded at test time.
+
+/// One response the spec describes: `(spec, path template, method, status)`.
+pub type Operation = (String, String, String, u16);
+
+/// The two OpenAPI documents, converted to JSON Schema 2020-12 where
+/// OpenAPI 3.0 differs (`nullable`), with compiled validators cached per
+/// schema location.
+pub struct Contract {
+    docs: HashMap<&'static str, Value>,
+    validators: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
+}
+
+impl Contract {
+    pub fn global() -> &'static Contract {
+        static CONTRACT: OnceLock<Contract> = OnceLock::new();
+        CONTRACT.get_or_init(Contract::load)
+    }
+
+    fn load() -> Contract {
+        let mut docs = HashMap::new();
+        for version in ["v2", "v3"] {
+            let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("specs/developer.konghq.com/audit-logs")
+                .join(version)
+                .join("openapi.yaml");
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+            let yaml: serde_yaml_ng::Value =
+                serde_yaml_ng::from_str(&text).expect("the spec is YAML");
+            let mut json: Value = serde_json::to_value(yaml).expect("the spec converts to JSON");
+            openapi_nullable_to_json_schema(&mut json);
+            docs.insert(version, json);
+        }
+        Contract {
+            docs,
+            validators: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn doc(&self, version: &str) -> &Value {
+        &self.docs[version]
+    }
+
+    /// Every `(spec, template, method, status)` the specs list.
+    pub fn operations(&self) -> BTreeSet<Operation> {
+        let mut all = BTreeSet::new();
+        for (version, doc) in &self.docs {
+            for (template, item) in doc["paths"].as_object().expect("paths") {
+                for (method, operation) in item.as_object().expect("path item") {
+                    let Some(responses) = operation.get("responses").and_then(Value::as_object)
+                    else {
+                        continue;
+                    };
+                    for status in responses.keys() {
+                        all.insert((
+                            version.to_string(),
+                            template.clone(),
+                            method.to_uppercase(),
+                            status.parse().expect("numeric status"),
+                        ));
+                    }
+                }
+            }
+        }
+        all
+    }
+
+    /// The spec's path template matching a concrete path (`/v3/...`).
+    fn template<'a>(&'a self, version: &str, rest: &str) -> Option<&'a str> {
+        let doc = &self.docs[version];
+        let segments: Vec<&str> = rest.split('/').collect();
+        doc["paths"]
+            .as_object()?
+            .keys()
+            .map(String::as_str)
+            .find(|template| {
+                let parts: Vec<&str> = template.split('/').collect();
+                parts.len() == segments.len()
+                    && parts.iter().zip(&segments).all(|(part, segment)| {
+                        (part.starts_with('{') && part.ends_with('}') && !segment.is_empty())
+                            || part == segment
+                    })
+            })
+    }
+
+    /// Checks one answer of `method path` against the spec: the status must
+    /// be listed for the operation, the content type must be the listed one
+    /// and the body must validate against its schema (or be empty when the
+    /// spec lists no content). Returns the operation covered.
+    pub fn check(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Operation, String> {
+        let path = path.split('?').next().unwrap_or(path);
+        let (version, rest) = match (path.strip_prefix("/v2"), path.strip_prefix("/v3")) {
+            (Some(rest), _) => ("v2", rest),
+            (_, Some(rest)) => ("v3", rest),
+            _ => return Err(format!("{path} is in neither spec")),
+        };
+        let template = self
+            .template(version, rest)
+            .ok_or_else(|| format!("the {version} spec has no path matching {rest}"))?;
+        let doc = &self.docs[version];
+        let operation = doc["paths"][template]
+            .get(method.to_lowercase())
+            .ok_or_else(|| format!("the {version} spec has no {method} {template}"))?;
+        let mut response = operation["responses"]
+            .get(status.to_string())
+            .ok_or_else(|| {
+                format!("the {version} spec lists no {status} for {method} {template}")
+            })?;
+        let mut pointer = format!(
+            "#/paths/{}/{}/responses/{status}",
+            escape_pointer(template),
+            method.to_lowercase()
+        );
+        if let Some(reference) = response.get("$ref").and_then(Value::as_str) {
+            pointer = reference.to_string();
+            response =
+                resolve(doc, reference).ok_or_else(|| format!("dangling $ref {reference}"))?;
+        }
+        let covered = (
+            version.to_string(),
+            template.to_string(),
+            method.to_uppercase(),
+            status,
+        );
+        let Some(content) = response.get("content").and_then(Value::as_object) else {
+            if !body.is_empty() {
+                return Err(format!(
+                    "{status} has no content in the spec, got {} bytes",
+                    body.len()
+                ));
+            }
+            return Ok(covered);
+        };
+        let media = content_type
+            .map(|ct| ct.split(';').next().unwrap_or("").trim().to_string())
+            .ok_or_else(|| {
+                format!(
+                    "{status} needs a Content-Type ({:?})",
+                    content.keys().collect::<Vec<_>>()
+                )
+            })?;
+        if !content.contains_key(&media) {
+            return Err(format!(
+                "{status} of {method} {template} has content type {media}, the spec lists {:?}",
+                content.keys().collect::<Vec<_>>()
+            ));
+        }
+        let schema_pointer = format!("{pointer}/content/{}/schema", escape_pointer(&media));
+        let instance: Value = serde_json::from_slice(body)
+            .map_err(|e| format!("body is not JSON ({e}): {}", String::from_utf8_lossy(body)))?;
+        let validator = self.validator(version, &schema_pointer);
+        let errors: Vec<String> = validator
+            .iter_errors(&instance)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        if !errors.is_empty() {
+            return Err(format!(
+                "{method} {path} {status}: body does not match {schema_pointer}:\n  {}\nbody: {instance}",
+                errors.join("\n  ")
+            ));
+        }
+        Ok(covered)
+    }
+
+    /// A validator for the schema at `pointer`, with every `$ref` resolved
+    /// against the whole document: the document itself is the root schema,
+    /// with a `$ref` to the wanted location added.
+    fn validator(&self, version: &str, pointer: &str) -> Arc<jsonschema::Validator> {
+        let key = format!("{version}{pointer}");
+        if let Some(validator) = self.validators.lock().unwrap().get(&key) {
+            return validator.clone();
+        }
+        let mut root = self.docs[version].clone();
+        root["$ref"] = Value::String(pointer.to_string());
+        let validator = jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .build(&root)
+            .unwrap_or_else(|e| panic!("compile the schema at {pointer}: {e}"));
+        let validator = Arc::new(validator);
+        self.validators
+            .lock()
+            .unwrap()
+            .insert(key, validator.clone());
+        validator
+    }
+}
+
+/// OpenAPI 3.0's `nullable: true` is `type: [T, "null"]` (and `null` in an
+/// `enum`) in JSON Schema.
+fn openapi_nullable_to_json_schema(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            if object.get("nullable") == Some(&Value::Bool(true)) {
+                if let Some(Value::String(kind)) = object.get("type").cloned() {
+                    object.insert("type".into(), serde_json::json!([kind, "null"]));
+                }
+                if let Some(Value::Array(choices)) = object.get_mut("enum")
+                    && !choices.contains(&Value::Null)
+                {
+                    choices.push(Value::Null);
+                }
+            }
+            object
+                .values_mut()
+                .for_each(openapi_nullable_to_json_schema);
+        }
+        Value::Array(items) => items.iter_mut().for_each(openapi_nullable_to_json_schema),
+        _ => {}
+    }
+}
+
+fn escape_pointer(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+fn resolve<'a>(doc: &'a Value, reference: &str) -> Option<&'a Value> {
+    doc.pointer(reference.strip_prefix('#')?)
+}
+
+// ---------------------------------------------------------------------------
+// Api: an HTTP client for the emulator that checks every answer.
+
+/// An answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts a problem+json body with the base error fields and returns it.
+    pub fn problem(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "{}", self.text());
+        assert_eq!(
+            self.content_type.as_deref(),
+            Some("application/problem+json")
+        );
+        let body = self.json();
+        assert_eq!(body["status"], status);
+        assert!(
+            body["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "{body}"
+        );
+        assert!(
+            body["detail"].as_str().is_some_and(|t| !t.is_empty()),
+            "{body}"
+        );
+        let instance = body["instance"].as_str().unwrap_or_default();
+        let trace = instance.strip_prefix("kong:trace:").unwrap_or_default();
+        assert!(
+            !trace.is_empty() && trace.bytes().all(|b| b.is_ascii_digit()),
+            "{body}"
+        );
+        body
+    }
+}
+
+/// How a request authenticates.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    /// `Authorization: Bearer <the Sim's first PAT>`.
+    Pat,
+    /// No Authorization header.
+    None,
+    /// This exact header value.
+    Header(String),
+}
+
+/// A client of one emulator. Every answer on a path of the specs is checked
+/// with [`Contract::check`]; a violation fails the test.
+pub struct Api {
+    pub base: String,
+    pub pat: String,
+    client: reqwest::Client,
+    covered: Mutex<BTreeSet<Operation>>,
+    host: Option<String>,
+}
+
+impl Api {
+    pub fn new(sim: &Sim) -> Api {
+        Api {
+            base: sim.base_url(),
+            pat: sim.pat(),
+            client: reqwest::Client::builder().no_proxy().build().unwrap(),
+            covered: Mutex::new(BTreeSet::new()),
+            host: None,
+        }
+    }
+
+    /// The same client sending `Host: <host>` (to pick a region).
+    pub fn with_host(&self, host: &str) -> Api {
+        Api {
+            base: self.base.clone(),
+            pat: self.pat.clone(),
+            client: self.client.clone(),
+            covered: Mutex::new(BTreeSet::new()),
+            host: Some(host.to_string()),
+        }
+    }
+
+    pub fn covered(&self) -> BTreeSet<Operation> {
+        self.covered.lock().unwrap().clone()
+    }
+
+    /// Sends a request without checking the answer against the specs.
+    pub async fn raw(&self, method: &str, path: &str, body: Option<&[u8]>, auth: Auth) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        match auth {
+            Auth::Pat => request = request.header("authorization", format!("Bearer {}", self.pat)),
+            Auth::Header(value) => request = request.header("authorization", value),
+            Auth::None => {}
+        }
+        if let Some(host) = &self.host {
+            request = request.header("host", host);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_vec());
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let content_type = headers
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = response.bytes().await.unwrap().to_vec();
+        Reply {
+            status,
+            content_type,
+            headers,
+            body,
+        }
+    }
+
+    /// Sends a request and checks the answer against the specs.
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>, auth: Auth) -> Reply {
+        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
+        self.call_bytes(method, path, bytes.as_deref(), auth).await
+    }
+
+    pub async fn call_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        auth: Auth,
+    ) -> Reply {
+        let reply = self.raw(method, path, body, auth).await;
+        match Contract::global().check(
+            method,
+            path,
+            reply.status,
+            reply.content_type.as_deref(),
+            &reply.body,
+        ) {
+            Ok(operation) => {
+                self.covered.lock().unwrap().insert(operation);
+            }
+            Err(violation) => panic!("contract violation: {violation}"),
+        }
+        reply
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.call("GET", path, None, Auth::Pat).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.call("POST", path, Some(body), Auth::Pat).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.call("PATCH", path, Some(body), Auth::Pat).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.call("PUT", path, Some(body), Auth::Pat).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.call("DELETE", path, None, Auth::Pat).await
+    }
+
+    /// Creates a destination and returns its id.
+    pub async fn create_destination(&self, name: &str, endpoint: &str, log_format: &str) -> String {
+        let reply = self
+            .post(
+                "/v3/audit-log-destinations",
+                serde_json::json!({"name": name, "endpoint": endpoint, "authorization": "Bearer hook-secret",
+                                   "log_format": log_format}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text());
+        reply.json()["id"].as_str().unwrap().to_string()
+    }
+
+    /// Creates a destination and enables the webhook of the Host's region
+    /// with it; returns the destination id.
+    pub async fn enable_webhook(&self, name: &str, endpoint: &str, log_format: &str) -> String {
+        let id = self.create_destination(name, endpoint, log_format).await;
+        let reply = self
+            .patch(
+                "/v3/audit-log-webhook",
+                serde_json::json!({"audit_log_destination_id": id, "enabled": true}),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        id
+    }
+}
+
+/// Starts an emulator with test timing on 127.0.0.1:0.
+pub async fn start_sim() -> Sim {
+    start_sim_with(SimConfig::for_tests()).await
+}
+
+pub async fn start_sim_with(config: SimConfig) -> Sim {
+    Sim::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// Receiver: a webhook endpoint that records every request.
+
+/// What the receiver answers to one request.
+#[derive(Clone, Debug)]
+pub enum Answer {
+    Status(u16),
+    /// Wait, then answer with the status.
+    Delayed(Duration, u16),
+    /// Close the connection without answering.
+    Drop,
+}
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub raw_body: Vec<u8>,
+    /// The body, gunzipped if it starts with the gzip magic bytes.
+    pub body: String,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The records: the body's lines.
+    pub fn records(&self) -> Vec<String> {
+        self.body.lines().map(str::to_string).collect()
+    }
+}
+
+pub struct Receiver {
+    pub addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    script: Arc<Mutex<VecDeque<Answer>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// Listens on 127.0.0.1:0 and answers 202 unless scripted otherwise.
+    pub async fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(VecDeque::new()));
+        let (log, answers) = (received.clone(), script.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (log, answers) = (log.clone(), answers.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: Request<Incoming>| {
+                        let (log, answers) = (log.clone(), answers.clone());
+                        async move { receive(request, log, answers).await }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Receiver {
+            addr,
+            received,
+            script,
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Answers for the next requests, in order (then 202 again).
+    pub fn script(&self, answers: impl IntoIterator<Item = Answer>) {
+        self.script.lock().unwrap().extend(answers);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Every record of every request, in arrival order.
+    pub fn records(&self) -> Vec<String> {
+        self.received().iter().flat_map(Received::records).collect()
+    }
+
+    /// Waits until `count` requests arrived.
+    pub async fn wait_for_requests(&self, count: usize, timeout: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let received = self.received();
+            if received.len() >= count {
+                return received;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {count} requests, got {} within {timeout:?}",
+                received.len()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[derive(Debug)]
+struct Dropped;
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("dropped")
+    }
+}
+impl std::error::Error for Dropped {}
+
+async fn receive(
+    request: Request<Incoming>,
+    log: Arc<Mutex<Vec<Received>>>,
+    answers: Arc<Mutex<VecDeque<Answer>>>,
+) -> Result<Response<Full<Bytes>>, Dropped> {
+    let method = request.method().to_string();
+    let target = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let headers = request
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let raw_body = request
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    let body = if raw_body.starts_with(&[0x1f, 0x8b]) {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&raw_body[..])
+            .read_to_string(&mut text)
+            .expect("a valid gzip body");
+        text
+    } else {
+        String::from_utf8_lossy(&raw_body).into_owned()
+    };
+    log.lock().unwrap().push(Received {
+        method,
+        target,
+        headers,
+        raw_body,
+        body,
+    });
+    let answer = answers
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or(Answer::Status(202));
+    let status = match answer {
+        Answer::Status(status) => status,
+        Answer::Delayed(wait, status) => {
+            tokio::time::sleep(wait).await;
+            status
+        }
+        Answer::Drop => return Err(Dropped),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(format!("answer {status}"))));
+    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+    Ok(response)
+}
+
+/// An address nothing listens on (bound, then released).
+pub async fn refused_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
