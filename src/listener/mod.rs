@@ -1,9 +1,13 @@
 //! The local HTTP listener that receives Konnect's audit-log batches.
 //!
 //! `ingest` turns a request body into records (gzip detection, bounded
+//! decoding, line splitting), `store` appends them durably to `events.jsonl`
 //! with group commit, and `server` speaks HTTP and enforces the contract
+//! (path, method, authorization, size limits) before anything is stored.
 //! Konnect itself, state files and signal handling belong to the caller.
 
 pub mod ingest;
+pub mod store;
 
 pub use ingest::Batch;
+pub use store::{EventStore, Repair, StoreError, StoreStats};
