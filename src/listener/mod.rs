@@ -7,7 +7,9 @@
 //! Konnect itself, state files and signal handling belong to the caller.
 
 pub mod ingest;
+pub mod server;
 pub mod store;
 
 pub use ingest::Batch;
+pub use server::{ListenerSettings, ServeError, ServeReport, serve};
 pub use store::{EventStore, Repair, StoreError, StoreStats};

@@ -144,7 +144,7 @@ impl EventStore {
         Ok((EventStore::start(file, path.to_owned(), committed), repair))
     }
 
-    fn start(file: File, path: PathBuf, committed: u64) -> EventStore {
+    pub(super) fn start(file: File, path: PathBuf, committed: u64) -> EventStore {
         let shared = Arc::new(Shared::new());
         let (tx, rx) = watch::channel(committed);
         let writer = Writer {
