@@ -4,3 +4,12 @@
 //! decoding, line splitting), `store` appends them durably to `events.jsonl`
 //! with group commit, and `server` speaks HTTP and enforces the contract
 //! (path, method, authorization, size limits) before anything is stored.
+//! Konnect itself, state files and signal handling belong to the caller.
+
+pub mod ingest;
+pub mod server;
+pub mod store;
+
+pub use ingest::Batch;
+pub use server::{ListenerSettings, ServeError, ServeReport, serve};
+pub use store::{EventStore, Repair, StoreError, StoreStats};

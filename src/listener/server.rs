@@ -1,0 +1,1183 @@
+//! The HTTP/1.1 side of the listener: accept loop, connection limit,
+//! timeouts, the request contract and graceful shutdown.
+//!
+//! Checks run in the original's order and answer with its texts (Go's
+//! `http.Error`: `text/plain; charset=utf-8`, `X-Content-Type-Options:
+//! nosniff`, the message and `\n`):
+//!
+//! | check | status | body |
+//! | --- | --- | --- |
+//! | path differs from the configured one | 404 | `404 page not found` |
+//! | method is not POST | 405 + `Allow: POST` | `method not allowed` |
+//! | trimmed `Authorization` differs (constant time) | 401 | `unauthorized` |
+//! | raw body over the limit (Content-Length or counted) | 413 | `request body too large` |
+//! | body read fails or exceeds `body_read_timeout` | 400 | `failed to read request body` |
+//! | decoded body over the limit | 413 | `decoded request body too large` |
+//! | gzip invalid, or gzip announced without magic bytes | 400 | `failed to decode request body` |
+//! | storing fails | 500 | `failed to persist audit-log event` |
+//! | records durable (or none) | 202 | empty |
+//!
+//! A rejection before the body was read adds `Connection: close`: the unread
+//! body would otherwise have to be drained to reuse the connection.
+//!
+//! Connection limit: when `max_connections` are open, the loop stops calling
+//! `accept` until one closes, so new clients wait in the kernel's backlog
+//! (and get the kernel's refusal when that is full) instead of being
+//! accepted and dropped. Idle keep-alive connections do not hold a slot
+//! forever: hyper's header read timeout also runs while waiting for the next
+//! request on a kept-alive connection.
+//!
+//! Decoding runs inline on the runtime: a body is at most `max_body_bytes`
+//! and inflating is bounded by the same limit, so one request costs at most a
+//! couple of milliseconds of CPU (measured: see the PR notes), less than a
+//! `spawn_blocking` round trip would add under load.
+
+use std::convert::Infallible;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::ingest::{self, Batch, DecodeError};
+use super::store::EventStore;
+
+/// How the listener serves; everything the caller decides.
+#[derive(Debug, Clone)]
+pub struct ListenerSettings {
+    /// The only path served, compared exactly (query string ignored).
+    pub path: String,
+    /// The exact `Authorization` value required (surrounding whitespace of
+    /// both it and the header is ignored). Never logged.
+    pub authorization: String,
+    /// Limit for the raw body and, separately, for the decoded body.
+    pub max_body_bytes: usize,
+    /// Time allowed for a request's headers, and for the next request to
+    /// start on a kept-alive connection.
+    pub header_read_timeout: Duration,
+    /// Time allowed to receive a whole body once the headers are in.
+    pub body_read_timeout: Duration,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// After shutdown is requested, how long in-flight requests may take
+    /// before their connections are dropped.
+    pub drain_timeout: Duration,
+}
+
+impl ListenerSettings {
+    /// Settings with the defaults: 10 s for headers (the original's
+    /// `ReadHeaderTimeout`), 30 s for a body, 1024 connections, 5 s drain.
+    pub fn new(
+        path: impl Into<String>,
+        authorization: impl Into<String>,
+        max_body_bytes: usize,
+    ) -> Self {
+        ListenerSettings {
+            path: path.into(),
+            authorization: authorization.into(),
+            max_body_bytes,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            drain_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What happened while serving, returned when `serve` ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ServeReport {
+    /// Connections accepted.
+    pub connections: u64,
+    /// Requests answered or in progress (every status).
+    pub requests: u64,
+    /// Requests answered 202 (with or without records).
+    pub accepted: u64,
+    /// Requests answered 4xx.
+    pub rejected: u64,
+    /// Requests answered 500 (store failure).
+    pub failed: u64,
+    /// Connections still busy when the drain timeout expired, dropped.
+    pub aborted_connections: u64,
+}
+
+/// Why `serve` stopped before shutdown was requested.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("failed to accept connections on {addr}: {source}")]
+    Accept {
+        addr: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Serves the listener contract on `listener` until `shutdown` is
+/// cancelled, then stops accepting, lets in-flight requests finish (idle
+/// connections close at once) for up to `drain_timeout`, drops the
+/// connections still open and returns the counts.
+///
+/// Transient accept errors (a connection reset before it was accepted, out
+/// of file descriptors or memory) are logged and retried, with a 100 ms pause
+/// for resource exhaustion; any other accept error ends serving with
+/// [`ServeError::Accept`], after the same drain.
+pub async fn serve(
+    listener: TcpListener,
+    settings: ListenerSettings,
+    store: EventStore,
+    shutdown: CancellationToken,
+) -> Result<ServeReport, ServeError> {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
+    let drain_timeout = settings.drain_timeout;
+    let limit = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .keep_alive(true);
+    let ctx = Arc::new(Context {
+        expected_auth: trim(settings.authorization.as_bytes()).to_vec(),
+        settings,
+        store,
+        counts: Counts::default(),
+    });
+    // Connections stop on this token, cancelled when serving ends for any
+    // reason, so a fatal accept error drains like a shutdown does.
+    let stop = shutdown.child_token();
+    let mut connections = JoinSet::new();
+    let mut outcome = Ok(());
+
+    loop {
+        while connections.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            permit = Arc::clone(&limit).acquire_owned() => {
+                permit.expect("the connection semaphore is never closed")
+            }
+        };
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) if is_resource_exhaustion(&e) => {
+                tracing::warn!(error = %e, "accept failed; retrying in 100ms");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                }
+            }
+            Err(e) if is_connection_error(&e) => {
+                tracing::debug!(error = %e, "connection failed before accept");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, %addr, "accept failed; stopping the listener");
+                outcome = Err(ServeError::Accept { addr, source: e });
+                break;
+            }
+        };
+        // Responses are tiny and written once: do not let Nagle hold them.
+        let _ = stream.set_nodelay(true);
+        ctx.counts.connections.fetch_add(1, Ordering::Relaxed);
+        let ctx = Arc::clone(&ctx);
+        let conn = builder.serve_connection(
+            TokioIo::new(stream),
+            service_fn(move |req| {
+                let ctx = Arc::clone(&ctx);
+                async move { Ok::<_, Infallible>(ctx.handle(req).await) }
+            }),
+        );
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let mut conn = std::pin::pin!(conn);
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+
+    drop(listener);
+    stop.cancel();
+    let open = connections.len();
+    let drained = tokio::time::timeout(drain_timeout, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    let mut aborted = 0;
+    if drained.is_err() {
+        aborted = connections.len() as u64;
+        tracing::warn!(
+            aborted,
+            "drain timeout expired; dropping connections still in flight"
+        );
+        connections.shutdown().await;
+    }
+    tracing::debug!(open, aborted, "listener stopped");
+    let c = &ctx.counts;
+    let report = ServeReport {
+        connections: c.connections.load(Ordering::Relaxed),
+        requests: c.requests.load(Ordering::Relaxed),
+        accepted: c.accepted.load(Ordering::Relaxed),
+        rejected: c.rejected.load(Ordering::Relaxed),
+        failed: c.failed.load(Ordering::Relaxed),
+        aborted_connections: aborted,
+    };
+    outcome.map(|()| report)
+}
+
+/// Out of descriptors, buffers or memory: another accept may work soon.
+fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Errors about the one connection being accepted, not about the listener
+/// (accept(2) passes on pending network errors of the new socket).
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+            | io::ErrorKind::TimedOut
+    ) || matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EPROTO
+                | libc::EPERM
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+        )
+    )
+}
+
+#[derive(Default)]
+struct Counts {
+    connections: AtomicU64,
+    requests: AtomicU64,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    failed: AtomicU64,
+}
+
+struct Context {
+    settings: ListenerSettings,
+    expected_auth: Vec<u8>,
+    store: EventStore,
+    counts: Counts,
+}
+
+/// Every way a request is refused, in the order the checks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rejection {
+    NotFound,
+    MethodNotAllowed,
+    Unauthorized,
+    BodyTooLarge,
+    BodyRead,
+    DecodedTooLarge,
+    Decode,
+    Persist,
+}
+
+impl Rejection {
+    fn status(self) -> StatusCode {
+        match self {
+            Rejection::NotFound => StatusCode::NOT_FOUND,
+            Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::Unauthorized => StatusCode::UNAUTHORIZED,
+            Rejection::BodyTooLarge | Rejection::DecodedTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::BodyRead | Rejection::Decode => StatusCode::BAD_REQUEST,
+            Rejection::Persist => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The original's `http.Error` text, newline included.
+    fn body(self) -> &'static str {
+        match self {
+            Rejection::NotFound => "404 page not found\n",
+            Rejection::MethodNotAllowed => "method not allowed\n",
+            Rejection::Unauthorized => "unauthorized\n",
+            Rejection::BodyTooLarge => "request body too large\n",
+            Rejection::BodyRead => "failed to read request body\n",
+            Rejection::DecodedTooLarge => "decoded request body too large\n",
+            Rejection::Decode => "failed to decode request body\n",
+            Rejection::Persist => "failed to persist audit-log event\n",
+        }
+    }
+
+    /// Whether the request body may still be (partly) unread.
+    fn before_body(self) -> bool {
+        matches!(
+            self,
+            Rejection::NotFound
+                | Rejection::MethodNotAllowed
+                | Rejection::Unauthorized
+                | Rejection::BodyTooLarge
+                | Rejection::BodyRead
+        )
+    }
+
+    fn response(self) -> Response<Full<Bytes>> {
+        let mut resp = Response::new(Full::new(Bytes::from_static(self.body().as_bytes())));
+        *resp.status_mut() = self.status();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        if self == Rejection::MethodNotAllowed {
+            h.insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        if self.before_body() {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+}
+
+impl Context {
+    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        self.counts.requests.fetch_add(1, Ordering::Relaxed);
+        match self.ingest(req).await {
+            Ok(records) => {
+                self.counts.accepted.fetch_add(1, Ordering::Relaxed);
+                tracing::trace!(records, "batch stored");
+                let mut resp = Response::new(Full::new(Bytes::new()));
+                *resp.status_mut() = StatusCode::ACCEPTED;
+                resp
+            }
+            Err(rejection) => {
+                let counter = if rejection == Rejection::Persist {
+                    &self.counts.failed
+                } else {
+                    &self.counts.rejected
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                rejection.response()
+            }
+        }
+    }
+
+    /// Runs the checks and stores the records; returns how many.
+    async fn ingest(&self, req: Request<Incoming>) -> Result<usize, Rejection> {
+        let settings = &self.settings;
+        if req.uri().path() != settings.path {
+            return Err(Rejection::NotFound);
+        }
+        if req.method() != Method::POST {
+            return Err(Rejection::MethodNotAllowed);
+        }
+        let auth = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map_or(&b""[..], |v| v.as_bytes());
+        if !constant_time_eq(trim(auth), &self.expected_auth) {
+            tracing::debug!("rejected request with a wrong or missing Authorization");
+            return Err(Rejection::Unauthorized);
+        }
+        let max = settings.max_body_bytes;
+        let declared = content_length(&req);
+        if declared.is_some_and(|n| n > max as u64) {
+            return Err(Rejection::BodyTooLarge);
+        }
+        let header_says_gzip = req
+            .headers()
+            .get_all(header::CONTENT_ENCODING)
+            .iter()
+            .any(|v| ingest::content_encoding_names_gzip(v.as_bytes()));
+
+        let raw = tokio::time::timeout(
+            settings.body_read_timeout,
+            read_body(req.into_body(), max, declared),
+        )
+        .await
+        .map_err(|_| {
+            tracing::debug!("request body not received within the body read timeout");
+            Rejection::BodyRead
+        })??;
+
+        let decoded = ingest::detect_encoding(header_says_gzip, &raw)
+            .and_then(|encoding| ingest::decode_body(encoding, raw, max))
+            .map_err(|e| match e {
+                DecodeError::TooLarge => Rejection::DecodedTooLarge,
+                DecodeError::Corrupt => Rejection::Decode,
+            })?;
+        let batch = Batch::from_decoded(decoded);
+        let records = batch.len();
+        self.store.append(batch).await.map_err(|e| {
+            tracing::error!(error = %e, records, "failed to persist a batch");
+            Rejection::Persist
+        })?;
+        Ok(records)
+    }
+}
+
+fn content_length(req: &Request<Incoming>) -> Option<u64> {
+    use hyper::body::Body;
+    req.body().size_hint().exact()
+}
+
+/// Collects the body, never holding more than `max` bytes.
+async fn read_body(
+    mut body: Incoming,
+    max: usize,
+    declared: Option<u64>,
+) -> Result<Vec<u8>, Rejection> {
+    // Exact for a Content-Length body; chunked bodies start small and grow.
+    let initial = declared.map_or(16 * 1024, |n| n as usize).min(max);
+    let mut buf = Vec::with_capacity(initial);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            tracing::debug!(error = %e, "failed to read request body");
+            Rejection::BodyRead
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if data.len() > max - buf.len() {
+                return Err(Rejection::BodyTooLarge);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf)
+}
+
+/// ASCII whitespace trim, as Go's `strings.TrimSpace` for these values.
+fn trim(v: &[u8]) -> &[u8] {
+    v.trim_ascii()
+}
+
+/// Compares in time that depends only on the expected value's length, so
+/// neither the content nor the length of the secret leaks through timing.
+fn constant_time_eq(got: &[u8], expected: &[u8]) -> bool {
+    let mut equal = (got.len() as u64).ct_eq(&(expected.len() as u64));
+    for (i, want) in expected.iter().enumerate() {
+        let byte = got.get(i).copied().unwrap_or(0);
+        equal &= byte.ct_eq(want);
+    }
+    equal.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+    use std::time::Instant;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tokio::task::JoinHandle;
+
+    const AUTH: &str = "Bearer s3cret-token-0123456789";
+    const MAX: usize = 64 * 1024;
+
+    struct Fixture {
+        addr: SocketAddr,
+        events: PathBuf,
+        shutdown: CancellationToken,
+        serving: JoinHandle<Result<ServeReport, ServeError>>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        async fn start() -> Fixture {
+            Fixture::start_with(|_| {}).await
+        }
+
+        async fn start_with(tune: impl FnOnce(&mut ListenerSettings)) -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let events = dir.path().join("profile/events.jsonl");
+            let (store, _) = EventStore::open(&events).unwrap();
+            Fixture::start_on(dir, events, store, tune).await
+        }
+
+        async fn start_on(
+            dir: tempfile::TempDir,
+            events: PathBuf,
+            store: EventStore,
+            tune: impl FnOnce(&mut ListenerSettings),
+        ) -> Fixture {
+            let mut settings = ListenerSettings::new("/audit-logs", AUTH, MAX);
+            settings.header_read_timeout = Duration::from_secs(5);
+            settings.body_read_timeout = Duration::from_secs(5);
+            settings.drain_timeout = Duration::from_secs(5);
+            tune(&mut settings);
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let shutdown = CancellationToken::new();
+            let serving = tokio::spawn(serve(listener, settings, store, shutdown.clone()));
+            Fixture {
+                addr,
+                events,
+                shutdown,
+                serving,
+                _dir: dir,
+            }
+        }
+
+        fn stored(&self) -> Vec<u8> {
+            std::fs::read(&self.events).unwrap()
+        }
+
+        async fn post(&self, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+            exchange(self.addr, &request("POST", "/audit-logs", headers, body)).await
+        }
+
+        async fn post_authed(&self, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+            let mut all = vec![("Authorization", AUTH)];
+            all.extend_from_slice(headers);
+            self.post(&all, body).await
+        }
+
+        async fn stop(&mut self) -> ServeReport {
+            self.shutdown.cancel();
+            tokio::time::timeout(Duration::from_secs(10), &mut self.serving)
+                .await
+                .expect("serve returns after shutdown")
+                .unwrap()
+                .unwrap()
+        }
+    }
+
+    #[derive(Debug)]
+    struct Reply {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+
+    impl Reply {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+
+        /// Asserts the Go `http.Error` shape.
+        fn assert_error(&self, status: u16, text: &str) {
+            assert_eq!(self.status, status, "{self:?}");
+            assert_eq!(self.body, format!("{text}\n").as_bytes(), "{self:?}");
+            assert_eq!(
+                self.header("content-type"),
+                Some("text/plain; charset=utf-8")
+            );
+            assert_eq!(self.header("x-content-type-options"), Some("nosniff"));
+        }
+    }
+
+    fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+        if !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
+        {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        for (name, value) in headers {
+            req.push_str(&format!("{name}: {value}\r\n"));
+        }
+        req.push_str("\r\n");
+        let mut req = req.into_bytes();
+        req.extend_from_slice(body);
+        req
+    }
+
+    /// Sends raw bytes, reads the reply until the server closes.
+    async fn exchange(addr: SocketAddr, raw: &[u8]) -> Reply {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        // The server may answer and close before reading everything (413).
+        let _ = stream.write_all(raw).await;
+        read_reply(&mut stream).await
+    }
+
+    async fn read_reply(stream: &mut TcpStream) -> Reply {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut chunk = [0u8; 4096];
+            loop {
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+                if let Some(reply) = parse_reply(&buf)
+                    && reply.body.len() >= content_length_of(&reply)
+                {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "no reply within 10s; got {buf:?}");
+        parse_reply(&buf).unwrap_or_else(|| panic!("not an HTTP reply: {buf:?}"))
+    }
+
+    fn content_length_of(reply: &Reply) -> usize {
+        reply
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(usize::MAX)
+    }
+
+    fn parse_reply(buf: &[u8]) -> Option<Reply> {
+        let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&buf[..end]).ok()?;
+        let mut lines = head.split("\r\n");
+        let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.to_string(), v.trim().to_string()))
+            .collect();
+        Some(Reply {
+            status,
+            headers,
+            body: buf[end + 4..].to_vec(),
+        })
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stores_a_batch_and_answers_202_after_it_is_in_the_file() {
+        let mut f = Fixture::start().await;
+        let reply = f
+            .post_authed(
+                &[("Content-Type", "text/plain")],
+                b"{\"id\":\"evt-1\"}\n{\"id\":\"evt-2\"}\n",
+            )
+            .await;
+        assert_eq!(reply.status, 202, "{reply:?}");
+        assert!(reply.body.is_empty());
+        // Read the moment the reply is in: the records must already be there.
+        assert_eq!(f.stored(), b"{\"id\":\"evt-1\"}\n{\"id\":\"evt-2\"}\n");
+        let report = f.stop().await;
+        assert_eq!(
+            (report.requests, report.accepted, report.rejected),
+            (1, 1, 0)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn other_paths_are_404_and_the_query_string_is_ignored() {
+        let f = Fixture::start().await;
+        for path in [
+            "/",
+            "/audit-logs/",
+            "/audit-log",
+            "/AUDIT-LOGS",
+            "/audit-logs/x",
+        ] {
+            let reply = exchange(
+                f.addr,
+                &request("POST", path, &[("Authorization", AUTH)], b"x"),
+            )
+            .await;
+            reply.assert_error(404, "404 page not found");
+        }
+        assert!(f.stored().is_empty());
+        let reply = exchange(
+            f.addr,
+            &request(
+                "POST",
+                "/audit-logs?source=konnect",
+                &[("Authorization", AUTH)],
+                b"q",
+            ),
+        )
+        .await;
+        assert_eq!(reply.status, 202);
+        assert_eq!(f.stored(), b"q\n");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn other_methods_are_405_with_allow_post() {
+        let f = Fixture::start().await;
+        for method in ["GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"] {
+            let reply = exchange(
+                f.addr,
+                &request(method, "/audit-logs", &[("Authorization", AUTH)], b"x"),
+            )
+            .await;
+            assert_eq!(reply.status, 405, "{method}");
+            assert_eq!(reply.header("allow"), Some("POST"));
+            if method != "HEAD" {
+                reply.assert_error(405, "method not allowed");
+            }
+        }
+        // The path is checked first.
+        let reply = exchange(f.addr, &request("GET", "/nope", &[], b"")).await;
+        assert_eq!(reply.status, 404);
+        assert!(f.stored().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn authorization_must_match_exactly_after_trimming() {
+        let f = Fixture::start().await;
+        let mut last_byte_differs = AUTH.to_string();
+        last_byte_differs.pop();
+        last_byte_differs.push('8');
+        let longer = format!("{AUTH}0");
+        let cases: Vec<Vec<(&str, &str)>> = vec![
+            vec![],
+            vec![("Authorization", "")],
+            vec![("Authorization", "Bearer wrong")],
+            vec![("Authorization", &last_byte_differs)],
+            vec![("Authorization", &AUTH[..AUTH.len() - 1])],
+            vec![("Authorization", &longer)],
+            vec![("Authorization", "bearer s3cret-token-0123456789")],
+            vec![("X-Authorization", AUTH)],
+        ];
+        for headers in &cases {
+            f.post(headers, b"{\"id\":\"evt-1\"}\n")
+                .await
+                .assert_error(401, "unauthorized");
+        }
+        assert!(f.stored().is_empty());
+        let padded = format!("  {AUTH}\t");
+        let reply = f
+            .post(&[("Authorization", &padded)], b"{\"id\":\"evt-3\"}\n")
+            .await;
+        assert_eq!(reply.status, 202);
+        assert_eq!(f.stored(), b"{\"id\":\"evt-3\"}\n");
+    }
+
+    #[test]
+    fn constant_time_eq_compares_length_and_every_byte() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abd", b"abc"));
+        assert!(!constant_time_eq(b"ab", b"abc"));
+        assert!(!constant_time_eq(b"abc\0", b"abc"));
+        assert!(!constant_time_eq(b"", b"abc"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn raw_body_over_the_limit_is_413() {
+        let f = Fixture::start().await;
+        let exact = vec![b'a'; MAX];
+        let over = vec![b'a'; MAX + 1];
+        // Declared by Content-Length: rejected before the body is read.
+        f.post_authed(&[], &over)
+            .await
+            .assert_error(413, "request body too large");
+        let huge = request(
+            "POST",
+            "/audit-logs",
+            &[("Authorization", AUTH), ("Content-Length", "10000000000")],
+            b"",
+        );
+        // (a second Content-Length would be a 400 from hyper; replace ours)
+        let huge = String::from_utf8(huge)
+            .unwrap()
+            .replacen("Content-Length: 0\r\n", "", 1);
+        exchange(f.addr, huge.as_bytes())
+            .await
+            .assert_error(413, "request body too large");
+        // Chunked: counted while reading.
+        let chunked = chunked_body(&over, 1000);
+        f.post_authed(&[("Transfer-Encoding", "chunked")], &chunked)
+            .await
+            .assert_error(413, "request body too large");
+        // A gzip body is limited raw too, before any decoding.
+        f.post_authed(&[("Content-Encoding", "gzip")], &over)
+            .await
+            .assert_error(413, "request body too large");
+        assert!(f.stored().is_empty());
+        // Exactly the limit is fine, both ways.
+        assert_eq!(f.post_authed(&[], &exact).await.status, 202);
+        let reply = f
+            .post_authed(
+                &[("Transfer-Encoding", "chunked")],
+                &chunked_body(&exact, 7000),
+            )
+            .await;
+        assert_eq!(reply.status, 202);
+        let mut expected = exact.clone();
+        expected.push(b'\n');
+        expected.extend_from_slice(&exact);
+        expected.push(b'\n');
+        assert_eq!(f.stored(), expected);
+    }
+
+    fn chunked_body(data: &[u8], chunk: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for part in data.chunks(chunk) {
+            out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+            out.extend_from_slice(part);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn gzip_bomb_is_413_quickly() {
+        let f = Fixture::start().await;
+        // 64 MiB of newlines-and-zeros: ~64 KiB gzip, under the raw limit.
+        let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+        let block = vec![b'0'; 1 << 20];
+        for _ in 0..64 {
+            enc.write_all(&block).unwrap();
+        }
+        let bomb = enc.finish().unwrap();
+        assert!(bomb.len() < MAX, "{}", bomb.len());
+        let started = Instant::now();
+        f.post_authed(&[("Content-Encoding", "application/gzip")], &bomb)
+            .await
+            .assert_error(413, "decoded request body too large");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        // Decoded exactly at the limit is fine.
+        let mut at_limit = vec![b'r'; MAX - 1];
+        at_limit.push(b'\n');
+        let reply = f
+            .post_authed(&[("Content-Encoding", "gzip")], &gzip(&at_limit))
+            .await;
+        assert_eq!(reply.status, 202);
+        assert_eq!(f.stored(), at_limit);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn corrupt_or_truncated_gzip_is_400() {
+        let f = Fixture::start().await;
+        let good = gzip(b"{\"id\":\"evt-1\"}\n{\"id\":\"evt-2\"}\n");
+        let truncated = &good[..good.len() - 5];
+        let mut flipped = good.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0x55;
+        let mut garbage = vec![0x1f, 0x8b];
+        garbage.extend_from_slice(b"not deflate at all");
+        for body in [truncated, &flipped, &garbage, &good[..2]] {
+            f.post_authed(&[("Content-Encoding", "gzip")], body)
+                .await
+                .assert_error(400, "failed to decode request body");
+            // The magic bytes alone make it gzip.
+            f.post_authed(&[], body)
+                .await
+                .assert_error(400, "failed to decode request body");
+        }
+        assert!(f.stored().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn content_encoding_lies_are_seen_through() {
+        let f = Fixture::start().await;
+        // Says gzip, is plain: refused, nothing stored.
+        for enc in ["gzip", "x-gzip", "application/gzip", "identity, GZIP"] {
+            f.post_authed(&[("Content-Encoding", enc)], b"{\"plain\":true}\n")
+                .await
+                .assert_error(400, "failed to decode request body");
+        }
+        f.post_authed(&[("Content-Encoding", "gzip")], b"")
+            .await
+            .assert_error(400, "failed to decode request body");
+        assert!(f.stored().is_empty());
+        // Says nothing (or something else), is gzip: decoded by its magic bytes.
+        let gz = gzip(b"{\"n\":1}\n");
+        for headers in [
+            vec![],
+            vec![("Content-Encoding", "identity")],
+            vec![("Content-Encoding", "deflate")],
+            vec![("Content-Type", "text/plain")],
+        ] {
+            assert_eq!(f.post_authed(&headers, &gz).await.status, 202);
+        }
+        // Konnect's own header, with two concatenated members.
+        let mut two = gzip(b"{\"n\":2}\n");
+        two.extend(gzip(b"{\"n\":3}"));
+        let reply = f
+            .post_authed(&[("Content-Encoding", "application/gzip")], &two)
+            .await;
+        assert_eq!(reply.status, 202);
+        assert_eq!(
+            f.stored(),
+            b"{\"n\":1}\n"
+                .repeat(4)
+                .into_iter()
+                .chain(*b"{\"n\":2}\n{\"n\":3}\n")
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lines_are_trimmed_blank_ones_dropped_and_bytes_kept() {
+        let f = Fixture::start().await;
+        let body = b"\r\n  {\"a\":1}\r\n\r\n \t \nCEF:0|Kong|\xff\xfe\x00nul|\r\n\xe2\x82\xac\n";
+        assert_eq!(f.post_authed(&[], body).await.status, 202);
+        assert_eq!(
+            f.stored(),
+            b"{\"a\":1}\nCEF:0|Kong|\xff\xfe\x00nul|\n\xe2\x82\xac\n"
+        );
+        // Blank bodies: 202 and nothing written, plain or gzip.
+        for body in [b"".to_vec(), b"\r\n \n\n".to_vec(), gzip(b"\n\n")] {
+            assert_eq!(f.post_authed(&[], &body).await.status, 202);
+        }
+        assert_eq!(
+            f.stored(),
+            b"{\"a\":1}\nCEF:0|Kong|\xff\xfe\x00nul|\n\xe2\x82\xac\n"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn store_failure_is_500_and_nothing_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = dir.path().join("events.jsonl");
+        std::fs::write(&events, b"").unwrap();
+        // A read-only descriptor: every write fails.
+        let file = std::fs::File::open(&events).unwrap();
+        let store = EventStore::start(file, events.clone(), 0);
+        let mut f = Fixture::start_on(dir, events, store, |_| {}).await;
+        f.post_authed(&[], b"{\"id\":1}\n")
+            .await
+            .assert_error(500, "failed to persist audit-log event");
+        assert!(f.stored().is_empty());
+        let report = f.stop().await;
+        assert_eq!((report.accepted, report.failed), (0, 1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_never_interleave_and_each_record_is_stored_once() {
+        let mut f = Fixture::start().await;
+        let mut tasks = Vec::new();
+        for t in 0..64 {
+            let addr = f.addr;
+            tasks.push(tokio::spawn(async move {
+                // One keep-alive connection per sender, like Konnect's.
+                let stream = TcpStream::connect(addr).await.unwrap();
+                let (mut sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .unwrap();
+                tokio::spawn(conn);
+                for r in 0..20 {
+                    let body: String = (0..10)
+                        .map(|i| format!("{{\"t\":{t},\"r\":{r},\"i\":{i}}}\n"))
+                        .collect();
+                    let body = if r % 2 == 0 {
+                        Bytes::from(gzip(body.as_bytes()))
+                    } else {
+                        Bytes::from(body)
+                    };
+                    let req = Request::post("/audit-logs")
+                        .header("Host", "test")
+                        .header("Authorization", AUTH)
+                        .body(Full::new(body))
+                        .unwrap();
+                    let resp = sender.send_request(req).await.unwrap();
+                    assert_eq!(resp.status(), 202);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let stored = String::from_utf8(f.stored()).unwrap();
+        let lines: Vec<&str> = stored.lines().collect();
+        assert_eq!(lines.len(), 64 * 20 * 10);
+        // Each request's ten records are contiguous and in order.
+        for group in lines.chunks(10) {
+            let prefix = &group[0][..group[0].rfind(",\"i\"").unwrap()];
+            for (i, line) in group.iter().enumerate() {
+                assert_eq!(*line, format!("{prefix},\"i\":{i}}}"));
+            }
+        }
+        let mut unique = lines.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), lines.len());
+        let report = f.stop().await;
+        assert_eq!((report.connections, report.accepted), (64, 64 * 20));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn slow_headers_get_the_connection_closed() {
+        let f = Fixture::start_with(|s| s.header_read_timeout = Duration::from_millis(300)).await;
+        let mut stream = TcpStream::connect(f.addr).await.unwrap();
+        stream
+            .write_all(b"POST /audit-logs HTTP/1.1\r\nHost: te")
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let mut buf = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut buf)).await;
+        assert!(closed.is_ok(), "connection still open after 3s");
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        // An idle kept-alive connection is closed the same way.
+        let mut idle = TcpStream::connect(f.addr).await.unwrap();
+        let closed = tokio::time::timeout(Duration::from_secs(3), idle.read_to_end(&mut buf)).await;
+        assert!(closed.is_ok(), "idle connection still open after 3s");
+        assert!(f.stored().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn slow_body_is_400_after_the_body_timeout() {
+        let f = Fixture::start_with(|s| s.body_read_timeout = Duration::from_millis(300)).await;
+        let mut stream = TcpStream::connect(f.addr).await.unwrap();
+        let req = request(
+            "POST",
+            "/audit-logs",
+            &[("Authorization", AUTH)],
+            &[b'x'; 100],
+        );
+        stream.write_all(&req[..req.len() - 90]).await.unwrap();
+        let started = Instant::now();
+        read_reply(&mut stream)
+            .await
+            .assert_error(400, "failed to read request body");
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        assert!(f.stored().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_over_the_limit_wait_to_be_accepted() {
+        let f = Fixture::start_with(|s| s.max_connections = 1).await;
+        let mut first = TcpStream::connect(f.addr).await.unwrap();
+        let keep_alive = String::from_utf8(request(
+            "POST",
+            "/audit-logs",
+            &[("Authorization", AUTH)],
+            b"one",
+        ))
+        .unwrap()
+        .replace("Connection: close\r\n", "");
+        first.write_all(keep_alive.as_bytes()).await.unwrap();
+        let reply = read_reply(&mut first).await;
+        assert_eq!(reply.status, 202);
+        // The kernel completes the handshake, but nobody serves it yet.
+        let second = tokio::spawn({
+            let addr = f.addr;
+            async move {
+                exchange(
+                    addr,
+                    &request("POST", "/audit-logs", &[("Authorization", AUTH)], b"two"),
+                )
+                .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!second.is_finished());
+        assert_eq!(f.stored(), b"one\n");
+        drop(first);
+        let reply = tokio::time::timeout(Duration::from_secs(5), second)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(reply.status, 202);
+        assert_eq!(f.stored(), b"one\ntwo\n");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_drains_an_in_flight_request_and_refuses_new_ones() {
+        let f = Fixture::start().await;
+        let mut stream = TcpStream::connect(f.addr).await.unwrap();
+        let req = request(
+            "POST",
+            "/audit-logs",
+            &[("Authorization", AUTH)],
+            b"{\"late\":true}\n",
+        );
+        let (head, tail) = req.split_at(req.len() - 5);
+        stream.write_all(head).await.unwrap();
+        // Let the server see the headers before shutdown starts.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let idle = TcpStream::connect(f.addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        f.shutdown.cancel();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            TcpStream::connect(f.addr).await.is_err(),
+            "still accepting after shutdown"
+        );
+        stream.write_all(tail).await.unwrap();
+        let reply = read_reply(&mut stream).await;
+        assert_eq!(reply.status, 202);
+        let report = tokio::time::timeout(Duration::from_secs(5), f.serving)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(std::fs::read(&f.events).unwrap(), b"{\"late\":true}\n");
+        assert_eq!(
+            (
+                report.connections,
+                report.accepted,
+                report.aborted_connections
+            ),
+            (2, 1, 0)
+        );
+        drop(idle);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn drain_timeout_drops_requests_that_do_not_finish() {
+        let mut f = Fixture::start_with(|s| s.drain_timeout = Duration::from_millis(300)).await;
+        let mut stream = TcpStream::connect(f.addr).await.unwrap();
+        let req = request(
+            "POST",
+            "/audit-logs",
+            &[("Authorization", AUTH)],
+            b"{\"never\":1}\n",
+        );
+        stream.write_all(&req[..req.len() - 3]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let started = Instant::now();
+        let report = f.stop().await;
+        assert!(f.stored().is_empty());
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(report.aborted_connections, 1);
+        let mut buf = Vec::new();
+        let n = stream.read_to_end(&mut buf).await.unwrap_or(0);
+        assert_eq!(n, 0, "no reply for a dropped request");
+    }
+}

@@ -1,0 +1,626 @@
+//! Durable, append-only storage of records in `events.jsonl`, with group
+//! commit.
+//!
+//! One dedicated writer thread owns the file. A request hands its [`Batch`]
+//! (already laid out as `record\n…`) to the queue and awaits a oneshot. The
+//! writer takes everything queued at once, writes it with one `writev` per
+//! 1024 batches (each batch is one contiguous iovec, so a request's records
+//! are never interleaved with or split by another's), `fdatasync`s once and
+//! then answers every waiter. While it syncs, new requests queue up for the
+//! next round, so under concurrency one sync serves many requests.
+//!
+//! The file only ever holds whole acknowledged lines up to the committed
+//! offset: a failed write or sync is rolled back by truncating to that
+//! offset before the waiters hear about the failure, and a crash mid-write
+//! (a final line without `\n`) is repaired on the next [`EventStore::open`].
+//! Reading and following the file (`tail`) is the caller's, guided by
+//! [`EventStore::committed`].
+
+use std::fs::File;
+use std::io::{self, IoSlice, Write};
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+use tokio::sync::{oneshot, watch};
+
+use super::ingest::Batch;
+use crate::fsutil::{create_private_dir_all, open_private_append};
+
+/// Why records were not stored.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// Writing or syncing failed; the file was rolled back to its last
+    /// committed offset, so none of the request's records are in it.
+    #[error("failed to append to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: Arc<io::Error>,
+    },
+    /// The store was closed before the records could be written.
+    #[error("event store is closed")]
+    Closed,
+}
+
+/// What [`EventStore::open`] did to a file whose last line was torn by a
+/// crash during a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    pub path: PathBuf,
+    /// Bytes removed from the end: the partial line after the last `\n`.
+    /// They were never acknowledged, so Konnect redelivers them.
+    pub removed_bytes: u64,
+    /// Size of the file after the repair.
+    pub kept_bytes: u64,
+}
+
+/// Counters since the store was opened, for the caller's state file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    /// Records durably appended.
+    pub records: u64,
+    /// Requests (batches with at least one record) durably appended.
+    pub requests: u64,
+    /// Syncs performed; `requests / commits` is the group-commit factor.
+    pub commits: u64,
+    /// When the last batch became durable.
+    pub last_event: Option<SystemTime>,
+    /// Size of the file up to the last durable record.
+    pub committed_bytes: u64,
+}
+
+/// Handle to the store; clones share one writer thread. The writer stops
+/// after [`close`](EventStore::close) or when the last clone is dropped,
+/// writing whatever was queued first.
+#[derive(Clone)]
+pub struct EventStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    committed: watch::Receiver<u64>,
+    path: PathBuf,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    records: AtomicU64,
+    requests: AtomicU64,
+    commits: AtomicU64,
+    last_event: Mutex<Option<SystemTime>>,
+}
+
+impl Shared {
+    fn new() -> Shared {
+        Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            records: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            last_event: Mutex::new(None),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: Vec<Pending>,
+    closed: bool,
+}
+
+struct Pending {
+    batch: Batch,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+impl EventStore {
+    /// Opens (creating if needed) the events file at `path`, repairs a torn
+    /// final line and starts the writer thread.
+    ///
+    /// The parent directory is created 0700 and the file 0600 (an existing
+    /// file more open than that is tightened). The directory is synced so a
+    /// newly created file survives a crash along with its first records.
+    pub fn open(path: &Path) -> io::Result<(EventStore, Option<Repair>)> {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        create_private_dir_all(dir)?;
+        let file = open_private_append(path)?;
+        let meta = file.metadata()?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        File::open(dir)?.sync_all()?;
+        let repair = repair_torn_tail(&file, path)?;
+        let committed = file.metadata()?.len();
+        Ok((EventStore::start(file, path.to_owned(), committed), repair))
+    }
+
+    pub(super) fn start(file: File, path: PathBuf, committed: u64) -> EventStore {
+        let shared = Arc::new(Shared::new());
+        let (tx, rx) = watch::channel(committed);
+        let writer = Writer {
+            shared: Arc::clone(&shared),
+            file,
+            path: path.clone(),
+            committed,
+            dirty: false,
+            tx,
+        };
+        let handle = std::thread::Builder::new()
+            .name("kongctl-store".into())
+            .spawn(move || writer.run())
+            .expect("spawning the store writer thread must succeed at startup");
+        EventStore {
+            inner: Arc::new(Inner {
+                shared,
+                committed: rx,
+                path,
+                writer: Mutex::new(Some(handle)),
+            }),
+        }
+    }
+
+    /// Appends the batch's records and returns once they are on disk
+    /// (written and `fdatasync`ed). An empty batch returns at once.
+    ///
+    /// If the caller stops awaiting, the batch is still written (or was
+    /// already): a request that is not answered may be stored, never the
+    /// other way round.
+    pub async fn append(&self, batch: Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let (done, rx) = oneshot::channel();
+        {
+            let mut queue = lock(&self.inner.shared.queue);
+            if queue.closed {
+                return Err(StoreError::Closed);
+            }
+            queue.pending.push(Pending { batch, done });
+            // The writer only sleeps on an empty queue.
+            if queue.pending.len() == 1 {
+                self.inner.shared.wake.notify_one();
+            }
+        }
+        rx.await.unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// The file size up to the last durable record, updated after each
+    /// commit. Everything before it is whole lines that were acknowledged.
+    /// The sender closes when the writer stops.
+    pub fn committed(&self) -> watch::Receiver<u64> {
+        self.inner.committed.clone()
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        let shared = &self.inner.shared;
+        StoreStats {
+            records: shared.records.load(Ordering::Relaxed),
+            requests: shared.requests.load(Ordering::Relaxed),
+            commits: shared.commits.load(Ordering::Relaxed),
+            last_event: *lock(&shared.last_event),
+            committed_bytes: *self.inner.committed.borrow(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Stops accepting batches, writes what is queued, and waits for the
+    /// writer thread to finish. Appends after this fail with
+    /// [`StoreError::Closed`]. Blocks for at most one commit.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+}
+
+impl Inner {
+    fn close(&self) {
+        lock(&self.shared.queue).closed = true;
+        self.shared.wake.notify_one();
+        if let Some(handle) = lock(&self.writer).take() {
+            // A panicking writer already failed its waiters by dropping them.
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Locks, ignoring poison: the data behind these locks stays consistent
+/// even if a holder panicked (a queue of pending batches, a timestamp).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    file: File,
+    path: PathBuf,
+    /// End of the last durable record.
+    committed: u64,
+    /// The file may hold bytes past `committed` (a failed write whose
+    /// rollback failed too); they are truncated before the next write.
+    dirty: bool,
+    tx: watch::Sender<u64>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut taken: Vec<Pending> = Vec::new();
+        loop {
+            {
+                let mut queue = lock(&self.shared.queue);
+                while queue.pending.is_empty() && !queue.closed {
+                    queue = self
+                        .shared
+                        .wake
+                        .wait(queue)
+                        .unwrap_or_else(|e| e.into_inner());
+                }
+                if queue.pending.is_empty() {
+                    return;
+                }
+                std::mem::swap(&mut queue.pending, &mut taken);
+            }
+            let result = self.commit(&taken);
+            self.finish(&mut taken, result);
+        }
+    }
+
+    /// Writes and syncs every batch, or leaves the file at `committed`.
+    fn commit(&mut self, pending: &[Pending]) -> io::Result<u64> {
+        if self.dirty {
+            self.rollback()?;
+        }
+        let slices: Vec<IoSlice<'_>> = pending
+            .iter()
+            .map(|p| IoSlice::new(p.batch.as_bytes()))
+            .collect();
+        let total: u64 = pending
+            .iter()
+            .map(|p| p.batch.as_bytes().len() as u64)
+            .sum();
+        self.dirty = true;
+        let written =
+            write_all_vectored(&mut self.file, slices).and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            tracing::error!(path = %self.path.display(), error = %e, "append failed; rolling back");
+            if let Err(rollback) = self.rollback() {
+                tracing::error!(path = %self.path.display(), error = %rollback, "rollback failed; will retry before the next write");
+            }
+            return Err(e);
+        }
+        self.dirty = false;
+        Ok(self.committed + total)
+    }
+
+    /// Truncates the file back to the committed offset, durably.
+    fn rollback(&mut self) -> io::Result<()> {
+        self.file.set_len(self.committed)?;
+        self.file.sync_data()?;
+        self.dirty = false;
+        Ok(())
+    }
+
+    fn finish(&mut self, taken: &mut Vec<Pending>, result: io::Result<u64>) {
+        match result {
+            Ok(end) => {
+                self.committed = end;
+                let records: usize = taken.iter().map(|p| p.batch.len()).sum();
+                let shared = &self.shared;
+                shared.records.fetch_add(records as u64, Ordering::Relaxed);
+                shared
+                    .requests
+                    .fetch_add(taken.len() as u64, Ordering::Relaxed);
+                shared.commits.fetch_add(1, Ordering::Relaxed);
+                *lock(&shared.last_event) = Some(SystemTime::now());
+                self.tx.send_replace(end);
+                for p in taken.drain(..) {
+                    let _ = p.done.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                let err = StoreError::Write {
+                    path: self.path.clone(),
+                    source: Arc::new(e),
+                };
+                for p in taken.drain(..) {
+                    let _ = p.done.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// `write_all` for iovecs: `writev` until everything is written. std clamps
+/// each call to the platform's IOV_MAX.
+fn write_all_vectored(file: &mut File, mut slices: Vec<IoSlice<'_>>) -> io::Result<()> {
+    let mut rest = &mut slices[..];
+    IoSlice::advance_slices(&mut rest, 0);
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// If the file does not end with `\n`, cuts it back to just after the last
+/// `\n` (or to empty) and syncs. Such a tail can only come from a write cut
+/// short by a crash, and a commit is only acknowledged after its last `\n`
+/// is durable, so the bytes removed were never acknowledged.
+fn repair_torn_tail(file: &File, path: &Path) -> io::Result<Option<Repair>> {
+    const CHUNK: u64 = 64 * 1024;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    let mut end = len;
+    let mut buf = vec![0u8; CHUNK.min(len) as usize];
+    let keep = loop {
+        if end == 0 {
+            break 0;
+        }
+        let start = end.saturating_sub(CHUNK);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if end == len && chunk.last() == Some(&b'\n') {
+            return Ok(None);
+        }
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            break start + i as u64 + 1;
+        }
+        end = start;
+    };
+    file.set_len(keep)?;
+    file.sync_all()?;
+    Ok(Some(Repair {
+        path: path.to_owned(),
+        removed_bytes: len - keep,
+        kept_bytes: keep,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    fn batch(text: &str) -> Batch {
+        Batch::from_decoded(text.as_bytes().to_vec())
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn creates_private_dir_and_file_and_appends_whole_lines() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a/b/events.jsonl");
+        let (store, repair) = EventStore::open(&path).unwrap();
+        assert_eq!(repair, None);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&tmp.path().join("a")), 0o700);
+        assert_eq!(mode(&tmp.path().join("a/b")), 0o700);
+        assert_eq!(mode(&path), 0o600);
+
+        let rt = runtime();
+        let committed = store.committed();
+        rt.block_on(store.append(batch("one\r\n\ntwo"))).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"one\ntwo\n");
+        assert_eq!(*committed.borrow(), 8);
+        rt.block_on(store.append(batch(" \n"))).unwrap();
+        rt.block_on(store.append(batch("three\n"))).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"one\ntwo\nthree\n");
+        let stats = store.stats();
+        assert_eq!(
+            (stats.records, stats.requests, stats.committed_bytes),
+            (3, 2, 14)
+        );
+        assert!(stats.last_event.is_some());
+        store.close();
+        assert_eq!(
+            rt.block_on(store.append(batch("late")))
+                .unwrap_err()
+                .to_string(),
+            "event store is closed"
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"one\ntwo\nthree\n");
+    }
+
+    #[test]
+    fn reopening_appends_after_existing_records_and_tightens_mode() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("events.jsonl");
+        fs::write(&path, b"old\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let (store, repair) = EventStore::open(&path).unwrap();
+        assert_eq!(repair, None);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(*store.committed().borrow(), 4);
+        runtime().block_on(store.append(batch("new"))).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"old\nnew\n");
+    }
+
+    #[test]
+    fn torn_tail_is_cut_back_to_the_last_newline() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("events.jsonl");
+        fs::write(&path, b"{\"a\":1}\n{\"b\":2}\n{\"c\":").unwrap();
+        let (store, repair) = EventStore::open(&path).unwrap();
+        assert_eq!(
+            repair,
+            Some(Repair {
+                path: path.clone(),
+                removed_bytes: 5,
+                kept_bytes: 16
+            })
+        );
+        assert_eq!(*store.committed().borrow(), 16);
+        runtime()
+            .block_on(store.append(batch("{\"d\":4}")))
+            .unwrap();
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            b"{\"a\":1}\n{\"b\":2}\n{\"d\":4}\n"
+        );
+    }
+
+    #[test]
+    fn torn_tail_longer_than_a_chunk_and_without_any_newline() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("events.jsonl");
+        let mut content = b"first\n".to_vec();
+        content.extend(std::iter::repeat_n(b'x', 200_000));
+        fs::write(&path, &content).unwrap();
+        let (_, repair) = EventStore::open(&path).unwrap();
+        assert_eq!(repair.unwrap().removed_bytes, 200_000);
+        assert_eq!(fs::read(&path).unwrap(), b"first\n");
+
+        let lone = tmp.path().join("lone.jsonl");
+        fs::write(&lone, b"no newline at all").unwrap();
+        let (_, repair) = EventStore::open(&lone).unwrap();
+        assert_eq!(repair.unwrap().kept_bytes, 0);
+        assert_eq!(fs::read(&lone).unwrap(), b"");
+    }
+
+    #[test]
+    fn concurrent_batches_are_contiguous_and_each_stored_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("events.jsonl");
+        let (store, _) = EventStore::open(&path).unwrap();
+        let rt = runtime();
+        rt.block_on(async {
+            let mut tasks = Vec::new();
+            for t in 0..32 {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    for r in 0..20 {
+                        let body: String = (0..5).map(|i| format!("t{t} r{r} i{i}\n")).collect();
+                        store.append(batch(&body)).await.unwrap();
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        let content = fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = content.lines().collect();
+        assert_eq!(lines.len(), 32 * 20 * 5);
+        for group in lines.chunks(5) {
+            let prefix = group[0].rsplit_once(' ').unwrap().0;
+            for (i, line) in group.iter().enumerate() {
+                assert_eq!(*line, format!("{prefix} i{i}"));
+            }
+        }
+        let mut sorted = lines.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), lines.len());
+        let stats = store.stats();
+        assert_eq!(stats.requests, 640);
+        assert!(stats.commits <= stats.requests);
+    }
+
+    #[test]
+    fn a_failed_write_fails_the_waiters_and_stores_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("events.jsonl");
+        fs::write(&path, b"kept\n").unwrap();
+        // A read-only descriptor: every write fails with EBADF.
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .mode(0o600)
+            .open(&path)
+            .unwrap();
+        let store = EventStore::start(file, path.clone(), 5);
+        let err = runtime().block_on(store.append(batch("lost"))).unwrap_err();
+        assert!(matches!(err, StoreError::Write { .. }), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"kept\n");
+        assert_eq!(store.stats().records, 0);
+        assert_eq!(*store.committed().borrow(), 5);
+    }
+
+    #[test]
+    fn leftovers_past_the_committed_offset_are_cut_before_the_next_write() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("events.jsonl");
+        fs::write(&path, b"kept\n").unwrap();
+        let file = open_private_append(&path).unwrap();
+        // What a write cut short by ENOSPC leaves when its rollback failed too.
+        (&file).write_all(b"half a rec").unwrap();
+        let (tx, _rx) = watch::channel(5);
+        let mut writer = Writer {
+            shared: Arc::new(Shared::new()),
+            file,
+            path: path.clone(),
+            committed: 5,
+            dirty: true,
+            tx,
+        };
+        let (done, _) = oneshot::channel();
+        let end = writer
+            .commit(&[Pending {
+                batch: batch("next"),
+                done,
+            }])
+            .unwrap();
+        assert_eq!(end, 10);
+        assert!(!writer.dirty);
+        assert_eq!(fs::read(&path).unwrap(), b"kept\nnext\n");
+    }
+
+    #[test]
+    fn more_batches_than_iov_max_in_one_commit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("events.jsonl");
+        let file = open_private_append(&path).unwrap();
+        let (tx, _rx) = watch::channel(0);
+        let mut writer = Writer {
+            shared: Arc::new(Shared::new()),
+            file,
+            path: path.clone(),
+            committed: 0,
+            dirty: false,
+            tx,
+        };
+        let pending: Vec<Pending> = (0..3000)
+            .map(|i| Pending {
+                batch: batch(&format!("{i}")),
+                done: oneshot::channel().0,
+            })
+            .collect();
+        let end = writer.commit(&pending).unwrap();
+        let expected: String = (0..3000).map(|i| format!("{i}\n")).collect();
+        assert_eq!(end, expected.len() as u64);
+        assert_eq!(fs::read_to_string(&path).unwrap(), expected);
+    }
+}
