@@ -6,4 +6,5 @@
 #[allow(dead_code)]
 mod common;
 mod contract;
+mod delivery;
 mod state_machine;
