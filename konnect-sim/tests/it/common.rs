@@ -59,10 +59,6 @@ impl Contract {
         }
     }
 
-    pub fn doc(&self, version: &str) -> &Value {
-        &self.docs[version]
-    }
-
     /// Every `(spec, template, method, status)` the specs list.
     pub fn operations(&self) -> BTreeSet<Operation> {
         let mut all = BTreeSet::new();
