@@ -273,10 +273,6 @@ impl Sim {
         &self.inner.config
     }
 
-    pub(crate) fn is_shutting_down(&self) -> bool {
-        self.inner.shutdown.is_cancelled()
-    }
-
     fn work_token(&self) -> CancellationToken {
         let mut work = lock(&self.inner.work);
         if work.is_cancelled() && !self.inner.shutdown.is_cancelled() {

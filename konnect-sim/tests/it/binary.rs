@@ -78,8 +78,12 @@ async fn prints_one_line_serves_and_exits_0_on_sigterm() {
     let body: serde_json::Value = reply.json_body().await;
     assert_eq!(body["endpoint"], "unconfigured");
 
-    let pid = child.0.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    // The shell's built-in kill: no procps needed.
+    let pid = child.0.id();
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {pid}")])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let status = wait_with_timeout(&mut child.0, Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{status:?}");

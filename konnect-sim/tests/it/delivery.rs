@@ -236,7 +236,7 @@ async fn connection_errors_are_retried() {
 #[tokio::test]
 async fn slow_receivers_time_out_and_are_retried() {
     let sim = start_sim_with(SimConfig {
-        delivery_timeout: Duration::from_millis(100),
+        delivery_timeout: Duration::from_millis(200),
         ..SimConfig::for_tests()
     })
     .await;
@@ -244,7 +244,7 @@ async fn slow_receivers_time_out_and_are_retried() {
     let receiver = Receiver::start().await;
     api.enable_webhook("slow", &receiver.url("/hook"), "json")
         .await;
-    receiver.script([Answer::Delayed(Duration::from_millis(500), 202)]);
+    receiver.script([Answer::Delayed(Duration::from_millis(1000), 202)]);
     let report = sim.trigger("us", 1).await;
     let delivery = &report.deliveries[0];
     assert!(delivery.delivered, "{delivery:?}");
@@ -253,7 +253,7 @@ async fn slow_receivers_time_out_and_are_retried() {
             .error
             .as_deref()
             .unwrap()
-            .contains("no answer within 100 ms")
+            .contains("no answer within 200 ms")
     );
     sim.shutdown().await;
 }
@@ -343,15 +343,23 @@ async fn a_steady_rate_delivers_until_set_to_zero() {
     receiver.wait_for_requests(3, Duration::from_secs(5)).await;
     sim.set_rate("us", 0.0);
     assert!(sim.snapshot().rates.is_empty());
-    // Let a batch in flight land, then nothing more comes.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let settled = receiver.received().len();
+    // A batch in flight may still land; then nothing more comes.
+    let settled = sim
+        .wait_for(Duration::from_secs(5), |s| {
+            s.deliveries.iter().all(|d| d.finished)
+                && s.events_generated as usize == s.delivered_records().len()
+        })
+        .await
+        .expect("the last batch lands")
+        .deliveries
+        .len();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         receiver.received().len(),
         settled,
         "no delivery after rate 0"
     );
+    assert_eq!(sim.snapshot().deliveries.len(), settled);
     let snapshot = sim.snapshot();
     assert!(
         snapshot
