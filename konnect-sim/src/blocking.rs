@@ -137,10 +137,7 @@ impl Sim {
 
     /// See [`crate::Sim::set_rate`].
     pub fn set_rate(&self, region: &str, per_second: f64) {
-        let sim = self.sim.clone();
-        let region = region.to_string();
-        // Spawning the rate task needs the runtime's context.
-        self.run(async move { sim.set_rate(&region, per_second) });
+        self.sim.set_rate(region, per_second);
     }
 
     pub fn add_tunnel(&self, host: &str, target: SocketAddr) {

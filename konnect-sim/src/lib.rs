@@ -19,12 +19,17 @@
 //! # async fn demo() -> std::io::Result<()> {
 //! use konnect_sim::{Sim, SimConfig};
 //! let sim = Sim::start("127.0.0.1:0".parse().unwrap(), SimConfig::for_tests()).await?;
-//! // ... point the client at sim.base_url() with sim.pat() ...
+//! // Run the client under test with `--base-url <sim.base_url()> --pat <sim.pat()>`;
+//! // once it has enabled the webhook, make Konnect send it 120 events:
 //! let report = sim.trigger("us", 120).await;
-//! assert!(sim.snapshot().webhook("us").is_unconfigured() || report.all_delivered());
+//! assert!(report.all_delivered(), "{report:?}");
+//! // And check what it left behind.
+//! assert!(sim.snapshot().is_pristine());
 //! sim.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! A `Sim` that is not shut down stops with the runtime it was started on.
 
 mod admin;
 mod api;

@@ -190,9 +190,7 @@ fn record(sim: &Sim, entry: RequestLogEntry) {
         fault = entry.fault.as_deref(),
         "api request"
     );
-    if !sim.is_shutting_down() {
-        sim.state().log_request(entry);
-    }
+    sim.state().log_request(entry);
 }
 
 /// The whole body, or why it could not be read.

@@ -37,6 +37,9 @@ pub struct Sim {
 
 struct Inner {
     addr: SocketAddr,
+    /// The runtime `start` ran on: background work is spawned there, so the
+    /// sync control calls work from any thread.
+    runtime: tokio::runtime::Handle,
     config: SimConfig,
     state: Mutex<State>,
     /// One lock per region, held while a batch of that region is delivered.
@@ -71,6 +74,7 @@ impl Sim {
         let sim = Sim {
             inner: Arc::new(Inner {
                 addr,
+                runtime: tokio::runtime::Handle::current(),
                 config,
                 state: Mutex::new(state),
                 lanes: REGIONS
@@ -83,7 +87,7 @@ impl Sim {
                 server: Mutex::new(None),
             }),
         };
-        let task = tokio::spawn(server::serve(
+        let task = sim.inner.runtime.spawn(server::serve(
             sim.clone(),
             listener,
             sim.inner.shutdown.clone(),
@@ -182,7 +186,10 @@ impl Sim {
         }
         let (sender, receiver) = watch::channel(per_second);
         let cancel = self.work_token();
-        let task = tokio::spawn(self.clone().run_rate(region, receiver, cancel));
+        let task = self
+            .inner
+            .runtime
+            .spawn(self.clone().run_rate(region, receiver, cancel));
         rates.insert(region, RateTask { rate: sender, task });
     }
 
@@ -264,10 +271,6 @@ impl Sim {
 
     pub(crate) fn config(&self) -> &SimConfig {
         &self.inner.config
-    }
-
-    pub(crate) fn is_shutting_down(&self) -> bool {
-        self.inner.shutdown.is_cancelled()
     }
 
     fn work_token(&self) -> CancellationToken {
@@ -395,7 +398,7 @@ impl Sim {
     ) {
         let sim = self.clone();
         let cancel = self.work_token();
-        tokio::spawn(async move {
+        self.inner.runtime.spawn(async move {
             let _lane = sim.inner.lanes[region].lock().await;
             let events: Vec<Event> = {
                 let mut state = sim.state();

@@ -17,7 +17,7 @@ pub struct Snapshot {
     pub webhooks: BTreeMap<String, WebhookState>,
     /// All destinations (org-wide), oldest first.
     pub destinations: Vec<DestinationState>,
-    /// Delivered or attempted batches, oldest first (the last 2,000 are kept).
+    /// Delivered or attempted batches, oldest first (the last 500 are kept).
     pub deliveries: Vec<Delivery>,
     /// Every Konnect API call (not the `/_sim/` admin calls), oldest first
     /// (the last 10,000 are kept).
@@ -25,7 +25,7 @@ pub struct Snapshot {
     /// Events generated since start or the last reset.
     pub events_generated: u64,
     /// Events currently kept for the pull API and replay jobs (the last
-    /// 50,000 are kept).
+    /// 20,000 are kept).
     pub events_stored: usize,
     /// The replay job of each region.
     pub replay_jobs: BTreeMap<String, ReplayJobState>,

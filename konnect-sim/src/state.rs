@@ -21,10 +21,11 @@ use crate::snapshot::{
 };
 use crate::time::{self, Millis, ZERO_TIME};
 
-/// Events kept for the pull API and replay (Konnect keeps 7 days).
-pub(crate) const MAX_EVENTS: usize = 50_000;
-/// Batches kept in the delivery log.
-pub(crate) const MAX_DELIVERIES: usize = 2_000;
+/// Events kept for the pull API and replay (Konnect keeps 7 days; a
+/// long-running emulator keeps the newest ones, about 2 KiB each).
+pub(crate) const MAX_EVENTS: usize = 20_000;
+/// Batches kept in the delivery log (each holds its records' text).
+pub(crate) const MAX_DELIVERIES: usize = 500;
 /// Entries kept in the request log.
 pub(crate) const MAX_REQUESTS: usize = 10_000;
 

@@ -59,10 +59,6 @@ impl Contract {
         }
     }
 
-    pub fn doc(&self, version: &str) -> &Value {
-        &self.docs[version]
-    }
-
     /// Every `(spec, template, method, status)` the specs list.
     pub fn operations(&self) -> BTreeSet<Operation> {
         let mut all = BTreeSet::new();
@@ -189,6 +185,23 @@ impl Contract {
             ));
         }
         Ok(covered)
+    }
+
+    /// Validates a body against a named schema of `components/schemas`, for
+    /// answers outside the specs' operations (unknown paths, faults).
+    pub fn check_component(&self, version: &str, schema: &str, body: &[u8]) -> Result<(), String> {
+        let instance: Value =
+            serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+        let validator = self.validator(version, &format!("#/components/schemas/{schema}"));
+        let errors: Vec<String> = validator
+            .iter_errors(&instance)
+            .map(|e| e.to_string())
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{schema}: {}; body: {instance}", errors.join("; ")))
+        }
     }
 
     /// A validator for the schema at `pointer`, with every `$ref` resolved

@@ -4,10 +4,10 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
-use konnect_sim::SimConfig;
+use konnect_sim::{Fault, FaultAction, SimConfig};
 use serde_json::json;
 
-use crate::common::{Answer, Api, Auth, Contract, Operation, Receiver, start_sim_with};
+use crate::common::{Answer, Api, Auth, Contract, Operation, Receiver, start_sim, start_sim_with};
 
 const READONLY: &str = "kpat_readonly_contract_test_token_0000000000000000";
 
@@ -402,4 +402,55 @@ fn the_contract_checker_rejects_what_the_specs_forbid() {
     for (i, result) in rejected.iter().enumerate() {
         assert!(result.is_err(), "case {i} should be rejected");
     }
+}
+
+/// Answers the specs do not describe (unknown paths, wrong methods, injected
+/// faults, oversized bodies) still have Konnect's error shape.
+#[tokio::test]
+async fn answers_outside_the_specs_are_still_konnect_errors() {
+    let sim = start_sim().await;
+    let api = Api::new(&sim);
+    let contract = Contract::global();
+    let base_error = |reply: &crate::common::Reply| {
+        reply.problem(reply.status);
+        contract
+            .check_component("v3", "BaseError", &reply.body)
+            .unwrap();
+    };
+
+    let unknown = api.raw("GET", "/v3/no-such-thing", None, Auth::Pat).await;
+    assert_eq!(unknown.status, 404);
+    base_error(&unknown);
+
+    let wrong_method = api
+        .raw("POST", "/v2/audit-log-webhook", Some(b"{}"), Auth::Pat)
+        .await;
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.headers["allow"], "GET, PATCH");
+    base_error(&wrong_method);
+
+    sim.inject_fault(Fault {
+        method: None,
+        path: "/v3/audit-log-destinations".into(),
+        count: 1,
+        action: FaultAction::Status {
+            status: 503,
+            retry_after: Some(1),
+        },
+    });
+    let faulted = api
+        .raw("GET", "/v3/audit-log-destinations", None, Auth::Pat)
+        .await;
+    assert_eq!(faulted.status, 503);
+    base_error(&faulted);
+
+    let huge = vec![b' '; (1 << 20) + 1];
+    let too_big = api
+        .raw("POST", "/v3/audit-log-destinations", Some(&huge), Auth::Pat)
+        .await;
+    assert_eq!(too_big.status, 400);
+    contract
+        .check_component("v3", "BadRequestError", &too_big.body)
+        .unwrap();
+    sim.shutdown().await;
 }

@@ -2,7 +2,11 @@
 //! small machines). Everything runs on 127.0.0.1 with port 0; nothing needs
 //! the internet.
 
-// Each module uses a different part of the shared helpers.
-#[allow(dead_code)]
+mod admin;
+mod binary;
+mod blocking;
 mod common;
 mod contract;
+mod delivery;
+mod faults;
+mod state_machine;

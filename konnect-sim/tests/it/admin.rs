@@ -1,0 +1,156 @@
+//! The `/_sim/` admin API over plain HTTP, as a shell demo or another
+//! language would use it.
+
+use konnect_sim::{Snapshot, TriggerReport};
+use serde_json::json;
+
+use crate::common::{Api, Auth, Receiver, start_sim};
+
+#[tokio::test]
+async fn admin_api_round_trip() {
+    let sim = start_sim().await;
+    let api = Api::new(&sim);
+    let receiver = Receiver::start().await;
+    let admin = |method: &'static str, path: &'static str, body: Option<serde_json::Value>| {
+        let api = &api;
+        async move {
+            let bytes = body.map(|b| b.to_string().into_bytes());
+            api.raw(method, path, bytes.as_deref(), Auth::None).await
+        }
+    };
+
+    let state: Snapshot =
+        serde_json::from_slice(&admin("GET", "/_sim/state", None).await.body).unwrap();
+    assert!(state.is_pristine());
+    assert_eq!(state.webhooks.len(), 6);
+
+    // A tunnel for a public https endpoint, then a destination behind it.
+    let tunnel = admin(
+        "POST",
+        "/_sim/tunnels",
+        Some(json!({"host": "demo.tunnel.test", "target": receiver.addr.to_string()})),
+    )
+    .await;
+    assert_eq!(tunnel.status, 201);
+    assert_eq!(tunnel.json()["demo.tunnel.test"], receiver.addr.to_string());
+    api.enable_webhook("admin-demo", "https://demo.tunnel.test/audit-logs", "json")
+        .await;
+
+    let trigger = admin("POST", "/_sim/trigger", Some(json!({"count": 5}))).await;
+    assert_eq!(trigger.status, 200);
+    let report: TriggerReport = serde_json::from_slice(&trigger.body).unwrap();
+    assert!(report.all_delivered(), "{report:?}");
+    assert_eq!(report.region, "us");
+    assert_eq!(receiver.records(), report.delivered_records());
+
+    let fault = admin(
+        "POST",
+        "/_sim/faults",
+        Some(json!({"method": "GET", "path": "/v2/audit-log-webhook", "status": 500, "count": 1})),
+    )
+    .await;
+    assert_eq!(fault.status, 201);
+    assert_eq!(fault.json()[0]["action"], "status 500");
+    assert_eq!(
+        admin("GET", "/_sim/faults", None).await.json()[0]["remaining"],
+        1
+    );
+    assert_eq!(
+        api.raw("GET", "/v2/audit-log-webhook", None, Auth::Pat)
+            .await
+            .status,
+        500
+    );
+    assert_eq!(api.get("/v2/audit-log-webhook").await.status, 200);
+    admin(
+        "POST",
+        "/_sim/faults",
+        Some(json!({"path": "*", "drop": true, "count": 9})),
+    )
+    .await;
+    assert_eq!(admin("DELETE", "/_sim/faults", None).await.status, 204);
+    assert_eq!(admin("GET", "/_sim/faults", None).await.json(), json!([]));
+
+    let rate = admin(
+        "POST",
+        "/_sim/rate",
+        Some(json!({"region": "eu", "per_second": 5})),
+    )
+    .await;
+    assert_eq!(rate.json(), json!({"region": "eu", "per_second": 5.0}));
+    let state: Snapshot =
+        serde_json::from_slice(&admin("GET", "/_sim/state", None).await.body).unwrap();
+    assert_eq!(state.rates["eu"], 5.0);
+    admin(
+        "POST",
+        "/_sim/rate",
+        Some(json!({"region": "eu", "per_second": 0})),
+    )
+    .await;
+
+    assert_eq!(
+        admin("DELETE", "/_sim/tunnels/demo.tunnel.test", None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        admin("DELETE", "/_sim/tunnels/demo.tunnel.test", None)
+            .await
+            .status,
+        404
+    );
+
+    // Bad input is a 400 problem, not a panic.
+    for (path, body) in [
+        ("/_sim/trigger", json!({"count": "many"})),
+        ("/_sim/trigger", json!({"count": 1, "region": "mars"})),
+        ("/_sim/rate", json!({"per_second": -1})),
+        ("/_sim/faults", json!({"path": "/x"})),
+        ("/_sim/faults", json!({"path": "/x", "status": 42})),
+        (
+            "/_sim/tunnels",
+            json!({"host": "a.test", "target": "not-an-address"}),
+        ),
+    ] {
+        let reply = admin("POST", path, Some(body.clone())).await;
+        reply.problem(400);
+    }
+    assert_eq!(admin("GET", "/_sim/nothing", None).await.status, 404);
+    assert_eq!(admin("GET", "/_sim/reset", None).await.status, 405);
+
+    // The log has the API calls only, and the snapshot no secrets.
+    let state = admin("GET", "/_sim/state", None).await;
+    let text = state.text();
+    assert!(
+        !text.contains("hook-secret") && !text.contains(&sim.pat()),
+        "{text}"
+    );
+    let state: Snapshot = serde_json::from_slice(&state.body).unwrap();
+    assert!(state.requests.iter().all(|r| !r.path.starts_with("/_sim")));
+    assert!(state.destinations[0].authorization_set);
+
+    assert_eq!(admin("POST", "/_sim/reset", None).await.status, 204);
+    let state: Snapshot =
+        serde_json::from_slice(&admin("GET", "/_sim/state", None).await.body).unwrap();
+    assert!(state.is_pristine() && state.events_generated == 0);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_trigger_takes_the_region_from_the_host() {
+    let sim = start_sim().await;
+    let api = Api::new(&sim).with_host("sg.api.konghq.com");
+    let reply = api
+        .raw(
+            "POST",
+            "/_sim/trigger",
+            Some(br#"{"count": 2}"#),
+            Auth::None,
+        )
+        .await;
+    let report: TriggerReport = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(report.region, "sg");
+    assert_eq!(sim.snapshot().events_generated, 2);
+    sim.shutdown().await;
+}
