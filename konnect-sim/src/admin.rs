@@ -11,7 +11,7 @@
 //! | POST | `/_sim/tunnels` | `{"host", "target": "ip:port"}` | 201 `{host: "ip:port"}` |
 //! | DELETE | `/_sim/tunnels/{host}` | | 204, 404 |
 //! | GET | `/_sim/faults` | | 200 `[FaultState]` |
-//! | POST | `/_sim/faults` | `{"method"?, "path", "count"?, "status" + "retry_after"? \| "delay_ms" \| "drop": true}` | 201 `[FaultState]` |
+//! | POST | `/_sim/faults` | `{"method"?, "path", "count"?, "status" + ("retry_after" \| "detail")? \| "delay_ms" \| "drop": true}` | 201 `[FaultState]` |
 //! | DELETE | `/_sim/faults` | | 204 |
 //! | POST | `/_sim/reset` | | 204 |
 //!

@@ -34,6 +34,10 @@ pub enum FaultAction {
         status: u16,
         retry_after: Option<u64>,
     },
+    /// Answer `status` with a problem+json body whose `detail` is given,
+    /// to imitate a specific Konnect answer (e.g. 409 `Destination is in
+    /// use` while Konnect releases a webhook's reference).
+    Problem { status: u16, detail: String },
     /// Wait, then handle the request normally.
     Delay(Duration),
     /// Close the connection without answering.
@@ -79,6 +83,7 @@ impl FaultAction {
                 retry_after: Some(seconds),
             } => format!("status {status} (Retry-After: {seconds})"),
             FaultAction::Status { status, .. } => format!("status {status}"),
+            FaultAction::Problem { status, detail } => format!("status {status} ({detail})"),
             FaultAction::Delay(wait) => format!("delay {}ms", wait.as_millis()),
             FaultAction::Drop => "drop".to_string(),
         }
@@ -119,6 +124,8 @@ pub(crate) struct FaultSpec {
     #[serde(default)]
     pub retry_after: Option<u64>,
     #[serde(default)]
+    pub detail: Option<String>,
+    #[serde(default)]
     pub delay_ms: Option<u64>,
     #[serde(default)]
     pub drop: bool,
@@ -137,10 +144,21 @@ impl TryFrom<FaultSpec> for Fault {
                 if !(100..=599).contains(&status) {
                     return Err(format!("status {status} is not an HTTP status (100-599)"));
                 }
-                FaultAction::Status {
-                    status,
-                    retry_after: spec.retry_after,
+                match spec.detail {
+                    Some(detail) if spec.retry_after.is_none() => {
+                        FaultAction::Problem { status, detail }
+                    }
+                    Some(_) => {
+                        return Err("\"detail\" and \"retry_after\" cannot be combined".into());
+                    }
+                    None => FaultAction::Status {
+                        status,
+                        retry_after: spec.retry_after,
+                    },
                 }
+            }
+            _ if spec.detail.is_some() && spec.status.is_none() => {
+                return Err("\"detail\" needs a \"status\"".to_string());
             }
             (None, Some(ms), false) if spec.retry_after.is_none() => {
                 FaultAction::Delay(Duration::from_millis(ms))

@@ -152,6 +152,13 @@ async fn handle(
                 record(&sim, log);
                 return Ok(into_hyper(response));
             }
+            FaultAction::Problem { status, detail } => {
+                let trace = sim.state().trace();
+                let response = ApiResponse::problem(&Problem::new(status, trace, detail));
+                log.status = status;
+                record(&sim, log);
+                return Ok(into_hyper(response));
+            }
             FaultAction::Delay(wait) => {
                 tokio::time::sleep(wait).await;
             }

@@ -216,7 +216,10 @@ impl Sim {
     /// # Panics
     /// If a `Status` fault's status is not in 100..=599.
     pub fn inject_fault(&self, fault: Fault) {
-        if let crate::FaultAction::Status { status, .. } = fault.action {
+        if let crate::FaultAction::Status { status, .. }
+        | crate::FaultAction::Problem { status, .. } = &fault.action
+        {
+            let status = *status;
             assert!(
                 (100..=599).contains(&status),
                 "fault status {status} is not an HTTP status"

@@ -37,6 +37,50 @@ async fn a_status_fault_answers_n_times_then_the_api_does() {
 }
 
 #[tokio::test]
+async fn a_problem_fault_carries_the_given_detail() {
+    let sim = start_sim().await;
+    let api = Api::new(&sim);
+    sim.inject_fault(Fault {
+        method: Some("DELETE".into()),
+        path: "/v3/audit-log-destinations/*".into(),
+        count: 1,
+        action: FaultAction::Problem {
+            status: 409,
+            detail: "Destination is in use".into(),
+        },
+    });
+    let reply = api
+        .raw(
+            "DELETE",
+            "/v3/audit-log-destinations/6945c4c4-3e06-4c5c-87e0-726d0cda4e05",
+            None,
+            Auth::Pat,
+        )
+        .await;
+    let body = reply.problem(409);
+    assert_eq!(body["detail"], "Destination is in use");
+    assert_eq!(
+        sim.snapshot().requests[0].fault.as_deref(),
+        Some("status 409 (Destination is in use)")
+    );
+    // The admin API takes the same fault as `status` + `detail`.
+    let url = format!("{}/_sim/faults", sim.base_url());
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(json!({"path": "/x", "status": 409, "detail": "d", "retry_after": 1}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        400,
+        "detail and retry_after together are refused"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn faults_match_method_and_path_prefix() {
     let sim = start_sim().await;
     let api = Api::new(&sim);
