@@ -1,8 +1,11 @@
-//! Go's `%q` quoting, for the messages the original printed with it
-//! (`skipping ... for filter "<expr>"`, `invalid PID "x"`).
+//! Go's formatting of strings and durations, for the texts the original
+//! printed with them: `%q` in `skipping ... for filter "<expr>"` and
+//! `invalid PID "x"`, `time.Duration` in `did not exit within 1m30s`.
 //!
 //! Rust's `{:?}` differs from Go's `%q` on control characters (`\u{1}` where
-//! Go writes `\x01`), so the original's texts need this.
+//! Go writes `\x01`), and humantime writes durations its own way (`1m 30s`).
+
+use std::time::Duration;
 
 /// Quotes `s` as Go's `strconv.Quote` (and `fmt`'s `%q`) do.
 ///
@@ -35,6 +38,43 @@ pub fn quote(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Formats `d` as Go's `time.Duration.String` does: `0s`, `1.5s`, `1m30s`,
+/// `1h0m0s`, `250ms`, `1.5µs`, `42ns`.
+pub fn duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".into();
+    }
+    // Below a second: one unit, with a fraction.
+    let (unit_nanos, unit) = match nanos {
+        0..1_000 => return format!("{nanos}ns"),
+        1_000..1_000_000 => (1_000, "µs"),
+        1_000_000..1_000_000_000 => (1_000_000, "ms"),
+        _ => (1_000_000_000, "s"),
+    };
+    let whole = nanos / unit_nanos;
+    let frac = fraction(nanos % unit_nanos, unit_nanos);
+    if unit != "s" {
+        return format!("{whole}{frac}{unit}");
+    }
+    let (hours, minutes, seconds) = (whole / 3600, whole / 60 % 60, whole % 60);
+    match (hours, minutes) {
+        (0, 0) => format!("{seconds}{frac}s"),
+        (0, _) => format!("{minutes}m{seconds}{frac}s"),
+        _ => format!("{hours}h{minutes}m{seconds}{frac}s"),
+    }
+}
+
+/// `.` and the digits of `part / whole` without trailing zeros, or nothing.
+fn fraction(part: u128, whole: u128) -> String {
+    if part == 0 {
+        return String::new();
+    }
+    let digits = whole.ilog10() as usize;
+    let text = format!("{part:0digits$}");
+    format!(".{}", text.trim_end_matches('0'))
 }
 
 /// Go's `unicode.IsPrint`: letters, marks, numbers, punctuation, symbols and
@@ -78,7 +118,30 @@ fn is_print(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::quote;
+    use super::{duration, quote};
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_as_go_prints_them() {
+        // Expected values are what Go's time.Duration.String returns.
+        let ms = Duration::from_millis;
+        for (d, want) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_secs(15), "15s"),
+            (ms(1500), "1.5s"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_secs(60), "1m0s"),
+            (Duration::from_secs(3600), "1h0m0s"),
+            (ms(2 * 3600 * 1000 + 30 * 60 * 1000 + 500), "2h30m0.5s"),
+            (ms(250), "250ms"),
+            (Duration::from_micros(1500), "1.5ms"),
+            (Duration::from_nanos(1500), "1.5µs"),
+            (Duration::from_nanos(42), "42ns"),
+            (Duration::new(1, 1), "1.000000001s"),
+        ] {
+            assert_eq!(duration(d), want, "{d:?}");
+        }
+    }
 
     #[test]
     fn quotes_like_go_strconv_quote() {
