@@ -1,0 +1,1017 @@
+//! JSON in and out of jaq values, byte-compatible with the original's Go code.
+//!
+//! The original decoded each record with Go's `json.Unmarshal` into `any`, ran
+//! gojq on it and printed each result with `json.Marshal`. This module keeps
+//! what users can see of that:
+//!
+//! - [`parse`] accepts exactly the JSON that Go's scanner accepts (no
+//!   comments, `NaN`, leading `+` or trailing data, nesting at most 10000
+//!   deep) and fails with the same message, e.g.
+//!   `invalid character 'o' in literal null (expecting 'u')`. Strings decode as
+//!   Go does: a lone surrogate escape or an invalid UTF-8 byte becomes U+FFFD.
+//!   Object keys are stored sorted, because gojq keeps objects sorted, so
+//!   `keys_unsorted`, `to_entries` and `.[]` see the order the original saw.
+//! - Numbers follow gojq's own reader instead of `Unmarshal`'s float64:
+//!   integers are exact at any size (Konnect's `trace_id` is above 2^53, which
+//!   the original rounded), other numbers are float64.
+//! - [`write`] is `json.Marshal`: compact, object keys sorted bytewise, `<`,
+//!   `>`, `&`, U+2028 and U+2029 escaped, control characters as `\b \f \n \r
+//!   \t` or `\u00XX`, each invalid UTF-8 byte as `\ufffd`, floats in Go's
+//!   shortest form (`1e+21`, `1e-7`, `0.1`), NaN and infinities refused.
+
+use bytes::Bytes;
+use core::fmt;
+use jaq_json::{Map, Num, Val};
+use std::io::Write as _;
+
+/// Go's `encoding/json` nesting limit (`maxNestingDepth`).
+pub const MAX_DEPTH: usize = 10_000;
+
+/// Why a record is not JSON, worded as Go's `json.Unmarshal` words it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError(String);
+
+impl fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SyntaxError {}
+
+impl SyntaxError {
+    fn invalid(c: u8, context: &str) -> Self {
+        SyntaxError(format!("invalid character {} {context}", quote_char(c)))
+    }
+
+    fn eof() -> Self {
+        SyntaxError("unexpected end of JSON input".into())
+    }
+}
+
+/// Go's `quoteChar`: a byte shown between single quotes, escaped as Go would.
+fn quote_char(c: u8) -> String {
+    match c {
+        b'\'' => r"'\''".into(),
+        b'"' => "'\"'".into(),
+        // Go converts the byte to the rune of the same number.
+        _ => {
+            let quoted = crate::tail::gofmt::quote(char::from(c).encode_utf8(&mut [0; 4]));
+            format!("'{}'", &quoted[1..quoted.len() - 1])
+        }
+    }
+}
+
+/// A container being parsed; its elements so far are on the scratch stacks
+/// from `start` on.
+enum Frame {
+    Arr {
+        start: usize,
+    },
+    /// `key` is the key of the value being parsed.
+    Obj {
+        start: usize,
+        key: Bytes,
+    },
+}
+
+/// Stacks of unfinished containers and their elements, kept per thread and
+/// reused from record to record: growing fresh vectors for every object cost
+/// more than the rest of parsing.
+#[derive(Default)]
+struct Scratch {
+    frames: Vec<Frame>,
+    items: Vec<Val>,
+    entries: Vec<(Bytes, Val)>,
+}
+
+thread_local! {
+    static SCRATCH: core::cell::RefCell<Scratch> = core::cell::RefCell::default();
+}
+
+/// Parses one JSON value from `record`, which must hold nothing else but
+/// whitespace.
+///
+/// Returns `Ok(None)` if the value nests deeper than `depth_limit` (when that
+/// is below Go's [`MAX_DEPTH`], beyond which nesting is a syntax error), so
+/// that the caller can parse it again where deep values are safe to handle.
+/// The parser itself does not recurse.
+///
+/// Strings without escapes share `record`'s buffer instead of being copied.
+pub fn parse(record: &Bytes, depth_limit: usize) -> Result<Option<Val>, SyntaxError> {
+    SCRATCH.with_borrow_mut(|scratch| {
+        let result = Parser {
+            src: record,
+            i: 0,
+            range_error: None,
+            depth_limit: depth_limit.min(MAX_DEPTH),
+        }
+        .document(scratch);
+        // After an error the stacks hold a partial document.
+        scratch.frames.clear();
+        scratch.items.clear();
+        scratch.entries.clear();
+        result
+    })
+}
+
+struct Parser<'a> {
+    src: &'a Bytes,
+    i: usize,
+    /// A number too large for float64. Like `Unmarshal`, report it only when
+    /// the whole record is syntactically valid.
+    range_error: Option<SyntaxError>,
+    depth_limit: usize,
+}
+
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+impl Parser<'_> {
+    /// The byte at `i`; past the end, a space. Go's scanner feeds one space
+    /// at end of input, so a literal or number cut short fails on `' '`.
+    fn at(&self, i: usize) -> u8 {
+        self.src.get(i).copied().unwrap_or(b' ')
+    }
+
+    /// Skips whitespace and returns the next byte, if any.
+    fn next_token(&mut self) -> Option<u8> {
+        while let Some(&c) = self.src.get(self.i) {
+            if !is_space(c) {
+                return Some(c);
+            }
+            self.i += 1;
+        }
+        None
+    }
+
+    fn document(mut self, scratch: &mut Scratch) -> Result<Option<Val>, SyntaxError> {
+        let Scratch {
+            frames,
+            items,
+            entries,
+        } = scratch;
+        'value: loop {
+            let c = self.next_token().ok_or_else(SyntaxError::eof)?;
+            let mut value = match c {
+                b'{' | b'[' => {
+                    if frames.len() == MAX_DEPTH {
+                        return Err(SyntaxError::invalid(c, "exceeded max depth"));
+                    }
+                    if frames.len() == self.depth_limit {
+                        return Ok(None);
+                    }
+                    self.i += 1;
+                    let close = if c == b'{' { b'}' } else { b']' };
+                    match self.next_token() {
+                        Some(n) if n == close => {
+                            self.i += 1;
+                            if c == b'{' {
+                                Val::obj(Map::default())
+                            } else {
+                                Val::Arr(Vec::new().into())
+                            }
+                        }
+                        _ if c == b'[' => {
+                            frames.push(Frame::Arr { start: items.len() });
+                            continue 'value;
+                        }
+                        _ => {
+                            let key = self.object_key()?;
+                            let start = entries.len();
+                            frames.push(Frame::Obj { start, key });
+                            continue 'value;
+                        }
+                    }
+                }
+                b'"' => {
+                    self.i += 1;
+                    Val::TStr(Box::new(self.string()?))
+                }
+                b'-' | b'0'..=b'9' => self.number()?,
+                b't' => self.literal(b"true", Val::Bool(true))?,
+                b'f' => self.literal(b"false", Val::Bool(false))?,
+                b'n' => self.literal(b"null", Val::Null)?,
+                _ => return Err(SyntaxError::invalid(c, "looking for beginning of value")),
+            };
+            // A value is complete: hand it to its container, closing every
+            // container that ends right after it.
+            loop {
+                match frames.last_mut() {
+                    None => {
+                        return match self.next_token() {
+                            Some(c) => Err(SyntaxError::invalid(c, "after top-level value")),
+                            None => match self.range_error {
+                                Some(e) => Err(e),
+                                None => Ok(Some(value)),
+                            },
+                        };
+                    }
+                    Some(Frame::Arr { start }) => {
+                        items.push(value);
+                        match self.next_token() {
+                            Some(b',') => {
+                                self.i += 1;
+                                continue 'value;
+                            }
+                            Some(b']') => {
+                                self.i += 1;
+                                value = Val::Arr(items.drain(*start..).collect::<Vec<_>>().into());
+                                frames.pop();
+                            }
+                            Some(c) => return Err(SyntaxError::invalid(c, "after array element")),
+                            None => return Err(SyntaxError::eof()),
+                        }
+                    }
+                    Some(Frame::Obj { start, key }) => {
+                        entries.push((std::mem::take(key), value));
+                        match self.next_token() {
+                            Some(b',') => {
+                                self.i += 1;
+                                *key = self.object_key()?;
+                                continue 'value;
+                            }
+                            Some(b'}') => {
+                                self.i += 1;
+                                value = sorted_object(entries, *start);
+                                frames.pop();
+                            }
+                            Some(c) => {
+                                return Err(SyntaxError::invalid(c, "after object key:value pair"));
+                            }
+                            None => return Err(SyntaxError::eof()),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Parses `"key" :` and leaves the position at the value.
+    fn object_key(&mut self) -> Result<Bytes, SyntaxError> {
+        match self.next_token() {
+            Some(b'"') => self.i += 1,
+            Some(c) => {
+                return Err(SyntaxError::invalid(
+                    c,
+                    "looking for beginning of object key string",
+                ));
+            }
+            None => return Err(SyntaxError::eof()),
+        }
+        let key = self.string()?;
+        match self.next_token() {
+            Some(b':') => {
+                self.i += 1;
+                Ok(key)
+            }
+            Some(c) => Err(SyntaxError::invalid(c, "after object key")),
+            None => Err(SyntaxError::eof()),
+        }
+    }
+
+    fn literal(&mut self, word: &'static [u8], value: Val) -> Result<Val, SyntaxError> {
+        let name = std::str::from_utf8(word).expect("literals are ASCII");
+        for (k, &want) in word.iter().enumerate().skip(1) {
+            let c = self.at(self.i + k);
+            if c != want {
+                let context = format!("in literal {name} (expecting '{}')", char::from(want));
+                return Err(SyntaxError::invalid(c, &context));
+            }
+        }
+        self.i += word.len();
+        Ok(value)
+    }
+
+    /// Parses a number the way Go's scanner delimits it, and converts it the
+    /// way gojq does: integers exact, the rest float64.
+    fn number(&mut self) -> Result<Val, SyntaxError> {
+        let start = self.i;
+        let mut i = self.i;
+        let digits = |i: &mut usize, this: &Self| {
+            while this.at(*i).is_ascii_digit() && *i < this.src.len() {
+                *i += 1;
+            }
+        };
+        if self.at(i) == b'-' {
+            i += 1;
+        }
+        match self.at(i) {
+            b'0' => i += 1,
+            b'1'..=b'9' => digits(&mut i, self),
+            c => return Err(SyntaxError::invalid(c, "in numeric literal")),
+        }
+        let mut integer = true;
+        if self.at(i) == b'.' {
+            integer = false;
+            i += 1;
+            if !self.at(i).is_ascii_digit() {
+                return Err(SyntaxError::invalid(
+                    self.at(i),
+                    "after decimal point in numeric literal",
+                ));
+            }
+            digits(&mut i, self);
+        }
+        if matches!(self.at(i), b'e' | b'E') {
+            integer = false;
+            i += 1;
+            if matches!(self.at(i), b'+' | b'-') {
+                i += 1;
+            }
+            if !self.at(i).is_ascii_digit() {
+                return Err(SyntaxError::invalid(
+                    self.at(i),
+                    "in exponent of numeric literal",
+                ));
+            }
+            digits(&mut i, self);
+        }
+        self.i = i;
+        let text = std::str::from_utf8(&self.src[start..i]).expect("numbers are ASCII");
+        if integer {
+            if let Ok(n) = text.parse::<isize>() {
+                return Ok(Val::from(n));
+            }
+            // Too large for a machine integer: jaq keeps it as a big integer.
+            return Ok(
+                <Val as jaq_core::ValT>::from_num(text).expect("jaq reads every decimal integer")
+            );
+        }
+        let f: f64 = text
+            .parse()
+            .expect("Go's number grammar is a subset of Rust's");
+        if f.is_infinite() && self.range_error.is_none() {
+            self.range_error = Some(SyntaxError(format!(
+                "json: cannot unmarshal number {text} into Go value of type float64"
+            )));
+        }
+        Ok(Val::from(f))
+    }
+
+    /// Parses the rest of a string whose opening quote has been consumed.
+    fn string(&mut self) -> Result<Bytes, SyntaxError> {
+        let src: &[u8] = self.src;
+        let start = self.i;
+        let mut i = start;
+        let mut plain = true;
+        let mut ascii = true;
+        loop {
+            // Skip eight ordinary bytes at a time; most strings are mostly that.
+            while let Some(word) = src.get(i..i + 8) {
+                let x = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+                if swar::less_than(x, 0x20) | swar::equal(x, b'"') | swar::equal(x, b'\\') != 0 {
+                    break;
+                }
+                ascii &= x & swar::HIGH == 0;
+                i += 8;
+            }
+            let Some(&c) = src.get(i) else {
+                return Err(SyntaxError::eof());
+            };
+            match c {
+                b'"' => break,
+                b'\\' => {
+                    plain = false;
+                    match self.at(i + 1) {
+                        b'b' | b'f' | b'n' | b'r' | b't' | b'\\' | b'/' | b'"' => i += 2,
+                        b'u' => {
+                            for k in 2..6 {
+                                let h = self.at(i + k);
+                                if !h.is_ascii_hexdigit() {
+                                    return Err(SyntaxError::invalid(
+                                        h,
+                                        r"in \u hexadecimal character escape",
+                                    ));
+                                }
+                            }
+                            i += 6;
+                        }
+                        e => return Err(SyntaxError::invalid(e, "in string escape code")),
+                    }
+                }
+                0x00..=0x1f => return Err(SyntaxError::invalid(c, "in string literal")),
+                _ => {
+                    ascii &= c < 0x80;
+                    i += 1;
+                }
+            }
+        }
+        self.i = i + 1;
+        let raw = &src[start..i];
+        if plain && (ascii || std::str::from_utf8(raw).is_ok()) {
+            return Ok(self.src.slice(start..i));
+        }
+        Ok(Bytes::from(unescape(raw)))
+    }
+}
+
+/// Tests on eight bytes at once (SWAR). Each returns a word whose high bit
+/// is set in some byte if and only if some byte of `x` matches.
+mod swar {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    pub const HIGH: u64 = 0x8080_8080_8080_8080;
+
+    /// Some byte is below `n` (`n` at most 0x80).
+    pub fn less_than(x: u64, n: u8) -> u64 {
+        x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH
+    }
+
+    /// Some byte equals `b`.
+    pub fn equal(x: u64, b: u8) -> u64 {
+        less_than(x ^ (ONES * u64::from(b)), 1)
+    }
+}
+
+/// Decodes the body of a syntactically valid JSON string as Go's `unquote`.
+fn unescape(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let run = raw[i..]
+            .iter()
+            .position(|&c| c == b'\\')
+            .map_or(raw.len(), |p| i + p);
+        push_lossy(&mut out, &raw[i..run]);
+        i = run;
+        if i == raw.len() {
+            break;
+        }
+        let short = match raw[i + 1] {
+            b'b' => Some(b'\x08'),
+            b'f' => Some(b'\x0c'),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            c @ (b'\\' | b'/' | b'"') => Some(c),
+            _ => None,
+        };
+        if let Some(c) = short {
+            out.push(c);
+            i += 2;
+            continue;
+        }
+        let unit = hex4(&raw[i + 2..i + 6]);
+        i += 6;
+        let c = if (0xD800..0xE000).contains(&unit) {
+            // A high surrogate followed by a low one is a pair; anything else
+            // is U+FFFD, and the next escape is read on its own.
+            let low = (raw.get(i..i + 2) == Some(br"\u"))
+                .then(|| raw.get(i + 2..i + 6).map(hex4))
+                .flatten();
+            match low {
+                Some(low) if unit < 0xDC00 && (0xDC00..0xE000).contains(&low) => {
+                    i += 6;
+                    char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00))
+                }
+                _ => None,
+            }
+        } else {
+            char::from_u32(unit)
+        };
+        let c = c.unwrap_or(char::REPLACEMENT_CHARACTER);
+        out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+    }
+    out
+}
+
+/// The value of four hex digits; anything else yields a value above U+FFFF,
+/// which the caller then treats as no surrogate.
+fn hex4(h: &[u8]) -> u32 {
+    h.iter()
+        .try_fold(0u32, |acc, &c| {
+            char::from(c).to_digit(16).map(|d| acc * 16 + d)
+        })
+        .unwrap_or(u32::MAX)
+}
+
+/// Appends `bytes` with each byte of every invalid UTF-8 sequence replaced by
+/// U+FFFD: Go's `utf8.DecodeRune` reports such bytes one at a time.
+fn push_lossy(out: &mut Vec<u8>, bytes: &[u8]) {
+    for chunk in bytes.utf8_chunks() {
+        out.extend_from_slice(chunk.valid().as_bytes());
+        for _ in chunk.invalid() {
+            out.extend_from_slice("\u{FFFD}".as_bytes());
+        }
+    }
+}
+
+/// Builds an object of `entries[start..]` (which it removes) with its keys
+/// in bytewise order, the last of duplicate keys winning (Go's map
+/// semantics).
+fn sorted_object(entries: &mut Vec<(Bytes, Val)>, start: usize) -> Val {
+    let object = &mut entries[start..];
+    if !object.is_sorted_by(|a, b| key_order(&a.0, &b.0).is_lt()) {
+        // Stable, so among duplicates the last one is inserted last.
+        object.sort_by(|a, b| key_order(&a.0, &b.0));
+    }
+    let mut map = Map::with_capacity_and_hasher(object.len(), Default::default());
+    for (k, v) in entries.drain(start..) {
+        map.insert(Val::TStr(Box::new(k)), v);
+    }
+    Val::obj(map)
+}
+
+/// Bytewise order, deciding most pairs of keys on their first eight bytes
+/// without a call to `memcmp`.
+fn key_order(a: &[u8], b: &[u8]) -> core::cmp::Ordering {
+    // Zero padding keeps the order: a shorter key sorts first unless the
+    // longer one continues with zero bytes, and then the prefixes tie.
+    let prefix = |s: &[u8]| {
+        let mut word = [0; 8];
+        let n = s.len().min(8);
+        word[..n].copy_from_slice(&s[..n]);
+        u64::from_be_bytes(word)
+    };
+    prefix(a).cmp(&prefix(b)).then_with(|| a.cmp(b))
+}
+
+/// Why a filter result cannot be written as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EncodeError {
+    /// NaN or an infinity; `json.Marshal` refuses them, so did the original.
+    /// Holds Go's message, e.g. `json: unsupported value: +Inf`.
+    Unsupported(String),
+    /// An object key that is not a string. jaq can build `{(1): 2}`, gojq
+    /// cannot; holds gojq's message for it.
+    Key(String),
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncodeError::Unsupported(m) | EncodeError::Key(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Appends `v` to `out` as `json.Marshal` would write it.
+pub fn write(out: &mut Vec<u8>, v: &Val) -> Result<(), EncodeError> {
+    match v {
+        Val::Null => out.extend_from_slice(b"null"),
+        Val::Bool(true) => out.extend_from_slice(b"true"),
+        Val::Bool(false) => out.extend_from_slice(b"false"),
+        Val::Num(n) => write_num(out, n)?,
+        Val::TStr(s) | Val::BStr(s) => write_str(out, s),
+        Val::Arr(items) => {
+            out.push(b'[');
+            for (k, item) in items.iter().enumerate() {
+                if k > 0 {
+                    out.push(b',');
+                }
+                write(out, item)?;
+            }
+            out.push(b']');
+        }
+        Val::Obj(map) => {
+            let mut entries = Vec::with_capacity(map.len());
+            for (k, v) in map.iter() {
+                match k {
+                    Val::TStr(s) | Val::BStr(s) => entries.push((&s[..], v)),
+                    _ => {
+                        return Err(EncodeError::Key(format!(
+                            "expected a string for object key but got: {} ({k})",
+                            type_name(k)
+                        )));
+                    }
+                }
+            }
+            if !entries.is_sorted_by(|a, b| key_order(a.0, b.0).is_le()) {
+                entries.sort_unstable_by(|a, b| key_order(a.0, b.0));
+            }
+            out.push(b'{');
+            for (k, (key, value)) in entries.into_iter().enumerate() {
+                if k > 0 {
+                    out.push(b',');
+                }
+                write_str(out, key);
+                out.push(b':');
+                write(out, value)?;
+            }
+            out.push(b'}');
+        }
+    }
+    Ok(())
+}
+
+/// gojq's name for the type of a value.
+fn type_name(v: &Val) -> &'static str {
+    match v {
+        Val::Null => "null",
+        Val::Bool(_) => "boolean",
+        Val::Num(_) => "number",
+        Val::TStr(_) | Val::BStr(_) => "string",
+        Val::Arr(_) => "array",
+        Val::Obj(_) => "object",
+    }
+}
+
+fn write_num(out: &mut Vec<u8>, n: &Num) -> Result<(), EncodeError> {
+    match n {
+        Num::Int(i) => write!(out, "{i}").expect("writing to a Vec cannot fail"),
+        Num::BigInt(i) => write!(out, "{i}").expect("writing to a Vec cannot fail"),
+        Num::Float(f) => write_float(out, *f)?,
+        // A number literal of the filter, such as `1.50`; gojq reads it as a
+        // float64 like any other non-integer.
+        Num::Dec(d) => write_float(out, d.parse().unwrap_or(f64::NAN))?,
+    }
+    Ok(())
+}
+
+/// Go's float encoder: `strconv.FormatFloat(f, 'f', -1, 64)`, or the `'e'`
+/// form below 1e-6 and from 1e21 on, with a one-digit exponent kept short
+/// (`1e-7`, not `1e-07`).
+fn write_float(out: &mut Vec<u8>, f: f64) -> Result<(), EncodeError> {
+    if !f.is_finite() {
+        let s = if f.is_nan() {
+            "NaN"
+        } else if f > 0.0 {
+            "+Inf"
+        } else {
+            "-Inf"
+        };
+        return Err(EncodeError::Unsupported(format!(
+            "json: unsupported value: {s}"
+        )));
+    }
+    let abs = f.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        // Rust's `{:e}` and Go's 'e' pick the same shortest digits; Go signs
+        // positive exponents.
+        let start = out.len();
+        write!(out, "{f:e}").expect("writing to a Vec cannot fail");
+        let e = start
+            + out[start..]
+                .iter()
+                .position(|&c| c == b'e')
+                .expect("{:e} writes an exponent");
+        if out.get(e + 1) != Some(&b'-') {
+            out.insert(e + 1, b'+');
+        }
+    } else {
+        // Rust's `{}` is the shortest round-trip form without exponent, as
+        // Go's 'f' with precision -1.
+        write!(out, "{f}").expect("writing to a Vec cannot fail");
+    }
+    Ok(())
+}
+
+/// Go's `appendString` with HTML escaping on, as `json.Marshal` uses it:
+/// `"`, `\`, control characters, `<`, `>`, `&`, U+2028 and U+2029 escaped,
+/// and each byte that is not part of valid UTF-8 written as `\ufffd`.
+fn write_str(out: &mut Vec<u8>, s: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let mut start = 0;
+    let mut i = 0;
+    while i < s.len() {
+        // Copy runs of bytes that need no care eight at a time.
+        while let Some(word) = s.get(i..i + 8) {
+            let x = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+            let care = swar::less_than(x, 0x20)
+                | swar::equal(x, b'"')
+                | swar::equal(x, b'\\')
+                | swar::equal(x, b'<')
+                | swar::equal(x, b'>')
+                | swar::equal(x, b'&')
+                | (x & swar::HIGH);
+            if care != 0 {
+                break;
+            }
+            i += 8;
+        }
+        let Some(&c) = s.get(i) else { break };
+        let (escape, len): (&[u8], usize) = match c {
+            b'\\' => (br"\\", 1),
+            b'"' => (b"\\\"", 1),
+            b'\x08' => (br"\b", 1),
+            b'\x0c' => (br"\f", 1),
+            b'\n' => (br"\n", 1),
+            b'\r' => (br"\r", 1),
+            b'\t' => (br"\t", 1),
+            0x00..=0x1f | b'<' | b'>' | b'&' => (
+                &[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(c >> 4)],
+                    HEX[usize::from(c & 0xf)],
+                ],
+                1,
+            ),
+            0x00..=0x7f => {
+                i += 1;
+                continue;
+            }
+            _ => match utf8_len(&s[i..]) {
+                // Line and paragraph separators end lines in JavaScript.
+                Some(3) if s[i..i + 3] == *"\u{2028}".as_bytes() => (br"\u2028", 3),
+                Some(3) if s[i..i + 3] == *"\u{2029}".as_bytes() => (br"\u2029", 3),
+                Some(n) => {
+                    i += n;
+                    continue;
+                }
+                None => (br"\ufffd", 1),
+            },
+        };
+        out.extend_from_slice(&s[start..i]);
+        out.extend_from_slice(escape);
+        i += len;
+        start = i;
+    }
+    out.extend_from_slice(&s[start..]);
+    out.push(b'"');
+}
+
+/// The length of the UTF-8 character that `s` starts with, if it is valid.
+fn utf8_len(s: &[u8]) -> Option<usize> {
+    let n = match s[0] {
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
+        _ => return None,
+    };
+    std::str::from_utf8(s.get(..n)?).ok().map(|_| n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(s: &[u8]) -> Result<Val, String> {
+        parse(&Bytes::copy_from_slice(s), MAX_DEPTH)
+            .map(|v| v.expect("no depth limit below Go's"))
+            .map_err(|e| e.to_string())
+    }
+
+    fn roundtrip(s: &[u8]) -> String {
+        let v = parse_str(s).unwrap();
+        let mut out = Vec::new();
+        write(&mut out, &v).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    // Every expected text below is what Go's json.Unmarshal (errors) and
+    // json.Marshal (output) produce for the same input, as run by the
+    // original's code; numbers as gojq reads them.
+
+    #[test]
+    fn syntax_errors_are_worded_as_go_words_them() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"", "unexpected end of JSON input"),
+            (b"  ", "unexpected end of JSON input"),
+            (
+                b"nul",
+                "invalid character ' ' in literal null (expecting 'l')",
+            ),
+            (
+                b"nulx",
+                "invalid character 'x' in literal null (expecting 'l')",
+            ),
+            (
+                b"tru",
+                "invalid character ' ' in literal true (expecting 'e')",
+            ),
+            (
+                b"fals",
+                "invalid character ' ' in literal false (expecting 'e')",
+            ),
+            (b"truex", "invalid character 'x' after top-level value"),
+            (
+                b"{\"a\":1} x",
+                "invalid character 'x' after top-level value",
+            ),
+            (b"[1,2", "unexpected end of JSON input"),
+            (
+                b"[1,2,]",
+                "invalid character ']' looking for beginning of value",
+            ),
+            (b"[1 2]", "invalid character '2' after array element"),
+            (b"{\"a\" 1}", "invalid character '1' after object key"),
+            (
+                b"{\"a\":1,}",
+                "invalid character '}' looking for beginning of object key string",
+            ),
+            (
+                b"{a:1}",
+                "invalid character 'a' looking for beginning of object key string",
+            ),
+            (
+                b"{\"a\":1 \"b\":2}",
+                "invalid character '\"' after object key:value pair",
+            ),
+            (b"\"abc", "unexpected end of JSON input"),
+            (b"\"a\\x\"", "invalid character 'x' in string escape code"),
+            (
+                b"\"a\\u12\"",
+                r#"invalid character '"' in \u hexadecimal character escape"#,
+            ),
+            (b"\"a\tb\"", r"invalid character '\t' in string literal"),
+            (b"\"\x01\"", r"invalid character '\x01' in string literal"),
+            (b"-", "invalid character ' ' in numeric literal"),
+            (b"-a", "invalid character 'a' in numeric literal"),
+            (b"01", "invalid character '1' after top-level value"),
+            (
+                b"1.",
+                "invalid character ' ' after decimal point in numeric literal",
+            ),
+            (
+                b"1.e5",
+                "invalid character 'e' after decimal point in numeric literal",
+            ),
+            (
+                b"1e+",
+                "invalid character ' ' in exponent of numeric literal",
+            ),
+            (
+                b"1ex",
+                "invalid character 'x' in exponent of numeric literal",
+            ),
+            (
+                b".5",
+                "invalid character '.' looking for beginning of value",
+            ),
+            (
+                b"+1",
+                "invalid character '+' looking for beginning of value",
+            ),
+            (
+                b"NaN",
+                "invalid character 'N' looking for beginning of value",
+            ),
+            (
+                b"# comment",
+                "invalid character '#' looking for beginning of value",
+            ),
+            (
+                b"'a'",
+                r"invalid character '\'' looking for beginning of value",
+            ),
+            (
+                b"[1,\x7f]",
+                r"invalid character '\x7f' looking for beginning of value",
+            ),
+            (
+                b"\xff",
+                "invalid character 'ÿ' looking for beginning of value",
+            ),
+            (
+                b"[1,\xc3\xa9]",
+                "invalid character 'Ã' looking for beginning of value",
+            ),
+            (
+                b"{\"a\":\"\\",
+                "invalid character ' ' in string escape code",
+            ),
+            (b"{\"a\":1}}", "invalid character '}' after top-level value"),
+            (
+                b"{\"a\":1e400}",
+                "json: cannot unmarshal number 1e400 into Go value of type float64",
+            ),
+            // A syntax error anywhere wins over a number out of range.
+            (
+                b"[-1e400, x]",
+                "invalid character 'x' looking for beginning of value",
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                parse_str(input).unwrap_err(),
+                *want,
+                "input {:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn nesting_is_limited_as_in_go() {
+        let nested = |n| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        // Dropping 10000 levels recurses deeper than a test thread's stack.
+        std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn(move || assert!(parse_str(nested(10_000).as_bytes()).is_ok()))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(
+            parse_str(nested(10_001).as_bytes()).unwrap_err(),
+            "invalid character '[' exceeded max depth"
+        );
+        // Below the caller's limit the parser gives up without an error.
+        let record = Bytes::from(nested(5));
+        assert!(parse(&record, 4).unwrap().is_none());
+        assert!(parse(&record, 5).unwrap().is_some());
+    }
+
+    #[test]
+    fn integers_stay_exact_at_any_size() {
+        assert_eq!(
+            roundtrip(b"[9007199254740993,2568499420235423533,-9223372036854775808,9223372036854775808,123456789012345678901234567890,-0]"),
+            "[9007199254740993,2568499420235423533,-9223372036854775808,9223372036854775808,123456789012345678901234567890,0]"
+        );
+    }
+
+    #[test]
+    fn floats_are_written_as_go_writes_float64() {
+        assert_eq!(
+            roundtrip(b"[1.0,1.5,1e300,0.1,1e21,1e20,1e-6,1e-7,2.5e-5,1E2,5e-324,1.7976931348623157e308,1e-400,-0.0,123.456e10,100000000000000000000.0]"),
+            "[1,1.5,1e+300,0.1,1e+21,100000000000000000000,0.000001,1e-7,0.000025,100,5e-324,1.7976931348623157e+308,0,-0,1234560000000,100000000000000000000]"
+        );
+        let mut out = Vec::new();
+        for (f, want) in [
+            (f64::NAN, "json: unsupported value: NaN"),
+            (f64::INFINITY, "json: unsupported value: +Inf"),
+            (f64::NEG_INFINITY, "json: unsupported value: -Inf"),
+        ] {
+            let e = write(&mut out, &Val::from(f)).unwrap_err();
+            assert_eq!(e.to_string(), want);
+        }
+    }
+
+    #[test]
+    fn strings_are_escaped_as_json_marshal_does() {
+        assert_eq!(
+            roundtrip(br#"{"s":"<a href=\"x\">&amp;</a>","u":"\b\f\n\r\t\u0001\u001f\/\\"}"#),
+            r#"{"s":"\u003ca href=\"x\"\u003e\u0026amp;\u003c/a\u003e","u":"\b\f\n\r\t\u0001\u001f/\\"}"#
+        );
+        // U+2028 and U+2029 escaped, raw or not; DEL kept as it is.
+        assert_eq!(
+            roundtrip("\"\\u2028\\u2029\u{2028}\x7f\\u007f é😀\"".as_bytes()),
+            "\"\\u2028\\u2029\\u2028\x7f\x7f é😀\""
+        );
+    }
+
+    #[test]
+    fn invalid_text_becomes_replacement_characters_as_in_go() {
+        // Surrogate escapes: pairs decode, lone halves become U+FFFD.
+        assert_eq!(
+            roundtrip(
+                br#""\ud83d\ude00 \ud800 \udc00 \ud800\u0041 \ud800\ud800\udc00 \uDBFF\uDFFF""#
+            ),
+            "\"😀 \u{FFFD} \u{FFFD} \u{FFFD}A \u{FFFD}𐀀 \u{10FFFF}\""
+        );
+        // Invalid UTF-8 in a record: one U+FFFD per byte Go cannot decode.
+        assert_eq!(
+            roundtrip(b"\"\xff\xfe \xe2\x82 a \xed\xa0\x80 \xc0\x80 \xf4\x90\x80\x80 ok\""),
+            "\"\u{FFFD}\u{FFFD} \u{FFFD}\u{FFFD} a \u{FFFD}\u{FFFD}\u{FFFD} \u{FFFD}\u{FFFD} \u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD} ok\""
+        );
+        // Invalid UTF-8 made by a filter is written as the \ufffd escape.
+        let mut out = Vec::new();
+        write(
+            &mut out,
+            &Val::utf8_str(Bytes::from_static(b"a\xffb\xe2\x82")),
+        )
+        .unwrap();
+        assert_eq!(out, br#""a\ufffdb\ufffd\ufffd""#);
+    }
+
+    #[test]
+    fn objects_are_sorted_and_the_last_duplicate_wins() {
+        assert_eq!(
+            roundtrip(b"{\"dup\":1,\"b\":{\"k\":1,\"k\":[3]},\"dup\":2,\"ab\":1,\"a\":2,\"a\\u0000\":4,\"\xc3\xa9\":5,\"Z\":6,\"\":8,\"event_ts\":0,\"event_name\":0}"),
+            "{\"\":8,\"Z\":6,\"a\":2,\"a\\u0000\":4,\"ab\":1,\"b\":{\"k\":[3]},\"dup\":2,\"event_name\":0,\"event_ts\":0,\"é\":5}"
+        );
+        // Parsed objects keep that order inside jaq too, as gojq's do.
+        let v = parse_str(br#"{"b":1,"c":2,"a":3}"#).unwrap();
+        let Val::Obj(map) = v else {
+            panic!("an object")
+        };
+        let keys: Vec<_> = map.keys().map(|k| k.to_string()).collect();
+        assert_eq!(keys, [r#""a""#, r#""b""#, r#""c""#]);
+    }
+
+    #[test]
+    fn key_order_is_bytewise() {
+        let mut keys: Vec<&[u8]> = vec![
+            b"event_ts",
+            b"event_",
+            b"event_\0",
+            b"a",
+            b"",
+            b"\xff",
+            b"event_tsx",
+            b"Z",
+            b"event_name",
+        ];
+        let mut expected = keys.clone();
+        expected.sort();
+        keys.sort_by(|a, b| key_order(a, b));
+        assert_eq!(keys, expected);
+    }
+
+    #[test]
+    fn strings_without_escapes_share_the_record() {
+        let record = Bytes::from_static(br#"{"k":"value"}"#);
+        let Val::Obj(map) = parse(&record, MAX_DEPTH).unwrap().unwrap() else {
+            panic!("an object")
+        };
+        let Some(Val::TStr(s)) = map.values().next() else {
+            panic!("a string")
+        };
+        assert_eq!(&s[..], b"value");
+        assert!(record.as_ptr_range().contains(&s.as_ptr()));
+    }
+}
