@@ -1,15 +1,161 @@
 //! kongctl: watch Kong Konnect organisation audit logs from a terminal.
 //!
-//! `listen` points the region's audit-log webhook at a public URL (a tunnel to
-//! this machine), receives Konnect's gzip'd batches on a local HTTP listener and
-//! appends every record durably to `events.jsonl`; `tail` also prints each
-//! record, optionally through a jq filter; `ps` lists and stops the listeners
-//! started in the background with `--detach`.
+//! `listen` points the region's audit-log webhook at a public URL (a tunnel
+//! to this machine), receives Konnect's gzip'd batches on a local HTTP
+//! listener and appends every record durably to `events.jsonl`; `tail` also
+//! prints each record, optionally through a jq filter; `ps` lists and stops
+//! the listeners started in the background with `--detach`.
 //!
 //! `main.rs` only parses arguments and maps the outcome to an exit code; the
 //! work starts in [`run`].
 
+pub mod cli;
+pub mod config;
+pub mod detach;
+pub mod error;
 pub mod fsutil;
+pub mod konnect;
+pub mod listen;
 pub mod listener;
+pub mod logging;
 pub mod ps;
 pub mod tail;
+
+use cli::{Cli, Command, ListenCommand};
+use config::{ProcessEnv, Settings};
+use error::CliError;
+use listen::ListenOptions;
+
+/// Runs one command.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let settings =
+        Settings::resolve(&cli.global, &ProcessEnv).map_err(|e| CliError::new(e.to_string()))?;
+    let _log_guard = match logging::init(&settings.log_file, settings.log_level) {
+        Ok(g) => Some(g),
+        Err(why) => {
+            eprintln!("Warning: logging disabled: {why}");
+            None
+        }
+    };
+    match cli.command {
+        Command::Listen(cmd) => listen_command(settings, cmd, "listen"),
+        Command::Tail(cmd) => listen_command(settings, cmd, "tail"),
+        Command::Ps(cmd) => ps_command(&settings, cmd),
+    }
+}
+
+fn listen_command(settings: Settings, cmd: ListenCommand, verb: &str) -> Result<(), CliError> {
+    let (mut args, command_path) = cmd.into_args(verb);
+    if verb == "tail" {
+        listen::options::default_tail_if_unset(&mut args);
+    }
+    let check_jq = |expr: &str| {
+        tail::filter::JqFilter::compile(expr)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let opts = ListenOptions::from_args(&args, &command_path, &check_jq)?;
+    // The PAT is needed before anything else happens.
+    settings.require_pat().map_err(CliError::new)?;
+    if opts.detach {
+        return detach::spawn(&settings, &opts);
+    }
+
+    // A detached child reports readiness (or its failure) to its parent.
+    let channel = detach::ChildChannel::from_env().map(std::sync::Arc::new);
+    if channel.is_some() {
+        redirect_stderr_to(&settings.log_file);
+    }
+    let mut hooks = listen::Hooks::default();
+    if let Some(c) = &channel {
+        let c = c.clone();
+        hooks.on_ready = Some(Box::new(move |ready: &listen::Ready| c.ready(ready)));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("kongctl")
+        .build()
+        .map_err(|e| CliError::new(format!("failed to start the async runtime: {e}")))?;
+    let result = runtime.block_on(listen::run(settings, opts, hooks));
+    if let Some(c) = &channel {
+        c.finish(&result);
+    }
+    result
+}
+
+/// Points stderr at the log file (a detached child has no terminal), so
+/// that anything written there, a panic included, is kept.
+fn redirect_stderr_to(log_file: &std::path::Path) {
+    use std::os::fd::AsRawFd;
+    if let Ok(f) = fsutil::open_private_append(log_file) {
+        // SAFETY: dup2 onto fd 2 replaces stderr atomically; `f` stays
+        // valid for the duration of the call.
+        unsafe {
+            libc::dup2(f.as_raw_fd(), 2);
+        }
+    }
+}
+
+fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> {
+    use cli::{OutputFormat, PsAction};
+    let dir = settings.processes_dir();
+    let width = ps::terminal_width();
+    match cmd.action {
+        None => {
+            if !cmd.positional.is_empty() {
+                return Err(CliError::usage(
+                    "the ps command does not accept positional arguments",
+                    "kongctl ps",
+                ));
+            }
+            let listed = ps::list(&dir).map_err(|e| {
+                CliError::new(format!(
+                    "failed to read process records in {}: {e}",
+                    dir.display()
+                ))
+            })?;
+            print!(
+                "{}",
+                match settings.output {
+                    OutputFormat::Text => ps::list::render_text(&listed, width),
+                    OutputFormat::Json => ps::list::render_json(&listed),
+                    OutputFormat::Yaml => ps::list::render_yaml(&listed),
+                }
+            );
+            Ok(())
+        }
+        Some(PsAction::Stop(args)) => {
+            let pids: Vec<String> = args.pid.into_iter().collect();
+            let target = ps::resolve_target(&pids, args.all)
+                .map_err(|e| CliError::usage(e.to_string(), "kongctl ps stop"))?;
+            let timeout = humantime::parse_duration(args.timeout.trim()).map_err(|e| {
+                CliError::usage(
+                    format!(
+                        "invalid argument {:?} for \"--timeout\" flag: {e}",
+                        args.timeout
+                    ),
+                    "kongctl ps stop",
+                )
+            })?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::new(format!("failed to start the async runtime: {e}")))?;
+            let results = runtime
+                .block_on(ps::stop(&dir, target, timeout))
+                .map_err(|e| CliError::new(e.to_string()))?;
+            print!(
+                "{}",
+                match settings.output {
+                    OutputFormat::Text => ps::stop::render_text(&results, width),
+                    OutputFormat::Json => ps::stop::render_json(&results),
+                    OutputFormat::Yaml => ps::stop::render_yaml(&results),
+                }
+            );
+            match ps::stop::failures(&results) {
+                Some(text) => Err(CliError::new(text)),
+                None => Ok(()),
+            }
+        }
+    }
+}

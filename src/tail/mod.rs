@@ -16,3 +16,53 @@ pub mod printer;
 pub use filter::{FilterCompileError, JqFilter, RecordSkip};
 pub use follow::{FollowEnd, Followed, RecordSink, follow};
 pub use printer::TailPrinter;
+
+use std::path::PathBuf;
+
+use tokio::sync::watch;
+
+/// How printing ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TailEnd {
+    /// stdout was closed by its reader: the caller stops and cleans up.
+    pub stdout_closed: bool,
+}
+
+/// Prints to stdout every record committed to `path` after offset `start`,
+/// through `filter` if given, until the store closes (after its last
+/// record) or stdout is closed. Runs on a blocking thread of its own: a
+/// slow stdout never holds up the listener.
+pub async fn run(
+    path: PathBuf,
+    start: u64,
+    committed: watch::Receiver<u64>,
+    filter: Option<JqFilter>,
+) -> std::io::Result<TailEnd> {
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut sink = StdoutSink(TailPrinter::new(
+            std::io::stdout(),
+            std::io::stderr(),
+            filter,
+        ));
+        let followed = handle.block_on(follow::follow(&path, start, committed, &mut sink))?;
+        let _ = sink.0.flush();
+        Ok(TailEnd {
+            stdout_closed: followed.end == FollowEnd::OutputClosed,
+        })
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+struct StdoutSink(TailPrinter<std::io::Stdout, std::io::Stderr>);
+
+impl RecordSink for StdoutSink {
+    fn record(&mut self, record: &[u8]) -> std::io::Result<()> {
+        self.0.print(record)
+    }
+
+    fn caught_up(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}

@@ -1,0 +1,392 @@
+//! The command line, as clap sees it: the command tree, every flag with the
+//! original's names and defaults, and help text written for users.
+//!
+//! This module only parses. `config` resolves profiles, environment and
+//! config file into settings, and `listen::options` validates the listen
+//! flags into a `ListenOptions`; nothing below those sees clap types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Watch Kong Konnect audit logs from a terminal.
+///
+/// `listen` creates a Konnect audit-log destination for a public URL (a
+/// tunnel to this machine), points the region's audit-log webhook at it and
+/// stores every record Konnect delivers in
+/// `<config>/audit-logs/<profile>/events.jsonl`. `tail` does the same and
+/// prints each record, optionally through a jq filter. `ps` lists and stops
+/// listeners started with `--detach`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kongctl",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags accepted by every command.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Configuration profile to use.
+    ///
+    /// Selects the `<profile>` section of config.yaml, the
+    /// `KONGCTL_<PROFILE>_*` environment variables and the storage directory
+    /// `audit-logs/<profile>/`. [default: default]
+    #[arg(
+        short = 'p',
+        long,
+        global = true,
+        env = "KONGCTL_PROFILE",
+        value_name = "PROFILE"
+    )]
+    pub profile: Option<String>,
+
+    /// Path to the configuration file.
+    ///
+    /// [default: $XDG_CONFIG_HOME/kongctl/config.yaml, else
+    /// ~/.config/kongctl/config.yaml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config_file: Option<PathBuf>,
+
+    /// Konnect personal or system access token (kpat_… or spat_…).
+    ///
+    /// Prefer `KONGCTL_<PROFILE>_KONNECT_PAT` or `konnect.pat` in
+    /// config.yaml: a flag is visible to other users in the process list.
+    #[arg(long, global = true, value_name = "TOKEN", hide_env_values = true)]
+    pub pat: Option<String>,
+
+    /// Base URL of the Konnect API, replacing both the regional and the
+    /// global host (for a proxy or the bundled emulator).
+    #[arg(long, global = true, value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// Konnect region whose audit-log webhook is used (us, eu, au, me, in,
+    /// sg, …). [default: us]
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// How much to write to the log file. [default: error]
+    #[arg(long, global = true, value_enum, value_name = "LEVEL")]
+    pub log_level: Option<LogLevel>,
+
+    /// Write logs to this file instead of `<config>/logs/kongctl.log`.
+    ///
+    /// `%PID%` in the path is replaced with the process id.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+
+    /// Output format for `ps`. [default: text]
+    #[arg(short = 'o', long, global = true, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Receive Konnect audit logs and store them in events.jsonl.
+    ///
+    /// Creates an audit-log destination for the public endpoint, points the
+    /// region's audit-log webhook at it, and listens locally for the batches
+    /// Konnect delivers. Ctrl+C removes the webhook and the destination.
+    #[command(visible_alias = "lsn")]
+    Listen(ListenCommand),
+
+    /// Like `listen`, and print every record to stdout as it is stored.
+    ///
+    /// With `--jq`, each record is parsed as JSON and filtered; lifecycle
+    /// messages go to the log file, so stdout carries records only.
+    Tail(ListenCommand),
+
+    /// List detached listeners (`listen --detach`), or stop them.
+    Ps(PsCommand),
+}
+
+/// `listen` / `tail`, optionally followed by `audit-logs` or
+/// `konnect audit-logs` (the original's Konnect-first forms).
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ListenCommand {
+    #[command(flatten)]
+    pub args: ListenArgs,
+
+    #[command(subcommand)]
+    pub product: Option<ListenProduct>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ListenProduct {
+    /// Konnect audit logs (the same as the parent command).
+    #[command(name = "audit-logs", visible_aliases = ["audit-log", "al", "AL"])]
+    AuditLogs(ListenArgs),
+
+    /// Konnect resources.
+    #[command(visible_aliases = ["k", "K"])]
+    Konnect(KonnectListen),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_required = true)]
+pub struct KonnectListen {
+    #[command(subcommand)]
+    pub resource: KonnectResource,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KonnectResource {
+    /// Konnect audit logs.
+    #[command(name = "audit-logs", visible_aliases = ["audit-log", "al", "AL"])]
+    AuditLogs(ListenArgs),
+}
+
+impl ListenCommand {
+    /// The flags of whichever form was used, and the command path for
+    /// messages such as `Run 'kongctl listen audit-logs --help' for usage`.
+    pub fn into_args(self, verb: &str) -> (ListenArgs, String) {
+        match self.product {
+            None => (self.args, format!("kongctl {verb}")),
+            Some(ListenProduct::AuditLogs(args)) => (args, format!("kongctl {verb} audit-logs")),
+            Some(ListenProduct::Konnect(KonnectListen {
+                resource: KonnectResource::AuditLogs(args),
+            })) => (args, format!("kongctl {verb} konnect audit-logs")),
+        }
+    }
+}
+
+/// Flags of `listen` and `tail`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ListenArgs {
+    /// Public URL Konnect delivers to (your tunnel), including the path.
+    ///
+    /// Example: https://my-host.ts.net/audit-logs. Takes precedence over
+    /// `--public-url`.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+
+    /// Public base URL of your tunnel; the endpoint is this URL's path
+    /// joined with `--path`.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Local address the listener binds.
+    #[arg(long, default_value = "127.0.0.1:19090", value_name = "HOST:PORT")]
+    pub listen_address: String,
+
+    /// Path the listener serves (and that `--public-url` is joined with).
+    #[arg(long, default_value = "/audit-logs", value_name = "PATH")]
+    pub path: String,
+
+    /// Largest request body accepted, applied to the raw body and again to
+    /// the decoded (gunzipped) body.
+    #[arg(long, default_value_t = 1_048_576, value_name = "BYTES")]
+    pub max_body_bytes: i64,
+
+    /// Name of the Konnect audit-log destination.
+    ///
+    /// [default: kongctl-<host>-<pid>]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Format Konnect delivers records in: json, cef or cps.
+    #[arg(long, default_value = "json", value_name = "FORMAT")]
+    pub log_format: String,
+
+    /// Let Konnect skip TLS certificate checks when delivering to the
+    /// endpoint (self-signed certificates, never in production).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub skip_ssl_verification: Option<bool>,
+
+    /// Authorization header value Konnect sends and the listener requires,
+    /// e.g. "Bearer s3cret".
+    ///
+    /// Without it a strong random value is generated for this run. Prefer
+    /// the KONGCTL_LISTEN_AUTHORIZATION environment variable: a flag is
+    /// visible to other users in the process list.
+    #[arg(
+        long,
+        env = "KONGCTL_LISTEN_AUTHORIZATION",
+        hide_env_values = true,
+        value_name = "VALUE"
+    )]
+    pub authorization: Option<String>,
+
+    /// Point the region's audit-log webhook at the new destination (and
+    /// check first that it is unconfigured).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub configure_webhook: Option<bool>,
+
+    /// Print each record to stdout as it is stored (what `tail` does).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub tail: Option<bool>,
+
+    /// Run the listener in the background; see `kongctl ps`.
+    #[arg(short = 'd', long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub detach: Option<bool>,
+
+    /// jq expression applied to each record in tail mode (run by jaq).
+    ///
+    /// No result prints null, one result prints it, several print a JSON
+    /// array. Records that are not JSON are skipped with a warning.
+    #[arg(long, value_name = "FILTER")]
+    pub jq: Option<String>,
+
+    /// Unexpected positional arguments (reported with the original's
+    /// message rather than clap's).
+    #[arg(hide = true, value_name = "ARGS")]
+    pub positional: Vec<String>,
+}
+
+/// `ps`: list detached listeners; `ps stop` stops them.
+#[derive(Debug, Args)]
+pub struct PsCommand {
+    #[command(subcommand)]
+    pub action: Option<PsAction>,
+
+    /// Unexpected positional arguments (reported with the original's
+    /// message).
+    #[arg(hide = true, value_name = "ARGS")]
+    pub positional: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PsAction {
+    /// Stop a detached listener (SIGTERM, then wait for its Konnect
+    /// cleanup), or prune its record if it is no longer running.
+    Stop(PsStopArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PsStopArgs {
+    /// Process id of the detached listener (see `kongctl ps`).
+    #[arg(value_name = "PID")]
+    pub pid: Option<String>,
+
+    /// Stop every recorded detached listener.
+    #[arg(long)]
+    pub all: bool,
+
+    /// How long to wait for each process to exit (e.g. 15s, 1m30s).
+    #[arg(long, default_value = "15s", value_name = "DURATION")]
+    pub timeout: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn every_listen_form_reaches_the_same_flags() {
+        for form in [
+            &["kongctl", "listen"][..],
+            &["kongctl", "lsn"],
+            &["kongctl", "listen", "audit-logs"],
+            &["kongctl", "listen", "al"],
+            &["kongctl", "listen", "konnect", "audit-logs"],
+            &["kongctl", "listen", "k", "AL"],
+            &["kongctl", "tail", "K", "audit-log"],
+        ] {
+            let mut argv = form.to_vec();
+            argv.extend(["--endpoint", "https://x.test/a", "--jq", "."]);
+            let cli = parse(&argv);
+            let (Command::Listen(cmd) | Command::Tail(cmd)) = cli.command else {
+                panic!("{form:?} parsed as something else");
+            };
+            let (args, _) = cmd.into_args("listen");
+            assert_eq!(args.endpoint.as_deref(), Some("https://x.test/a"));
+            assert_eq!(args.jq.as_deref(), Some("."));
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_original() {
+        let Command::Listen(cmd) = parse(&["kongctl", "listen"]).command else {
+            panic!()
+        };
+        let (a, path) = cmd.into_args("listen");
+        assert_eq!(path, "kongctl listen");
+        assert_eq!(a.listen_address, "127.0.0.1:19090");
+        assert_eq!(a.path, "/audit-logs");
+        assert_eq!(a.max_body_bytes, 1_048_576);
+        assert_eq!(a.log_format, "json");
+        assert_eq!(a.configure_webhook, None);
+        assert_eq!(a.detach, None);
+    }
+
+    #[test]
+    fn bool_flags_take_an_optional_value_like_go_flags() {
+        let Command::Listen(cmd) = parse(&[
+            "kongctl",
+            "listen",
+            "-d",
+            "--configure-webhook=false",
+            "--skip-ssl-verification",
+        ])
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(cmd.args.detach, Some(true));
+        assert_eq!(cmd.args.configure_webhook, Some(false));
+        assert_eq!(cmd.args.skip_ssl_verification, Some(true));
+    }
+
+    #[test]
+    fn stray_positionals_are_kept_for_the_original_message() {
+        let Command::Listen(cmd) = parse(&["kongctl", "listen", "audit-logs", "extra"]).command
+        else {
+            panic!()
+        };
+        let (a, path) = cmd.into_args("listen");
+        assert_eq!(path, "kongctl listen audit-logs");
+        assert_eq!(a.positional, vec!["extra".to_string()]);
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let cli = parse(&[
+            "kongctl",
+            "ps",
+            "stop",
+            "--all",
+            "-o",
+            "json",
+            "--profile",
+            "dev",
+        ]);
+        assert_eq!(cli.global.output, Some(OutputFormat::Json));
+        assert_eq!(cli.global.profile.as_deref(), Some("dev"));
+    }
+}

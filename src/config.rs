@@ -1,0 +1,541 @@
+//! Profiles, credentials and every path kongctl reads or writes.
+//!
+//! Settings come from, in order of precedence: flags, the environment
+//! (`KONGCTL_<PROFILE>_<KEY>`), the profile's section of `config.yaml`, and
+//! built-in defaults. Paths all hang off the config directory
+//! (`$XDG_CONFIG_HOME/kongctl`, else `~/.config/kongctl`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::cli::{GlobalArgs, LogLevel, OutputFormat};
+
+/// What went wrong while resolving configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot determine the config directory: neither XDG_CONFIG_HOME nor HOME is set")]
+    NoConfigDir,
+    #[error("failed to read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_yaml_ng::Error,
+    },
+    #[error("invalid {key} {value:?} in {origin}: {reason}")]
+    Invalid {
+        key: &'static str,
+        value: String,
+        origin: String,
+        reason: String,
+    },
+}
+
+/// The profile's section of config.yaml. Unknown keys are ignored, as the
+/// original does (the file is shared with its other commands).
+#[derive(Debug, Default, Deserialize)]
+struct ProfileFile {
+    #[serde(default)]
+    konnect: KonnectFile,
+    output: Option<String>,
+    #[serde(rename = "log-level", alias = "log_level")]
+    log_level: Option<String>,
+    #[serde(rename = "log-file", alias = "log_file")]
+    log_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct KonnectFile {
+    pat: Option<String>,
+    #[serde(rename = "base-url", alias = "base_url")]
+    base_url: Option<String>,
+    region: Option<String>,
+}
+
+/// A secret that never shows up in Debug or Display output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Where a PAT was found, for messages that help users fix the right place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatSource {
+    Flag,
+    Env(String),
+    File(PathBuf),
+}
+
+/// Everything resolved from flags, environment and config.yaml.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub profile: String,
+    pub config_dir: PathBuf,
+    pub config_file: PathBuf,
+    pub pat: Option<(Secret, PatSource)>,
+    pub base_url: Option<String>,
+    pub region: String,
+    pub log_level: LogLevel,
+    pub log_file: PathBuf,
+    pub output: OutputFormat,
+}
+
+/// The environment, injectable for tests.
+pub trait Env {
+    fn var(&self, key: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Env for BTreeMap<String, String> {
+    fn var(&self, key: &str) -> Option<String> {
+        self.get(key).cloned().filter(|v| !v.is_empty())
+    }
+}
+
+/// `$XDG_CONFIG_HOME/kongctl`, else `~/.config/kongctl`.
+pub fn config_dir(env: &dyn Env) -> Result<PathBuf, ConfigError> {
+    if let Some(xdg) = env
+        .var("XDG_CONFIG_HOME")
+        .filter(|v| Path::new(v).is_absolute())
+    {
+        return Ok(PathBuf::from(xdg).join("kongctl"));
+    }
+    let home = env
+        .var("HOME")
+        .map(PathBuf::from)
+        .or_else(dirs::home_dir)
+        .ok_or(ConfigError::NoConfigDir)?;
+    Ok(home.join(".config").join("kongctl"))
+}
+
+/// `KONGCTL_<PROFILE>_<KEY>`: profile upper-cased, `-` and `.` become `_`.
+pub fn env_key(profile: &str, key: &str) -> String {
+    let norm = |s: &str| -> String {
+        s.chars()
+            .map(|c| match c {
+                '-' | '.' => '_',
+                c => c.to_ascii_uppercase(),
+            })
+            .collect()
+    };
+    format!("KONGCTL_{}_{}", norm(profile), norm(key))
+}
+
+impl Settings {
+    /// Resolves settings: flag beats environment beats config file beats
+    /// default.
+    pub fn resolve(global: &GlobalArgs, env: &dyn Env) -> Result<Settings, ConfigError> {
+        let config_dir = config_dir(env)?;
+        let profile = global
+            .profile
+            .clone()
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "default".to_string());
+        let config_file = global
+            .config_file
+            .clone()
+            .unwrap_or_else(|| config_dir.join("config.yaml"));
+        let file = read_profile(&config_file, &profile)?;
+
+        let pat = if let Some(p) = global.pat.clone().filter(|p| !p.trim().is_empty()) {
+            Some((Secret::new(p.trim()), PatSource::Flag))
+        } else if let Some(p) = env.var(&env_key(&profile, "konnect.pat")) {
+            Some((
+                Secret::new(p.trim()),
+                PatSource::Env(env_key(&profile, "konnect.pat")),
+            ))
+        } else {
+            file.konnect
+                .pat
+                .clone()
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| (Secret::new(p.trim()), PatSource::File(config_file.clone())))
+        };
+
+        let base_url = global
+            .base_url
+            .clone()
+            .or_else(|| env.var(&env_key(&profile, "konnect.base-url")))
+            .or_else(|| file.konnect.base_url.clone())
+            .map(|u| u.trim().trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty());
+
+        let (region, region_origin) = match (
+            &global.region,
+            env.var(&env_key(&profile, "konnect.region")),
+        ) {
+            (Some(r), _) => (r.clone(), "--region".to_string()),
+            (None, Some(r)) => (r, env_key(&profile, "konnect.region")),
+            (None, None) => match &file.konnect.region {
+                Some(r) => (r.clone(), config_file.display().to_string()),
+                None => ("us".to_string(), "default".to_string()),
+            },
+        };
+        let region = region.trim().to_ascii_lowercase();
+        if region.is_empty()
+            || !region
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(ConfigError::Invalid {
+                key: "region",
+                value: region,
+                origin: region_origin,
+                reason: "use letters, digits and '-' only, e.g. us or eu".into(),
+            });
+        }
+
+        let log_level = match global.log_level {
+            Some(l) => l,
+            None => match env
+                .var(&env_key(&profile, "log-level"))
+                .map(|v| (v, env_key(&profile, "log-level")))
+                .or_else(|| {
+                    file.log_level
+                        .clone()
+                        .map(|v| (v, config_file.display().to_string()))
+                }) {
+                Some((v, origin)) => parse_log_level(&v).ok_or_else(|| ConfigError::Invalid {
+                    key: "log-level",
+                    value: v,
+                    origin,
+                    reason: "use trace, debug, info, warn or error".into(),
+                })?,
+                None => LogLevel::Error,
+            },
+        };
+
+        let output = match global.output {
+            Some(o) => o,
+            None => match env
+                .var(&env_key(&profile, "output"))
+                .map(|v| (v, env_key(&profile, "output")))
+                .or_else(|| {
+                    file.output
+                        .clone()
+                        .map(|v| (v, config_file.display().to_string()))
+                }) {
+                Some((v, origin)) => match v.trim().to_ascii_lowercase().as_str() {
+                    "text" => OutputFormat::Text,
+                    "json" => OutputFormat::Json,
+                    "yaml" => OutputFormat::Yaml,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            key: "output",
+                            value: v,
+                            origin,
+                            reason: "use text, json or yaml".into(),
+                        });
+                    }
+                },
+                None => OutputFormat::Text,
+            },
+        };
+
+        let log_file = global
+            .log_file
+            .clone()
+            .or_else(|| env.var(&env_key(&profile, "log-file")).map(PathBuf::from))
+            .or(file.log_file)
+            .unwrap_or_else(|| config_dir.join("logs").join("kongctl.log"));
+        let log_file = expand_pid(&log_file, std::process::id());
+
+        Ok(Settings {
+            profile,
+            config_dir,
+            config_file,
+            pat,
+            base_url,
+            region,
+            log_level,
+            log_file,
+            output,
+        })
+    }
+
+    /// The profile's storage directory: `<config>/audit-logs/<safe profile>`.
+    pub fn audit_log_dir(&self) -> PathBuf {
+        self.config_dir
+            .join("audit-logs")
+            .join(safe_profile_dir(&self.profile))
+    }
+
+    /// `<config>/processes`, where detached listeners are recorded.
+    pub fn processes_dir(&self) -> PathBuf {
+        self.config_dir.join("processes")
+    }
+
+    /// `<config>/logs`, where detached listeners log.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.config_dir.join("logs")
+    }
+
+    /// The PAT, or an error that says every way to provide one.
+    pub fn require_pat(&self) -> Result<&Secret, String> {
+        match &self.pat {
+            Some((pat, _)) => Ok(pat),
+            None => Err(format!(
+                "authentication token not available. Provide a Konnect personal access token \
+                 with --pat, the {} environment variable, or konnect.pat under the {:?} profile in {}",
+                env_key(&self.profile, "konnect.pat"),
+                self.profile,
+                self.config_file.display()
+            )),
+        }
+    }
+}
+
+fn parse_log_level(v: &str) -> Option<LogLevel> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "trace" => Some(LogLevel::Trace),
+        "debug" => Some(LogLevel::Debug),
+        "info" => Some(LogLevel::Info),
+        "warn" | "warning" => Some(LogLevel::Warn),
+        "error" => Some(LogLevel::Error),
+        _ => None,
+    }
+}
+
+/// Replaces `%PID%` in a path with `pid`.
+pub fn expand_pid(path: &Path, pid: u32) -> PathBuf {
+    match path.to_str() {
+        Some(s) if s.contains("%PID%") => PathBuf::from(s.replace("%PID%", &pid.to_string())),
+        _ => path.to_path_buf(),
+    }
+}
+
+fn read_profile(path: &Path, profile: &str) -> Result<ProfileFile, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProfileFile::default()),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    if text.trim().is_empty() {
+        return Ok(ProfileFile::default());
+    }
+    let mut all: BTreeMap<String, serde_yaml_ng::Value> =
+        serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    match all.remove(profile) {
+        None | Some(serde_yaml_ng::Value::Null) => Ok(ProfileFile::default()),
+        Some(v) => serde_yaml_ng::from_value(v).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// The directory name for a profile: letters, digits, `-`, `_` and `.` are
+/// kept, anything else becomes `_`; empty becomes `default`. A name made only
+/// of dots (`.`, `..`) cannot be a directory of its own, so its dots become
+/// `_` too: no profile name can leave the audit-logs directory.
+pub fn safe_profile_dir(profile: &str) -> String {
+    let trimmed = profile.trim();
+    if trimmed.is_empty() {
+        return "default".to_string();
+    }
+    let safe: String = trimmed
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if safe.chars().all(|c| c == '.') {
+        safe.replace('.', "_")
+    } else {
+        safe
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn env_keys_follow_the_original() {
+        assert_eq!(
+            env_key("default", "konnect.pat"),
+            "KONGCTL_DEFAULT_KONNECT_PAT"
+        );
+        assert_eq!(
+            env_key("my-dev.eu", "konnect.pat"),
+            "KONGCTL_MY_DEV_EU_KONNECT_PAT"
+        );
+        assert_eq!(env_key("dev", "log-level"), "KONGCTL_DEV_LOG_LEVEL");
+    }
+
+    #[test]
+    fn config_dir_prefers_xdg() {
+        let d = config_dir(&env(&[("XDG_CONFIG_HOME", "/x"), ("HOME", "/h")])).unwrap();
+        assert_eq!(d, PathBuf::from("/x/kongctl"));
+        let d = config_dir(&env(&[("HOME", "/h")])).unwrap();
+        assert_eq!(d, PathBuf::from("/h/.config/kongctl"));
+    }
+
+    #[test]
+    fn profile_dirs_cannot_escape() {
+        for (input, want) in [
+            ("dev profile", "dev_profile"),
+            ("", "default"),
+            ("  ", "default"),
+            (".", "_"),
+            ("..", "__"),
+            ("../x", ".._x"),
+            ("a/b", "a_b"),
+            ("a\\b", "a_b"),
+            ("prod.eu-1_x", "prod.eu-1_x"),
+        ] {
+            let got = safe_profile_dir(input);
+            assert_eq!(got, want, "{input:?}");
+            let base = Path::new("/cfg/audit-logs");
+            let joined = base.join(&got);
+            assert_eq!(joined.parent(), Some(base), "{input:?} escapes");
+            assert!(!got.contains('/'));
+        }
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let kdir = dir.path().join("kongctl");
+        std::fs::create_dir_all(&kdir).unwrap();
+        std::fs::write(
+            kdir.join("config.yaml"),
+            "dev:\n  konnect:\n    pat: kpat_file\n    base-url: http://file.test/\n    region: eu\n  log-level: info\n",
+        )
+        .unwrap();
+        let xdg = dir.path().to_str().unwrap();
+        let global = GlobalArgs {
+            profile: Some("dev".into()),
+            ..Default::default()
+        };
+
+        let s = Settings::resolve(&global, &env(&[("XDG_CONFIG_HOME", xdg)])).unwrap();
+        assert_eq!(s.pat.as_ref().unwrap().0.expose(), "kpat_file");
+        assert_eq!(s.base_url.as_deref(), Some("http://file.test"));
+        assert_eq!(s.region, "eu");
+        assert_eq!(s.log_level, LogLevel::Info);
+        assert_eq!(s.audit_log_dir(), kdir.join("audit-logs/dev"));
+
+        let e = env(&[
+            ("XDG_CONFIG_HOME", xdg),
+            ("KONGCTL_DEV_KONNECT_PAT", "kpat_env"),
+        ]);
+        let s = Settings::resolve(&global, &e).unwrap();
+        assert_eq!(s.pat.as_ref().unwrap().0.expose(), "kpat_env");
+        assert_eq!(
+            s.pat.as_ref().unwrap().1,
+            PatSource::Env("KONGCTL_DEV_KONNECT_PAT".into())
+        );
+
+        let flagged = GlobalArgs {
+            pat: Some("kpat_flag".into()),
+            region: Some("AU".into()),
+            ..global.clone()
+        };
+        let s = Settings::resolve(&flagged, &e).unwrap();
+        assert_eq!(s.pat.as_ref().unwrap().0.expose(), "kpat_flag");
+        assert_eq!(s.region, "au");
+    }
+
+    #[test]
+    fn missing_pat_says_how_to_provide_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::resolve(
+            &GlobalArgs::default(),
+            &env(&[("XDG_CONFIG_HOME", dir.path().to_str().unwrap())]),
+        )
+        .unwrap();
+        let msg = s.require_pat().unwrap_err();
+        assert!(
+            msg.starts_with("authentication token not available."),
+            "{msg}"
+        );
+        assert!(msg.contains("--pat"), "{msg}");
+        assert!(msg.contains("KONGCTL_DEFAULT_KONNECT_PAT"), "{msg}");
+    }
+
+    #[test]
+    fn bad_region_and_bad_yaml_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let xdg = dir.path().to_str().unwrap();
+        let g = GlobalArgs {
+            region: Some("us east".into()),
+            ..Default::default()
+        };
+        let err = Settings::resolve(&g, &env(&[("XDG_CONFIG_HOME", xdg)])).unwrap_err();
+        assert!(err.to_string().contains("invalid region"), "{err}");
+
+        std::fs::create_dir_all(dir.path().join("kongctl")).unwrap();
+        std::fs::write(
+            dir.path().join("kongctl/config.yaml"),
+            "default: [unclosed\n",
+        )
+        .unwrap();
+        let err = Settings::resolve(&GlobalArgs::default(), &env(&[("XDG_CONFIG_HOME", xdg)]))
+            .unwrap_err();
+        assert!(err.to_string().starts_with("invalid config file"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_debug_print() {
+        let s = Secret::new("kpat_very_secret");
+        assert!(!format!("{s:?}").contains("very_secret"));
+    }
+
+    #[test]
+    fn log_file_expands_pid() {
+        assert_eq!(
+            expand_pid(Path::new("/l/k-%PID%.log"), 42),
+            PathBuf::from("/l/k-42.log")
+        );
+    }
+}
