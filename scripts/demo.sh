@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The main job, end to end, on this machine only: build kongctl and the
+# bundled Konnect emulator, run `kongctl tail --jq` against the emulator,
+# have the emulator deliver audit events (gzip'd batches, as Konnect does)
+# through its built-in "tunnel" to the listener, watch them stream and get
+# stored, then stop with SIGINT and show that Konnect is left as it was.
+#
+# Needs: cargo, curl. Traffic stays on 127.0.0.1. Everything is written to a
+# temporary directory that is removed at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+need() { command -v "$1" >/dev/null || { echo "demo: $1 is required ($2)" >&2; exit 1; }; }
+need cargo "install Rust"
+need curl "apt-get install curl"
+
+say "Building kongctl and konnect-sim"
+cargo build --locked --quiet -p kongctl -p konnect-sim
+BIN=$PWD/target/debug
+
+WORK=$(mktemp -d)
+SIM_PID="" TAIL_PID=""
+finish() {
+  [[ -n $TAIL_PID ]] && kill -TERM "$TAIL_PID" 2>/dev/null && wait "$TAIL_PID" 2>/dev/null
+  [[ -n $SIM_PID ]] && kill -TERM "$SIM_PID" 2>/dev/null && wait "$SIM_PID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap finish EXIT
+
+say "Starting the Konnect emulator"
+"$BIN/konnect-sim" --listen 127.0.0.1:0 --retry-wait-ms 200 >"$WORK/sim.env" 2>"$WORK/sim.log" &
+SIM_PID=$!
+for _ in $(seq 100); do [[ -s $WORK/sim.env ]] && break; sleep 0.05; done
+# The emulator prints: KONNECT_BASE_URL=http://127.0.0.1:PORT KONNECT_PAT=kpat_...
+eval "$(cat "$WORK/sim.env")"
+echo "Konnect emulator at $KONNECT_BASE_URL"
+api() { curl -fsS -H "Authorization: Bearer $KONNECT_PAT" "$KONNECT_BASE_URL$1"; }
+admin() { curl -fsS -X POST -H 'Content-Type: application/json' -d "$2" "$KONNECT_BASE_URL/_sim/$1" >/dev/null; }
+echo "Regional webhook before: $(api /v2/audit-log-webhook)"
+
+export XDG_CONFIG_HOME=$WORK/config
+export KONGCTL_DEFAULT_KONNECT_PAT=$KONNECT_PAT   # the PAT never goes on a command line
+PUBLIC=demo.tunnel.test
+FILTER='{ts: .event_ts, event: .name, principal: .principal_id, trace_id}'
+
+say "kongctl tail --jq '$FILTER'"
+"$BIN/kongctl" tail --base-url "$KONNECT_BASE_URL" \
+  --endpoint "https://$PUBLIC/audit-logs" --listen-address 127.0.0.1:0 \
+  --authorization "Bearer demo-$RANDOM$RANDOM" --log-level info \
+  --jq "$FILTER" &
+TAIL_PID=$!
+
+STATE=$XDG_CONFIG_HOME/kongctl/audit-logs/default/listener.json
+for _ in $(seq 200); do [[ -s $STATE ]] && grep -q '"running": true' "$STATE" && break; sleep 0.05; done
+ADDR=$(sed -n 's/.*"listen_address": "\([^"]*\)".*/\1/p' "$STATE")
+echo "(listening on $ADDR; the emulator plays the tunnel https://$PUBLIC -> $ADDR)" >&2
+admin tunnels "{\"host\":\"$PUBLIC\",\"target\":\"$ADDR\"}"
+echo "Regional webhook now: $(api /v2/audit-log-webhook)" >&2
+
+say "Konnect delivers 3 batches of audit events"
+for n in 4 7 5; do
+  admin trigger "{\"count\":$n}"
+  sleep 0.5
+done
+
+say "Ctrl+C (SIGINT) the tail: it drains, then removes the webhook and the destination"
+kill -INT "$TAIL_PID"
+wait "$TAIL_PID" && echo "kongctl exited 0"
+TAIL_PID=""
+
+say "Afterwards"
+EVENTS=$XDG_CONFIG_HOME/kongctl/audit-logs/default/events.jsonl
+echo "events.jsonl: $(wc -l <"$EVENTS") records stored ($EVENTS)"
+echo "first stored record: $(head -c 160 "$EVENTS")..."
+echo "Regional webhook after: $(api /v2/audit-log-webhook)"
+echo "Destinations after: $(api /v3/audit-log-destinations)"
+grep -o 'Listener stopped[^"]*' "$XDG_CONFIG_HOME/kongctl/logs/kongctl.log" | tail -1 || true
