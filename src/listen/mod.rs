@@ -566,18 +566,19 @@ impl Run {
             AuthorizationOrigin::User => "true",
             AuthorizationOrigin::Generated => "true (generated for this run)",
         };
+        let mode = if opts.tail { " (tail mode)" } else { "" };
+        tracing::info!(
+            destination_name = %opts.name,
+            destination_id = %id,
+            endpoint = %redact_url(&opts.endpoint),
+            log_format = opts.log_format.as_str(),
+            local_endpoint = %local_endpoint,
+            listen_address = %bound,
+            events_file = %self.paths.events_file.display(),
+            "Konnect Audit-Log Listener Started{mode}"
+        );
+        tracing::info!("Listening for audit-log events{mode}.");
         if opts.tail {
-            tracing::info!(
-                destination_name = %opts.name,
-                destination_id = %id,
-                endpoint = %redact_url(&opts.endpoint),
-                log_format = opts.log_format.as_str(),
-                local_endpoint = %local_endpoint,
-                listen_address = %bound,
-                events_file = %self.paths.events_file.display(),
-                "Konnect Audit-Log Listener Started (tail mode)"
-            );
-            tracing::info!("Listening for audit-log events (tail mode).");
             return;
         }
         let mut text = String::new();
@@ -761,6 +762,7 @@ impl Run {
                 if self.opts.tail {
                     tracing::info!(destination_id = %id, "Listener stopped. Deleted audit-log destination (tail mode).");
                 } else {
+                    tracing::info!(destination_id = %id, "Listener stopped. Deleted audit-log destination.");
                     print_stdout(&format!(
                         "\nListener stopped. Deleted audit-log destination: {id}\n"
                     ));
