@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use konnect_sim::{Fault, FaultAction};
 
 fn exit_ok(l: &mut Listener) -> String {
     l.proc.interrupt();

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use konnect_sim::blocking::Sim;
-pub use konnect_sim::{Fault, FaultAction, SimConfig, Snapshot};
+pub use konnect_sim::{SimConfig, Snapshot};
 
 /// How long a test waits for something that should take milliseconds.
 pub const PATIENCE: Duration = Duration::from_secs(20);
