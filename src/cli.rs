@@ -34,6 +34,7 @@ pub struct Cli {
 
 /// Flags accepted by every command.
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Global Options")]
 pub struct GlobalArgs {
     /// Configuration profile to use.
     ///
