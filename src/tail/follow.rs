@@ -130,7 +130,7 @@ impl Reader {
             }
             self.read_to += n as u64;
             let mut chunk = &self.buf[..n];
-            while let Some(newline) = chunk.iter().position(|&c| c == b'\n') {
+            while let Some(newline) = super::swar::find(chunk, b'\n') {
                 let (line, rest) = (&chunk[..newline], &chunk[newline + 1..]);
                 let record = if self.partial.is_empty() {
                     line
