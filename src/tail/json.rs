@@ -88,6 +88,24 @@ struct Scratch {
     order: Vec<(u64, usize)>,
 }
 
+impl Scratch {
+    /// Most elements a stack keeps room for between records; one huge
+    /// record should not hold its memory for the rest of the session.
+    const KEEP: usize = 4096;
+
+    /// Empties the stacks (after an error they hold a partial document).
+    fn reset(&mut self) {
+        fn reset<T>(v: &mut Vec<T>) {
+            v.clear();
+            v.shrink_to(Scratch::KEEP);
+        }
+        reset(&mut self.frames);
+        reset(&mut self.items);
+        reset(&mut self.entries);
+        reset(&mut self.order);
+    }
+}
+
 thread_local! {
     static SCRATCH: core::cell::RefCell<Scratch> = core::cell::RefCell::default();
 }
@@ -110,10 +128,7 @@ pub fn parse(record: &Bytes, depth_limit: usize) -> Result<Option<Val>, SyntaxEr
             depth_limit: depth_limit.min(MAX_DEPTH),
         }
         .document(scratch);
-        // After an error the stacks hold a partial document.
-        scratch.frames.clear();
-        scratch.items.clear();
-        scratch.entries.clear();
+        scratch.reset();
         result
     })
 }
@@ -1009,6 +1024,18 @@ mod tests {
         expected.sort();
         keys.sort_by(|a, b| key_order(a, b));
         assert_eq!(keys, expected);
+    }
+
+    #[test]
+    fn a_huge_record_leaves_no_huge_scratch_behind() {
+        let members: Vec<String> = (0..20_000).map(|i| format!("\"k{i}\":[{i}]")).collect();
+        let record = Bytes::from(format!("{{{}}}", members.join(",")));
+        assert!(parse(&record, MAX_DEPTH).unwrap().is_some());
+        SCRATCH.with_borrow(|s| {
+            assert!(s.entries.capacity() <= Scratch::KEEP);
+            assert!(s.order.capacity() <= Scratch::KEEP);
+            assert!(s.items.capacity() <= Scratch::KEEP);
+        });
     }
 
     #[test]
