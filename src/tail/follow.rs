@@ -118,7 +118,10 @@ impl Reader {
             let want = usize::try_from(target - self.read_to)
                 .unwrap_or(usize::MAX)
                 .min(self.buf.len());
-            let n = self.file.read_at(&mut self.buf[..want], self.read_to)?;
+            let n = match self.file.read_at(&mut self.buf[..want], self.read_to) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                result => result?,
+            };
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -142,7 +145,12 @@ impl Reader {
                     sink.record(record)?;
                 }
                 self.passed_to += record.len() as u64 + 1;
-                self.partial.clear();
+                if self.partial.capacity() > self.buf.len() {
+                    // Do not keep a long record's memory.
+                    self.partial = Vec::new();
+                } else {
+                    self.partial.clear();
+                }
                 chunk = rest;
             }
             self.partial.extend_from_slice(chunk);
