@@ -225,11 +225,8 @@ pub fn render_yaml(results: &[StopResult]) -> String {
 mod tests {
     use super::*;
     use crate::ps::procfs::start_time_ticks;
+    use crate::ps::tests::strings;
     use std::process::{Child, Command};
-
-    fn strings(args: &[&str]) -> Vec<String> {
-        args.iter().map(|s| s.to_string()).collect()
-    }
 
     #[test]
     fn targets_are_resolved_as_the_original() {

@@ -308,30 +308,33 @@ impl Parser<'_> {
     fn number(&mut self) -> Result<Val, SyntaxError> {
         let start = self.i;
         let mut i = self.i;
-        let digits = |i: &mut usize, this: &Self| {
-            while this.at(*i).is_ascii_digit() && *i < this.src.len() {
+        // Skips the digits at `i`.
+        let digits = |i: &mut usize| {
+            while self.src.get(*i).is_some_and(u8::is_ascii_digit) {
                 *i += 1;
             }
+        };
+        // Skips the digits at `i`, of which there must be one at least.
+        let required_digits = |i: &mut usize, context| {
+            if !self.at(*i).is_ascii_digit() {
+                return Err(SyntaxError::invalid(self.at(*i), context));
+            }
+            digits(i);
+            Ok(())
         };
         if self.at(i) == b'-' {
             i += 1;
         }
         match self.at(i) {
             b'0' => i += 1,
-            b'1'..=b'9' => digits(&mut i, self),
+            b'1'..=b'9' => digits(&mut i),
             c => return Err(SyntaxError::invalid(c, "in numeric literal")),
         }
         let mut integer = true;
         if self.at(i) == b'.' {
             integer = false;
             i += 1;
-            if !self.at(i).is_ascii_digit() {
-                return Err(SyntaxError::invalid(
-                    self.at(i),
-                    "after decimal point in numeric literal",
-                ));
-            }
-            digits(&mut i, self);
+            required_digits(&mut i, "after decimal point in numeric literal")?;
         }
         if matches!(self.at(i), b'e' | b'E') {
             integer = false;
@@ -339,13 +342,7 @@ impl Parser<'_> {
             if matches!(self.at(i), b'+' | b'-') {
                 i += 1;
             }
-            if !self.at(i).is_ascii_digit() {
-                return Err(SyntaxError::invalid(
-                    self.at(i),
-                    "in exponent of numeric literal",
-                ));
-            }
-            digits(&mut i, self);
+            required_digits(&mut i, "in exponent of numeric literal")?;
         }
         self.i = i;
         let text = std::str::from_utf8(&self.src[start..i]).expect("numbers are ASCII");
