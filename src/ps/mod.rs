@@ -46,3 +46,11 @@ fn to_sorted_yaml<T: Serialize + ?Sized>(value: &T) -> String {
     let value = serde_yaml_ng::to_value(value).expect("ps output serializes to YAML");
     serde_yaml_ng::to_string(&sorted(value)).expect("ps output serializes to YAML")
 }
+
+#[cfg(test)]
+mod tests {
+    /// Owned arguments, for tests of argument handling.
+    pub fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| (*s).to_owned()).collect()
+    }
+}

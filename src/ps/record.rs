@@ -108,7 +108,12 @@ pub fn write(processes_dir: &Path, record: &ProcessRecord) -> Result<PathBuf, Re
     };
     fsutil::create_private_dir_all(processes_dir).map_err(io_error(processes_dir))?;
     let path = record_path(processes_dir, record.pid);
+    // As the original: trimmed names, redacted args.
+    let trimmed = |s: &Option<String>| s.as_deref().map(|s| s.trim().to_owned());
     let record = ProcessRecord {
+        kind: record.kind.trim().to_owned(),
+        profile: trimmed(&record.profile),
+        log_file: trimmed(&record.log_file),
         args: redact_args(&record.args),
         ..record.clone()
     };
@@ -398,11 +403,8 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ps::tests::strings;
     use std::os::unix::fs::PermissionsExt;
-
-    fn strings(args: &[&str]) -> Vec<String> {
-        args.iter().map(|s| s.to_string()).collect()
-    }
 
     #[test]
     fn redacts_args_as_the_original() {
@@ -468,7 +470,7 @@ mod tests {
         let mut old = ProcessRecord::listener(20);
         old.created_at = Timestamp::parse("2025-03-01T08:00:00Z").unwrap();
         old.args = strings(&["listen", "--authorization", "s3cret", "-d"]);
-        old.profile = Some("dev".into());
+        old.profile = Some(" dev ".into());
         old.start_time_ticks = Some(12345);
         let mut new_a = ProcessRecord::listener(30);
         new_a.created_at = Timestamp::parse("2025-03-02T08:00:00.5Z").unwrap();

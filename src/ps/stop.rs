@@ -6,8 +6,8 @@
 //! process has exited, or whose pid now belongs to a process started at
 //! another time, is pruned without signalling anything.
 
-use super::list::{ListedProcess, list};
 use super::procfs::{self, Status};
+use super::record::{self as records, ProcessRecord};
 use crate::tail::gofmt;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
@@ -85,10 +85,10 @@ pub async fn stop(
     target: StopTarget,
     timeout: Duration,
 ) -> Result<Vec<StopResult>, StopError> {
-    let mut processes = list(processes_dir)?;
+    let mut targets = records::read_all(processes_dir)?;
     if let StopTarget::Pid(pid) = target {
-        processes.retain(|p| p.record.pid == pid);
-        if processes.is_empty() {
+        targets.retain(|(record, _)| record.pid == pid);
+        if targets.is_empty() {
             return Err(StopError::NoRecord(pid.into()));
         }
     }
@@ -97,15 +97,14 @@ pub async fn stop(
     } else {
         timeout
     };
-    let mut results = Vec::with_capacity(processes.len());
-    for process in &processes {
-        results.push(stop_one(process, timeout).await);
+    let mut results = Vec::with_capacity(targets.len());
+    for (record, path) in &targets {
+        results.push(stop_one(record, path, timeout).await);
     }
     Ok(results)
 }
 
-async fn stop_one(process: &ListedProcess, timeout: Duration) -> StopResult {
-    let record = &process.record;
+async fn stop_one(record: &ProcessRecord, path: &Path, timeout: Duration) -> StopResult {
     let result = |action, success, detail: String| StopResult {
         pid: record.pid,
         kind: record.kind.clone(),
@@ -114,20 +113,15 @@ async fn stop_one(process: &ListedProcess, timeout: Duration) -> StopResult {
         detail,
     };
     let remove = || {
-        super::record::remove(&process.path).map_err(|e| {
-            format!(
-                "remove {}: {}",
-                process.path.display(),
-                procfs::io_error_text(&e)
-            )
-        })
+        records::remove(path)
+            .map_err(|e| format!("remove {}: {}", path.display(), procfs::io_error_text(&e)))
     };
-    // Checked again here rather than trusted from the listing, so that the
-    // signal goes to the process the record was written for.
+    // Checked right before acting, so that the signal goes to the process
+    // the record was written for.
     let inspection = procfs::inspect(record);
     match inspection.status {
         Status::Running => {
-            if let Err(detail) = terminate(process, timeout).await {
+            if let Err(detail) = terminate(record, timeout).await {
                 return result("stop", false, detail);
             }
             match remove() {
@@ -162,8 +156,7 @@ async fn stop_one(process: &ListedProcess, timeout: Duration) -> StopResult {
 }
 
 /// Sends SIGTERM and waits until the process is gone or `timeout` passed.
-async fn terminate(process: &ListedProcess, timeout: Duration) -> Result<(), String> {
-    let record = &process.record;
+async fn terminate(record: &ProcessRecord, timeout: Duration) -> Result<(), String> {
     match kill(Pid::from_raw(record.pid), Signal::SIGTERM) {
         Ok(()) => {}
         Err(Errno::ESRCH) => return Ok(()),
@@ -232,12 +225,8 @@ pub fn render_yaml(results: &[StopResult]) -> String {
 mod tests {
     use super::*;
     use crate::ps::procfs::start_time_ticks;
-    use crate::ps::record::{self, ProcessRecord};
+    use crate::ps::tests::strings;
     use std::process::{Child, Command};
-
-    fn strings(args: &[&str]) -> Vec<String> {
-        args.iter().map(|s| s.to_string()).collect()
-    }
 
     #[test]
     fn targets_are_resolved_as_the_original() {
@@ -303,7 +292,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mut victim = Victim::spawn();
         let ticks = start_time_ticks(victim.pid()).unwrap();
-        let path = record::write(tmp.path(), &record_for(victim.pid(), Some(ticks))).unwrap();
+        let path = records::write(tmp.path(), &record_for(victim.pid(), Some(ticks))).unwrap();
 
         let results = stop(
             tmp.path(),
@@ -334,7 +323,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mut victim = Victim::spawn();
         let ticks = start_time_ticks(victim.pid()).unwrap();
-        let path = record::write(tmp.path(), &record_for(victim.pid(), Some(ticks + 7))).unwrap();
+        let path = records::write(tmp.path(), &record_for(victim.pid(), Some(ticks + 7))).unwrap();
 
         let results = stop(tmp.path(), StopTarget::All, Duration::from_secs(1))
             .await
@@ -352,7 +341,7 @@ mod tests {
         let mut child = Command::new("true").spawn().unwrap();
         let pid = child.id() as i32;
         child.wait().unwrap();
-        record::write(tmp.path(), &record_for(pid, None)).unwrap();
+        records::write(tmp.path(), &record_for(pid, None)).unwrap();
 
         let err = stop(tmp.path(), StopTarget::Pid(pid + 1), DEFAULT_TIMEOUT)
             .await
@@ -390,7 +379,8 @@ mod tests {
             .read_line(&mut ready)
             .unwrap();
         let pid = stubborn.pid();
-        let path = record::write(tmp.path(), &record_for(pid, start_time_ticks(pid).ok())).unwrap();
+        let path =
+            records::write(tmp.path(), &record_for(pid, start_time_ticks(pid).ok())).unwrap();
 
         let results = stop(tmp.path(), StopTarget::All, Duration::from_millis(300))
             .await

@@ -118,7 +118,10 @@ impl Reader {
             let want = usize::try_from(target - self.read_to)
                 .unwrap_or(usize::MAX)
                 .min(self.buf.len());
-            let n = self.file.read_at(&mut self.buf[..want], self.read_to)?;
+            let n = match self.file.read_at(&mut self.buf[..want], self.read_to) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                result => result?,
+            };
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -130,7 +133,7 @@ impl Reader {
             }
             self.read_to += n as u64;
             let mut chunk = &self.buf[..n];
-            while let Some(newline) = chunk.iter().position(|&c| c == b'\n') {
+            while let Some(newline) = super::swar::find(chunk, b'\n') {
                 let (line, rest) = (&chunk[..newline], &chunk[newline + 1..]);
                 let record = if self.partial.is_empty() {
                     line
@@ -142,7 +145,12 @@ impl Reader {
                     sink.record(record)?;
                 }
                 self.passed_to += record.len() as u64 + 1;
-                self.partial.clear();
+                if self.partial.capacity() > self.buf.len() {
+                    // Do not keep a long record's memory.
+                    self.partial = Vec::new();
+                } else {
+                    self.partial.clear();
+                }
                 chunk = rest;
             }
             self.partial.extend_from_slice(chunk);

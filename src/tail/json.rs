@@ -19,6 +19,7 @@
 //!   \t` or `\u00XX`, each invalid UTF-8 byte as `\ufffd`, floats in Go's
 //!   shortest form (`1e+21`, `1e-7`, `0.1`), NaN and infinities refused.
 
+use super::swar;
 use bytes::Bytes;
 use core::fmt;
 use jaq_json::{Map, Num, Val};
@@ -83,6 +84,26 @@ struct Scratch {
     frames: Vec<Frame>,
     items: Vec<Val>,
     entries: Vec<(Bytes, Val)>,
+    /// Sort order of an object's entries: key prefix and entry index.
+    order: Vec<(u64, usize)>,
+}
+
+impl Scratch {
+    /// Most elements a stack keeps room for between records; one huge
+    /// record should not hold its memory for the rest of the session.
+    const KEEP: usize = 4096;
+
+    /// Empties the stacks (after an error they hold a partial document).
+    fn reset(&mut self) {
+        fn reset<T>(v: &mut Vec<T>) {
+            v.clear();
+            v.shrink_to(Scratch::KEEP);
+        }
+        reset(&mut self.frames);
+        reset(&mut self.items);
+        reset(&mut self.entries);
+        reset(&mut self.order);
+    }
 }
 
 thread_local! {
@@ -107,10 +128,7 @@ pub fn parse(record: &Bytes, depth_limit: usize) -> Result<Option<Val>, SyntaxEr
             depth_limit: depth_limit.min(MAX_DEPTH),
         }
         .document(scratch);
-        // After an error the stacks hold a partial document.
-        scratch.frames.clear();
-        scratch.items.clear();
-        scratch.entries.clear();
+        scratch.reset();
         result
     })
 }
@@ -151,6 +169,7 @@ impl Parser<'_> {
             frames,
             items,
             entries,
+            order,
         } = scratch;
         'value: loop {
             let c = self.next_token().ok_or_else(SyntaxError::eof)?;
@@ -234,7 +253,7 @@ impl Parser<'_> {
                             }
                             Some(b'}') => {
                                 self.i += 1;
-                                value = sorted_object(entries, *start);
+                                value = sorted_object(entries, *start, order);
                                 frames.pop();
                             }
                             Some(c) => {
@@ -289,30 +308,33 @@ impl Parser<'_> {
     fn number(&mut self) -> Result<Val, SyntaxError> {
         let start = self.i;
         let mut i = self.i;
-        let digits = |i: &mut usize, this: &Self| {
-            while this.at(*i).is_ascii_digit() && *i < this.src.len() {
+        // Skips the digits at `i`.
+        let digits = |i: &mut usize| {
+            while self.src.get(*i).is_some_and(u8::is_ascii_digit) {
                 *i += 1;
             }
+        };
+        // Skips the digits at `i`, of which there must be one at least.
+        let required_digits = |i: &mut usize, context| {
+            if !self.at(*i).is_ascii_digit() {
+                return Err(SyntaxError::invalid(self.at(*i), context));
+            }
+            digits(i);
+            Ok(())
         };
         if self.at(i) == b'-' {
             i += 1;
         }
         match self.at(i) {
             b'0' => i += 1,
-            b'1'..=b'9' => digits(&mut i, self),
+            b'1'..=b'9' => digits(&mut i),
             c => return Err(SyntaxError::invalid(c, "in numeric literal")),
         }
         let mut integer = true;
         if self.at(i) == b'.' {
             integer = false;
             i += 1;
-            if !self.at(i).is_ascii_digit() {
-                return Err(SyntaxError::invalid(
-                    self.at(i),
-                    "after decimal point in numeric literal",
-                ));
-            }
-            digits(&mut i, self);
+            required_digits(&mut i, "after decimal point in numeric literal")?;
         }
         if matches!(self.at(i), b'e' | b'E') {
             integer = false;
@@ -320,13 +342,7 @@ impl Parser<'_> {
             if matches!(self.at(i), b'+' | b'-') {
                 i += 1;
             }
-            if !self.at(i).is_ascii_digit() {
-                return Err(SyntaxError::invalid(
-                    self.at(i),
-                    "in exponent of numeric literal",
-                ));
-            }
-            digits(&mut i, self);
+            required_digits(&mut i, "in exponent of numeric literal")?;
         }
         self.i = i;
         let text = std::str::from_utf8(&self.src[start..i]).expect("numbers are ASCII");
@@ -359,8 +375,7 @@ impl Parser<'_> {
         let mut ascii = true;
         loop {
             // Skip eight ordinary bytes at a time; most strings are mostly that.
-            while let Some(word) = src.get(i..i + 8) {
-                let x = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+            while let Some(x) = swar::word_at(src, i) {
                 if swar::less_than(x, 0x20) | swar::equal(x, b'"') | swar::equal(x, b'\\') != 0 {
                     break;
                 }
@@ -404,23 +419,6 @@ impl Parser<'_> {
             return Ok(self.src.slice(start..i));
         }
         Ok(Bytes::from(unescape(raw)))
-    }
-}
-
-/// Tests on eight bytes at once (SWAR). Each returns a word whose high bit
-/// is set in some byte if and only if some byte of `x` matches.
-mod swar {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    pub const HIGH: u64 = 0x8080_8080_8080_8080;
-
-    /// Some byte is below `n` (`n` at most 0x80).
-    pub fn less_than(x: u64, n: u8) -> u64 {
-        x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH
-    }
-
-    /// Some byte equals `b`.
-    pub fn equal(x: u64, b: u8) -> u64 {
-        less_than(x ^ (ONES * u64::from(b)), 1)
     }
 }
 
@@ -499,32 +497,56 @@ fn push_lossy(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Builds an object of `entries[start..]` (which it removes) with its keys
 /// in bytewise order, the last of duplicate keys winning (Go's map
-/// semantics).
-fn sorted_object(entries: &mut Vec<(Bytes, Val)>, start: usize) -> Val {
+/// semantics). `order` is scratch space.
+fn sorted_object(
+    entries: &mut Vec<(Bytes, Val)>,
+    start: usize,
+    order: &mut Vec<(u64, usize)>,
+) -> Val {
     let object = &mut entries[start..];
-    if !object.is_sorted_by(|a, b| key_order(&a.0, &b.0).is_lt()) {
-        // Stable, so among duplicates the last one is inserted last.
-        object.sort_by(|a, b| key_order(&a.0, &b.0));
-    }
     let mut map = Map::with_capacity_and_hasher(object.len(), Default::default());
-    for (k, v) in entries.drain(start..) {
+    if object.is_sorted_by(|a, b| key_order(&a.0, &b.0).is_lt()) {
+        for (k, v) in entries.drain(start..) {
+            map.insert(Val::TStr(Box::new(k)), v);
+        }
+        return Val::obj(map);
+    }
+    // Sort small (prefix, index) pairs rather than the entries themselves;
+    // equal keys keep their input order, so the last one is inserted last.
+    order.clear();
+    order.extend(
+        object
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (key_prefix(k), i)),
+    );
+    order.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| object[a.1].0.cmp(&object[b.1].0))
+            .then(a.1.cmp(&b.1))
+    });
+    for &(_, i) in order.iter() {
+        let (k, v) = std::mem::take(&mut object[i]);
         map.insert(Val::TStr(Box::new(k)), v);
     }
+    entries.truncate(start);
     Val::obj(map)
 }
 
 /// Bytewise order, deciding most pairs of keys on their first eight bytes
 /// without a call to `memcmp`.
 fn key_order(a: &[u8], b: &[u8]) -> core::cmp::Ordering {
-    // Zero padding keeps the order: a shorter key sorts first unless the
-    // longer one continues with zero bytes, and then the prefixes tie.
-    let prefix = |s: &[u8]| {
-        let mut word = [0; 8];
-        let n = s.len().min(8);
-        word[..n].copy_from_slice(&s[..n]);
-        u64::from_be_bytes(word)
-    };
-    prefix(a).cmp(&prefix(b)).then_with(|| a.cmp(b))
+    key_prefix(a).cmp(&key_prefix(b)).then_with(|| a.cmp(b))
+}
+
+/// The first eight bytes of `key` as a big-endian number, zero-padded. Zero
+/// padding keeps the order: a shorter key sorts first unless the longer one
+/// continues with zero bytes, and then the prefixes tie.
+fn key_prefix(key: &[u8]) -> u64 {
+    let mut word = [0; 8];
+    let n = key.len().min(8);
+    word[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(word)
 }
 
 /// Why a filter result cannot be written as JSON.
@@ -667,8 +689,7 @@ fn write_str(out: &mut Vec<u8>, s: &[u8]) {
     let mut i = 0;
     while i < s.len() {
         // Copy runs of bytes that need no care eight at a time.
-        while let Some(word) = s.get(i..i + 8) {
-            let x = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        while let Some(x) = swar::word_at(s, i) {
             let care = swar::less_than(x, 0x20)
                 | swar::equal(x, b'"')
                 | swar::equal(x, b'\\')
@@ -1000,6 +1021,18 @@ mod tests {
         expected.sort();
         keys.sort_by(|a, b| key_order(a, b));
         assert_eq!(keys, expected);
+    }
+
+    #[test]
+    fn a_huge_record_leaves_no_huge_scratch_behind() {
+        let members: Vec<String> = (0..20_000).map(|i| format!("\"k{i}\":[{i}]")).collect();
+        let record = Bytes::from(format!("{{{}}}", members.join(",")));
+        assert!(parse(&record, MAX_DEPTH).unwrap().is_some());
+        SCRATCH.with_borrow(|s| {
+            assert!(s.entries.capacity() <= Scratch::KEEP);
+            assert!(s.order.capacity() <= Scratch::KEEP);
+            assert!(s.items.capacity() <= Scratch::KEEP);
+        });
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod follow;
 pub mod gofmt;
 mod json;
 pub mod printer;
+mod swar;
 
 pub use filter::{FilterCompileError, JqFilter, RecordSkip};
 pub use follow::{FollowEnd, Followed, RecordSink, follow};

@@ -5,6 +5,9 @@ use super::filter::JqFilter;
 use super::follow::RecordSink;
 use std::io::{self, BufWriter, Write};
 
+/// Room kept for a filtered line between records.
+const LINE_KEEP: usize = 64 * 1024;
+
 /// Prints records as the original's tail did.
 ///
 /// Without a filter a record prints as stored; with one, the filter's line.
@@ -19,7 +22,8 @@ pub struct TailPrinter<W: Write, E: Write> {
 }
 
 impl<W: Write, E: Write> TailPrinter<W, E> {
-    /// `out` is stdout in production, `warnings` stderr.
+    /// `out` is stdout in production (`std::io::stdout().lock()`; the
+    /// printer buffers it), `warnings` stderr.
     pub fn new(out: W, warnings: E, filter: Option<JqFilter>) -> Self {
         TailPrinter {
             out: BufWriter::with_capacity(64 * 1024, out),
@@ -39,6 +43,10 @@ impl<W: Write, E: Write> TailPrinter<W, E> {
             self.out.write_all(record)?;
             return self.out.write_all(b"\n");
         };
+        if self.line.capacity() > LINE_KEEP {
+            // Do not keep a huge record's line.
+            self.line = Vec::new();
+        }
         self.line.clear();
         match filter.apply(record, &mut self.line) {
             Ok(()) => {
