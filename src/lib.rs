@@ -14,6 +14,7 @@ pub mod config;
 pub mod detach;
 pub mod error;
 pub mod fsutil;
+pub mod gofmt;
 pub mod konnect;
 pub mod listen;
 pub mod listener;
@@ -128,7 +129,8 @@ fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> 
             let pids: Vec<String> = args.pid.into_iter().collect();
             let target = ps::resolve_target(&pids, args.all)
                 .map_err(|e| CliError::usage(e.to_string(), "kongctl ps stop"))?;
-            let timeout = humantime::parse_duration(args.timeout.trim()).map_err(|e| {
+            // Go's duration syntax (`15s`, `1m30s`, `1.5s`), as the original.
+            let timeout = gofmt::parse_duration(args.timeout.trim()).map_err(|e| {
                 CliError::usage(
                     format!(
                         "invalid argument {:?} for \"--timeout\" flag: {e}",

@@ -8,7 +8,7 @@
 
 use super::procfs::{self, Status};
 use super::record::{self as records, ProcessRecord};
-use crate::tail::gofmt;
+use crate::gofmt;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;

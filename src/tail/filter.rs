@@ -190,7 +190,7 @@ impl JqFilter {
     pub fn skip_warning(&self, reason: &RecordSkip) -> String {
         format!(
             "skipping non-JSON or invalid jq record for filter {}: {reason}",
-            super::gofmt::quote(&self.expr)
+            crate::gofmt::quote(&self.expr)
         )
     }
 }
@@ -378,7 +378,7 @@ impl fmt::Display for FilterCompileError {
             Stage::Compile => "failed to compile jq expression: ",
         })?;
         if self.reports.is_empty() {
-            return write!(f, "{}", super::gofmt::quote(&self.code));
+            return write!(f, "{}", crate::gofmt::quote(&self.code));
         }
         for (k, report) in self.reports.iter().enumerate() {
             if k > 0 {

@@ -57,7 +57,7 @@ fn quote_char(c: u8) -> String {
         b'"' => "'\"'".into(),
         // Go converts the byte to the rune of the same number.
         _ => {
-            let quoted = crate::tail::gofmt::quote(char::from(c).encode_utf8(&mut [0; 4]));
+            let quoted = crate::gofmt::quote(char::from(c).encode_utf8(&mut [0; 4]));
             format!("'{}'", &quoted[1..quoted.len() - 1])
         }
     }

@@ -9,7 +9,6 @@
 
 pub mod filter;
 pub mod follow;
-pub mod gofmt;
 mod json;
 pub mod printer;
 mod swar;
