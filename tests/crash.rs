@@ -365,3 +365,87 @@ fn a_record_is_recognised_only_whole() {
     let again = scan(text.as_bytes(), &mut seen);
     assert_eq!(again.duplicates, vec![7, 8]);
 }
+
+/// Starts `listen` on a fresh tunnel host without waiting for it.
+fn spawn_listen(w: &World) -> Running {
+    let endpoint = format!("https://{}/audit-logs", w.tunnel_host());
+    w.spawn(&[
+        "listen",
+        "--endpoint",
+        &endpoint,
+        "--listen-address",
+        "127.0.0.1:0",
+        "--authorization",
+        AUTH,
+    ])
+}
+
+/// The next start after a startup killed at `moment` finishes the dead
+/// listener's cleanup, and its own clean stop leaves Konnect as it was.
+fn next_start_cleans_up(w: &World, moment: &str) -> String {
+    let mut l = listener(w);
+    l.proc.interrupt();
+    let status = l.proc.wait_exit(Duration::from_secs(60));
+    let stderr = l.proc.stderr();
+    assert!(status.success(), "{moment}: {status:?}\n{stderr}");
+    let s = w.snapshot();
+    assert!(
+        s.destinations.is_empty() && !s.webhooks["us"].enabled,
+        "{moment}: Konnect objects leaked by the killed start: {:?} {:?}\nnext start's stderr:\n{stderr}",
+        s.destinations,
+        s.webhooks["us"]
+    );
+    stderr
+}
+
+#[test]
+fn kill_9_during_startup_leaks_nothing_after_the_next_start() {
+    // Right after Konnect created the destination: the killed listener may
+    // not have learnt its id yet.
+    for _ in 0..3 {
+        let w = World::new();
+        let p = spawn_listen(&w);
+        let deadline = Instant::now() + PATIENCE;
+        while w.snapshot().destinations.is_empty() {
+            assert!(Instant::now() < deadline, "no destination created");
+        }
+        p.signal(Signal::SIGKILL);
+        drop(p);
+        let id = w.snapshot().destinations[0].id.clone();
+        let stderr = next_start_cleans_up(&w, "after the destination was created");
+        assert!(
+            stderr.contains(&format!("deleted audit-log destination {id}")),
+            "{stderr}"
+        );
+    }
+    // Right after the webhook was attached.
+    for _ in 0..2 {
+        let w = World::new();
+        let p = spawn_listen(&w);
+        let deadline = Instant::now() + PATIENCE;
+        while !w.snapshot().webhooks["us"].enabled {
+            assert!(Instant::now() < deadline, "webhook never attached");
+        }
+        p.signal(Signal::SIGKILL);
+        drop(p);
+        let stderr = next_start_cleans_up(&w, "after the webhook was attached");
+        assert!(
+            stderr.contains(
+                "Reclaimed: released the regional audit-log webhook, deleted audit-log destination "
+            ),
+            "{stderr}"
+        );
+    }
+    // At random moments of startup (and, for long delays, of serving).
+    let seed: u64 = rand::random();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for _ in 0..4 {
+        let w = World::new();
+        let p = spawn_listen(&w);
+        let delay = rng.random_range(0..150);
+        std::thread::sleep(Duration::from_millis(delay));
+        p.signal(Signal::SIGKILL);
+        drop(p);
+        next_start_cleans_up(&w, &format!("{delay} ms into startup (seed {seed})"));
+    }
+}
