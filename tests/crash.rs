@@ -455,3 +455,60 @@ fn kill_9_during_startup_leaks_nothing_after_the_next_start() {
         next_start_cleans_up(&w, &format!("{delay} ms into startup (seed {seed})"));
     }
 }
+
+/// Configures the regional webhook the v2 way (inline endpoint, no
+/// destination), as another integration would, straight at the emulator.
+fn configure_inline_webhook(w: &World, endpoint: &str) {
+    use std::io::{Read, Write};
+    let body = format!(
+        "{{\"endpoint\":\"{endpoint}\",\"authorization\":\"Bearer theirs\",\"log_format\":\"cef\",\"enabled\":true}}"
+    );
+    let mut s = std::net::TcpStream::connect(w.sim.addr()).unwrap();
+    write!(
+        s,
+        "PATCH /v2/audit-log-webhook HTTP/1.1\r\nHost: us.api.konghq.com\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        w.sim.pat(),
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+}
+
+#[test]
+fn reclaim_after_kill_9_leaves_a_webhook_that_is_not_the_dead_listeners_alone() {
+    // A listener that never attached the webhook (--configure-webhook=false)
+    // dies while another integration has the webhook; and one that had it
+    // dies and another integration takes the webhook over before the next
+    // start. Reclaim deletes the dead listener's destination only.
+    for configure in ["--configure-webhook=false", "--configure-webhook=true"] {
+        let w = World::new();
+        let l = w.start_listener("listen", &[configure]);
+        let theirs = "https://siem.example.test/hook";
+        configure_inline_webhook(&w, theirs);
+        let old = w.snapshot().destinations[0].id.clone();
+        l.proc.signal(Signal::SIGKILL);
+        drop(l);
+
+        let mut l = w.start_listener("listen", &["--configure-webhook=false"]);
+        l.proc.interrupt();
+        assert!(l.proc.wait_exit(Duration::from_secs(30)).success());
+        let stderr = l.proc.stderr();
+        assert!(
+            stderr.contains(&format!("Reclaimed: deleted audit-log destination {old}")),
+            "{configure}: {stderr}"
+        );
+        let s = w.snapshot();
+        assert!(
+            s.destinations.is_empty(),
+            "{configure}: {:?}",
+            s.destinations
+        );
+        let hook = &s.webhooks["us"];
+        assert!(
+            hook.enabled && hook.endpoint == theirs,
+            "{configure}: the other integration's webhook was changed: {hook:?}"
+        );
+    }
+}
