@@ -512,3 +512,54 @@ fn reclaim_after_kill_9_leaves_a_webhook_that_is_not_the_dead_listeners_alone() 
         );
     }
 }
+
+#[test]
+fn kill_9_during_cleanup_is_finished_by_the_next_start() {
+    use konnect_sim::{Fault, FaultAction};
+    // Killed while releasing the webhook, and while deleting the
+    // destination after the webhook was released.
+    for (method, path, released_first) in [
+        ("PATCH", "/v2/audit-log-webhook", false),
+        ("DELETE", "/v3/audit-log-destinations/*", true),
+    ] {
+        let w = World::new();
+        let l = listener(&w);
+        let id = w.snapshot().destinations[0].id.clone();
+        w.sim.inject_fault(Fault {
+            method: Some(method.into()),
+            path: path.into(),
+            count: 1,
+            action: FaultAction::Delay(Duration::from_secs(5)),
+        });
+        l.proc.interrupt();
+        // The fault is disarmed when the call arrives; it is answered 5 s
+        // later, long after the kill.
+        eventually("the slow cleanup call", || w.snapshot().faults.is_empty());
+        assert_eq!(
+            w.snapshot().webhooks["us"].enabled,
+            !released_first,
+            "{method}: the webhook's state when the kill lands"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        l.proc.signal(Signal::SIGKILL);
+        drop(l);
+        assert_eq!(
+            w.snapshot().destinations.len(),
+            1,
+            "{method}: the destination outlived the killed cleanup"
+        );
+
+        let stderr = next_start_cleans_up(&w, &format!("killed during {method} {path}"));
+        let webhook = if released_first {
+            ""
+        } else {
+            "released the regional audit-log webhook, "
+        };
+        assert!(
+            stderr.contains(&format!(
+                "Reclaimed: {webhook}deleted audit-log destination {id}"
+            )),
+            "{method}: {stderr}"
+        );
+    }
+}
