@@ -217,6 +217,10 @@ fn kill_9_under_load_loses_no_acknowledged_record() {
             stderr.contains(&reclaimed)
         });
         assert!(
+            !stderr.contains("already configured"),
+            "round {round}: reclaim, not the startup guard: {stderr}"
+        );
+        assert!(
             stderr.contains(&format!("(pid {old_pid}): destination {old_destination}")),
             "round {round}: reclaim names the dead listener: {stderr}"
         );
