@@ -98,8 +98,9 @@ impl Leftovers {
 /// deletes the destination, before `deadline`.
 ///
 /// The webhook is only released while it still points at our destination
-/// (or while that cannot be told): a webhook someone re-pointed elsewhere in
-/// the meantime is theirs and is left alone. A destination whose create
+/// (or while that cannot be told): a webhook someone re-pointed in the
+/// meantime, at another destination or at an inline (v2) endpoint, is
+/// theirs and is left alone. A destination whose create
 /// request got no answer is looked up by its (unique) name.
 pub async fn release(
     audit: &AuditLogs,
@@ -121,7 +122,10 @@ pub async fn release(
         let ours = progress.destination.as_ref().map(|d| d.id.as_str());
         let points_elsewhere = match audit.webhook_destination().await {
             Ok(Some(current)) => ours.is_some_and(|o| o != current),
-            Ok(None) => false,
+            // No destination attached: the webhook is released already, or
+            // someone configured it the v2 way (inline endpoint); either
+            // way it is not ours to disable.
+            Ok(None) => ours.is_some(),
             Err(e) => {
                 tracing::debug!(error = %e, "could not read the v3 webhook; releasing anyway");
                 false
@@ -129,7 +133,7 @@ pub async fn release(
         };
         if points_elsewhere {
             tracing::warn!(
-                "the regional webhook now points at another destination; leaving it alone"
+                "the regional webhook does not point at this listener's destination; leaving it alone"
             );
         } else {
             audit

@@ -344,6 +344,10 @@ impl Run {
             p.name = Some(opts.name.clone());
             p.create_sent = true;
         }
+        // Recorded before the request: if this process dies between
+        // Konnect creating the destination and the record of its id below,
+        // the next start finds it by name (reclaim).
+        self.write_destination_state(false, CleanupStatus::Active, None)?;
         let destination = self
             .audit
             .create_destination(&NewDestination {
@@ -394,21 +398,30 @@ impl Run {
         if prev.status == CleanupStatus::Deleted {
             return Ok(());
         }
-        let Some(id) = prev.destination_id.clone() else {
-            return Ok(());
-        };
-        let progress = Progress {
-            name: Some(prev.destination_name.clone()),
-            create_sent: true,
-            destination: Some(crate::konnect::Destination {
-                id: id.clone(),
+        // No id: the earlier listener died before it learnt the id of the
+        // destination it asked for (it never attached the webhook to it);
+        // the destination, if created, is found by its unique name.
+        let destination = prev
+            .destination_id
+            .clone()
+            .map(|id| crate::konnect::Destination {
+                id,
                 name: prev.destination_name.clone(),
                 endpoint: prev.destination_endpoint.clone(),
                 log_format: prev.log_format.clone(),
                 skip_ssl_verification: Some(prev.skip_ssl_verification),
-            }),
-            attach_sent: prev.webhook_configured || prev.status == CleanupStatus::Active,
+            });
+        let id = match &destination {
+            Some(d) => d.id.clone(),
+            None => format!("named {:?}", prev.destination_name),
+        };
+        let progress = Progress {
+            name: Some(prev.destination_name.clone()),
+            create_sent: true,
+            attach_sent: destination.is_some()
+                && (prev.webhook_configured || prev.status == CleanupStatus::Active),
             webhook_attached: prev.webhook_configured,
+            destination,
         };
         let previous_pid = if prev.pid > 0 {
             format!(" (pid {})", prev.pid)
@@ -427,8 +440,12 @@ impl Run {
                 done.cleanup_error = None;
                 done.deleted_at = Some(state::now_rfc3339());
                 let _ = state::write_json(&self.paths.destination_file, &done);
+                let deleted = match report.destinations_removed.as_slice() {
+                    [] => format!("no audit-log destination {id} was found"),
+                    ids => format!("deleted audit-log destination {}", ids.join(", ")),
+                };
                 eprintln!(
-                    "Reclaimed: {}deleted audit-log destination {id}",
+                    "Reclaimed: {}{deleted}",
                     if report.webhook_released {
                         "released the regional audit-log webhook, "
                     } else {
@@ -459,21 +476,24 @@ impl Run {
             .lock()
             .expect("progress lock poisoned")
             .clone();
-        let Some(d) = p.destination else {
-            return Ok(());
+        // Before the create request's answer, the name is all there is.
+        let (id, name) = match (&p.destination, &p.name) {
+            (Some(d), _) => (Some(d.id.clone()), d.name.clone()),
+            (None, Some(name)) if p.create_sent => (None, name.clone()),
+            (None, _) => return Ok(()),
         };
         let previous: Option<DestinationState> = state::read_json(&self.paths.destination_file)
             .ok()
             .flatten();
         let created_at = previous
-            .filter(|s| s.destination_id.as_deref() == Some(d.id.as_str()))
+            .filter(|s| id.is_some() && s.destination_id == id)
             .map(|s| s.created_at)
             .unwrap_or_else(state::now_rfc3339);
         let s = DestinationState {
             created_at,
             profile: self.settings.profile.clone(),
-            destination_id: Some(d.id.clone()),
-            destination_name: d.name.clone(),
+            destination_id: id,
+            destination_name: name,
             destination_endpoint: redact_url(&self.opts.endpoint),
             log_format: Some(self.opts.log_format.as_str().to_string()),
             skip_ssl_verification: self.opts.skip_ssl_verification,

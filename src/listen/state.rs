@@ -178,10 +178,8 @@ impl ProfileLock {
         let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(l) => l,
             Err((mut file, errno)) if errno == nix::errno::Errno::EWOULDBLOCK => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
                 return Err(LockError::Held {
-                    holder: text.trim().parse().ok(),
+                    holder: read_holder(&mut file),
                     path: path.to_path_buf(),
                 });
             }
@@ -200,6 +198,40 @@ impl ProfileLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The pid the lock's holder wrote. A holder that has only just taken the
+/// lock may not have written it yet: the file is then empty or still names
+/// the previous holder, who is dead. Such a content is read again for a
+/// short while (two listeners started at once hit this window).
+fn read_holder(file: &mut File) -> Option<u32> {
+    const TRIES: u32 = 40;
+    let mut pid = None;
+    for attempt in 0..TRIES {
+        let mut text = String::new();
+        pid = file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| file.read_to_string(&mut text))
+            .ok()
+            .and_then(|_| text.trim().parse::<u32>().ok());
+        if pid.is_some_and(is_alive) || attempt + 1 == TRIES {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    pid
+}
+
+/// Whether a process with this pid exists (ours or not).
+fn is_alive(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    raw > 0
+        && !matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
 }
 
 trait OpenOptionsPrivate {
@@ -236,6 +268,32 @@ mod tests {
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn a_holder_that_has_not_written_its_pid_yet_is_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("listener.lock");
+        // The lock taken, the file still naming a dead earlier holder: what
+        // a loser sees between the winner's flock and its pid write.
+        std::fs::write(&p, "999999999").unwrap();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&p)
+            .unwrap();
+        let mut held = Flock::lock(file, FlockArg::LockExclusiveNonblock).unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            held.set_len(0).unwrap();
+            write!(held, "{}", std::process::id()).unwrap();
+            held
+        });
+        match ProfileLock::acquire(&p).err().unwrap() {
+            LockError::Held { holder, .. } => assert_eq!(holder, Some(std::process::id())),
+            other => panic!("{other}"),
+        }
+        drop(writer.join().unwrap());
     }
 
     #[test]

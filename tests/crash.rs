@@ -1,0 +1,570 @@
+//! Crash safety (SPEC §4, §5, §8, §11): `kill -9` of a listener under load
+//! loses no record that got a 202, leaves a file that parses line by line
+//! once the next start has repaired a torn tail (and said so), and the next
+//! start of the profile finishes the dead listener's Konnect cleanup.
+//!
+//! One listener after another serves the same profile while eight client
+//! threads post batches of unique records; each is killed with SIGKILL at a
+//! random moment and the next one is started. Three kinds of kill take
+//! turns: a random moment under Konnect-like load (batches of 50 small
+//! records), a random moment under heavy load (batches of about 1 MB, so
+//! writes take long enough to be cut), and a kill aimed at a write in
+//! progress (the test watches the file's last byte and kills as soon as it
+//! is not `\n`). Knobs: `KONGCTL_CRASH_KILLS` (default 5),
+//! `KONGCTL_CRASH_SECONDS` (stop starting rounds after this long),
+//! `KONGCTL_CRASH_SEED` (replay a run). `scripts/crash-test.sh` is the long
+//! form.
+
+mod common;
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::load::*;
+use common::*;
+use nix::sys::signal::Signal;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Heavy batches are about 1 MB; the limit leaves room for them.
+const MAX_BODY: &str = "4194304";
+
+/// Verified records beyond this are cut from the front of the file
+/// between rounds (while no listener runs), so long runs stay small on
+/// disk; their seqs stay known, so a duplicate is still caught.
+const KEEP_BYTES: u64 = 64 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kill {
+    /// A random moment, Konnect-like load.
+    Random,
+    /// A random moment, heavy load.
+    Heavy,
+    /// Heavy load, aimed at a write in progress.
+    Aimed,
+}
+
+impl Kill {
+    /// The order rounds take them in: five rounds (CI) include two aimed kills.
+    const ALL: [Kill; 3] = [Kill::Aimed, Kill::Random, Kill::Heavy];
+
+    fn load(self, seed: u64) -> LoadConfig {
+        match self {
+            Kill::Random => LoadConfig::konnect_like(seed),
+            Kill::Heavy | Kill::Aimed => LoadConfig {
+                threads: 8,
+                records_per_batch: 2000,
+                pad: 450,
+                // Compressing megabytes costs the clients CPU the aim needs.
+                gzip_share: 0.1,
+                seed,
+                requests_per_thread: None,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    kills: [u32; 3],
+    torn: [u32; 3],
+    requests_acked: u64,
+    requests_unanswered: u64,
+    records_acked: u64,
+    unacked_stored: u64,
+    repaired_bytes: u64,
+    /// Aimed kills sent while a write was seen in progress.
+    aimed_hits: u32,
+}
+
+fn env_number(name: &str) -> Option<u64> {
+    let v = std::env::var(name).ok()?;
+    Some(
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+    )
+}
+
+/// Kills as soon as the file's last byte is not `\n`: a write is under way.
+/// Gives up aiming (and kills anyway) after `limit`.
+fn kill_during_a_write(l: &Listener, events: &Path, limit: Duration) -> bool {
+    let file = File::open(events).expect("events file exists");
+    let deadline = Instant::now() + limit;
+    let mut last = [0u8; 1];
+    while Instant::now() < deadline {
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len > 0 && file.read_exact_at(&mut last, len - 1).is_ok() && last[0] != b'\n' {
+            l.proc.signal(Signal::SIGKILL);
+            return true;
+        }
+    }
+    l.proc.signal(Signal::SIGKILL);
+    false
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Replaces the file by what follows its first `verified` bytes (like an
+/// archived log); returns the new verified offset, 0.
+fn drop_verified_prefix(events: &Path, verified: u64) -> u64 {
+    let rest = read_from(events, verified);
+    let tmp = events.with_extension("rest");
+    std::fs::write(&tmp, &rest).expect("write the kept part");
+    std::fs::rename(&tmp, events).expect("replace the events file");
+    0
+}
+
+fn listener(w: &World) -> Listener {
+    w.start_listener("listen", &["--max-body-bytes", MAX_BODY])
+}
+
+#[test]
+fn kill_9_under_load_loses_no_acknowledged_record() {
+    let started = Instant::now();
+    let kills = env_number("KONGCTL_CRASH_KILLS").unwrap_or(5);
+    let budget = env_number("KONGCTL_CRASH_SECONDS").map(Duration::from_secs);
+    let seed = env_number("KONGCTL_CRASH_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    });
+    println!("crash: seed {seed} (replay with KONGCTL_CRASH_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed);
+
+    let w = World::new();
+    let events = w.events_file();
+    let seqs = SeqSource::new();
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut verified = 0u64;
+    let mut archived = 0u64;
+    let mut tally = Tally::default();
+    let mut l = listener(&w);
+
+    for round in 0..kills {
+        if budget.is_some_and(|b| started.elapsed() > b) {
+            println!("crash: time budget spent after {round} kills");
+            break;
+        }
+        let kind = Kill::ALL[round as usize % 3];
+        let old_pid = l.proc.pid();
+        let old_destination = w.snapshot().destinations[0].id.clone();
+
+        let load = Load::start(l.addr, &kind.load(rng.random()), &seqs);
+        eventually("the load's first 202", || load.acked_requests() > 0);
+        match kind {
+            Kill::Random | Kill::Heavy => {
+                std::thread::sleep(Duration::from_millis(rng.random_range(0..400)));
+                l.proc.signal(Signal::SIGKILL);
+            }
+            Kill::Aimed => {
+                std::thread::sleep(Duration::from_millis(rng.random_range(0..100)));
+                if kill_during_a_write(&l, &events, Duration::from_secs(3)) {
+                    tally.aimed_hits += 1;
+                }
+            }
+        }
+        let status = l.proc.wait_exit(PATIENCE);
+        assert_eq!(
+            status.code(),
+            None,
+            "round {round}: the listener exited before the kill: {status:?}\n{}",
+            l.proc.stderr()
+        );
+        let report = load.stop();
+        assert!(
+            report.other_statuses.is_empty(),
+            "round {round}: statuses other than 202: {:?}",
+            report.other_statuses
+        );
+        tally.kills[kind as usize] += 1;
+        tally.requests_acked += report.requests_acked;
+        tally.requests_unanswered += report.requests_unanswered;
+        tally.records_acked += report.acked.len() as u64;
+
+        // What the dead listener left: maybe a torn final line, and its
+        // destination and webhook in Konnect.
+        if verified > KEEP_BYTES {
+            archived += verified;
+            verified = drop_verified_prefix(&events, verified);
+        }
+        let before_len = file_len(&events);
+        let unverified = read_from(&events, verified);
+        let torn = unverified.last().is_some_and(|&b| b != b'\n');
+        let torn_bytes = unverified.len()
+            - unverified
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+        let hook = w.snapshot().webhooks["us"].clone();
+        assert!(
+            hook.enabled && hook.destination_id.as_deref() == Some(old_destination.as_str()),
+            "round {round}: the killed listener's webhook is still configured: {hook:?}"
+        );
+
+        l = listener(&w);
+        let reclaimed = format!(
+            "Reclaimed: released the regional audit-log webhook, deleted audit-log destination {old_destination}"
+        );
+        let mut stderr = String::new();
+        eventually("the reclaim report", || {
+            stderr = l.proc.stderr();
+            stderr.contains(&reclaimed)
+        });
+        assert!(
+            !stderr.contains("already configured"),
+            "round {round}: reclaim, not the startup guard: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("(pid {old_pid}): destination {old_destination}")),
+            "round {round}: reclaim names the dead listener: {stderr}"
+        );
+        let repair = format!("removed a torn final line ({torn_bytes} bytes)");
+        if torn {
+            tally.torn[kind as usize] += 1;
+            tally.repaired_bytes += torn_bytes as u64;
+            assert!(
+                stderr.contains(&format!("Warning: {}: {repair}", events.display())),
+                "round {round}: the repair of a {torn_bytes}-byte torn tail is reported: {stderr}"
+            );
+        } else {
+            assert!(
+                !stderr.contains("torn"),
+                "round {round}: no repair without a torn tail: {stderr}"
+            );
+        }
+        let s = w.snapshot();
+        assert_eq!(
+            s.destinations.len(),
+            1,
+            "round {round}: only the new destination: {:?}",
+            s.destinations
+        );
+        assert_ne!(s.destinations[0].id, old_destination);
+        assert_eq!(
+            s.webhooks["us"].destination_id.as_ref(),
+            Some(&s.destinations[0].id)
+        );
+
+        // The file after the restart: whole records only, each once, every
+        // acknowledged one present.
+        let after = read_from(&events, verified);
+        assert_eq!(
+            verified + after.len() as u64,
+            before_len - torn_bytes as u64,
+            "round {round}: only the torn tail was removed"
+        );
+        let found = scan(&after, &mut seen);
+        assert!(!found.torn, "round {round}: still torn after the restart");
+        assert!(
+            found.bad_lines.is_empty(),
+            "round {round}: lines that are not whole records: {:?}",
+            &found.bad_lines[..found.bad_lines.len().min(5)]
+        );
+        assert!(
+            found.duplicates.is_empty(),
+            "round {round}: records stored twice: {:?}",
+            &found.duplicates[..found.duplicates.len().min(20)]
+        );
+        let missing: Vec<u64> = report
+            .acked
+            .iter()
+            .filter(|s| !seen.contains(s))
+            .copied()
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "round {round} ({kind:?}): {} acknowledged records lost, e.g. {:?}",
+            missing.len(),
+            &missing[..missing.len().min(20)]
+        );
+        let strangers: Vec<u64> = found
+            .seqs
+            .iter()
+            .filter(|s| !report.acked.contains(s) && !report.unanswered.contains(s))
+            .copied()
+            .collect();
+        assert!(
+            strangers.is_empty(),
+            "round {round}: records never sent: {strangers:?}"
+        );
+        // The file's new part holds this round's records only.
+        tally.unacked_stored += found
+            .seqs
+            .iter()
+            .filter(|s| !report.acked.contains(s))
+            .count() as u64;
+        verified += found.whole_end as u64;
+        println!(
+            "crash: round {round} {kind:?}: {} requests acked, {} unanswered, {} records stored, torn tail {}",
+            report.requests_acked,
+            report.requests_unanswered,
+            found.seqs.len(),
+            if torn {
+                format!("{torn_bytes} bytes, repaired")
+            } else {
+                "no".into()
+            }
+        );
+    }
+
+    // A clean stop of the last listener leaves Konnect as it was.
+    l.proc.interrupt();
+    let status = l.proc.wait_exit(Duration::from_secs(60));
+    assert!(status.success(), "{status:?}\n{}", l.proc.stderr());
+    w.assert_konnect_clean();
+
+    // And the whole (kept part of the) file once more, from the start.
+    let bytes = read_from(&events, 0);
+    let mut kept = HashSet::new();
+    let found = scan(&bytes, &mut kept);
+    assert!(!found.torn && found.bad_lines.is_empty() && found.duplicates.is_empty());
+    assert!(kept.is_subset(&seen));
+    if archived == 0 {
+        assert_eq!(kept, seen);
+    }
+
+    let total_kills: u32 = tally.kills.iter().sum();
+    let total_torn: u32 = tally.torn.iter().sum();
+    println!(
+        "crash summary: seed={seed} kills={total_kills} (random {} / heavy {} / aimed {}) \
+         requests_acked={} requests_unanswered={} records_acked={} records_found={} \
+         acked_found={} unacked_found={} duplicates=0 lost=0 \
+         torn_tails_repaired={total_torn} (random {} / heavy {} / aimed {}; {} bytes; \
+         {} aimed kills landed during a write) \
+         file_bytes={} runtime={:.1}s",
+        tally.kills[0],
+        tally.kills[1],
+        tally.kills[2],
+        tally.requests_acked,
+        tally.requests_unanswered,
+        tally.records_acked,
+        seen.len(),
+        tally.records_acked,
+        tally.unacked_stored,
+        tally.torn[0],
+        tally.torn[1],
+        tally.torn[2],
+        tally.repaired_bytes,
+        tally.aimed_hits,
+        archived + bytes.len() as u64,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn a_record_is_recognised_only_whole() {
+    let line = record_line(7, 5);
+    assert_eq!(Record::parse(line.as_bytes()), Ok(Record { seq: 7 }));
+    assert!(Record::parse(&line.as_bytes()[..line.len() - 1]).is_err());
+    assert!(Record::parse(b"{\"seq\":7,\"n\":4,\"pad\":\"xxxxx\"}").is_err());
+    let glued = format!("{}{}", &line[..10], record_line(8, 1));
+    assert!(Record::parse(glued.as_bytes()).is_err());
+    let mut seen = HashSet::new();
+    let text = format!("{}\n{}\n{}", line, record_line(8, 0), &line[..9]);
+    let s = scan(text.as_bytes(), &mut seen);
+    assert_eq!(
+        (s.seqs, s.torn, s.whole_end),
+        (vec![7, 8], true, text.len() - 9)
+    );
+    let again = scan(text.as_bytes(), &mut seen);
+    assert_eq!(again.duplicates, vec![7, 8]);
+}
+
+/// Starts `listen` on a fresh tunnel host without waiting for it.
+fn spawn_listen(w: &World) -> Running {
+    let endpoint = format!("https://{}/audit-logs", w.tunnel_host());
+    w.spawn(&[
+        "listen",
+        "--endpoint",
+        &endpoint,
+        "--listen-address",
+        "127.0.0.1:0",
+        "--authorization",
+        AUTH,
+    ])
+}
+
+/// The next start after a startup killed at `moment` finishes the dead
+/// listener's cleanup, and its own clean stop leaves Konnect as it was.
+fn next_start_cleans_up(w: &World, moment: &str) -> String {
+    let mut l = listener(w);
+    l.proc.interrupt();
+    let status = l.proc.wait_exit(Duration::from_secs(60));
+    let stderr = l.proc.stderr();
+    assert!(status.success(), "{moment}: {status:?}\n{stderr}");
+    let s = w.snapshot();
+    assert!(
+        s.destinations.is_empty() && !s.webhooks["us"].enabled,
+        "{moment}: Konnect objects leaked by the killed start: {:?} {:?}\nnext start's stderr:\n{stderr}",
+        s.destinations,
+        s.webhooks["us"]
+    );
+    stderr
+}
+
+#[test]
+fn kill_9_during_startup_leaks_nothing_after_the_next_start() {
+    // Right after Konnect created the destination: the killed listener may
+    // not have learnt its id yet.
+    for _ in 0..3 {
+        let w = World::new();
+        let p = spawn_listen(&w);
+        let deadline = Instant::now() + PATIENCE;
+        while w.snapshot().destinations.is_empty() {
+            assert!(Instant::now() < deadline, "no destination created");
+        }
+        p.signal(Signal::SIGKILL);
+        drop(p);
+        let id = w.snapshot().destinations[0].id.clone();
+        let stderr = next_start_cleans_up(&w, "after the destination was created");
+        assert!(
+            stderr.contains(&format!("deleted audit-log destination {id}")),
+            "{stderr}"
+        );
+    }
+    // Right after the webhook was attached.
+    for _ in 0..2 {
+        let w = World::new();
+        let p = spawn_listen(&w);
+        let deadline = Instant::now() + PATIENCE;
+        while !w.snapshot().webhooks["us"].enabled {
+            assert!(Instant::now() < deadline, "webhook never attached");
+        }
+        p.signal(Signal::SIGKILL);
+        drop(p);
+        let stderr = next_start_cleans_up(&w, "after the webhook was attached");
+        assert!(
+            stderr.contains(
+                "Reclaimed: released the regional audit-log webhook, deleted audit-log destination "
+            ),
+            "{stderr}"
+        );
+    }
+    // At random moments of startup (and, for long delays, of serving).
+    let seed: u64 = rand::random();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for _ in 0..4 {
+        let w = World::new();
+        let p = spawn_listen(&w);
+        let delay = rng.random_range(0..150);
+        std::thread::sleep(Duration::from_millis(delay));
+        p.signal(Signal::SIGKILL);
+        drop(p);
+        next_start_cleans_up(&w, &format!("{delay} ms into startup (seed {seed})"));
+    }
+}
+
+/// Configures the regional webhook the v2 way (inline endpoint, no
+/// destination), as another integration would, straight at the emulator.
+fn configure_inline_webhook(w: &World, endpoint: &str) {
+    use std::io::{Read, Write};
+    let body = format!(
+        "{{\"endpoint\":\"{endpoint}\",\"authorization\":\"Bearer theirs\",\"log_format\":\"cef\",\"enabled\":true}}"
+    );
+    let mut s = std::net::TcpStream::connect(w.sim.addr()).unwrap();
+    write!(
+        s,
+        "PATCH /v2/audit-log-webhook HTTP/1.1\r\nHost: us.api.konghq.com\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        w.sim.pat(),
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+}
+
+#[test]
+fn reclaim_after_kill_9_leaves_a_webhook_that_is_not_the_dead_listeners_alone() {
+    // A listener that never attached the webhook (--configure-webhook=false)
+    // dies while another integration has the webhook; and one that had it
+    // dies and another integration takes the webhook over before the next
+    // start. Reclaim deletes the dead listener's destination only.
+    for configure in ["--configure-webhook=false", "--configure-webhook=true"] {
+        let w = World::new();
+        let l = w.start_listener("listen", &[configure]);
+        let theirs = "https://siem.example.test/hook";
+        configure_inline_webhook(&w, theirs);
+        let old = w.snapshot().destinations[0].id.clone();
+        l.proc.signal(Signal::SIGKILL);
+        drop(l);
+
+        let mut l = w.start_listener("listen", &["--configure-webhook=false"]);
+        l.proc.interrupt();
+        assert!(l.proc.wait_exit(Duration::from_secs(30)).success());
+        let stderr = l.proc.stderr();
+        assert!(
+            stderr.contains(&format!("Reclaimed: deleted audit-log destination {old}")),
+            "{configure}: {stderr}"
+        );
+        let s = w.snapshot();
+        assert!(
+            s.destinations.is_empty(),
+            "{configure}: {:?}",
+            s.destinations
+        );
+        let hook = &s.webhooks["us"];
+        assert!(
+            hook.enabled && hook.endpoint == theirs,
+            "{configure}: the other integration's webhook was changed: {hook:?}"
+        );
+    }
+}
+
+#[test]
+fn kill_9_during_cleanup_is_finished_by_the_next_start() {
+    use konnect_sim::{Fault, FaultAction};
+    // Killed while releasing the webhook, and while deleting the
+    // destination after the webhook was released.
+    for (method, path, released_first) in [
+        ("PATCH", "/v2/audit-log-webhook", false),
+        ("DELETE", "/v3/audit-log-destinations/*", true),
+    ] {
+        let w = World::new();
+        let l = listener(&w);
+        let id = w.snapshot().destinations[0].id.clone();
+        w.sim.inject_fault(Fault {
+            method: Some(method.into()),
+            path: path.into(),
+            count: 1,
+            action: FaultAction::Delay(Duration::from_secs(5)),
+        });
+        l.proc.interrupt();
+        // The fault is disarmed when the call arrives; it is answered 5 s
+        // later, long after the kill.
+        eventually("the slow cleanup call", || w.snapshot().faults.is_empty());
+        assert_eq!(
+            w.snapshot().webhooks["us"].enabled,
+            !released_first,
+            "{method}: the webhook's state when the kill lands"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        l.proc.signal(Signal::SIGKILL);
+        drop(l);
+        assert_eq!(
+            w.snapshot().destinations.len(),
+            1,
+            "{method}: the destination outlived the killed cleanup"
+        );
+
+        let stderr = next_start_cleans_up(&w, &format!("killed during {method} {path}"));
+        let webhook = if released_first {
+            ""
+        } else {
+            "released the regional audit-log webhook, "
+        };
+        assert!(
+            stderr.contains(&format!(
+                "Reclaimed: {webhook}deleted audit-log destination {id}"
+            )),
+            "{method}: {stderr}"
+        );
+    }
+}
