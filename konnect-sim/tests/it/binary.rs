@@ -67,7 +67,7 @@ async fn prints_one_line_serves_and_exits_0_on_sigterm() {
     assert!(base_url.starts_with("http://127.0.0.1:"), "{line}");
     assert_eq!(pat, konnect_sim::DEMO_PAT);
 
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = crate::common::http_client().build().unwrap();
     let reply = client
         .get(format!("{base_url}/v2/audit-log-webhook"))
         .header("authorization", format!("Bearer {pat}"))

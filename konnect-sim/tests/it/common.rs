@@ -323,6 +323,14 @@ pub enum Auth {
     Header(String),
 }
 
+/// A reqwest client builder for the tests. Installs ring as rustls' crypto
+/// provider first: in a workspace build reqwest has kongctl's
+/// `rustls-no-provider` feature and panics without one.
+pub fn http_client() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().no_proxy()
+}
+
 /// A client of one emulator. Every answer on a path of the specs is checked
 /// with [`Contract::check`]; a violation fails the test.
 pub struct Api {
@@ -338,7 +346,7 @@ impl Api {
         Api {
             base: sim.base_url(),
             pat: sim.pat(),
-            client: reqwest::Client::builder().no_proxy().build().unwrap(),
+            client: http_client().build().unwrap(),
             covered: Mutex::new(BTreeSet::new()),
             host: None,
         }

@@ -65,7 +65,9 @@ async fn a_problem_fault_carries_the_given_detail() {
     );
     // The admin API takes the same fault as `status` + `detail`.
     let url = format!("{}/_sim/faults", sim.base_url());
-    let resp = reqwest::Client::new()
+    let resp = crate::common::http_client()
+        .build()
+        .unwrap()
         .post(&url)
         .header("content-type", "application/json")
         .body(json!({"path": "/x", "status": 409, "detail": "d", "retry_after": 1}).to_string())
@@ -171,8 +173,7 @@ async fn a_drop_fault_closes_the_connection_without_an_answer() {
         action: FaultAction::Drop,
     });
     // A client without connection reuse, so nothing retries behind our back.
-    let client = reqwest::Client::builder()
-        .no_proxy()
+    let client = crate::common::http_client()
         .pool_max_idle_per_host(0)
         .build()
         .unwrap();
