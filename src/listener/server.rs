@@ -975,7 +975,7 @@ mod tests {
         std::fs::write(&events, b"").unwrap();
         // A read-only descriptor: every write fails.
         let file = std::fs::File::open(&events).unwrap();
-        let store = EventStore::start(file, events.clone(), 0);
+        let store = EventStore::start(file, events.clone(), 0).unwrap();
         let mut f = Fixture::start_on(dir, events, store, |_| {}).await;
         f.post_authed(&[], b"{\"id\":1}\n")
             .await
