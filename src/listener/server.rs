@@ -69,7 +69,9 @@ const READ_BUFFER_MAX: usize = 64 * 1024;
 const HEAD_MAX: usize = 16 * 1024;
 
 /// How the listener serves; everything the caller decides.
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows `authorization` as `<redacted>`, so settings can be logged.
+#[derive(Clone)]
 pub struct ListenerSettings {
     /// The only path served, compared exactly (query string ignored).
     pub path: String,
@@ -107,6 +109,20 @@ impl ListenerSettings {
             max_connections: 1024,
             drain_timeout: Duration::from_secs(5),
         }
+    }
+}
+
+impl std::fmt::Debug for ListenerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerSettings")
+            .field("path", &self.path)
+            .field("authorization", &"<redacted>")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("drain_timeout", &self.drain_timeout)
+            .finish()
     }
 }
 
@@ -801,6 +817,13 @@ mod tests {
             .await;
         assert_eq!(reply.status, 202);
         assert_eq!(f.stored(), b"{\"id\":\"evt-3\"}\n");
+    }
+
+    #[test]
+    fn settings_debug_redacts_the_authorization() {
+        let shown = format!("{:?}", ListenerSettings::new("/audit-logs", AUTH, MAX));
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("authorization: \"<redacted>\""), "{shown}");
     }
 
     #[test]

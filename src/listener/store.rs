@@ -11,12 +11,16 @@
 //! into the page cache for the next sync, so under concurrency one sync
 //! serves many requests and the copying is off the critical path.
 //!
-//! The file only ever holds whole acknowledged lines up to the committed
-//! offset: a failed write or sync is rolled back by truncating to that
-//! offset before the waiters hear about the failure, and a crash mid-write
-//! (a final line without `\n`) is repaired on the next [`EventStore::open`].
-//! Reading and following the file (`tail`) is the caller's, guided by
-//! [`EventStore::committed`].
+//! Up to the committed offset the file holds whole, acknowledged lines;
+//! past it, at most whole batches written and not yet synced. A failed
+//! write is cut back to the end of the last whole batch, and a failed sync
+//! to the committed offset (failing every batch written since), before the
+//! waiters hear about the failure; if that truncation fails too, it is
+//! retried before the next write. A crash can leave unacknowledged batches
+//! past the committed offset (Konnect redelivers them: at-least-once) and,
+//! if the machine itself went down mid-write, a final line without `\n`,
+//! which the next [`EventStore::open`] cuts off. Reading and following the
+//! file (`tail`) is the caller's, guided by [`EventStore::committed`].
 
 use std::fs::File;
 use std::io::{self, IoSlice, Write};
@@ -40,8 +44,9 @@ const GATHER_MAX: Duration = Duration::from_millis(2);
 /// Why records were not stored.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// Writing or syncing failed; the file was rolled back to its last
-    /// committed offset, so none of the request's records are in it.
+    /// Writing or syncing failed. The request's records were cut from the
+    /// file before this was returned (or, if cutting failed too, will be
+    /// before the next write).
     #[error("failed to append to {path}: {source}")]
     Write {
         path: PathBuf,
