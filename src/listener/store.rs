@@ -84,9 +84,9 @@ pub struct StoreStats {
     pub committed_bytes: u64,
 }
 
-/// Handle to the store; clones share one writer thread. The writer stops
-/// after [`close`](EventStore::close) or when the last clone is dropped,
-/// writing whatever was queued first.
+/// Handle to the store; clones share the writer and syncer threads, which
+/// stop after [`close`](EventStore::close) or when the last clone is
+/// dropped, once whatever was queued is written and synced.
 #[derive(Clone)]
 pub struct EventStore {
     inner: Arc<Inner>,
