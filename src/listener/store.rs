@@ -702,6 +702,33 @@ mod tests {
     }
 
     #[test]
+    fn the_store_recovers_when_writes_work_again() {
+        use std::os::fd::AsRawFd;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("events.jsonl");
+        let (store, _) = EventStore::open(&path).unwrap();
+        let rt = runtime();
+        rt.block_on(store.append(batch("first"))).unwrap();
+        // Swap the store's descriptor for a read-only one on the same file:
+        // writes and truncation fail until it is swapped back. (SAFETY of the
+        // libc calls: they only duplicate and close descriptors this test
+        // owns; the store's File keeps owning `fd` throughout.)
+        let fd = store.inner.shared.file.as_raw_fd();
+        let saved = unsafe { libc::dup(fd) };
+        let read_only = fs::File::open(&path).unwrap();
+        assert_eq!(unsafe { libc::dup2(read_only.as_raw_fd(), fd) }, fd);
+        let err = rt.block_on(store.append(batch("lost"))).unwrap_err();
+        assert!(matches!(err, StoreError::Write { .. }), "{err}");
+        assert!(lock(&store.inner.shared.disk).dirty);
+        assert_eq!(unsafe { libc::dup2(saved, fd) }, fd);
+        unsafe { libc::close(saved) };
+        rt.block_on(store.append(batch("third"))).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"first\nthird\n");
+        let stats = store.stats();
+        assert_eq!((stats.requests, stats.records), (2, 2));
+    }
+
+    #[test]
     fn leftovers_past_the_written_end_are_cut_before_the_next_write() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("events.jsonl");
