@@ -484,6 +484,8 @@ impl Context {
     }
 }
 
+/// The body length announced by `Content-Length` (hyper parsed and
+/// validated it); `None` for a chunked body.
 fn content_length(req: &Request<Incoming>) -> Option<u64> {
     use hyper::body::Body;
     req.body().size_hint().exact()

@@ -436,9 +436,9 @@ impl Shared {
     /// senders that alternates syncs of 1 and 7. Waiting up to two syncs'
     /// duration for the rest of the cohort keeps them together (measured at
     /// 8 senders: 4.8 requests per sync with one sync's wait, 7.2 with two,
-    /// 7.6 with three, for the same throughput). With one
-    /// sender the cohort is one and nobody waits; when load drops, one wait
-    /// runs out and the cohort shrinks.
+    /// 7.6 with three, for the same throughput). With one sender the cohort
+    /// is one and nobody waits; when load drops, one wait runs out and the
+    /// cohort shrinks.
     fn gather<'a>(
         &self,
         mut disk: MutexGuard<'a, Disk>,
