@@ -215,7 +215,10 @@ impl AuditLogs {
                     });
                 }
                 Err(e) if e.is_transient() && attempt < max => {
-                    tokio::time::sleep(self.client.backoff(attempt)).await;
+                    let wait = e
+                        .retry_after()
+                        .unwrap_or_else(|| self.client.backoff(attempt));
+                    tokio::time::sleep(wait).await;
                     if let Ok(mut existing) = self.destinations_named(new.name).await
                         && let Some(d) = existing.pop()
                     {

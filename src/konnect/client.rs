@@ -97,6 +97,8 @@ pub struct ApiError {
     pub invalid_parameters: Vec<(String, String)>,
     /// The start of a body that is not problem+json.
     pub body_excerpt: Option<String>,
+    /// The wait the answer's `Retry-After` asked for (capped).
+    pub retry_after: Option<Duration>,
 }
 
 impl ApiError {
@@ -124,6 +126,7 @@ impl ApiError {
             instance: None,
             invalid_parameters: Vec::new(),
             body_excerpt: None,
+            retry_after: None,
         };
         match serde_json::from_slice::<Problem>(body) {
             Ok(p) if p.title.is_some() || p.detail.is_some() || p.message.is_some() => {
@@ -237,6 +240,11 @@ impl KonnectError {
 
     pub fn status(&self) -> Option<StatusCode> {
         self.api().map(|e| e.status)
+    }
+
+    /// The wait Konnect asked for before another attempt (`Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.api().and_then(|e| e.retry_after)
     }
 
     /// Whether the failure is worth another attempt: no answer at all, 429
@@ -459,12 +467,9 @@ impl KonnectClient {
                 method,
             })
         } else {
-            Err((
-                KonnectError::Api(Box::new(ApiError::from_response(
-                    method, &url, status, &body,
-                ))),
-                retry_after,
-            ))
+            let mut err = ApiError::from_response(method, &url, status, &body);
+            err.retry_after = retry_after;
+            Err((KonnectError::Api(Box::new(err)), retry_after))
         }
     }
 }
