@@ -140,6 +140,53 @@ impl World {
         }
     }
 
+    /// The command `start_listener` runs (a fresh tunnel host's endpoint,
+    /// 127.0.0.1:0, `Bearer test-secret`, plus `extra`), for a test to
+    /// adjust (environment, umask) before `start_listener_cmd`. Returns it
+    /// with the tunnel host.
+    pub fn listener_command(&self, verb: &str, extra: &[&str]) -> (Command, String) {
+        let host = self.tunnel_host();
+        let endpoint = format!("https://{host}/audit-logs");
+        let mut cmd = self.kongctl();
+        cmd.args([
+            verb,
+            "--endpoint",
+            &endpoint,
+            "--listen-address",
+            "127.0.0.1:0",
+            "--authorization",
+            "Bearer test-secret",
+        ])
+        .args(extra);
+        (cmd, host)
+    }
+
+    /// Starts `cmd` (from `listener_command`, default profile) and waits
+    /// until it serves, with its tunnel pointed at it.
+    pub fn start_listener_cmd(&self, cmd: Command, host: &str) -> Listener {
+        let proc = Running::spawn(cmd);
+        let state = proc.wait_for_listener_state(&self.storage_dir("default"));
+        let addr: SocketAddr = state["listen_address"]
+            .as_str()
+            .expect("listen_address")
+            .parse()
+            .expect("listen_address parses");
+        self.sim.add_tunnel(host, addr);
+        Listener {
+            proc,
+            addr,
+            endpoint: format!("https://{host}/audit-logs"),
+        }
+    }
+
+    /// `destination.json` of the default profile (panics if missing or
+    /// not JSON).
+    pub fn destination_state(&self) -> serde_json::Value {
+        let path = self.storage_dir("default").join("destination.json");
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         self.sim.snapshot()
     }
