@@ -202,8 +202,25 @@ fn client_options_from_env() -> ClientOptions {
     o
 }
 
+/// The accept backlog asked for; the kernel caps it at
+/// `net.core.somaxconn`, as Go's `net.Listen` (the original) uses. Tokio's
+/// `TcpListener::bind` asks for 128 only: a burst of more connections than
+/// that, while the listener is at its connection limit or busy accepting,
+/// had its SYNs dropped and waited a second or more to retry.
+const ACCEPT_BACKLOG: u32 = 4096;
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, CliError> {
-    TcpListener::bind(addr).await.map_err(|e| {
+    let listen = || {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(ACCEPT_BACKLOG)
+    };
+    listen().map_err(|e| {
         let why = match e.kind() {
             std::io::ErrorKind::AddrInUse => "bind: address already in use".to_string(),
             std::io::ErrorKind::PermissionDenied => "bind: permission denied".to_string(),
