@@ -442,6 +442,49 @@ mod tests {
         }
     }
 
+    /// The property behind `profile_dirs_cannot_escape`: whatever the
+    /// profile, its directory is one normal path component, so
+    /// `audit-logs/<it>` is a child of `audit-logs`.
+    fn assert_one_normal_component(
+        profile: &str,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        use proptest::prop_assert;
+        use std::path::Component;
+        let dir = safe_profile_dir(profile);
+        prop_assert!(!dir.is_empty(), "{profile:?} gives an empty name");
+        prop_assert!(dir != "." && dir != "..", "{profile:?} gives {dir:?}");
+        prop_assert!(
+            !dir.contains(['/', '\0']),
+            "{profile:?} gives {dir:?}, with a separator or NUL"
+        );
+        let components: Vec<Component> = Path::new(&dir).components().collect();
+        prop_assert!(
+            components == [Component::Normal(dir.as_ref())],
+            "{profile:?} gives {dir:?}, which is {components:?}"
+        );
+        let base = Path::new("/cfg/audit-logs");
+        prop_assert!(
+            base.join(&dir).parent() == Some(base),
+            "{profile:?} escapes"
+        );
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_profile_is_one_normal_component(profile in proptest::prelude::any::<String>()) {
+            assert_one_normal_component(&profile)?;
+        }
+
+        /// Mostly dots, slashes, backslashes and blanks, where escapes hide.
+        #[test]
+        fn path_like_profiles_are_one_normal_component(
+            profile in "[./\\ \t\n\x00a_\u{2024}\u{ff0f}-]{0,12}"
+        ) {
+            assert_one_normal_component(&profile)?;
+        }
+    }
+
     #[test]
     fn flag_beats_env_beats_file() {
         let dir = tempfile::tempdir().unwrap();
