@@ -180,7 +180,8 @@ impl AuditLogs {
     /// 429, 5xx) may still have created the destination; before trying
     /// again the name is looked up, and a destination found by it (the name
     /// is unique: it was checked before) is adopted instead of creating a
-    /// second one.
+    /// second one. If that lookup fails too, the create is not tried again
+    /// (it could make a second destination) and the error is returned.
     pub async fn create_destination(
         &self,
         new: &NewDestination<'_>,
@@ -219,15 +220,24 @@ impl AuditLogs {
                         .retry_after()
                         .unwrap_or_else(|| self.client.backoff(attempt));
                     tokio::time::sleep(wait).await;
-                    if let Ok(mut existing) = self.destinations_named(new.name).await
-                        && let Some(d) = existing.pop()
-                    {
-                        tracing::warn!(
-                            destination_id = %d.id,
-                            error = %e,
-                            "destination create failed without a clear answer but the destination exists; using it"
-                        );
-                        return Ok(d);
+                    match self.destinations_named(new.name).await {
+                        Ok(mut existing) => {
+                            if let Some(d) = existing.pop() {
+                                tracing::warn!(
+                                    destination_id = %d.id,
+                                    error = %e,
+                                    "destination create failed without a clear answer but the destination exists; using it"
+                                );
+                                return Ok(d);
+                            }
+                        }
+                        // Whether the failed create took effect is unknown:
+                        // another POST could make a second destination. Stop;
+                        // the caller's undo looks the name up again.
+                        Err(lookup) => {
+                            tracing::warn!(error = %e, lookup_error = %lookup, "destination create failed and the name lookup too; not retrying");
+                            return Err(e);
+                        }
                     }
                     tracing::warn!(attempt, error = %e, "destination create failed, retrying");
                 }
