@@ -415,6 +415,18 @@ fn stop_ok(l: &mut Listener) -> String {
     l.proc.stdout()
 }
 
+/// Runs a command expected to end on its own (a failed start), giving up
+/// after 30 s instead of the harness's 90 if it does not.
+fn run_to_failure(cmd: Command) -> Output {
+    let mut proc = Running::spawn(cmd);
+    let status = proc.wait_exit(Duration::from_secs(30));
+    Output {
+        status,
+        stdout: proc.stdout(),
+        stderr: proc.stderr(),
+    }
+}
+
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
 }
@@ -450,7 +462,7 @@ fn startup_gives_up(case: Case) {
     let w = World::new();
     w.sim.inject_fault(case.fault());
     let (cmd, _host) = listen_command(&w, case.timeout());
-    let out = Running::run_command(cmd);
+    let out = run_to_failure(cmd);
     assert_eq!(
         out.code(),
         Some(1),
@@ -717,7 +729,7 @@ fn run_final(case: Final) {
         Phase::Startup => {
             w.sim.inject_fault(fault);
             let (cmd, _) = listen_command(&w, "5s");
-            let out = Running::run_command(cmd);
+            let out = run_to_failure(cmd);
             assert_eq!(out.code(), Some(1), "exit code\nstderr:\n{}", out.stderr);
             let want = format!(
                 "Error: {}: {} {}{}",
@@ -1088,7 +1100,7 @@ fn a_failing_reclaim_changes_nothing_and_the_next_start_retries_it() {
         503,
     ));
     let (cmd, _) = listen_command(&w, "5s");
-    let out = Running::run_command(cmd);
+    let out = run_to_failure(cmd);
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
     assert!(
         out.stderr.contains(&format!(
@@ -1189,7 +1201,7 @@ fn reclaim_leaves_alone_a_webhook_configured_by_someone_else_meanwhile() {
     // The next start deletes our destination, then stops at the guard:
     // the region's webhook is theirs.
     let (cmd, _) = listen_command(&w, "5s");
-    let out = Running::run_command(cmd);
+    let out = run_to_failure(cmd);
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
     assert!(
         out.stderr
@@ -1206,4 +1218,291 @@ fn reclaim_leaves_alone_a_webhook_configured_by_someone_else_meanwhile() {
     );
     assert_their_webhook_intact(&w);
     assert!(w.snapshot().destinations.is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Answers lost after Konnect acted.
+//
+// The emulator's faults fail a request before it is handled. A timeout or a
+// reset can also come after Konnect acted: the destination exists, the
+// client does not know. `Gateway` sits between kongctl and the emulator,
+// forwards requests one by one, and can lose the answer to chosen ones (or
+// answer for the emulator without asking it).
+
+/// What the gateway does to a matching request.
+#[derive(Clone, Copy, Debug)]
+enum Act {
+    /// Forward it, then close the client's connection without the answer.
+    LoseAnswer,
+    /// Answer this status without forwarding.
+    Answer(u16),
+}
+
+#[derive(Clone, Debug)]
+struct Rule {
+    method: &'static str,
+    path: &'static str,
+    /// Matching requests let through untouched first.
+    skip: u32,
+    count: u32,
+    act: Act,
+}
+
+struct Gateway {
+    addr: std::net::SocketAddr,
+    rules: std::sync::Arc<std::sync::Mutex<Vec<Rule>>>,
+}
+
+impl Gateway {
+    fn to(target: std::net::SocketAddr) -> Gateway {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let rules = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Rule>::new()));
+        let shared = rules.clone();
+        // The accepting thread ends with the test process; connections end
+        // when kongctl closes them.
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let rules = shared.clone();
+                std::thread::spawn(move || {
+                    let _ = Gateway::serve(client, target, &rules);
+                });
+            }
+        });
+        Gateway { addr, rules }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn add(&self, rule: Rule) {
+        self.rules.lock().unwrap().push(rule);
+    }
+
+    fn armed(&self) -> u32 {
+        self.rules.lock().unwrap().iter().map(|r| r.count).sum()
+    }
+
+    /// The action for a request, counting it against the first matching
+    /// rule.
+    fn decide(rules: &std::sync::Mutex<Vec<Rule>>, method: &str, path: &str) -> Option<Act> {
+        let mut rules = rules.lock().unwrap();
+        let rule = rules
+            .iter_mut()
+            .find(|r| r.count > 0 && r.method == method && path.starts_with(r.path))?;
+        if rule.skip > 0 {
+            rule.skip -= 1;
+            return None;
+        }
+        rule.count -= 1;
+        Some(rule.act)
+    }
+
+    fn serve(
+        mut client: std::net::TcpStream,
+        target: std::net::SocketAddr,
+        rules: &std::sync::Mutex<Vec<Rule>>,
+    ) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut pending = Vec::new();
+        loop {
+            let Some(request) = read_message(&mut client, &mut pending, true)? else {
+                return Ok(());
+            };
+            let line = String::from_utf8_lossy(
+                &request[..request.iter().position(|&b| b == b'\r').unwrap_or(0)],
+            )
+            .into_owned();
+            let mut parts = line.split(' ');
+            let method = parts.next().unwrap_or("").to_string();
+            let path = parts
+                .next()
+                .unwrap_or("")
+                .split('?')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let act = Gateway::decide(rules, &method, &path);
+            if let Some(Act::Answer(status)) = act {
+                let body = format!(
+                    r#"{{"status":{status},"title":"Gateway fault","detail":"Injected by the test gateway"}}"#
+                );
+                write!(
+                    client,
+                    "HTTP/1.1 {status} Fault\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                )?;
+                continue;
+            }
+            let mut upstream = std::net::TcpStream::connect(target)?;
+            upstream.write_all(&request)?;
+            let mut rest = Vec::new();
+            let response =
+                read_message(&mut upstream, &mut rest, false)?.expect("the emulator answers");
+            if let Some(Act::LoseAnswer) = act {
+                let _ = client.shutdown(std::net::Shutdown::Both);
+                return Ok(());
+            }
+            client.write_all(&response)?;
+        }
+    }
+}
+
+/// Reads one HTTP/1.1 message (head and Content-Length body) from
+/// `stream`, keeping extra bytes in `pending`. `None` at a clean end of
+/// stream before a message starts.
+fn read_message(
+    stream: &mut std::net::TcpStream,
+    pending: &mut Vec<u8>,
+    is_request: bool,
+) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return if pending.is_empty() {
+                Ok(None)
+            } else {
+                Err(std::io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+        pending.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&pending[..head_end]).to_ascii_lowercase();
+    assert!(
+        !head.contains("transfer-encoding: chunked"),
+        "the gateway reads Content-Length bodies only: {head}"
+    );
+    let status_without_body =
+        !is_request && (head.starts_with("http/1.1 204") || head.starts_with("http/1.1 304"));
+    let len: usize = if status_without_body {
+        0
+    } else {
+        head.lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap())
+    };
+    while pending.len() < head_end + len {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        pending.extend_from_slice(&chunk[..n]);
+    }
+    Ok(Some(pending.drain(..head_end + len).collect()))
+}
+
+/// `listen` through the gateway.
+fn listen_via(w: &World, gw: &Gateway) -> (Command, String) {
+    let (mut cmd, host) = listen_command(w, "5s");
+    cmd.env("KONGCTL_DEFAULT_KONNECT_BASE_URL", gw.url());
+    (cmd, host)
+}
+
+fn lose_answer(call: Call) -> Rule {
+    Rule {
+        method: call.method(),
+        path: call.fault_path().trim_end_matches('*'),
+        skip: 0,
+        count: 1,
+        act: Act::LoseAnswer,
+    }
+}
+
+#[test]
+fn an_answer_lost_after_konnect_acted_is_retried_without_duplicates() {
+    let calls = vec![
+        Call::Guard,
+        Call::NameCheck,
+        Call::Create,
+        Call::Attach,
+        Call::Ownership,
+        Call::Disable,
+        Call::Unhook,
+        Call::DeleteDestination,
+    ];
+    run_cases(
+        calls,
+        |c| format!("answer to {} lost", c.describe()),
+        |call| {
+            let w = World::new();
+            let gw = Gateway::to(w.sim.addr());
+            if call.phase() == Phase::Startup {
+                gw.add(lose_answer(call));
+            }
+            let (cmd, host) = listen_via(&w, &gw);
+            let mut l = w.start_listener_cmd(cmd, &host);
+            let s = w.snapshot();
+            assert_eq!(
+                s.destinations.len(),
+                1,
+                "one destination: {:?}",
+                s.destinations
+            );
+            assert_eq!(
+                s.webhooks["us"].destination_id.as_deref(),
+                Some(s.destinations[0].id.as_str()),
+                "the webhook points at it"
+            );
+            if call.phase() == Phase::Cleanup {
+                gw.add(lose_answer(call));
+            }
+            stop_ok(&mut l);
+            assert_eq!(gw.armed(), 0, "the answer was lost");
+            assert_eq!(
+                w.calls("POST", "/v3/audit-log-destinations"),
+                1,
+                "one create"
+            );
+            w.assert_konnect_clean();
+        },
+    );
+}
+
+#[test]
+fn a_lost_create_answer_with_the_lookup_failing_leaves_no_destination_behind() {
+    let w = World::new();
+    let gw = Gateway::to(w.sim.addr());
+    // The create takes effect but its answer is lost; every attempt of the
+    // lookup that follows fails (the name check before it goes through).
+    gw.add(lose_answer(Call::Create));
+    gw.add(Rule {
+        method: "GET",
+        path: "/v3/audit-log-destinations",
+        skip: 1,
+        count: ATTEMPTS,
+        act: Act::Answer(503),
+    });
+    // Another POST could make a second destination: kongctl gives up on
+    // the create, and its undo finds the destination by name and deletes it.
+    let (cmd, _) = listen_via(&w, &gw);
+    let out = run_to_failure(cmd);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    let want = format!(
+        "Error: create audit-log destination: POST {}/v3/audit-log-destinations: ",
+        gw.url()
+    );
+    assert!(
+        out.stderr.starts_with(&want)
+            && first_line(&out.stderr).contains("connection closed before message completed"),
+        "want {want:?}…:\n{}",
+        out.stderr
+    );
+    assert_eq!(
+        w.calls("POST", "/v3/audit-log-destinations"),
+        1,
+        "one create"
+    );
+    assert_eq!(
+        w.calls("DELETE", "/v3/audit-log-destinations/"),
+        1,
+        "undone"
+    );
+    assert_eq!(gw.armed(), 0);
+    w.assert_konnect_clean();
 }
