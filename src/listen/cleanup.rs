@@ -100,8 +100,9 @@ impl Leftovers {
 /// The webhook is only released while it still points at our destination
 /// (or while that cannot be told): a webhook someone re-pointed in the
 /// meantime, at another destination or at an inline (v2) endpoint, is
-/// theirs and is left alone. A destination whose create
-/// request got no answer is looked up by its (unique) name.
+/// theirs and is left alone. Besides the destination we know, every
+/// destination of the listener's (unique) name is deleted: one whose create
+/// got no answer, or one a late create made.
 pub async fn release(
     audit: &AuditLogs,
     progress: &Progress,
@@ -145,29 +146,53 @@ pub async fn release(
         left.webhook = false;
     }
 
-    let mut ids: Vec<String> = progress.destination.iter().map(|d| d.id.clone()).collect();
-    if ids.is_empty()
-        && progress.create_sent
+    // The destination we know, then any other of our name: a create whose
+    // answer was lost may have taken effect late, after a retry made
+    // another. The name was unused when the listener started, so every
+    // destination of that name is this listener's.
+    let known: Vec<String> = progress.destination.iter().map(|d| d.id.clone()).collect();
+    delete_destinations(audit, known, deadline, &mut report, &mut left).await?;
+    if progress.create_sent
         && let Some(name) = &progress.name
     {
         let found = audit
             .destinations_named(name)
             .await
             .map_err(|e| fail("look up audit-log destination", e, &left))?;
-        ids.extend(found.into_iter().map(|d| d.id));
+        let others = found
+            .into_iter()
+            .map(|d| d.id)
+            .filter(|id| !report.destinations_removed.contains(id))
+            .collect();
+        delete_destinations(audit, others, deadline, &mut report, &mut left).await?;
     }
+    Ok(report)
+}
+
+async fn delete_destinations(
+    audit: &AuditLogs,
+    ids: Vec<String>,
+    deadline: Instant,
+    report: &mut CleanupReport,
+    left: &mut Leftovers,
+) -> Result<(), CleanupError> {
     for id in ids {
         match audit.delete_destination(&id, deadline).await {
             Ok(Removal::Deleted) | Ok(Removal::AlreadyGone) => {
                 report.destinations_removed.push(id);
+                left.destination_id = None;
             }
             Err(e) => {
                 left.destination_id = Some(id);
-                return Err(fail("delete audit-log destination", e, &left));
+                return Err(CleanupError {
+                    step: "delete audit-log destination",
+                    source: e,
+                    left: left.clone(),
+                });
             }
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 #[cfg(test)]
