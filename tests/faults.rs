@@ -1236,6 +1236,9 @@ enum Act {
     LoseAnswer,
     /// Answer this status without forwarding.
     Answer(u16),
+    /// Konnect is slow: forward it after this long, whether or not the
+    /// client is still waiting, and relay the answer if it is.
+    Late(Duration),
 }
 
 #[derive(Clone, Debug)]
@@ -1334,6 +1337,9 @@ impl Gateway {
                     body.len()
                 )?;
                 continue;
+            }
+            if let Some(Act::Late(after)) = act {
+                std::thread::sleep(after);
             }
             let mut upstream = std::net::TcpStream::connect(target)?;
             upstream.write_all(&request)?;
@@ -1504,5 +1510,56 @@ fn a_lost_create_answer_with_the_lookup_failing_leaves_no_destination_behind() {
         "undone"
     );
     assert_eq!(gw.armed(), 0);
+    w.assert_konnect_clean();
+}
+
+#[test]
+fn a_create_konnect_finishes_after_the_client_gave_up_leaves_no_duplicate() {
+    let w = World::new();
+    let gw = Gateway::to(w.sim.addr());
+    // The first create reaches Konnect 2.5 s late, after the client's 1 s
+    // timeout, its backoff, a lookup that finds nothing and a second
+    // create: two destinations of the listener's name exist.
+    gw.add(Rule {
+        method: "POST",
+        path: "/v3/audit-log-destinations",
+        skip: 0,
+        count: 1,
+        act: Act::Late(Duration::from_millis(2500)),
+    });
+    let (mut cmd, host) = listen_via(&w, &gw);
+    cmd.env("KONGCTL_KONNECT_TIMEOUT", "1s");
+    let mut l = w.start_listener_cmd(cmd, &host);
+    eventually("the late create to take effect", || {
+        w.snapshot().destinations.len() == 2
+    });
+    let s = w.snapshot();
+    assert_eq!(
+        s.destinations[0].name, s.destinations[1].name,
+        "both made by this listener"
+    );
+    stop_ok(&mut l);
+    w.assert_konnect_clean();
+}
+
+#[test]
+#[ignore = "known gap: an interrupted create that Konnect finishes after the undo leaks; see the report"]
+fn sigint_during_a_slow_create_leaves_nothing() {
+    let w = World::new();
+    let gw = Gateway::to(w.sim.addr());
+    gw.add(Rule {
+        method: "POST",
+        path: "/v3/audit-log-destinations",
+        skip: 0,
+        count: 1,
+        act: Act::Late(Duration::from_secs(2)),
+    });
+    let (cmd, _) = listen_via(&w, &gw);
+    let mut proc = Running::spawn(cmd);
+    eventually("the create to be sent", || gw.armed() == 0);
+    proc.interrupt();
+    assert_eq!(proc.wait_exit(Duration::from_secs(20)).code(), Some(130));
+    // Konnect finishes the create it received.
+    std::thread::sleep(Duration::from_secs(3));
     w.assert_konnect_clean();
 }
