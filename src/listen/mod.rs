@@ -33,6 +33,11 @@ use state::{CleanupStatus, DestinationState, ListenerState, ProfileLock, Storage
 
 /// How long cleanup may take after a stop (SPEC §8).
 const CLEANUP_DEADLINE: Duration = Duration::from_secs(60);
+/// After a stop request during startup, how long a destination create
+/// already sent may take to answer: Konnect acts on a create it received
+/// even if we stop waiting, and a destination we never hear of cannot be
+/// undone.
+const CREATE_GRACE: Duration = Duration::from_secs(5);
 /// How often listener.json's counters are refreshed.
 const STATE_REFRESH: Duration = Duration::from_secs(2);
 
@@ -255,17 +260,33 @@ impl Run {
         hooks: Hooks,
     ) -> Result<(), CliError> {
         // Setup, raced against the first signal. On interrupt the in-flight
-        // request is abandoned; `Progress` says what may exist.
-        let setup = tokio::select! {
-            r = self.setup() => Some(r),
-            _ = self.signals.stop.cancelled() => None,
+        // request is abandoned, except a destination create, which gets a
+        // grace period to answer; `Progress` says what may exist.
+        let outcome = {
+            let mut setup = std::pin::pin!(self.setup());
+            let mut outcome = tokio::select! {
+                r = &mut setup => Some(r),
+                _ = self.signals.stop.cancelled() => None,
+            };
+            if outcome.is_none() && self.create_in_flight() {
+                eprintln!(
+                    "Waiting up to {}s for Konnect to answer the destination create, so that it can be undone (Ctrl+C again to stop now)",
+                    CREATE_GRACE.as_secs()
+                );
+                outcome = tokio::select! {
+                    r = &mut setup => Some(r),
+                    _ = tokio::time::sleep(CREATE_GRACE) => None,
+                    _ = self.signals.abort.cancelled() => None,
+                };
+            }
+            outcome
         };
-        match setup {
-            Some(Ok(())) => {}
-            Some(Err(err)) => {
+        match outcome {
+            Some(Ok(())) if !self.signals.stop.is_cancelled() => {}
+            Some(Err(err)) if !self.signals.stop.is_cancelled() => {
                 return Err(self.undo_after_failed_setup(err).await);
             }
-            None => {
+            _ => {
                 let err =
                     CliError::new("interrupted during startup").with_code(exit_code::INTERRUPTED);
                 let err = self.undo_after_failed_setup(err).await;
@@ -314,6 +335,12 @@ impl Run {
 
         let reason = self.serve(listener, store, listener_state).await;
         self.finish(reason, destination_id).await
+    }
+
+    /// A destination create was sent and has not answered yet.
+    fn create_in_flight(&self) -> bool {
+        let p = self.progress.lock().expect("progress lock poisoned");
+        p.create_sent && p.destination.is_none()
     }
 
     fn destination_id(&self) -> Option<String> {
@@ -382,6 +409,10 @@ impl Run {
             .expect("progress lock poisoned")
             .destination = Some(destination.clone());
         self.write_destination_state(false, CleanupStatus::Active, None)?;
+        if self.signals.stop.is_cancelled() {
+            // Interrupted while the create was answering: stop here.
+            return Err(CliError::new("interrupted during startup"));
+        }
 
         if opts.configure_webhook {
             self.progress
