@@ -12,10 +12,21 @@
 //! client hangs up, so a timed-out attempt changes nothing and is missing
 //! from the request log; the number of attempts is read from the fault's
 //! remaining count instead (it counts every matching request).
+//!
+//! After the matrix: 4xx answers, signals while a call is held, Konnect
+//! unreachable during cleanup (`Link`, a TCP forwarder that can be cut), a
+//! failing reclaim, webhooks configured by someone else, and answers lost
+//! or late after Konnect acted (`Gateway`, an HTTP forwarder that can lose
+//! or delay chosen requests, which the emulator's faults cannot: they fail
+//! a request before it is handled).
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
@@ -987,19 +998,19 @@ fn konnect_dropping_every_call_during_cleanup_is_reported_then_reclaimed() {
 /// Konnect; `cut` makes Konnect unreachable (connections refused, open
 /// ones reset).
 struct Link {
-    addr: std::net::SocketAddr,
-    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    addr: SocketAddr,
+    down: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
     accepter: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Link {
-    fn to(target: std::net::SocketAddr) -> Link {
-        use std::sync::atomic::Ordering;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    fn to(target: SocketAddr) -> Link {
+        use Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let down = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(Mutex::new(Vec::new()));
         let accepter = {
             let (down, open) = (down.clone(), open.clone());
             std::thread::spawn(move || {
@@ -1008,7 +1019,7 @@ impl Link {
                         break; // drops the listener: connections are refused
                     }
                     let Ok(client) = client else { continue };
-                    let Ok(server) = std::net::TcpStream::connect(target) else {
+                    let Ok(server) = TcpStream::connect(target) else {
                         continue;
                     };
                     let mut open = open.lock().unwrap();
@@ -1020,7 +1031,7 @@ impl Link {
                     ] {
                         std::thread::spawn(move || {
                             let _ = std::io::copy(&mut from, &mut to);
-                            let _ = to.shutdown(std::net::Shutdown::Write);
+                            let _ = to.shutdown(Shutdown::Write);
                         });
                     }
                 }
@@ -1039,13 +1050,13 @@ impl Link {
     }
 
     fn cut(&mut self) {
-        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
-        let _ = std::net::TcpStream::connect(self.addr); // wakes the accepter
+        self.down.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr); // wakes the accepter
         if let Some(t) = self.accepter.take() {
             t.join().unwrap();
         }
         for s in self.open.lock().unwrap().drain(..) {
-            let _ = s.shutdown(std::net::Shutdown::Both);
+            let _ = s.shutdown(Shutdown::Both);
         }
     }
 }
@@ -1143,8 +1154,7 @@ fn a_failing_reclaim_changes_nothing_and_the_next_start_retries_it() {
 /// One Konnect API call to the emulator, as another integration would
 /// make it; returns the status.
 fn konnect_call(w: &World, method: &str, path: &str, body: &str) -> u16 {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(w.sim.addr()).unwrap();
+    let mut s = TcpStream::connect(w.sim.addr()).unwrap();
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: us.api.konghq.com\r\nAuthorization: Bearer {}\r\n\
@@ -1263,15 +1273,15 @@ struct Rule {
 }
 
 struct Gateway {
-    addr: std::net::SocketAddr,
-    rules: std::sync::Arc<std::sync::Mutex<Vec<Rule>>>,
+    addr: SocketAddr,
+    rules: Arc<Mutex<Vec<Rule>>>,
 }
 
 impl Gateway {
-    fn to(target: std::net::SocketAddr) -> Gateway {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    fn to(target: SocketAddr) -> Gateway {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let rules = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Rule>::new()));
+        let rules = Arc::new(Mutex::new(Vec::<Rule>::new()));
         let shared = rules.clone();
         // The accepting thread ends with the test process; connections end
         // when kongctl closes them.
@@ -1300,7 +1310,7 @@ impl Gateway {
 
     /// The action for a request, counting it against the first matching
     /// rule.
-    fn decide(rules: &std::sync::Mutex<Vec<Rule>>, method: &str, path: &str) -> Option<Act> {
+    fn decide(rules: &Mutex<Vec<Rule>>, method: &str, path: &str) -> Option<Act> {
         let mut rules = rules.lock().unwrap();
         let rule = rules
             .iter_mut()
@@ -1314,11 +1324,10 @@ impl Gateway {
     }
 
     fn serve(
-        mut client: std::net::TcpStream,
-        target: std::net::SocketAddr,
-        rules: &std::sync::Mutex<Vec<Rule>>,
+        mut client: TcpStream,
+        target: SocketAddr,
+        rules: &Mutex<Vec<Rule>>,
     ) -> std::io::Result<()> {
-        use std::io::Write;
         let mut pending = Vec::new();
         loop {
             let Some(request) = read_message(&mut client, &mut pending, true)? else {
@@ -1352,13 +1361,13 @@ impl Gateway {
             if let Some(Act::Late(after)) = act {
                 std::thread::sleep(after);
             }
-            let mut upstream = std::net::TcpStream::connect(target)?;
+            let mut upstream = TcpStream::connect(target)?;
             upstream.write_all(&request)?;
             let mut rest = Vec::new();
             let response =
                 read_message(&mut upstream, &mut rest, false)?.expect("the emulator answers");
             if let Some(Act::LoseAnswer) = act {
-                let _ = client.shutdown(std::net::Shutdown::Both);
+                let _ = client.shutdown(Shutdown::Both);
                 return Ok(());
             }
             client.write_all(&response)?;
@@ -1370,11 +1379,10 @@ impl Gateway {
 /// `stream`, keeping extra bytes in `pending`. `None` at a clean end of
 /// stream before a message starts.
 fn read_message(
-    stream: &mut std::net::TcpStream,
+    stream: &mut TcpStream,
     pending: &mut Vec<u8>,
     is_request: bool,
 ) -> std::io::Result<Option<Vec<u8>>> {
-    use std::io::Read;
     let mut chunk = [0u8; 8192];
     let head_end = loop {
         if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
