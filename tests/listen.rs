@@ -385,90 +385,9 @@ fn taken_name_is_refused() {
     drop(l);
 }
 
-#[test]
-fn destination_post_500_is_retried_once_without_duplicates() {
-    let w = World::new();
-    w.sim.inject_fault(Fault {
-        method: Some("POST".into()),
-        path: "/v3/audit-log-destinations".into(),
-        count: 1,
-        action: FaultAction::Status {
-            status: 500,
-            retry_after: None,
-        },
-    });
-    let mut l = w.start_listener("listen", &[]);
-    assert_eq!(w.calls("POST", "/v3/audit-log-destinations"), 2);
-    assert_eq!(w.snapshot().destinations.len(), 1);
-    exit_ok(&mut l);
-    w.assert_konnect_clean();
-}
-
-#[test]
-fn destination_post_400_is_not_retried() {
-    let w = World::new();
-    w.sim.inject_fault(Fault {
-        method: Some("POST".into()),
-        path: "/v3/audit-log-destinations".into(),
-        count: 1,
-        action: FaultAction::Status {
-            status: 400,
-            retry_after: None,
-        },
-    });
-    let out = w.run(&[
-        "listen",
-        "--endpoint",
-        "https://h.test/a",
-        "--listen-address",
-        "127.0.0.1:0",
-    ]);
-    assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr
-            .starts_with("Error: create audit-log destination: POST "),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("status 400 Bad Request"),
-        "{}",
-        out.stderr
-    );
-    assert_eq!(w.calls("POST", "/v3/audit-log-destinations"), 1);
-    w.assert_konnect_clean();
-}
-
-#[test]
-fn failed_webhook_patch_deletes_the_destination() {
-    let w = World::new();
-    w.sim.inject_fault(Fault {
-        method: Some("PATCH".into()),
-        path: "/v3/audit-log-webhook".into(),
-        count: 1,
-        action: FaultAction::Status {
-            status: 403,
-            retry_after: None,
-        },
-    });
-    let out = w.run(&[
-        "listen",
-        "--endpoint",
-        "https://h.test/a",
-        "--listen-address",
-        "127.0.0.1:0",
-    ]);
-    assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr
-            .starts_with("Error: configure regional audit-log webhook: PATCH "),
-        "{}",
-        out.stderr
-    );
-    assert_eq!(w.calls("POST", "/v3/audit-log-destinations"), 1);
-    assert_eq!(w.calls("DELETE", "/v3/audit-log-destinations/"), 1);
-    w.assert_konnect_clean();
-}
+// Retries, refusals and undo for every Konnect call of startup and cleanup
+// (a 500 then success, a 400 never retried, a failed webhook PATCH undone,
+// ...) are the fault matrix in tests/faults.rs.
 
 #[test]
 fn cleanup_waits_out_destination_in_use() {
