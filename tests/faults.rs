@@ -922,6 +922,31 @@ fn second_sigint_during_cleanup_exits_130_says_what_is_left_and_next_start_recla
 }
 
 #[test]
+fn second_sigint_after_the_webhook_release_names_only_the_destination() {
+    let w = World::new();
+    let (cmd, host) = listen_command(&w, "30s");
+    let mut l = w.start_listener_cmd(cmd, &host);
+    let id = w.snapshot().destinations[0].id.clone();
+    w.sim.inject_fault(hold(Call::DeleteDestination));
+    l.proc.interrupt();
+    wait_until_held(&w, "cleanup to reach the destination delete");
+    l.proc.interrupt();
+    let status = l.proc.wait_exit(Duration::from_secs(10));
+    let err = l.proc.stderr();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert_eq!(
+        err,
+        format!(
+            "Error: cleanup interrupted by a second signal\nHint: audit-log destination {id} may \
+             still exist; the next `kongctl listen` with profile \"default\" finishes the cleanup\n"
+        ),
+        "the webhook was released already: only the destination is left"
+    );
+    assert!(!w.snapshot().webhooks["us"].enabled);
+    assert_reclaimed(&w, &id);
+}
+
+#[test]
 fn sigint_twice_during_startup_stops_the_undo_and_next_start_reclaims() {
     let w = World::new();
     w.sim.inject_fault(hold(Call::Attach));
@@ -942,7 +967,8 @@ fn sigint_twice_during_startup_stops_the_undo_and_next_start_reclaims() {
         format!(
             "Error: interrupted during startup\nHint: cleanup interrupted: the us audit-log \
              webhook may still point at this listener's destination; audit-log destination {id} \
-             may still exist; the next `kongctl listen` with this profile finishes the cleanup\n"
+             may still exist; the next `kongctl listen` with profile \"default\" finishes the \
+             cleanup\n"
         )
     );
     assert_eq!(w.destination_state()["status"], "cleanup_failed");

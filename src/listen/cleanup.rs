@@ -95,7 +95,9 @@ impl Leftovers {
 }
 
 /// Releases the webhook (if startup attached or tried to attach it) and
-/// deletes the destination, before `deadline`.
+/// deletes the destination, before `deadline`. `left` says, at every
+/// moment, what may still exist: if the caller abandons the release (a
+/// second Ctrl+C), it reports that.
 ///
 /// The webhook is only released while it still points at our destination
 /// (or while that cannot be told): a webhook someone re-pointed in the
@@ -107,16 +109,17 @@ pub async fn release(
     audit: &AuditLogs,
     progress: &Progress,
     deadline: Instant,
+    left: &Mutex<Leftovers>,
 ) -> Result<CleanupReport, CleanupError> {
     let mut report = CleanupReport {
         webhook_released: false,
         destinations_removed: Vec::new(),
     };
-    let mut left = Leftovers::of(progress);
-    let fail = |step, source, left: &Leftovers| CleanupError {
+    *lock(left) = Leftovers::of(progress);
+    let fail = |step, source| CleanupError {
         step,
         source,
-        left: left.clone(),
+        left: lock(left).clone(),
     };
 
     if progress.attach_sent {
@@ -140,10 +143,10 @@ pub async fn release(
             audit
                 .release_webhook(Some(deadline))
                 .await
-                .map_err(|e| fail("release audit-log webhook", e, &left))?;
+                .map_err(|e| fail("release audit-log webhook", e))?;
             report.webhook_released = true;
         }
-        left.webhook = false;
+        lock(left).webhook = false;
     }
 
     // The destination we know, then any other of our name: a create whose
@@ -151,21 +154,22 @@ pub async fn release(
     // another. The name was unused when the listener started, so every
     // destination of that name is this listener's.
     let known: Vec<String> = progress.destination.iter().map(|d| d.id.clone()).collect();
-    delete_destinations(audit, known, deadline, &mut report, &mut left).await?;
+    delete_destinations(audit, known, deadline, &mut report, left).await?;
     if progress.create_sent
         && let Some(name) = &progress.name
     {
         let found = audit
             .destinations_named(name)
             .await
-            .map_err(|e| fail("look up audit-log destination", e, &left))?;
+            .map_err(|e| fail("look up audit-log destination", e))?;
         let others = found
             .into_iter()
             .map(|d| d.id)
             .filter(|id| !report.destinations_removed.contains(id))
             .collect();
-        delete_destinations(audit, others, deadline, &mut report, &mut left).await?;
+        delete_destinations(audit, others, deadline, &mut report, left).await?;
     }
+    lock(left).destination_name = None;
     Ok(report)
 }
 
@@ -174,25 +178,29 @@ async fn delete_destinations(
     ids: Vec<String>,
     deadline: Instant,
     report: &mut CleanupReport,
-    left: &mut Leftovers,
+    left: &Mutex<Leftovers>,
 ) -> Result<(), CleanupError> {
     for id in ids {
         match audit.delete_destination(&id, deadline).await {
             Ok(Removal::Deleted) | Ok(Removal::AlreadyGone) => {
                 report.destinations_removed.push(id);
-                left.destination_id = None;
+                lock(left).destination_id = None;
             }
             Err(e) => {
-                left.destination_id = Some(id);
+                lock(left).destination_id = Some(id);
                 return Err(CleanupError {
                     step: "delete audit-log destination",
                     source: e,
-                    left: left.clone(),
+                    left: lock(left).clone(),
                 });
             }
         }
     }
     Ok(())
+}
+
+fn lock(left: &Mutex<Leftovers>) -> std::sync::MutexGuard<'_, Leftovers> {
+    left.lock().expect("leftovers lock poisoned")
 }
 
 #[cfg(test)]

@@ -481,7 +481,8 @@ impl Run {
             self.settings.profile
         );
         let deadline = Instant::now() + CLEANUP_DEADLINE;
-        match cleanup::release(&self.audit, &progress, deadline).await {
+        let left = Mutex::new(Leftovers::default());
+        match cleanup::release(&self.audit, &progress, deadline, &left).await {
             Ok(report) => {
                 let mut done = prev.clone();
                 done.status = CleanupStatus::Deleted;
@@ -566,53 +567,78 @@ impl Run {
     /// Undoes a failed or interrupted startup, then returns `err` (extended
     /// with what could not be undone).
     async fn undo_after_failed_setup(&self, err: CliError) -> CliError {
+        {
+            let p = self.progress.lock().expect("progress lock poisoned");
+            if !p.create_sent && !p.attach_sent {
+                return err;
+            }
+        }
+        match self.release_all().await {
+            Released::Done(report) => {
+                tracing::info!(?report, "undid partial startup");
+                err
+            }
+            Released::Failed(e) => {
+                let mut out = err;
+                out.message = format!("{}\ncleanup error: {e}", out.message);
+                out.hint = Some(self.leftover_hint(&e.left));
+                out
+            }
+            Released::Interrupted(left) => {
+                let mut out = err.with_code(exit_code::INTERRUPTED);
+                out.hint = Some(format!(
+                    "cleanup interrupted: {}",
+                    self.leftover_hint(&left)
+                ));
+                out
+            }
+        }
+    }
+
+    /// Releases everything startup created, with a fresh deadline, unless a
+    /// second signal abandons it; destination.json records the outcome.
+    async fn release_all(&self) -> Released {
         let progress = self
             .progress
             .lock()
             .expect("progress lock poisoned")
             .clone();
-        if !progress.create_sent && !progress.attach_sent {
-            return err;
-        }
+        let left = Mutex::new(Leftovers::of(&progress));
         let deadline = Instant::now() + CLEANUP_DEADLINE;
         let outcome = tokio::select! {
-            r = cleanup::release(&self.audit, &progress, deadline) => Some(r),
+            r = cleanup::release(&self.audit, &progress, deadline, &left) => Some(r),
             _ = self.signals.abort.cancelled() => None,
+        };
+        let failed = |why: String| {
+            let _ = self.write_destination_state(
+                progress.webhook_attached,
+                CleanupStatus::CleanupFailed,
+                Some(why),
+            );
         };
         match outcome {
             Some(Ok(report)) => {
-                tracing::info!(?report, "undid partial startup");
                 self.mark_deleted_if_known();
-                err
+                Released::Done(report)
             }
             Some(Err(e)) => {
-                let _ = self.write_destination_state(
-                    progress.webhook_attached,
-                    CleanupStatus::CleanupFailed,
-                    Some(e.to_string()),
-                );
-                let mut out = err;
-                out.message = format!("{}\ncleanup error: {e}", out.message);
-                out.hint = Some(format!(
-                    "{}; the next `kongctl listen` with this profile finishes the cleanup",
-                    e.left.describe(&self.settings.region)
-                ));
-                out
+                failed(e.to_string());
+                Released::Failed(e)
             }
             None => {
-                let _ = self.write_destination_state(
-                    progress.webhook_attached,
-                    CleanupStatus::CleanupFailed,
-                    Some("cleanup interrupted".into()),
-                );
-                let mut out = err.with_code(exit_code::INTERRUPTED);
-                out.hint = Some(format!(
-                    "cleanup interrupted: {}; the next `kongctl listen` with this profile finishes the cleanup",
-                    Leftovers::of(&progress).describe(&self.settings.region)
-                ));
-                out
+                failed("cleanup interrupted".into());
+                Released::Interrupted(left.into_inner().expect("leftovers lock poisoned"))
             }
         }
+    }
+
+    /// What may be left, and that the next start finishes the cleanup.
+    fn leftover_hint(&self, left: &Leftovers) -> String {
+        format!(
+            "{}; the next `kongctl listen` with profile {:?} finishes the cleanup",
+            left.describe(&self.settings.region),
+            self.settings.profile
+        )
     }
 
     fn mark_deleted_if_known(&self) {
@@ -809,24 +835,13 @@ impl Run {
         reason: StopReason,
         destination_id: Option<String>,
     ) -> Result<(), CliError> {
-        let progress = self
-            .progress
-            .lock()
-            .expect("progress lock poisoned")
-            .clone();
-        let deadline = Instant::now() + CLEANUP_DEADLINE;
-        let outcome = tokio::select! {
-            r = cleanup::release(&self.audit, &progress, deadline) => Some(r),
-            _ = self.signals.abort.cancelled() => None,
-        };
         let listener_error = match reason {
             StopReason::ListenerFailed(e) => Some(e),
             StopReason::Signal | StopReason::StdoutClosed => None,
         };
         let id = destination_id.unwrap_or_default();
-        match outcome {
-            Some(Ok(_)) => {
-                self.mark_deleted_if_known();
+        match self.release_all().await {
+            Released::Done(_) => {
                 if self.opts.tail {
                     tracing::info!(destination_id = %id, "Listener stopped. Deleted audit-log destination (tail mode).");
                 } else {
@@ -840,38 +855,28 @@ impl Run {
                     None => Ok(()),
                 }
             }
-            Some(Err(e)) => {
-                let _ = self.write_destination_state(
-                    progress.webhook_attached,
-                    CleanupStatus::CleanupFailed,
-                    Some(e.to_string()),
-                );
+            Released::Failed(e) => {
                 let message = match listener_error {
                     Some(l) => format!("{l}\ncleanup error: {e}"),
                     None => e.to_string(),
                 };
-                Err(CliError::new(message).with_hint(format!(
-                    "{}; the next `kongctl listen` with profile {:?} finishes the cleanup",
-                    e.left.describe(&self.settings.region),
-                    self.settings.profile
-                )))
+                Err(CliError::new(message).with_hint(self.leftover_hint(&e.left)))
             }
-            None => {
-                let _ = self.write_destination_state(
-                    progress.webhook_attached,
-                    CleanupStatus::CleanupFailed,
-                    Some("cleanup interrupted".into()),
-                );
+            Released::Interrupted(left) => {
                 Err(CliError::new("cleanup interrupted by a second signal")
-                    .with_hint(format!(
-                        "{}; the next `kongctl listen` with profile {:?} finishes the cleanup",
-                        Leftovers::of(&progress).describe(&self.settings.region),
-                        self.settings.profile
-                    ))
+                    .with_hint(self.leftover_hint(&left))
                     .with_code(exit_code::INTERRUPTED))
             }
         }
     }
+}
+
+/// How a release ended.
+enum Released {
+    Done(cleanup::CleanupReport),
+    Failed(cleanup::CleanupError),
+    /// Abandoned by a second signal; what may still exist.
+    Interrupted(Leftovers),
 }
 
 fn apply_stats(s: &mut ListenerState, stats: &crate::listener::StoreStats) {
