@@ -84,6 +84,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
 
+    /// Accepted for compatibility with the original; this kongctl sends no
+    /// telemetry.
+    #[arg(long, global = true)]
+    pub no_telemetry: bool,
+
     /// Output format for `ps`. [default: text]
     #[arg(short = 'o', long, global = true, value_enum, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
