@@ -33,6 +33,7 @@
 #   TARGETS="kongctl go-model nginx"
 #   TAIL_RECORDS=200000 / 50000   TAIL_RUNS=5 / 2   STARTUP_RUNS=21 / 7
 #   WRK_THREADS=2            wrk threads for more than one sender
+#   PARTS="ingest memory startup tail"   what to measure (the report shows those)
 #   GUNZIP_SECS=3 / 1        length of each one-core gunzip measurement
 #   BENCH_KIT=../shared/bench (relative to the repo) the baseline kit
 #   WORK_DIR=<mktemp -d>     scratch (bodies, corpus, events files; removed)
@@ -66,6 +67,7 @@ GUNZIP_SECS=${GUNZIP_SECS:-$(q 1 3)}
 BENCH_KIT=${BENCH_KIT:-$REPO/../shared/bench}
 KEEP_WORK=${KEEP_WORK:-0}
 NO_BUILD=${NO_BUILD:-0}
+PARTS=${PARTS:-ingest memory startup tail}
 BATCH=50
 BODIES=16
 AUTH="Bearer kbench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
@@ -76,6 +78,7 @@ JQ_EXPRS=(
   'select(.request.status_code >= 400) | .event_id'
 )
 
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 FAILURES=()
@@ -484,16 +487,32 @@ lat() {
   awk -v a="$(med "${p50[@]}")" -v b="$(med "${p99[@]}")" 'BEGIN {printf "%.2f / %.2f", a / 1000, b / 1000}'
 }
 
-report() {
-  local stamp=$1 enc c t vals ratios rep o g n g1 n1 rr ours_med gz_ratio
-  echo "# kongctl benchmark $stamp"
+# ingest_ratios ENC CONC: per-round kongctl / Go model ratios
+ingest_ratios() {
+  local rep o g
+  for rep in $(seq 1 "$REPEATS"); do
+    o=$(col "$INGEST" recs target=kongctl enc=$1 conc=$2 rep=$rep)
+    g=$(col "$INGEST" recs target=go-model enc=$1 conc=$2 rep=$rep)
+    [[ -n $o && -n $g ]] && ratio "$o" "$g" && echo
+  done
+}
+# gunzip_ratios: per-round kongctl gzip@64 / one-core gunzip ratios
+gunzip_ratios() {
+  local rep o g
+  for rep in $(seq 1 "$REPEATS"); do
+    o=$(col "$INGEST" recs target=kongctl enc=gzip conc=64 rep=$rep)
+    g=$(col "$GUNZIP" recs rep=$rep)
+    [[ -n $o && -n $g ]] && ratio "$o" "$g" && echo
+  done
+}
+# tail_secs EXPR_INDEX TOOL: median seconds
+tail_secs() { FMT=%.3f med $(col "$TAILTSV" secs expr=$1 tool=$2); }
+
+report_ingest() {
+  local enc c t vals ratios rr
+  echo "## Ingest"
   echo
-  echo "Command: \`bench/run.sh$( ((QUICK)) && echo ' --quick')\` (DURATION=$DURATION REPEATS=$REPEATS WRK_THREADS=$WRK_THREADS, targets interleaved per cell, order rotated per round)"
-  echo
-  machine
-  echo "- load: wrk, batches of $BATCH records ($(kv "$BODY_INFO" avg_plain_bytes) B plain, $(kv "$BODY_INFO" avg_gzip_bytes) B gzip on average, $BODIES different bodies), keep-alive, Authorization checked"
-  echo
-  echo "## Ingest (records/s: min / median / max of $REPEATS; latency: median p50 / p99 in ms; CPU: median % of one core used by the listener process)"
+  echo "Records/s: min / median / max of $REPEATS rounds. Latency: median of the rounds' p50 / p99, in ms. CPU: median share of one core used by the listener process during the load (wrk runs on the same 2 cores)."
   echo
   echo "| batch | senders | kongctl listen | Go model | nginx return 202 | kongctl / Go model (per round) | kongctl p50 / p99 | Go model p50 / p99 | CPU % kongctl / Go |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
@@ -504,12 +523,7 @@ report() {
         mapfile -t vals < <(col "$INGEST" recs target=$t enc=$enc conc=$c)
         if ((${#vals[@]})); then cells+=("$(mmm "${vals[@]}")"); else cells+=("-"); fi
       done
-      ratios=()
-      for rep in $(seq 1 "$REPEATS"); do
-        o=$(col "$INGEST" recs target=kongctl enc=$enc conc=$c rep=$rep)
-        g=$(col "$INGEST" recs target=go-model enc=$enc conc=$c rep=$rep)
-        [[ -n $o && -n $g ]] && ratios+=("$(ratio "$o" "$g")")
-      done
+      mapfile -t ratios < <(ingest_ratios "$enc" "$c")
       rr=-; ((${#ratios[@]})) && rr="$(FMT=%.1fx mmm "${ratios[@]}")"
       echo "| $enc | $c | ${cells[0]} | ${cells[1]} | ${cells[2]} | $rr | $(lat kongctl "$enc" "$c") | $(lat go-model "$enc" "$c") | $(med $(col "$INGEST" cpu target=kongctl enc=$enc conc=$c)) / $(med $(col "$INGEST" cpu target=go-model enc=$enc conc=$c)) |"
     done
@@ -517,86 +531,122 @@ report() {
   mapfile -t vals < <(col "$GUNZIP" recs)
   if ((${#vals[@]})); then
     echo
-    echo "One core merely gunzipping the same gzip bodies (flate2 + zlib-rs, as the listener): $(mmm "${vals[@]}") records/s ($(med $(col "$GUNZIP" mb)) MB/s decoded, median)."
+    echo "One core merely gunzipping the same gzip bodies (flate2 + zlib-rs, as the listener; \`kongctl-bench gunzip\`, measured at the start of each round): $(mmm "${vals[@]}") records/s ($(med $(col "$GUNZIP" mb)) MB/s decoded, median)."
   fi
   echo
-  echo "Every run verified: each line of the events file one JSON object, lines >= (2xx responses x $BATCH) + preflight: $(awk -F'\t' 'NR > 1 && $12 != "n/a" {n++; if ($12 == "PASS") p++} END {printf "%d of %d PASS", p, n}' "$INGEST")."
+  echo "Verified after every kongctl and Go model run: each line of the events file is one JSON object, and lines >= (2xx responses x $BATCH) + the preflight's: $(awk -F'\t' 'NR > 1 && $12 != "n/a" {n++; if ($12 == "PASS") p++} END {printf "%d of %d PASS", p, n}' "$INGEST")."
   echo
-  echo "## tail --jq over $TAIL_RECORDS records ($(kv "$CORPUS_INFO" avg_record_bytes) B each), records/s: min / median / max of $TAIL_RUNS"
+}
+
+report_tail() {
+  local i t secs s rk rg
+  echo "## tail --jq"
+  echo
+  echo "$TAIL_RECORDS records ($(kv "$CORPUS_INFO" avg_record_bytes) B on average), records/s: min / median / max of $TAIL_RUNS runs, alternating which tool goes first."
   echo
   echo "| expression | kongctl tail | gojq -c | kongctl / gojq (median) | output identical |"
   echo "| --- | ---: | ---: | ---: | --- |"
-  local i secs rk rg
   for i in "${!JQ_EXPRS[@]}"; do
     local r=()
     for t in kongctl gojq; do
       mapfile -t secs < <(col "$TAILTSV" secs expr=$i tool=$t)
-      local rates=() s
+      local rates=()
       for s in "${secs[@]}"; do rates+=("$(awk -v n="$TAIL_RECORDS" -v s="$s" 'BEGIN {printf "%.0f", n / s}')"); done
       r+=("$(mmm "${rates[@]}")")
-      [[ $t == kongctl ]] && rk=$(med "${rates[@]}") || rg=$(med "${rates[@]}")
     done
-    echo "| \`${JQ_EXPRS[$i]}\` | ${r[0]} | ${r[1]} | $(ratio "$rk" "$rg")x | ${TAIL_SAME[$i]:-?} |"
+    echo "| \`${JQ_EXPRS[$i]}\` | ${r[0]} | ${r[1]} | $(ratio "$(tail_secs "$i" gojq)" "$(tail_secs "$i" kongctl)")x | ${TAIL_SAME[$i]:-?} |"
   done
   echo
-  echo "kongctl runs as \`kongctl tail-file --jq EXPR FILE\` (hidden command: tail's own follow, jq filter and printer over a file). Compared after normalising only the original's documented differences from \`gojq -c\`: Go's \`json.Marshal\` escaping of \`<\`, \`>\`, \`&\`, U+2028, U+2029 (applied to gojq's output) and \`null\` for a record with no result (\`null\` lines dropped on both sides); kongctl must also print one line per record and no warning."
+  echo "kongctl runs as \`kongctl tail-file --jq EXPR FILE\`, a hidden command that runs tail's own follow, jq filter and printer over a file. Outputs are compared after normalising only the original's documented differences from \`gojq -c\`: Go's \`json.Marshal\` escaping of \`<\`, \`>\`, \`&\`, U+2028 and U+2029 (applied to gojq's output), and \`null\` for a record with no result (\`null\` lines dropped on both sides); kongctl must also print exactly one line per record and no warning."
   echo
+}
+
+report_memory() {
+  local vals peak_go rmin rmed rmax pmed
   echo "## Memory, startup, size"
   echo
-  local peak_ingest peak_go
-  mapfile -t vals < <(col "$INGEST" hwm_kib target=kongctl)
-  peak_ingest=$(stats "${vals[@]}" | awk '{print $3}')
-  mapfile -t vals < <(col "$INGEST" hwm_kib target=go-model)
-  peak_go=$(stats "${vals[@]}" | awk '{print $3}')
-  SIZE=$(stat -c %s "$KONGCTL")
   echo "| measure | kongctl | bar | |"
   echo "| --- | ---: | ---: | --- |"
-  echo "| idle RSS (median of 3 starts) | $(mib "$IDLE_KIB") MiB | < 10 MiB | $(bar "$IDLE_KIB" "<" 10240) |"
-  echo "| peak RSS, ingest runs (max VmHWM; Go model: $(mib "$peak_go") MiB) | $(mib "$peak_ingest") MiB | < 64 MiB | $(bar "$peak_ingest" "<" 65536) |"
-  echo "| peak RSS, gzip bomb ($(kv "$BOMB_INFO" bytes) B to 64 MiB; ${BOMB_RESULTS[*]}, all 413) | $(mib "$BOMB_HWM") MiB | < 64 MiB | $(bar "$BOMB_HWM" "<" 65536) |"
-  local rmin rmed rmax pmed
-  read -r rmin rmed rmax <<<"$(kv "$STARTUP" ready_ms | tr / ' ')"
-  pmed=$(kv "$STARTUP" port_accepting_ms | cut -d/ -f2)
-  echo "| start to listening against the emulator (exec to listener.json written, Konnect configured; min / median / max of $STARTUP_RUNS; port accepting: $pmed ms median) | $rmin / $rmed / $rmax ms | < 50 ms | $(bar "$rmed" "<" 50) |"
+  if part memory; then
+    echo "| idle RSS (VmRSS 1 s after ready and one delivered batch; median of 3 starts) | $(mib "$IDLE_KIB") MiB | < 10 MiB | $(bar "$IDLE_KIB" "<" 10240) |"
+  fi
+  if part ingest; then
+    mapfile -t vals < <(col "$INGEST" hwm_kib target=go-model)
+    peak_go=$(stats "${vals[@]}" | awk '{print $3}')
+    echo "| peak RSS during the ingest runs (max VmHWM; Go model: $(mib "$peak_go") MiB) | $(mib "$PEAK_INGEST") MiB | < 64 MiB | $(bar "$PEAK_INGEST" "<" 65536) |"
+  fi
+  if part memory; then
+    echo "| peak RSS under a gzip bomb ($(kv "$BOMB_INFO" bytes) B inflating to 64 MiB; ${BOMB_RESULTS[*]}; all 413, nothing stored) | $(mib "$BOMB_HWM") MiB | < 64 MiB | $(bar "$BOMB_HWM" "<" 65536) |"
+  fi
+  if part startup; then
+    read -r rmin rmed rmax <<<"$(kv "$STARTUP" ready_ms | tr / ' ')"
+    pmed=$(kv "$STARTUP" port_accepting_ms | cut -d/ -f2)
+    echo "| start to listening against the emulator: exec to listener.json written, Konnect configured (min / median / max of $STARTUP_RUNS; port accepting: $pmed ms median) | $rmin / $rmed / $rmax ms | < 50 ms | $(bar "$rmed" "<" 50) |"
+  fi
   echo "| release binary | $(awk -v s="$SIZE" 'BEGIN {printf "%.1f", s / 1048576}') MiB | < 12 MiB | $(bar "$SIZE" "<" $((12 * 1048576))) |"
   echo
+}
+
+report_bars() {
+  local enc c i ratios m
   echo "## SPEC §11 bars"
   echo
-  for enc in $ENCODINGS; do
-    for c in 8 64; do
-      [[ " $CONCURRENCY " == *" $c "* ]] || continue
-      ratios=()
-      for rep in $(seq 1 "$REPEATS"); do
-        o=$(col "$INGEST" recs target=kongctl enc=$enc conc=$c rep=$rep)
-        g=$(col "$INGEST" recs target=go-model enc=$enc conc=$c rep=$rep)
-        [[ -n $o && -n $g ]] && ratios+=("$(ratio "$o" "$g")")
+  if part ingest; then
+    for enc in $ENCODINGS; do
+      for c in 8 64; do
+        mapfile -t ratios < <(ingest_ratios "$enc" "$c")
+        ((${#ratios[@]})) || continue
+        m=$(FMT=%.2f med "${ratios[@]}")
+        echo "- ingest $enc, $c senders, >= 5x the Go model: ${m}x (median of rounds): $(bar "$m" ">=" 5)"
       done
-      ((${#ratios[@]})) || continue
-      echo "- ingest $enc, $c senders, >= 5x the Go model: median $(FMT=%.2f med "${ratios[@]}")x: $(bar "$(FMT=%.2f med "${ratios[@]}")" ">=" 5)"
     done
-  done
-  if [[ " $ENCODINGS " == *" gzip "* && " $CONCURRENCY " == *" 64 "* ]]; then
-    ratios=()
-    for rep in $(seq 1 "$REPEATS"); do
-      o=$(col "$INGEST" recs target=kongctl enc=gzip conc=64 rep=$rep)
-      g=$(col "$GUNZIP" recs rep=$rep)
-      [[ -n $o && -n $g ]] && ratios+=("$(ratio "$o" "$g")")
-    done
-    ((${#ratios[@]})) && echo "- ingest gzip, 64 senders, >= 60% of one core's bare gunzip rate: median $(awk -v r="$(FMT=%.3f med "${ratios[@]}")" 'BEGIN {printf "%.0f", r * 100}')%: $(bar "$(FMT=%.3f med "${ratios[@]}")" ">=" 0.6)"
+    mapfile -t ratios < <(gunzip_ratios)
+    if ((${#ratios[@]})); then
+      m=$(FMT=%.3f med "${ratios[@]}")
+      echo "- ingest gzip, 64 senders, >= 60% of one core's bare gunzip rate: $(awk -v r="$m" 'BEGIN {printf "%.0f", r * 100}')% (median of rounds): $(bar "$m" ">=" 0.6)"
+    fi
+    echo "- peak RSS during ingest < 64 MiB: $(bar "$PEAK_INGEST" "<" 65536)"
   fi
-  for i in "${!JQ_EXPRS[@]}"; do
-    local tk tg
-    mapfile -t secs < <(col "$TAILTSV" secs expr=$i tool=kongctl); tk=$(FMT=%.3f med "${secs[@]}")
-    mapfile -t secs < <(col "$TAILTSV" secs expr=$i tool=gojq); tg=$(FMT=%.3f med "${secs[@]}")
-    echo "- tail --jq \`${JQ_EXPRS[$i]}\` >= 2x gojq, output identical: $(ratio "$tg" "$tk")x, identical=${TAIL_SAME[$i]:-?}: $( [[ ${TAIL_SAME[$i]:-} == yes ]] && bar "$(ratio "$tg" "$tk")" ">=" 2 || echo "**NOT met**")"
-  done
-  echo "- idle RSS < 10 MiB: $(bar "$IDLE_KIB" "<" 10240); peak RSS < 64 MiB: ingest $(bar "$peak_ingest" "<" 65536), gzip bomb $(bar "$BOMB_HWM" "<" 65536)"
-  echo "- start to listening < 50 ms: $(bar "$rmed" "<" 50); release binary < 12 MiB: $(bar "$SIZE" "<" $((12 * 1048576)))"
+  if part tail; then
+    for i in "${!JQ_EXPRS[@]}"; do
+      m=$(ratio "$(tail_secs "$i" gojq)" "$(tail_secs "$i" kongctl)")
+      echo "- tail --jq \`${JQ_EXPRS[$i]}\` >= 2x gojq, output identical: ${m}x, identical=${TAIL_SAME[$i]:-?}: $([[ ${TAIL_SAME[$i]:-} == yes ]] && bar "$m" ">=" 2 || echo "**NOT met**")"
+    done
+  fi
+  if part memory; then
+    echo "- idle RSS < 10 MiB: $(bar "$IDLE_KIB" "<" 10240); peak RSS under a gzip bomb < 64 MiB: $(bar "$BOMB_HWM" "<" 65536)"
+  fi
+  if part startup; then
+    echo "- start to listening < 50 ms: $(bar "$(kv "$STARTUP" ready_ms | cut -d/ -f2)" "<" 50)"
+  fi
+  echo "- release binary < 12 MiB: $(bar "$SIZE" "<" $((12 * 1048576)))"
+}
+
+report() {
+  echo "# kongctl benchmark $1"
+  echo
+  echo "Command: \`bench/run.sh$( ((QUICK)) && echo ' --quick')\` (DURATION=$DURATION REPEATS=$REPEATS WRK_THREADS=$WRK_THREADS PARTS=\"$PARTS\"; targets interleaved within each cell, their order rotated every round)"
+  echo
+  machine
+  echo "- load: wrk with bench/post.lua, batches of $BATCH records ($(kv "$BODY_INFO" avg_plain_bytes) B plain, $(kv "$BODY_INFO" avg_gzip_bytes) B gzip on average, $BODIES different bodies, Content-Encoding: application/gzip as Konnect sends), keep-alive, $WRK_THREADS wrk threads (1 for 1 sender)"
+  echo
+  SIZE=$(stat -c %s "$KONGCTL")
+  if part ingest; then
+    local vals
+    mapfile -t vals < <(col "$INGEST" hwm_kib target=kongctl)
+    PEAK_INGEST=$(stats "${vals[@]}" | awk '{print $3}')
+    report_ingest
+  fi
+  part tail && report_tail
+  report_memory
+  report_bars
   if ((${#FAILURES[@]})); then
     echo
     echo "## VERIFICATION FAILED"
+    echo
     printf -- '- %s\n' "${FAILURES[@]}"
   fi
+  return 0
 }
 
 # ------------------------------------------------------------------ main
@@ -604,11 +654,12 @@ declare -a TAIL_SAME=()
 STAMP=$(date -u +%Y%m%d-%H%M%S)
 setup
 log "ingest: targets [$TARGETS] encodings [$ENCODINGS] senders [$CONCURRENCY] $DURATION x $REPEATS rounds"
-ingest
-memory
-startup
-tail_bench
-OUT=$REPO/bench/results/$STAMP$( ((QUICK)) && echo -quick).md
+if part ingest; then ingest; fi
+if part memory; then memory; fi
+if part startup; then startup; fi
+if part tail; then tail_bench; fi
+SUFFIX=""; ((QUICK)) && SUFFIX=-quick
+OUT=$REPO/bench/results/$STAMP$SUFFIX.md
 mkdir -p "$(dirname "$OUT")"
 report "$STAMP" | tee "$OUT"
 log "report: $OUT"
