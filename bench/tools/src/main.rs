@@ -12,6 +12,9 @@
 //! - `go-escape`: rewrites gojq's output with Go's `json.Marshal` escapes of
 //!   `<`, `>`, `&`, U+2028 and U+2029 (what the original `tail --jq` printed);
 //! - `startup`: time from exec to a listener being ready, repeated;
+//! - `disk`: how many records/s this disk takes durably (the plain bodies
+//!   appended and `fdatasync`ed in groups, like the listener's group
+//!   commit, without HTTP or decoding): the ceiling of any durable listener;
 //! - `free-port`: an unused TCP port on 127.0.0.1.
 
 mod corpus;
@@ -29,6 +32,7 @@ const USAGE: &str = "usage:
   kongctl-bench gunzip --list FILE [--secs S]
   kongctl-bench verify FILE MIN_LINES
   kongctl-bench go-escape < IN > OUT
+  kongctl-bench disk --list FILE --file PATH [--group N] [--secs S]
   kongctl-bench startup --runs N --state FILE [--port P] -- COMMAND [ARG...]
   kongctl-bench free-port";
 
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         "verify" => return verify_cmd(rest),
         "go-escape" => go_escape(io::stdin().lock(), io::stdout().lock()),
         "startup" => measure::startup_cmd(rest),
+        "disk" => measure::disk_cmd(rest),
         "free-port" => free_port(),
         _ => Err(format!("unknown command {command:?}\n{USAGE}")),
     };

@@ -73,6 +73,61 @@ fn gunzip_into(body: &[u8], out: &mut [u8]) -> Result<usize, String> {
     }
 }
 
+/// Appends the bodies listed in `--list` (plain, record per line) to
+/// `--file`, `--group` bodies per `write`, each write followed by
+/// `fdatasync`, for `--secs` seconds, then deletes the file. Prints the
+/// records/s and MB/s that were made durable: what the disk allows a
+/// listener that stores these records with group commit, whatever its CPU.
+pub fn disk_cmd(args: &[String]) -> Result<(), String> {
+    use std::io::Write;
+    let o = Opts::parse(args, &["list", "file", "group", "secs"])?;
+    let list = o.required("list")?;
+    let path = PathBuf::from(o.required("file")?);
+    let group: usize = o.number("group", Some(64))?;
+    let secs: f64 = o.number("secs", Some(3.0))?;
+    let text = fs::read_to_string(list).map_err(|e| format!("read {list}: {e}"))?;
+    let bodies: Vec<Vec<u8>> = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|p| fs::read(p).map_err(|e| format!("read {p}: {e}")))
+        .collect::<Result<_, _>>()?;
+    if bodies.is_empty() {
+        return Err(format!("no bodies listed in {list}"));
+    }
+    let mut chunk = Vec::new();
+    let mut records_per_chunk = 0u64;
+    for b in bodies.iter().cycle().take(group.max(1)) {
+        chunk.extend_from_slice(b);
+        records_per_chunk += b.iter().filter(|&&c| c == b'\n').count() as u64;
+    }
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| format!("open {}: {e}", path.display()))?;
+    let started = Instant::now();
+    let limit = Duration::from_secs_f64(secs);
+    let mut chunks = 0u64;
+    let result = (|| {
+        while started.elapsed() < limit {
+            file.write_all(&chunk)?;
+            file.sync_data()?;
+            chunks += 1;
+        }
+        std::io::Result::Ok(())
+    })();
+    let elapsed = started.elapsed().as_secs_f64();
+    let _ = fs::remove_file(&path);
+    result.map_err(|e| format!("write {}: {e}", path.display()))?;
+    println!(
+        "disk records_per_s={:.0} mb_per_s={:.1} syncs_per_s={:.0} group={group} secs={elapsed:.2}",
+        (chunks * records_per_chunk) as f64 / elapsed,
+        (chunks * chunk.len() as u64) as f64 / elapsed / 1e6,
+        chunks as f64 / elapsed
+    );
+    Ok(())
+}
+
 /// Starts the command `--runs` times. Each time: deletes `--state`, execs the
 /// command and polls every 100 us until the state file exists and says
 /// `"running": true` (kongctl writes `listener.json` once the listener is
