@@ -129,6 +129,26 @@ pub enum Command {
 
     /// List detached listeners (`listen --detach`), or stop them.
     Ps(PsCommand),
+
+    /// Print the records of an events file as `tail` prints them, then exit.
+    ///
+    /// Hidden: for `bench/run.sh`, which times `tail --jq` on a large file.
+    /// Runs the code `tail` runs on committed records (follow, filter,
+    /// printer); touches no Konnect, lock or listener.
+    #[command(name = "tail-file", hide = true)]
+    TailFile(TailFileArgs),
+}
+
+/// `tail-file FILE [--jq FILTER]`.
+#[derive(Debug, Args)]
+pub struct TailFileArgs {
+    /// The events file (one record per line).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// jq expression applied to each record, as `tail --jq`.
+    #[arg(long, value_name = "FILTER")]
+    pub jq: Option<String>,
 }
 
 /// `listen` / `tail`, optionally followed by `audit-logs` or

@@ -29,6 +29,10 @@ use listen::ListenOptions;
 
 /// Runs one command.
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    // Reads one file and prints: no profile, config or log file involved.
+    if let Command::TailFile(args) = &cli.command {
+        return tail_file_command(args);
+    }
     let settings =
         Settings::resolve(&cli.global, &ProcessEnv).map_err(|e| CliError::new(e.to_string()))?;
     let _log_guard = match logging::init(&settings.log_file, settings.log_level) {
@@ -42,7 +46,17 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Listen(cmd) => listen_command(settings, cmd, "listen"),
         Command::Tail(cmd) => listen_command(settings, cmd, "tail"),
         Command::Ps(cmd) => ps_command(&settings, cmd),
+        Command::TailFile(args) => tail_file_command(&args),
     }
+}
+
+fn tail_file_command(args: &cli::TailFileArgs) -> Result<(), CliError> {
+    let filter = tail::JqFilter::from_flag(args.jq.as_deref().unwrap_or(""))
+        .map_err(|e| CliError::new(e.to_string()))?;
+    // A closed stdout (`| head`) is a normal end, as in `tail`.
+    tail::print_file(&args.file, filter)
+        .map(|_| ())
+        .map_err(|e| CliError::new(format!("failed to read {}: {e}", args.file.display())))
 }
 
 fn listen_command(settings: Settings, cmd: ListenCommand, verb: &str) -> Result<(), CliError> {

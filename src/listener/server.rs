@@ -60,7 +60,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::ingest::{self, Batch, DecodeError};
+use super::ingest::{self, Batch, BodyEncoding, DecodeError};
 use super::store::EventStore;
 
 /// Largest read buffer of a connection.
@@ -460,7 +460,7 @@ impl Context {
 
         let raw = tokio::time::timeout(
             settings.body_read_timeout,
-            read_body(req.into_body(), max, declared),
+            read_body(req.into_body(), max, declared, self.store.buffer()),
         )
         .await
         .map_err(|_| {
@@ -468,12 +468,19 @@ impl Context {
             Rejection::BodyRead
         })??;
 
-        let decoded = ingest::detect_encoding(header_says_gzip, &raw)
-            .and_then(|encoding| ingest::decode_body(encoding, raw, max))
-            .map_err(|e| match e {
-                DecodeError::TooLarge => Rejection::DecodedTooLarge,
-                DecodeError::Corrupt => Rejection::Decode,
-            })?;
+        let decoded = match ingest::detect_encoding(header_says_gzip, &raw) {
+            Ok(BodyEncoding::Gzip) => {
+                let decoded = ingest::gunzip_bounded_into(&raw, max, self.store.buffer());
+                self.store.recycle(raw);
+                decoded
+            }
+            Ok(BodyEncoding::Plain) => ingest::decode_body(BodyEncoding::Plain, raw, max),
+            Err(e) => Err(e),
+        }
+        .map_err(|e| match e {
+            DecodeError::TooLarge => Rejection::DecodedTooLarge,
+            DecodeError::Corrupt => Rejection::Decode,
+        })?;
         let batch = Batch::from_decoded(decoded);
         let records = batch.len();
         self.store.append(batch).await.map_err(|e| {
@@ -491,15 +498,18 @@ fn content_length(req: &Request<Incoming>) -> Option<u64> {
     req.body().size_hint().exact()
 }
 
-/// Collects the body, never holding more than `max` bytes.
+/// Collects the body into `buf` (emptied first), never holding more than
+/// `max` bytes.
 async fn read_body(
     mut body: Incoming,
     max: usize,
     declared: Option<u64>,
+    mut buf: Vec<u8>,
 ) -> Result<Vec<u8>, Rejection> {
     // Exact for a Content-Length body; chunked bodies start small and grow.
     let initial = declared.map_or(16 * 1024, |n| n as usize).min(max);
-    let mut buf = Vec::with_capacity(initial);
+    buf.clear();
+    buf.reserve(initial);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
             tracing::debug!(error = %e, "failed to read request body");

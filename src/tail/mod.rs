@@ -17,7 +17,7 @@ pub use filter::{FilterCompileError, JqFilter, RecordSkip};
 pub use follow::{FollowEnd, Followed, RecordSink, follow};
 pub use printer::TailPrinter;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tokio::sync::watch;
 
@@ -39,20 +39,45 @@ pub async fn run(
     filter: Option<JqFilter>,
 ) -> std::io::Result<TailEnd> {
     let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        let mut sink = StdoutSink(TailPrinter::new(
-            std::io::stdout(),
-            std::io::stderr(),
-            filter,
-        ));
-        let followed = handle.block_on(follow::follow(&path, start, committed, &mut sink))?;
-        let _ = sink.0.flush();
-        Ok(TailEnd {
-            stdout_closed: followed.end == FollowEnd::OutputClosed,
-        })
+    tokio::task::spawn_blocking(move || print_committed(&handle, &path, start, committed, filter))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// Prints the records already in the file at `path`, exactly as [`run`]
+/// prints the records a listener commits (the same follow, filter and
+/// printer), as if the store had committed the whole file and then closed.
+///
+/// This is the hidden `kongctl tail-file` command, which `bench/run.sh` uses
+/// to time `tail --jq` on a large file against gojq without the listener's
+/// ingest in the measurement.
+pub fn print_file(path: &Path, filter: Option<JqFilter>) -> std::io::Result<TailEnd> {
+    let len = std::fs::metadata(path)?.len();
+    let (store, committed) = watch::channel(len);
+    drop(store);
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    print_committed(runtime.handle(), path, 0, committed, filter)
+}
+
+/// Follows `path` from `start` as far as `committed` allows, printing to
+/// stdout, until the store closes or stdout does. Blocks the thread.
+fn print_committed(
+    handle: &tokio::runtime::Handle,
+    path: &Path,
+    start: u64,
+    committed: watch::Receiver<u64>,
+    filter: Option<JqFilter>,
+) -> std::io::Result<TailEnd> {
+    let mut sink = StdoutSink(TailPrinter::new(
+        std::io::stdout(),
+        std::io::stderr(),
+        filter,
+    ));
+    let followed = handle.block_on(follow::follow(path, start, committed, &mut sink))?;
+    let _ = sink.0.flush();
+    Ok(TailEnd {
+        stdout_closed: followed.end == FollowEnd::OutputClosed,
     })
-    .await
-    .map_err(std::io::Error::other)?
 }
 
 struct StdoutSink(TailPrinter<std::io::Stdout, std::io::Stderr>);

@@ -1,0 +1,666 @@
+#!/usr/bin/env bash
+# bench/run.sh [--quick]: kongctl's performance, side by side with the
+# baselines, in one run on this machine, with what it measures verified.
+#
+#   ingest   records/s and p50/p99 latency at 1, 8 and 64 concurrent senders,
+#            gzip and plain batches of 50 records (~800 B each), against:
+#              kongctl   `kongctl listen` (release build) started as a user
+#                        would, against the bundled Konnect emulator, which
+#                        creates the destination and webhook and delivers a
+#                        batch through a tunnel mapping to it; the load then
+#                        goes to the listen address. Real files, fsync
+#                        before 202.
+#              go-model  the kit's Go model of the original listener (same
+#                        durability), built from the kit's source
+#              nginx     `return 202` (reads the body, no decoding or storing)
+#            plus one core's bare gunzip rate of the same gzip bodies.
+#            Targets are interleaved per cell; each cell is repeated.
+#   tail     `kongctl tail-file --jq EXPR` (tail's own follow/filter/printer
+#            code on a file) against `gojq -c EXPR` on the same corpus,
+#            3 expressions, outputs compared.
+#   memory   idle RSS, peak RSS (VmHWM) during the ingest runs and under a
+#            gzip bomb; startup to listening; release binary size.
+#
+# Every acknowledged record must be in the events file (lines >= 2xx x 50,
+# each line one JSON object) and tail outputs must match, else the run fails
+# (exit 1) after writing its report. The report (markdown) goes to
+# bench/results/<timestamp>.md and stdout.
+#
+# Knobs (env), full / --quick:
+#   DURATION=10s / 3s        wrk duration of each ingest cell
+#   REPEATS=3 / 1            rounds over all cells (targets interleaved)
+#   CONCURRENCY="1 8 64"     ENCODINGS="gzip plain"
+#   TARGETS="kongctl go-model nginx"
+#   TAIL_RECORDS=200000 / 50000   TAIL_RUNS=5 / 2   STARTUP_RUNS=21 / 7
+#   WRK_THREADS=2            wrk threads for more than one sender
+#   PARTS="ingest memory startup tail"   what to measure (the report shows those)
+#   GUNZIP_SECS=3 / 1        length of each one-core gunzip measurement
+#   BENCH_KIT=../shared/bench (relative to the repo) the baseline kit
+#   WORK_DIR=<mktemp -d>     scratch (bodies, corpus, events files; removed)
+#   KEEP_WORK=0              1 keeps WORK_DIR for inspection
+#   NO_BUILD=0               1 uses the existing target/release binaries
+# Needs: cargo, and wrk, gojq, go, nginx, curl (installed with apt-get when
+# missing and running as root). Traffic goes to 127.0.0.1 only; every
+# process started is stopped by its pid.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+QUICK=0
+for arg in "$@"; do
+  case $arg in
+    --quick) QUICK=1 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
+if ((QUICK)); then q() { echo "$1"; }; else q() { echo "$2"; }; fi
+DURATION=${DURATION:-$(q 3s 10s)}
+REPEATS=${REPEATS:-$(q 1 3)}
+CONCURRENCY=${CONCURRENCY:-1 8 64}
+ENCODINGS=${ENCODINGS:-gzip plain}
+TARGETS=${TARGETS:-kongctl go-model nginx}
+TAIL_RECORDS=${TAIL_RECORDS:-$(q 50000 200000)}
+TAIL_RUNS=${TAIL_RUNS:-$(q 2 5)}
+STARTUP_RUNS=${STARTUP_RUNS:-$(q 7 21)}
+WRK_THREADS=${WRK_THREADS:-2}
+GUNZIP_SECS=${GUNZIP_SECS:-$(q 1 3)}
+BENCH_KIT=${BENCH_KIT:-$REPO/../shared/bench}
+KEEP_WORK=${KEEP_WORK:-0}
+NO_BUILD=${NO_BUILD:-0}
+PARTS=${PARTS:-ingest memory startup tail}
+BATCH=50
+BODIES=16
+AUTH="Bearer kbench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+LISTEN_PATH=/audit-logs
+JQ_EXPRS=(
+  '.'
+  '{ts: .event_ts, name, request: (.request // null)}'
+  'select(.request.status_code >= 400) | .event_id'
+)
+
+part() { [[ " $PARTS " == *" $1 "* ]]; }
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+FAILURES=()
+fail() { log "FAIL: $*"; FAILURES+=("$*"); }
+
+# ---------------------------------------------------------------- processes
+PIDS=()
+WORK=""
+# stop_pid PID [GRACE_S]: SIGTERM a process we started, SIGKILL after grace.
+stop_pid() {
+  local pid=$1 grace=${2:-30} t=0
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null && ((t < grace * 20)); do sleep 0.05; t=$((t + 1)); done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "pid $pid ignored SIGTERM for ${grace}s: SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  wait "$pid" 2>/dev/null || true
+  local kept=() p
+  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || kept+=("$p"); done
+  PIDS=("${kept[@]+"${kept[@]}"}")
+}
+cleanup() {
+  local p
+  for p in "${PIDS[@]+"${PIDS[@]}"}"; do stop_pid "$p" 10; done
+  if [[ -n $WORK && -d $WORK ]]; then
+    if [[ $KEEP_WORK == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ------------------------------------------------------------------ tools
+install_missing() {
+  local missing=() pkgs=()
+  command -v wrk >/dev/null || { missing+=(wrk); pkgs+=(wrk); }
+  command -v gojq >/dev/null || { missing+=(gojq); pkgs+=(gojq); }
+  command -v go >/dev/null || { missing+=(go); pkgs+=(golang-go); }
+  command -v curl >/dev/null || { missing+=(curl); pkgs+=(curl); }
+  [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null || { missing+=(nginx); pkgs+=(nginx-light); }
+  command -v cargo >/dev/null || die "cargo is required (install Rust: https://rustup.rs)"
+  ((${#missing[@]} == 0)) && return 0
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing missing tools (${missing[*]}): apt-get install -y ${pkgs[*]}"
+    apt-get update -qq >/dev/null || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null ||
+      die "apt-get install ${pkgs[*]} failed"
+  else
+    die "missing: ${missing[*]}; install with: sudo apt-get install -y ${pkgs[*]}"
+  fi
+}
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+# ------------------------------------------------------------------ stats
+# stats N...: "min median max" (median of an even count: mean of the middle two)
+stats() {
+  printf '%s\n' "$@" | sort -g | awk -v f="${FMT:-%.0f}" '{a[NR] = $1} END {
+    if (NR == 0) { print "- - -"; exit }
+    m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+    printf f " " f " " f "\n", a[1], m, a[NR] }'
+}
+# mmm N...: "min / median / max"
+mmm() { stats "$@" | awk '{print $1 " / " $2 " / " $3}'; }
+med() { stats "$@" | awk '{print $2}'; }
+# kv LINE KEY: the value of KEY=... in LINE
+kv() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p" | head -n1; }
+# col TSV COLUMN FILTER...: values of COLUMN in rows matching all name=value filters
+col() {
+  local tsv=$1 c=$2; shift 2
+  awk -F'\t' -v c="$c" -v f="$*" '
+    NR == 1 { for (i = 1; i <= NF; i++) idx[$i] = i; n = split(f, fs, " "); next }
+    { ok = 1; for (j = 1; j <= n; j++) { split(fs[j], kvp, "="); if ($idx[kvp[1]] != kvp[2]) ok = 0 }
+      if (ok) print $idx[c] }' "$tsv"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+vm() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# ticks PID: user + system CPU time of a process, in clock ticks
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+# ------------------------------------------------------------------ setup
+setup() {
+  install_missing
+  [[ -f $BENCH_KIT/model_kongctl_listener.go ]] ||
+    die "baseline kit not found at $BENCH_KIT (set BENCH_KIT to the kit's directory)"
+  WORK=${WORK_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/kongctl-bench.XXXXXX")}
+  mkdir -p "$WORK"
+  local avail_kb
+  avail_kb=$(df -Pk "$WORK" | awk 'NR == 2 {print $4}')
+  ((avail_kb > 4 * 1024 * 1024)) || die "less than 4 GiB free under $WORK ($(df -h "$WORK" | awk 'NR==2{print $4}'))"
+  log "work dir $WORK ($(df -h "$WORK" | awk 'NR==2{print $4}') free)"
+
+  if [[ $NO_BUILD != 1 ]]; then
+    log "building kongctl, konnect-sim and kongctl-bench (release)"
+    (cd "$REPO" && cargo build --release --locked --quiet -p kongctl -p konnect-sim -p kongctl-bench)
+  fi
+  local rel=${CARGO_TARGET_DIR:-$REPO/target}/release
+  KONGCTL=$rel/kongctl SIM=$rel/konnect-sim TOOL=$rel/kongctl-bench
+  for b in "$KONGCTL" "$SIM" "$TOOL"; do [[ -x $b ]] || die "missing $b"; done
+
+  log "building the Go model from $BENCH_KIT"
+  mkdir -p "$WORK/bin"
+  (cd "$WORK" && GO111MODULE=off CGO_ENABLED=0 go build -trimpath -o "$WORK/bin/go-model" \
+    "$BENCH_KIT/model_kongctl_listener.go") || die "go build of the model failed"
+
+  log "generating bodies, bomb and a $TAIL_RECORDS-record corpus"
+  BODY_INFO=$("$TOOL" bodies --records $BATCH --bodies $BODIES --seed 42 --out "$WORK/bodies")
+  BOMB_INFO=$("$TOOL" bomb --decoded-mib 64 --out "$WORK/bomb.gz")
+  echo "$WORK/bomb.gz" >"$WORK/list.bomb"
+  CORPUS_INFO=$("$TOOL" corpus --records "$TAIL_RECORDS" --seed 7 --out "$WORK/corpus.jsonl")
+
+  log "starting the Konnect emulator"
+  "$SIM" --listen 127.0.0.1:0 --retry-wait-ms 50 >"$WORK/sim.env" 2>"$WORK/sim.log" &
+  PIDS+=($!)
+  local t=0
+  until [[ -s $WORK/sim.env ]]; do
+    ((t++ < 200)) || die "emulator did not start: $(cat "$WORK/sim.log")"
+    sleep 0.05
+  done
+  SIM_URL=$(sed -n 's/.*KONNECT_BASE_URL=\([^ ]*\).*/\1/p' "$WORK/sim.env")
+  SIM_PAT=$(sed -n 's/.*KONNECT_PAT=\([^ ]*\).*/\1/p' "$WORK/sim.env")
+  [[ -n $SIM_URL && -n $SIM_PAT ]] || die "cannot read the emulator's address from $WORK/sim.env"
+}
+
+# ------------------------------------------------------------------ targets
+# start_target NAME: starts it fresh; sets TPID URL EVENTS RDIR PRE_RECORDS
+START_N=0
+start_target() {
+  START_N=$((START_N + 1))
+  RDIR=$WORK/run.$START_N
+  mkdir -p "$RDIR"
+  PRE_RECORDS=0
+  case $1 in
+    kongctl) start_kongctl ;;
+    go-model) start_go_model ;;
+    nginx) start_nginx ;;
+    *) die "unknown target $1" ;;
+  esac
+}
+
+start_kongctl() {
+  local state=$RDIR/config/kongctl/audit-logs/default/listener.json t=0 host addr report
+  host=bench-$START_N.tunnel.test
+  XDG_CONFIG_HOME=$RDIR/config KONGCTL_DEFAULT_KONNECT_PAT=$SIM_PAT \
+    "$KONGCTL" listen --base-url "$SIM_URL" --endpoint "https://$host$LISTEN_PATH" \
+    --listen-address 127.0.0.1:0 --authorization "$AUTH" >"$RDIR/target.log" 2>&1 &
+  TPID=$!
+  PIDS+=("$TPID")
+  until grep -q '"running": true' "$state" 2>/dev/null; do
+    kill -0 "$TPID" 2>/dev/null || die "kongctl exited: $(cat "$RDIR/target.log")"
+    ((t++ < 400)) || die "kongctl not ready after 20 s: $(cat "$RDIR/target.log")"
+    sleep 0.05
+  done
+  addr=$(sed -n 's/.*"listen_address": "\([^"]*\)".*/\1/p' "$state")
+  URL=http://$addr$LISTEN_PATH
+  EVENTS=$RDIR/config/kongctl/audit-logs/default/events.jsonl
+  # The tunnel a user would run (https://host -> the listener), then one
+  # delivery by the emulator through it: the destination and webhook that
+  # kongctl configured work end to end.
+  curl -fsS -X POST -H 'Content-Type: application/json' \
+    -d "{\"host\":\"$host\",\"target\":\"$addr\"}" "$SIM_URL/_sim/tunnels" >/dev/null
+  report=$(curl -fsS -X POST -d "{\"count\":$BATCH}" "$SIM_URL/_sim/trigger")
+  grep -q '"not_delivered":null' <<<"$report" && grep -q '"delivered":true' <<<"$report" ||
+    die "the emulator could not deliver to kongctl: ${report:0:400}"
+  PRE_RECORDS=$BATCH
+}
+
+start_go_model() {
+  local port
+  port=$("$TOOL" free-port)
+  EVENTS=$RDIR/events.jsonl
+  URL=http://127.0.0.1:$port$LISTEN_PATH
+  "$WORK/bin/go-model" -addr "127.0.0.1:$port" -path "$LISTEN_PATH" -auth "$AUTH" \
+    -file "$EVENTS" >"$RDIR/target.log" 2>&1 &
+  TPID=$!
+  PIDS+=("$TPID")
+  wait_port "$port"
+}
+
+start_nginx() {
+  local port
+  port=$("$TOOL" free-port)
+  EVENTS=""
+  URL=http://127.0.0.1:$port$LISTEN_PATH
+  mkdir -p "$RDIR/body"
+  cat >"$RDIR/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+pid $RDIR/nginx.pid;
+error_log $RDIR/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_max_body_size 2m;
+  client_body_buffer_size 2m;
+  client_body_temp_path $RDIR/body;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$port;
+    location = $LISTEN_PATH { return 202; }
+    location / { return 404; }
+  }
+}
+EOF
+  "$NGINX" -p "$RDIR" -c "$RDIR/nginx.conf" -e "$RDIR/error.log" >"$RDIR/target.log" 2>&1 &
+  TPID=$!
+  PIDS+=("$TPID")
+  wait_port "$port"
+}
+
+wait_port() {
+  local t=0
+  until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+    kill -0 "$TPID" 2>/dev/null || die "target exited: $(cat "$RDIR/target.log")"
+    ((t++ < 400)) || die "port $1 not accepting after 20 s"
+    sleep 0.05
+  done
+}
+
+http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@" || true; }
+
+# preflight: a wrong Authorization gets 401, one gzip batch gets 202.
+# Sets PRE_OK (2xx batches sent here).
+preflight() {
+  local body code
+  body=$(head -n1 "$WORK/bodies/list.gzip")
+  code=$(http_code -X POST -H 'Authorization: Bearer wrong' -H 'Content-Encoding: application/gzip' \
+    --data-binary @"$body" "$URL")
+  [[ $code == 401 || $1 == nginx ]] || fail "$1: wrong Authorization got $code, not 401"
+  code=$(http_code -X POST -H "Authorization: $AUTH" -H 'Content-Encoding: application/gzip' \
+    --data-binary @"$body" "$URL")
+  [[ $code == 202 ]] || die "$1: a valid batch got $code, not 202 (see $RDIR/target.log)"
+  PRE_OK=1
+}
+
+# load LIST GZIP CONNS DURATION: runs wrk, prints its RESULT line
+load() {
+  local threads=$WRK_THREADS out
+  (($3 == 1)) && threads=1
+  out=$(BENCH_LIST=$1 BENCH_AUTH=$AUTH BENCH_GZIP=$2 wrk -t"$threads" -c"$3" -d"$4" \
+    --timeout 10s -s "$REPO/bench/post.lua" "$URL" 2>&1) || { echo "$out" >&2; return 1; }
+  grep '^RESULT' <<<"$out" || { echo "$out" >&2; return 1; }
+}
+
+# ------------------------------------------------------------------ ingest
+ingest() {
+  INGEST=$WORK/ingest.tsv
+  GUNZIP=$WORK/gunzip.tsv
+  printf 'target\tenc\tconc\trep\tok\tsecs\trecs\tp50\tp99\tnon2xx\tsockerr\tverify\thwm_kib\tcpu\n' >"$INGEST"
+  printf 'rep\trecs\tmb\n' >"$GUNZIP"
+  local rep enc c target res ok secs recs lines hwm v order=($TARGETS) gz t0 t1 cpu
+  for rep in $(seq 1 "$REPEATS"); do
+    for enc in $ENCODINGS; do
+      if [[ $enc == gzip ]]; then
+        res=$("$TOOL" gunzip --list "$WORK/bodies/list.gzip" --secs "$GUNZIP_SECS")
+        printf '%s\t%s\t%s\n' "$rep" "$(kv "$res" records_per_s)" "$(kv "$res" decoded_mb_per_s)" >>"$GUNZIP"
+        log "rep $rep one-core gunzip: $(kv "$res" records_per_s) records/s"
+      fi
+      gz=0; [[ $enc == gzip ]] && gz=1
+      for c in $CONCURRENCY; do
+        for target in "${order[@]}"; do
+          start_target "$target"
+          preflight "$target"
+          t0=$(ticks "$TPID")
+          res=$(load "$WORK/bodies/list.$enc" "$gz" "$c" "$DURATION") || die "wrk failed against $target"
+          t1=$(ticks "$TPID")
+          hwm=0
+          [[ $target == kongctl || $target == go-model ]] && hwm=$(vm "$TPID" VmHWM)
+          stop_pid "$TPID"
+          ok=$(($(kv "$res" requests) - $(kv "$res" non2xx)))
+          secs=$(awk -v u="$(kv "$res" duration_us)" 'BEGIN {printf "%.3f", u / 1e6}')
+          recs=$(awk -v n="$ok" -v b=$BATCH -v s="$secs" 'BEGIN {printf "%.0f", n * b / s}')
+          cpu=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v s="$secs" 'BEGIN {printf "%.0f", t / hz / s * 100}')
+          [[ $target == nginx ]] && cpu=-
+          v=n/a
+          if [[ -n $EVENTS ]]; then
+            lines=$(((ok + PRE_OK) * BATCH + PRE_RECORDS))
+            v=$("$TOOL" verify "$EVENTS" "$lines") || fail "$target $enc c=$c rep=$rep: $v"
+            v=$(kv "$v" verify)
+          fi
+          [[ $(kv "$res" non2xx) == 0 && $(kv "$res" socket_errors) == 0 ]] ||
+            log "WARN $target $enc c=$c: non2xx=$(kv "$res" non2xx) socket_errors=$(kv "$res" socket_errors)"
+          printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$enc" "$c" "$rep" \
+            "$ok" "$secs" "$recs" "$(kv "$res" p50_us)" "$(kv "$res" p99_us)" "$(kv "$res" non2xx)" \
+            "$(kv "$res" socket_errors)" "$v" "$hwm" "$cpu" >>"$INGEST"
+          log "rep $rep $enc c=$c $target: $recs records/s p50=$(kv "$res" p50_us)us p99=$(kv "$res" p99_us)us cpu=$cpu% verify=$v"
+          rm -rf "$RDIR"
+        done
+      done
+    done
+    # Rotate who goes first, so no target always follows the same one.
+    order=("${order[@]:1}" "${order[0]}")
+  done
+}
+
+# ------------------------------------------------------------------ memory
+memory() {
+  local i rss=() body code lines
+  for i in 1 2 3; do
+    start_target kongctl
+    sleep 1
+    rss+=("$(vm "$TPID" VmRSS)")
+    stop_pid "$TPID"
+    rm -rf "$RDIR"
+  done
+  IDLE_KIB=$(med "${rss[@]}")
+  log "idle RSS (kongctl, after the emulator's delivery of one batch): ${rss[*]} KiB"
+
+  # Gzip bomb: ~64 KB that inflate to 64 MiB, from 8 then 64 senders.
+  start_target kongctl
+  preflight kongctl
+  BOMB_RESULTS=()
+  for c in 8 64; do
+    local res
+    res=$(load "$WORK/list.bomb" 1 "$c" "$(q 2s 5s)") || die "wrk failed (bomb)"
+    BOMB_RESULTS+=("c=$c: $(kv "$res" requests) bombs, $(kv "$res" non2xx) non-2xx")
+    [[ $(kv "$res" requests) == "$(kv "$res" non2xx)" ]] || fail "a gzip bomb was accepted: $res"
+  done
+  code=$(http_code -X POST -H "Authorization: $AUTH" -H 'Content-Encoding: application/gzip' \
+    --data-binary @"$WORK/bomb.gz" "$URL")
+  [[ $code == 413 ]] || fail "gzip bomb got $code, not 413"
+  BOMB_HWM=$(vm "$TPID" VmHWM)
+  stop_pid "$TPID"
+  lines=$(wc -l <"$EVENTS")
+  [[ $lines == $(((PRE_OK) * BATCH + PRE_RECORDS)) ]] || fail "records stored during the bomb: $lines lines"
+  rm -rf "$RDIR"
+  log "gzip bomb: ${BOMB_RESULTS[*]}; peak RSS $(mib "$BOMB_HWM") MiB"
+}
+
+startup() {
+  local dir=$WORK/startup port res
+  mkdir -p "$dir"
+  port=$("$TOOL" free-port)
+  res=$(XDG_CONFIG_HOME=$dir/config KONGCTL_DEFAULT_KONNECT_PAT=$SIM_PAT "$TOOL" startup \
+    --runs "$STARTUP_RUNS" --port "$port" --log "$dir/startup.log" \
+    --state "$dir/config/kongctl/audit-logs/default/listener.json" -- \
+    "$KONGCTL" listen --base-url "$SIM_URL" --endpoint "https://startup.tunnel.test$LISTEN_PATH" \
+    --listen-address "127.0.0.1:$port" --authorization "$AUTH") || die "startup measurement failed: $res"
+  STARTUP=$(grep '^startup_summary' <<<"$res")
+  rm -rf "$dir"
+  log "$STARTUP"
+}
+
+# ------------------------------------------------------------------ tail
+tail_bench() {
+  TAILTSV=$WORK/tail.tsv
+  printf 'expr\ttool\trun\tsecs\n' >"$TAILTSV"
+  local i run tool s e expr
+  for i in "${!JQ_EXPRS[@]}"; do
+    expr=${JQ_EXPRS[$i]}
+    for run in $(seq 1 "$TAIL_RUNS"); do
+      local tools=(kongctl gojq)
+      ((run % 2 == 0)) && tools=(gojq kongctl)
+      for tool in "${tools[@]}"; do
+        s=$(date +%s%N)
+        case $tool in
+          kongctl) "$KONGCTL" tail-file --jq "$expr" "$WORK/corpus.jsonl" >/dev/null ;;
+          gojq) gojq -c "$expr" "$WORK/corpus.jsonl" >/dev/null ;;
+        esac
+        e=$(date +%s%N)
+        printf '%s\t%s\t%s\t%s\n' "$i" "$tool" "$run" "$(awk -v n=$((e - s)) 'BEGIN {printf "%.3f", n / 1e9}')" >>"$TAILTSV"
+      done
+    done
+    # Same output? Known differences of the original's tail from `gojq -c`,
+    # and only those, are normalised: Go's json.Marshal escapes <, >, &,
+    # U+2028, U+2029 (applied to gojq's output), and a record with no result
+    # prints `null` (those lines dropped on both sides). kongctl must also
+    # print exactly one line per record and no warnings.
+    local ours_lines warn same
+    ours_lines=$("$KONGCTL" tail-file --jq "$expr" "$WORK/corpus.jsonl" 2>"$WORK/tail.err" | wc -l)
+    warn=$(wc -l <"$WORK/tail.err")
+    if cmp -s <("$KONGCTL" tail-file --jq "$expr" "$WORK/corpus.jsonl" | grep -vx null) \
+      <(gojq -c "$expr" "$WORK/corpus.jsonl" | "$TOOL" go-escape | grep -vx null); then
+      same=yes
+    else
+      same=NO
+      fail "tail --jq '$expr': output differs from gojq's"
+    fi
+    [[ $ours_lines == "$TAIL_RECORDS" ]] || fail "tail --jq '$expr': $ours_lines lines for $TAIL_RECORDS records"
+    [[ $warn == 0 ]] || fail "tail --jq '$expr': $warn warnings: $(head -c 300 "$WORK/tail.err")"
+    TAIL_SAME[$i]=$same
+    log "tail expr #$((i + 1)) '$expr': identical=$same"
+  done
+}
+
+# ------------------------------------------------------------------ report
+machine() {
+  local cpu fs
+  cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n1)
+  fs=$(findmnt -n -o FSTYPE,SOURCE -T "$WORK" 2>/dev/null | tr -s ' ')
+  echo "- machine: $(nproc) CPUs (${cpu:-unknown CPU}), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, kernel $(uname -r), $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
+  echo "- disk: events files on ${fs:-?} (\`$WORK\`), fsync'd"
+  echo "- kongctl $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'), $(rustc --version 2>/dev/null | cut -d' ' -f1-2); $(go version | cut -d' ' -f3); $(gojq --version 2>&1 | head -n1); nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'); $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)"
+}
+
+bar() { if awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN { exit !((op == ">=") ? a >= b : a < b) }'; then echo met; else echo "**NOT met**"; fi; }
+
+# lat TARGET ENC CONC: "median p50 / median p99" in ms
+lat() {
+  local p50 p99
+  mapfile -t p50 < <(col "$INGEST" p50 target=$1 enc=$2 conc=$3)
+  mapfile -t p99 < <(col "$INGEST" p99 target=$1 enc=$2 conc=$3)
+  ((${#p50[@]})) || { echo -; return; }
+  awk -v a="$(med "${p50[@]}")" -v b="$(med "${p99[@]}")" 'BEGIN {printf "%.2f / %.2f", a / 1000, b / 1000}'
+}
+
+# ingest_ratios ENC CONC: per-round kongctl / Go model ratios
+ingest_ratios() {
+  local rep o g
+  for rep in $(seq 1 "$REPEATS"); do
+    o=$(col "$INGEST" recs target=kongctl enc=$1 conc=$2 rep=$rep)
+    g=$(col "$INGEST" recs target=go-model enc=$1 conc=$2 rep=$rep)
+    [[ -n $o && -n $g ]] && ratio "$o" "$g" && echo
+  done
+}
+# gunzip_ratios: per-round kongctl gzip@64 / one-core gunzip ratios
+gunzip_ratios() {
+  local rep o g
+  for rep in $(seq 1 "$REPEATS"); do
+    o=$(col "$INGEST" recs target=kongctl enc=gzip conc=64 rep=$rep)
+    g=$(col "$GUNZIP" recs rep=$rep)
+    [[ -n $o && -n $g ]] && ratio "$o" "$g" && echo
+  done
+}
+# tail_secs EXPR_INDEX TOOL: median seconds
+tail_secs() { FMT=%.3f med $(col "$TAILTSV" secs expr=$1 tool=$2); }
+
+report_ingest() {
+  local enc c t vals ratios rr
+  echo "## Ingest"
+  echo
+  echo "Records/s: min / median / max of $REPEATS rounds. Latency: median of the rounds' p50 / p99, in ms. CPU: median share of one core used by the listener process during the load (wrk runs on the same 2 cores)."
+  echo
+  echo "| batch | senders | kongctl listen | Go model | nginx return 202 | kongctl / Go model (per round) | kongctl p50 / p99 | Go model p50 / p99 | CPU % kongctl / Go |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for enc in $ENCODINGS; do
+    for c in $CONCURRENCY; do
+      local cells=()
+      for t in kongctl go-model nginx; do
+        mapfile -t vals < <(col "$INGEST" recs target=$t enc=$enc conc=$c)
+        if ((${#vals[@]})); then cells+=("$(mmm "${vals[@]}")"); else cells+=("-"); fi
+      done
+      mapfile -t ratios < <(ingest_ratios "$enc" "$c")
+      rr=-; ((${#ratios[@]})) && rr="$(FMT=%.1fx mmm "${ratios[@]}")"
+      echo "| $enc | $c | ${cells[0]} | ${cells[1]} | ${cells[2]} | $rr | $(lat kongctl "$enc" "$c") | $(lat go-model "$enc" "$c") | $(med $(col "$INGEST" cpu target=kongctl enc=$enc conc=$c)) / $(med $(col "$INGEST" cpu target=go-model enc=$enc conc=$c)) |"
+    done
+  done
+  mapfile -t vals < <(col "$GUNZIP" recs)
+  if ((${#vals[@]})); then
+    echo
+    echo "One core merely gunzipping the same gzip bodies (flate2 + zlib-rs, as the listener; \`kongctl-bench gunzip\`, measured at the start of each round): $(mmm "${vals[@]}") records/s ($(med $(col "$GUNZIP" mb)) MB/s decoded, median)."
+  fi
+  echo
+  echo "Verified after every kongctl and Go model run: each line of the events file is one JSON object, and lines >= (2xx responses x $BATCH) + the preflight's: $(awk -F'\t' 'NR > 1 && $12 != "n/a" {n++; if ($12 == "PASS") p++} END {printf "%d of %d PASS", p, n}' "$INGEST")."
+  echo
+}
+
+report_tail() {
+  local i t secs s rk rg
+  echo "## tail --jq"
+  echo
+  echo "$TAIL_RECORDS records ($(kv "$CORPUS_INFO" avg_record_bytes) B on average), records/s: min / median / max of $TAIL_RUNS runs, alternating which tool goes first."
+  echo
+  echo "| expression | kongctl tail | gojq -c | kongctl / gojq (median) | output identical |"
+  echo "| --- | ---: | ---: | ---: | --- |"
+  for i in "${!JQ_EXPRS[@]}"; do
+    local r=()
+    for t in kongctl gojq; do
+      mapfile -t secs < <(col "$TAILTSV" secs expr=$i tool=$t)
+      local rates=()
+      for s in "${secs[@]}"; do rates+=("$(awk -v n="$TAIL_RECORDS" -v s="$s" 'BEGIN {printf "%.0f", n / s}')"); done
+      r+=("$(mmm "${rates[@]}")")
+    done
+    echo "| \`${JQ_EXPRS[$i]}\` | ${r[0]} | ${r[1]} | $(ratio "$(tail_secs "$i" gojq)" "$(tail_secs "$i" kongctl)")x | ${TAIL_SAME[$i]:-?} |"
+  done
+  echo
+  echo "kongctl runs as \`kongctl tail-file --jq EXPR FILE\`, a hidden command that runs tail's own follow, jq filter and printer over a file. Outputs are compared after normalising only the original's documented differences from \`gojq -c\`: Go's \`json.Marshal\` escaping of \`<\`, \`>\`, \`&\`, U+2028 and U+2029 (applied to gojq's output), and \`null\` for a record with no result (\`null\` lines dropped on both sides); kongctl must also print exactly one line per record and no warning."
+  echo
+}
+
+report_memory() {
+  local vals peak_go rmin rmed rmax pmed
+  echo "## Memory, startup, size"
+  echo
+  echo "| measure | kongctl | bar | |"
+  echo "| --- | ---: | ---: | --- |"
+  if part memory; then
+    echo "| idle RSS (VmRSS 1 s after ready and one delivered batch; median of 3 starts) | $(mib "$IDLE_KIB") MiB | < 10 MiB | $(bar "$IDLE_KIB" "<" 10240) |"
+  fi
+  if part ingest; then
+    mapfile -t vals < <(col "$INGEST" hwm_kib target=go-model)
+    peak_go=$(stats "${vals[@]}" | awk '{print $3}')
+    echo "| peak RSS during the ingest runs (max VmHWM; Go model: $(mib "$peak_go") MiB) | $(mib "$PEAK_INGEST") MiB | < 64 MiB | $(bar "$PEAK_INGEST" "<" 65536) |"
+  fi
+  if part memory; then
+    echo "| peak RSS under a gzip bomb ($(kv "$BOMB_INFO" bytes) B inflating to 64 MiB; ${BOMB_RESULTS[*]}; all 413, nothing stored) | $(mib "$BOMB_HWM") MiB | < 64 MiB | $(bar "$BOMB_HWM" "<" 65536) |"
+  fi
+  if part startup; then
+    read -r rmin rmed rmax <<<"$(kv "$STARTUP" ready_ms | tr / ' ')"
+    pmed=$(kv "$STARTUP" port_accepting_ms | cut -d/ -f2)
+    echo "| start to listening against the emulator: exec to listener.json written, Konnect configured (min / median / max of $STARTUP_RUNS; port accepting: $pmed ms median) | $rmin / $rmed / $rmax ms | < 50 ms | $(bar "$rmed" "<" 50) |"
+  fi
+  echo "| release binary | $(awk -v s="$SIZE" 'BEGIN {printf "%.1f", s / 1048576}') MiB | < 12 MiB | $(bar "$SIZE" "<" $((12 * 1048576))) |"
+  echo
+}
+
+report_bars() {
+  local enc c i ratios m
+  echo "## SPEC §11 bars"
+  echo
+  if part ingest; then
+    for enc in $ENCODINGS; do
+      for c in 8 64; do
+        mapfile -t ratios < <(ingest_ratios "$enc" "$c")
+        ((${#ratios[@]})) || continue
+        m=$(FMT=%.2f med "${ratios[@]}")
+        echo "- ingest $enc, $c senders, >= 5x the Go model: ${m}x (median of rounds): $(bar "$m" ">=" 5)"
+      done
+    done
+    mapfile -t ratios < <(gunzip_ratios)
+    if ((${#ratios[@]})); then
+      m=$(FMT=%.3f med "${ratios[@]}")
+      echo "- ingest gzip, 64 senders, >= 60% of one core's bare gunzip rate: $(awk -v r="$m" 'BEGIN {printf "%.0f", r * 100}')% (median of rounds): $(bar "$m" ">=" 0.6)"
+    fi
+    echo "- peak RSS during ingest < 64 MiB: $(bar "$PEAK_INGEST" "<" 65536)"
+  fi
+  if part tail; then
+    for i in "${!JQ_EXPRS[@]}"; do
+      m=$(ratio "$(tail_secs "$i" gojq)" "$(tail_secs "$i" kongctl)")
+      echo "- tail --jq \`${JQ_EXPRS[$i]}\` >= 2x gojq, output identical: ${m}x, identical=${TAIL_SAME[$i]:-?}: $([[ ${TAIL_SAME[$i]:-} == yes ]] && bar "$m" ">=" 2 || echo "**NOT met**")"
+    done
+  fi
+  if part memory; then
+    echo "- idle RSS < 10 MiB: $(bar "$IDLE_KIB" "<" 10240); peak RSS under a gzip bomb < 64 MiB: $(bar "$BOMB_HWM" "<" 65536)"
+  fi
+  if part startup; then
+    echo "- start to listening < 50 ms: $(bar "$(kv "$STARTUP" ready_ms | cut -d/ -f2)" "<" 50)"
+  fi
+  echo "- release binary < 12 MiB: $(bar "$SIZE" "<" $((12 * 1048576)))"
+}
+
+report() {
+  echo "# kongctl benchmark $1"
+  echo
+  echo "Command: \`bench/run.sh$( ((QUICK)) && echo ' --quick')\` (DURATION=$DURATION REPEATS=$REPEATS WRK_THREADS=$WRK_THREADS PARTS=\"$PARTS\"; targets interleaved within each cell, their order rotated every round)"
+  echo
+  machine
+  echo "- load: wrk with bench/post.lua, batches of $BATCH records ($(kv "$BODY_INFO" avg_plain_bytes) B plain, $(kv "$BODY_INFO" avg_gzip_bytes) B gzip on average, $BODIES different bodies, Content-Encoding: application/gzip as Konnect sends), keep-alive, $WRK_THREADS wrk threads (1 for 1 sender)"
+  echo
+  SIZE=$(stat -c %s "$KONGCTL")
+  if part ingest; then
+    local vals
+    mapfile -t vals < <(col "$INGEST" hwm_kib target=kongctl)
+    PEAK_INGEST=$(stats "${vals[@]}" | awk '{print $3}')
+    report_ingest
+  fi
+  part tail && report_tail
+  report_memory
+  report_bars
+  if ((${#FAILURES[@]})); then
+    echo
+    echo "## VERIFICATION FAILED"
+    echo
+    printf -- '- %s\n' "${FAILURES[@]}"
+  fi
+  return 0
+}
+
+# ------------------------------------------------------------------ main
+declare -a TAIL_SAME=()
+STAMP=$(date -u +%Y%m%d-%H%M%S)
+setup
+log "ingest: targets [$TARGETS] encodings [$ENCODINGS] senders [$CONCURRENCY] $DURATION x $REPEATS rounds"
+if part ingest; then ingest; fi
+if part memory; then memory; fi
+if part startup; then startup; fi
+if part tail; then tail_bench; fi
+SUFFIX=""; ((QUICK)) && SUFFIX=-quick
+OUT=$REPO/bench/results/$STAMP$SUFFIX.md
+mkdir -p "$(dirname "$OUT")"
+report "$STAMP" | tee "$OUT"
+log "report: $OUT"
+((${#FAILURES[@]} == 0)) || { log "verification failed: ${#FAILURES[@]} problem(s)"; exit 1; }

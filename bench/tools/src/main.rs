@@ -1,0 +1,431 @@
+//! `kongctl-bench`: the helpers `bench/run.sh` needs that are better done in
+//! Rust than in shell, so the harness needs nothing beyond cargo and a few
+//! Debian packages.
+//!
+//! - `corpus`: Konnect-like records (JSONL) for `tail --jq`;
+//! - `bodies`: request bodies of N records, plain and gzip, for the load;
+//! - `bomb`: a gzip body that decodes to far more than the listener's limit;
+//! - `gunzip`: how many of the gzip bodies one core can merely gunzip per
+//!   second, with the listener's own inflater (flate2 on zlib-rs);
+//! - `verify`: every line of a file is exactly one JSON object, and there
+//!   are at least N lines;
+//! - `go-escape`: rewrites gojq's output with Go's `json.Marshal` escapes of
+//!   `<`, `>`, `&`, U+2028 and U+2029 (what the original `tail --jq` printed);
+//! - `startup`: time from exec to a listener being ready, repeated;
+//! - `disk`: how many records/s this disk takes durably (the plain bodies
+//!   appended and `fdatasync`ed in groups, like the listener's group
+//!   commit, without HTTP or decoding): the ceiling of any durable listener;
+//! - `free-port`: an unused TCP port on 127.0.0.1.
+
+mod corpus;
+mod measure;
+
+use std::fs;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage:
+  kongctl-bench corpus --records N [--seed S] --out FILE
+  kongctl-bench bodies --records N --bodies B [--seed S] --out DIR
+  kongctl-bench bomb --decoded-mib N --out FILE
+  kongctl-bench gunzip --list FILE [--secs S]
+  kongctl-bench verify FILE MIN_LINES
+  kongctl-bench go-escape < IN > OUT
+  kongctl-bench disk --list FILE --file PATH [--group N] [--secs S]
+  kongctl-bench startup --runs N --state FILE [--port P] -- COMMAND [ARG...]
+  kongctl-bench free-port";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = match command.as_str() {
+        "corpus" => corpus_cmd(rest),
+        "bodies" => bodies_cmd(rest),
+        "bomb" => bomb_cmd(rest),
+        "gunzip" => measure::gunzip_cmd(rest),
+        "verify" => return verify_cmd(rest),
+        "go-escape" => go_escape(io::stdin().lock(), io::stdout().lock()),
+        "startup" => measure::startup_cmd(rest),
+        "disk" => measure::disk_cmd(rest),
+        "free-port" => free_port(),
+        _ => Err(format!("unknown command {command:?}\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kongctl-bench {command}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--name value` options; anything else is an error.
+pub struct Opts(Vec<(String, String)>);
+
+impl Opts {
+    pub fn parse(args: &[String], names: &[&str]) -> Result<Opts, String> {
+        let mut out = Vec::new();
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let name = a
+                .strip_prefix("--")
+                .filter(|n| names.contains(n))
+                .ok_or_else(|| format!("unexpected argument {a:?}\n{USAGE}"))?;
+            let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
+            out.push((name.to_string(), value.clone()));
+        }
+        Ok(Opts(out))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn required(&self, name: &str) -> Result<&str, String> {
+        self.get(name)
+            .ok_or_else(|| format!("--{name} is required"))
+    }
+
+    pub fn number<T: std::str::FromStr>(
+        &self,
+        name: &str,
+        default: Option<T>,
+    ) -> Result<T, String> {
+        match (self.get(name), default) {
+            (Some(v), _) => v
+                .parse()
+                .map_err(|_| format!("--{name} {v:?} is not a number")),
+            (None, Some(d)) => Ok(d),
+            (None, None) => Err(format!("--{name} is required")),
+        }
+    }
+}
+
+fn err(context: &str, path: &Path) -> impl FnOnce(io::Error) -> String {
+    let what = format!("{context} {}", path.display());
+    move |e| format!("{what}: {e}")
+}
+
+fn corpus_cmd(args: &[String]) -> Result<(), String> {
+    let o = Opts::parse(args, &["records", "seed", "out"])?;
+    let records: u64 = o.number("records", None)?;
+    let out = PathBuf::from(o.required("out")?);
+    let mut g = corpus::Generator::new(o.number("seed", Some(7))?);
+    let file = fs::File::create(&out).map_err(err("create", &out))?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let mut line = String::new();
+    let mut bytes = 0u64;
+    for _ in 0..records {
+        line.clear();
+        g.record(&mut line);
+        bytes += line.len() as u64;
+        w.write_all(line.as_bytes()).map_err(err("write", &out))?;
+    }
+    w.flush().map_err(err("write", &out))?;
+    println!(
+        "corpus={} records={records} bytes={bytes} avg_record_bytes={}",
+        out.display(),
+        bytes / records.max(1)
+    );
+    Ok(())
+}
+
+fn gzip(data: &[u8], level: u32) -> Vec<u8> {
+    use flate2::{Compression, write::GzEncoder};
+    let mut e = GzEncoder::new(Vec::new(), Compression::new(level));
+    e.write_all(data).expect("writing to a Vec cannot fail");
+    e.finish().expect("writing to a Vec cannot fail")
+}
+
+fn bodies_cmd(args: &[String]) -> Result<(), String> {
+    let o = Opts::parse(args, &["records", "bodies", "seed", "out"])?;
+    let per_body: usize = o.number("records", None)?;
+    let count: usize = o.number("bodies", None)?;
+    let dir = PathBuf::from(o.required("out")?);
+    fs::create_dir_all(&dir).map_err(err("create", &dir))?;
+    let dir = fs::canonicalize(&dir).map_err(err("resolve", &dir))?;
+    let mut g = corpus::Generator::new(o.number("seed", Some(42))?);
+    let (mut plain_list, mut gzip_list) = (String::new(), String::new());
+    let (mut plain_bytes, mut gzip_bytes) = (0, 0);
+    for i in 0..count {
+        let mut body = String::new();
+        for _ in 0..per_body {
+            g.record(&mut body);
+        }
+        // Go's gzip default level, which Konnect's sender uses.
+        let gz = gzip(body.as_bytes(), 6);
+        let plain = dir.join(format!("body_{i:03}.ndjson"));
+        let zipped = dir.join(format!("body_{i:03}.ndjson.gz"));
+        fs::write(&plain, &body).map_err(err("write", &plain))?;
+        fs::write(&zipped, &gz).map_err(err("write", &zipped))?;
+        plain_bytes += body.len();
+        gzip_bytes += gz.len();
+        plain_list += &format!("{}\n", plain.display());
+        gzip_list += &format!("{}\n", zipped.display());
+    }
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        fs::write(&p, text).map_err(err("write", &p))
+    };
+    write("list.plain", &plain_list)?;
+    write("list.gzip", &gzip_list)?;
+    println!(
+        "bodies={count} records_per_body={per_body} avg_plain_bytes={} avg_gzip_bytes={} dir={}",
+        plain_bytes / count.max(1),
+        gzip_bytes / count.max(1),
+        dir.display()
+    );
+    Ok(())
+}
+
+fn bomb_cmd(args: &[String]) -> Result<(), String> {
+    let o = Opts::parse(args, &["decoded-mib", "out"])?;
+    let mib: usize = o.number("decoded-mib", None)?;
+    let out = PathBuf::from(o.required("out")?);
+    let gz = gzip(&vec![b'\n'; mib << 20], 9);
+    fs::write(&out, &gz).map_err(err("write", &out))?;
+    println!(
+        "bomb={} bytes={} decoded_bytes={}",
+        out.display(),
+        gz.len(),
+        mib << 20
+    );
+    Ok(())
+}
+
+/// Exit 0 on PASS, 1 on FAIL, 2 on bad usage or an unreadable file.
+fn verify_cmd(args: &[String]) -> ExitCode {
+    let [path, min] = args else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let Ok(min) = min.parse::<u64>() else {
+        eprintln!("MIN_LINES {min:?} is not a number");
+        return ExitCode::from(2);
+    };
+    match verify(Path::new(path), min) {
+        Ok(report) => {
+            println!("{}", report.line());
+            if report.pass() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            println!("verify=FAIL lines=0 expected_min={min} reason={e:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct VerifyReport {
+    lines: u64,
+    min: u64,
+    bad: u64,
+    first_bad: Option<u64>,
+    trailing_newline: bool,
+}
+
+impl VerifyReport {
+    fn pass(&self) -> bool {
+        self.bad == 0 && self.trailing_newline && self.lines >= self.min
+    }
+
+    fn line(&self) -> String {
+        let mut s = format!(
+            "verify={} lines={} expected_min={} extra={}",
+            if self.pass() { "PASS" } else { "FAIL" },
+            self.lines,
+            self.min,
+            self.lines as i64 - self.min as i64
+        );
+        if self.bad > 0 {
+            s += &format!(
+                " bad_lines={} first_bad={}",
+                self.bad,
+                self.first_bad.unwrap_or(0)
+            );
+        }
+        if !self.trailing_newline {
+            s += " no_trailing_newline";
+        }
+        if self.lines < self.min {
+            s += " too_few_lines";
+        }
+        s
+    }
+}
+
+/// Accepts exactly one JSON object (whatever it holds) and nothing after it.
+struct AnyObject;
+
+impl<'de> serde::Deserialize<'de> for AnyObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = AnyObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<AnyObject, A::Error> {
+                while m
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(AnyObject)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn verify(path: &Path, min: u64) -> io::Result<VerifyReport> {
+    let mut r = BufReader::with_capacity(1 << 20, fs::File::open(path)?);
+    let mut report = VerifyReport {
+        lines: 0,
+        min,
+        bad: 0,
+        first_bad: None,
+        trailing_newline: true,
+    };
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        report.lines += 1;
+        let record = match line.strip_suffix(b"\n") {
+            Some(record) => record,
+            None => {
+                report.trailing_newline = false;
+                &line[..]
+            }
+        };
+        if serde_json::from_slice::<AnyObject>(record).is_err() {
+            report.bad += 1;
+            report.first_bad.get_or_insert(report.lines);
+        }
+    }
+    Ok(report)
+}
+
+/// Go's `json.Marshal` escapes these where gojq writes them as they are;
+/// in compact JSON output they can only occur inside strings.
+fn go_escape(mut input: impl Read, output: impl Write) -> Result<(), String> {
+    let mut w = BufWriter::with_capacity(1 << 20, output);
+    let mut buf = vec![0u8; 1 << 20];
+    // Up to two bytes of a U+2028/U+2029 sequence cut by a read.
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let n = input.read(&mut buf).map_err(|e| e.to_string())?;
+        let mut chunk = std::mem::take(&mut carry);
+        chunk.extend_from_slice(&buf[..n]);
+        let mut end = chunk.len();
+        if n > 0 {
+            // Keep an unfinished "\xe2" or "\xe2\x80" for the next read.
+            if chunk.ends_with(b"\xe2") {
+                end -= 1;
+            } else if chunk.ends_with(b"\xe2\x80") {
+                end -= 2;
+            }
+        }
+        let mut i = 0;
+        while i < end {
+            let b = chunk[i];
+            let escaped: Option<&[u8]> = match b {
+                b'<' => Some(b"\\u003c"),
+                b'>' => Some(b"\\u003e"),
+                b'&' => Some(b"\\u0026"),
+                0xe2 if chunk[i..end].starts_with(b"\xe2\x80\xa8") => Some(b"\\u2028"),
+                0xe2 if chunk[i..end].starts_with(b"\xe2\x80\xa9") => Some(b"\\u2029"),
+                _ => None,
+            };
+            match escaped {
+                Some(e) => {
+                    w.write_all(e).map_err(|e| e.to_string())?;
+                    i += if b == 0xe2 { 3 } else { 1 };
+                }
+                None => {
+                    w.write_all(&[b]).map_err(|e| e.to_string())?;
+                    i += 1;
+                }
+            }
+        }
+        carry.extend_from_slice(&chunk[end..]);
+        if n == 0 {
+            break;
+        }
+    }
+    w.flush().map_err(|e| e.to_string())
+}
+
+fn free_port() -> Result<(), String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    println!("{}", l.local_addr().map_err(|e| e.to_string())?.port());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_escape_rewrites_exactly_the_five() {
+        let input = "{\"a\":\"<b> & \u{2028}\u{2029} é \u{2027}\"}\n".as_bytes();
+        let mut out = Vec::new();
+        go_escape(input, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"a\":\"\\u003cb\\u003e \\u0026 \\u2028\\u2029 é \u{2027}\"}\n"
+        );
+    }
+
+    #[test]
+    fn go_escape_handles_a_sequence_cut_by_a_read() {
+        // A reader that returns one byte at a time.
+        struct Drip<'a>(&'a [u8]);
+        impl Read for Drip<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let Some((&b, rest)) = self.0.split_first() else {
+                    return Ok(0);
+                };
+                buf[0] = b;
+                self.0 = rest;
+                Ok(1)
+            }
+        }
+        let mut out = Vec::new();
+        go_escape(Drip("x\u{2028}y\u{e9}".as_bytes()), &mut out).unwrap();
+        assert_eq!(out, "x\\u2028y\u{e9}".as_bytes());
+    }
+
+    #[test]
+    fn verify_counts_and_rejects_glued_or_non_object_lines() {
+        let dir = std::env::temp_dir().join(format!("kongctl-bench-verify-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("e.jsonl");
+        fs::write(&p, "{\"a\":18446744073709551617}\n{}\n").unwrap();
+        assert!(verify(&p, 2).unwrap().pass());
+        assert!(!verify(&p, 3).unwrap().pass());
+        fs::write(&p, "{\"a\":1}{\"b\":2}\n[1]\n{\"c\":3}").unwrap();
+        let r = verify(&p, 0).unwrap();
+        assert_eq!(
+            (r.lines, r.bad, r.first_bad, r.trailing_newline),
+            (3, 2, Some(1), false)
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,240 @@
+//! Measurements: the one-core gunzip rate and the time to listening.
+
+use std::fs;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::Opts;
+
+/// Gunzips the bodies listed in `--list`, round after round, for `--secs`
+/// seconds on this one thread (so at most one core), into one reused buffer,
+/// with the listener's own routine (`gunzip_bounded_into`: zlib-rs,
+/// header and CRC-32 checked): the part of a gzip request no listener can
+/// skip. Prints bodies/s, records/s (a record is a `\n`-terminated line) and
+/// decoded MB/s.
+pub fn gunzip_cmd(args: &[String]) -> Result<(), String> {
+    let o = Opts::parse(args, &["list", "secs"])?;
+    let list = o.required("list")?;
+    let secs: f64 = o.number("secs", Some(3.0))?;
+    let text = fs::read_to_string(list).map_err(|e| format!("read {list}: {e}"))?;
+    let bodies: Vec<Vec<u8>> = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|p| fs::read(p).map_err(|e| format!("read {p}: {e}")))
+        .collect::<Result<_, _>>()?;
+    if bodies.is_empty() {
+        return Err(format!("no bodies listed in {list}"));
+    }
+    let mut out = Vec::new();
+    let mut records_per_round = 0u64;
+    let mut decoded_per_round = 0u64;
+    for b in &bodies {
+        out = gunzip(b, out)?;
+        records_per_round += out.iter().filter(|&&c| c == b'\n').count() as u64;
+        decoded_per_round += out.len() as u64;
+    }
+    let started = Instant::now();
+    let limit = Duration::from_secs_f64(secs);
+    let mut rounds = 0u64;
+    while started.elapsed() < limit {
+        for b in &bodies {
+            out = gunzip(b, out)?;
+        }
+        rounds += 1;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let bodies_done = rounds * bodies.len() as u64;
+    println!(
+        "gunzip bodies_per_s={:.0} records_per_s={:.0} decoded_mb_per_s={:.1} bodies={} secs={elapsed:.2}",
+        bodies_done as f64 / elapsed,
+        (rounds * records_per_round) as f64 / elapsed,
+        (rounds * decoded_per_round) as f64 / elapsed / 1e6,
+        bodies.len()
+    );
+    Ok(())
+}
+
+/// The listener's gunzip with its default limit (`--max-body-bytes`, 1 MiB).
+fn gunzip(body: &[u8], out: Vec<u8>) -> Result<Vec<u8>, String> {
+    kongctl::listener::ingest::gunzip_bounded_into(body, 1 << 20, out)
+        .map_err(|e| format!("gunzip: {e}"))
+}
+
+/// Appends the bodies listed in `--list` (plain, record per line) to
+/// `--file`, `--group` bodies per `write`, each write followed by
+/// `fdatasync`, for `--secs` seconds, then deletes the file. Prints the
+/// records/s and MB/s that were made durable: what the disk allows a
+/// listener that stores these records with group commit, whatever its CPU.
+pub fn disk_cmd(args: &[String]) -> Result<(), String> {
+    use std::io::Write;
+    let o = Opts::parse(args, &["list", "file", "group", "secs"])?;
+    let list = o.required("list")?;
+    let path = PathBuf::from(o.required("file")?);
+    let group: usize = o.number("group", Some(64))?;
+    let secs: f64 = o.number("secs", Some(3.0))?;
+    let text = fs::read_to_string(list).map_err(|e| format!("read {list}: {e}"))?;
+    let bodies: Vec<Vec<u8>> = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|p| fs::read(p).map_err(|e| format!("read {p}: {e}")))
+        .collect::<Result<_, _>>()?;
+    if bodies.is_empty() {
+        return Err(format!("no bodies listed in {list}"));
+    }
+    let mut chunk = Vec::new();
+    let mut records_per_chunk = 0u64;
+    for b in bodies.iter().cycle().take(group.max(1)) {
+        chunk.extend_from_slice(b);
+        records_per_chunk += b.iter().filter(|&&c| c == b'\n').count() as u64;
+    }
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| format!("open {}: {e}", path.display()))?;
+    let started = Instant::now();
+    let limit = Duration::from_secs_f64(secs);
+    let mut chunks = 0u64;
+    let result = (|| {
+        while started.elapsed() < limit {
+            file.write_all(&chunk)?;
+            file.sync_data()?;
+            chunks += 1;
+        }
+        std::io::Result::Ok(())
+    })();
+    let elapsed = started.elapsed().as_secs_f64();
+    let _ = fs::remove_file(&path);
+    result.map_err(|e| format!("write {}: {e}", path.display()))?;
+    println!(
+        "disk records_per_s={:.0} mb_per_s={:.1} syncs_per_s={:.0} group={group} secs={elapsed:.2}",
+        (chunks * records_per_chunk) as f64 / elapsed,
+        (chunks * chunk.len() as u64) as f64 / elapsed / 1e6,
+        chunks as f64 / elapsed
+    );
+    Ok(())
+}
+
+/// Starts the command `--runs` times. Each time: deletes `--state`, execs the
+/// command and polls every 100 us until the state file exists and says
+/// `"running": true` (kongctl writes `listener.json` once the listener is
+/// bound and Konnect is configured, just before it serves), and, with
+/// `--port`, notes when that port first accepts a TCP connection. Then sends
+/// SIGTERM and waits for a clean exit (the listener's Konnect cleanup), so
+/// the next run starts from the same state. Prints each run and min/median/max.
+pub fn startup_cmd(args: &[String]) -> Result<(), String> {
+    let split = args
+        .iter()
+        .position(|a| a == "--")
+        .ok_or("missing -- before the command")?;
+    let o = Opts::parse(&args[..split], &["runs", "state", "port", "log"])?;
+    let command = &args[split + 1..];
+    let (program, rest) = command.split_first().ok_or("no command given")?;
+    let runs: usize = o.number("runs", Some(10))?;
+    let state = PathBuf::from(o.required("state")?);
+    let port: Option<u16> = o.get("port").map(|_| o.number("port", None)).transpose()?;
+    let log = o.get("log").unwrap_or("/dev/null");
+
+    let mut ready_ms = Vec::new();
+    let mut port_ms = Vec::new();
+    for run in 1..=runs {
+        let _ = fs::remove_file(&state);
+        let log_file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| format!("open {log}: {e}"))?;
+        let started = Instant::now();
+        let mut child = Command::new(program)
+            .args(rest)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log_file)
+            .spawn()
+            .map_err(|e| format!("exec {program}: {e}"))?;
+        let (mut ready, mut accepted) = (None, None);
+        let outcome = loop {
+            if accepted.is_none()
+                && let Some(p) = port
+                && TcpStream::connect(("127.0.0.1", p)).is_ok()
+            {
+                accepted = Some(started.elapsed());
+            }
+            if is_running(&state) {
+                ready = Some(started.elapsed());
+                break Ok(());
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                break Err(format!(
+                    "run {run}: the command exited ({status}) before it was ready; see {log}"
+                ));
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                break Err(format!("run {run}: not ready within 20 s; see {log}"));
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        };
+        let stopped = stop(&mut child);
+        outcome?;
+        stopped.map_err(|e| format!("run {run}: {e}; see {log}"))?;
+        let ready = ready.expect("set when the loop ends well");
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        match accepted {
+            Some(a) => println!(
+                "startup run={run} ready_ms={:.1} port_accepting_ms={:.1}",
+                ms(ready),
+                ms(a)
+            ),
+            None => println!("startup run={run} ready_ms={:.1}", ms(ready)),
+        }
+        ready_ms.push(ms(ready));
+        if let Some(a) = accepted {
+            port_ms.push(ms(a));
+        }
+    }
+    let summary = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let median = if v.len() % 2 == 1 {
+            v[v.len() / 2]
+        } else {
+            (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+        };
+        format!("{:.1}/{median:.1}/{:.1}", v[0], v[v.len() - 1])
+    };
+    let mut line = format!(
+        "startup_summary runs={runs} ready_ms={}",
+        summary(&mut ready_ms)
+    );
+    if !port_ms.is_empty() {
+        line += &format!(" port_accepting_ms={}", summary(&mut port_ms));
+    }
+    println!("{line}");
+    Ok(())
+}
+
+fn is_running(state: &Path) -> bool {
+    fs::read(state).is_ok_and(|s| s.windows(15).any(|w| w == b"\"running\": true"))
+}
+
+/// SIGTERM, then wait up to 20 s for a successful exit (SIGKILL after that).
+fn stop(child: &mut std::process::Child) -> Result<(), String> {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: kill(2) on the pid of our own child, which has not been
+    // waited for yet, so the pid cannot have been reused.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => return Err(format!("exited with {status} after SIGTERM")),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("did not exit within 20 s of SIGTERM (killed)".into());
+            }
+        }
+    }
+}
