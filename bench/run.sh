@@ -331,6 +331,8 @@ ingest() {
   GUNZIP=$WORK/gunzip.tsv
   printf 'target\tenc\tconc\trep\tok\tsecs\trecs\tp50\tp99\tnon2xx\tsockerr\tverify\thwm_kib\tcpu\n' >"$INGEST"
   printf 'rep\trecs\tmb\n' >"$GUNZIP"
+  DISK=$WORK/disk.tsv
+  printf 'rep\tgroup\trecs\tmb\n' >"$DISK"
   local rep enc c target res ok secs recs lines hwm v order=($TARGETS) gz t0 t1 cpu
   for rep in $(seq 1 "$REPEATS"); do
     for enc in $ENCODINGS; do
@@ -338,6 +340,12 @@ ingest() {
         res=$("$TOOL" gunzip --list "$WORK/bodies/list.gzip" --secs "$GUNZIP_SECS")
         printf '%s\t%s\t%s\n' "$rep" "$(kv "$res" records_per_s)" "$(kv "$res" decoded_mb_per_s)" >>"$GUNZIP"
         log "rep $rep one-core gunzip: $(kv "$res" records_per_s) records/s"
+      else
+        for g in 8 64; do
+          res=$("$TOOL" disk --list "$WORK/bodies/list.plain" --file "$WORK/disk.dat" --group $g --secs "$GUNZIP_SECS")
+          printf '%s\t%s\t%s\t%s\n' "$rep" $g "$(kv "$res" records_per_s)" "$(kv "$res" mb_per_s)" >>"$DISK"
+          log "rep $rep disk ceiling, $g bodies per fdatasync: $(kv "$res" records_per_s) records/s"
+        done
       fi
       gz=0; [[ $enc == gzip ]] && gz=1
       for c in $CONCURRENCY; do
@@ -532,6 +540,11 @@ report_ingest() {
   if ((${#vals[@]})); then
     echo
     echo "One core merely gunzipping the same gzip bodies (flate2 + zlib-rs, as the listener; \`kongctl-bench gunzip\`, measured at the start of each round): $(mmm "${vals[@]}") records/s ($(med $(col "$GUNZIP" mb)) MB/s decoded, median)."
+  fi
+  mapfile -t vals < <(col "$DISK" recs group=8)
+  if ((${#vals[@]})); then
+    echo
+    echo "This disk's ceiling for any durable listener (\`kongctl-bench disk\`: the plain bodies appended and fdatasync'd in groups, no HTTP, no decoding; measured in each round): $(mmm "${vals[@]}") records/s in groups of 8 bodies, $(mmm $(col "$DISK" recs group=64)) in groups of 64 ($(med $(col "$DISK" mb group=64)) MB/s)."
   fi
   echo
   echo "Verified after every kongctl and Go model run: each line of the events file is one JSON object, and lines >= (2xx responses x $BATCH) + the preflight's: $(awk -F'\t' 'NR > 1 && $12 != "n/a" {n++; if ($12 == "PASS") p++} END {printf "%d of %d PASS", p, n}' "$INGEST")."
