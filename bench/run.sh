@@ -567,7 +567,7 @@ report_tail() {
       for s in "${secs[@]}"; do rates+=("$(awk -v n="$TAIL_RECORDS" -v s="$s" 'BEGIN {printf "%.0f", n / s}')"); done
       r+=("$(mmm "${rates[@]}")")
     done
-    echo "| \`${JQ_EXPRS[$i]}\` | ${r[0]} | ${r[1]} | $(ratio "$(tail_secs "$i" gojq)" "$(tail_secs "$i" kongctl)")x | ${TAIL_SAME[$i]:-?} |"
+    echo "| \`${JQ_EXPRS[$i]//|/\\|}\` | ${r[0]} | ${r[1]} | $(ratio "$(tail_secs "$i" gojq)" "$(tail_secs "$i" kongctl)")x | ${TAIL_SAME[$i]:-?} |"
   done
   echo
   echo "kongctl runs as \`kongctl tail-file --jq EXPR FILE\`, a hidden command that runs tail's own follow, jq filter and printer over a file. Outputs are compared after normalising only the original's documented differences from \`gojq -c\`: Go's \`json.Marshal\` escaping of \`<\`, \`>\`, \`&\`, U+2028 and U+2029 (applied to gojq's output), and \`null\` for a record with no result (\`null\` lines dropped on both sides); kongctl must also print exactly one line per record and no warning."
