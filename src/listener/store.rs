@@ -12,8 +12,9 @@
 //! Writing on the request's own thread (a copy into the page cache, tens of
 //! microseconds for a usual batch, like inflating it) saves a hand-over to a
 //! writer thread on the path of every request, which on a busy 2-core
-//! machine can wait for a time slice (bench/run.sh measured 5-25% more
-//! records/s at 8 senders than with a writer thread, and no loss at 64).
+//! machine can wait for a time slice (in interleaved runs against a writer
+//! thread: 4-28% more records/s at 8 senders; at 64, between -7% and +25%,
+//! within the machine's noise).
 //!
 //! Up to the committed offset the file holds whole, acknowledged lines;
 //! past it, at most whole batches written and not yet synced. A failed
