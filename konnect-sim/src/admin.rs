@@ -14,6 +14,7 @@
 //! | POST | `/_sim/faults` | `{"method"?, "path", "count"?, "status" + ("retry_after" \| "detail")? \| "delay_ms" \| "drop": true}` | 201 `[FaultState]` |
 //! | DELETE | `/_sim/faults` | | 204 |
 //! | POST | `/_sim/reset` | | 204 |
+//! | POST | `/_sim/logins` | `{"ttl_seconds"?}` (default 3600) | 201 [`crate::LoginGrant`]: what `kongctl login` would store |
 //!
 //! `region` defaults to the region of the `Host` header (`us` on
 //! `127.0.0.1`). Errors are problem+json like the Konnect API's.
@@ -54,6 +55,17 @@ struct RateBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct LoginBody {
+    #[serde(default = "default_login_ttl")]
+    ttl_seconds: u64,
+}
+
+fn default_login_ttl() -> u64 {
+    3600
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TunnelBody {
     host: String,
     target: SocketAddr,
@@ -69,6 +81,14 @@ pub(crate) async fn handle(
     let route = path.trim_start_matches("/_sim").trim_start_matches('/');
     match (method, route) {
         (&Method::GET, "state") => json_response(200, &sim.snapshot()),
+        (&Method::POST, "logins") => {
+            let body: LoginBody = match parse(sim, body) {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            let ttl = std::time::Duration::from_secs(body.ttl_seconds);
+            json_response(201, &sim.issue_login(ttl))
+        }
         (&Method::POST, "trigger") => {
             let body: TriggerBody = match parse(sim, body) {
                 Ok(body) => body,

@@ -40,6 +40,8 @@ pub(crate) struct ApiRequest {
     pub region: &'static str,
     /// The raw `Authorization` header.
     pub authorization: Option<String>,
+    /// The raw `Cookie` header (the login refresh endpoint's input).
+    pub cookie: Option<String>,
     pub body: Bytes,
 }
 
@@ -169,6 +171,9 @@ impl Route {
 
 /// Answers one Konnect API request.
 pub(crate) fn handle(sim: &Sim, req: &ApiRequest) -> ApiResponse {
+    if req.path == crate::login::REFRESH_PATH {
+        return crate::login::refresh(sim, req);
+    }
     let Some(route) = Route::parse(&req.path) else {
         return problem(&mut sim.state(), 404, "Not found");
     };
@@ -227,7 +232,7 @@ fn authenticate(sim: &Sim, req: &ApiRequest) -> Result<(), ApiResponse> {
     });
     let config = sim.config();
     let known = |list: &[String]| token.is_some_and(|t| list.iter().any(|p| p == t));
-    if known(&config.pats) {
+    if known(&config.pats) || token.is_some_and(|t| sim.state().logins.accepts(t)) {
         return Ok(());
     }
     if known(&config.readonly_pats) {

@@ -105,6 +105,16 @@ impl Sim {
         self.sim.pat()
     }
 
+    /// See [`crate::Sim::issue_login`].
+    pub fn issue_login(&self, ttl: Duration) -> crate::LoginGrant {
+        self.sim.issue_login(ttl)
+    }
+
+    /// See [`crate::Sim::login_refreshes`].
+    pub fn login_refreshes(&self) -> u64 {
+        self.sim.login_refreshes()
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         self.sim.snapshot()
     }

@@ -45,6 +45,9 @@ pub struct SimConfig {
     /// Seed of the generator of ids, tokens and records, so runs are
     /// reproducible apart from timestamps.
     pub seed: u64,
+    /// Lifetime of the access tokens the login refresh endpoint issues
+    /// (Konnect: an hour).
+    pub login_ttl: Duration,
 }
 
 impl Default for SimConfig {
@@ -60,6 +63,7 @@ impl Default for SimConfig {
             page_size_default: 10,
             // "konnect" in ASCII.
             seed: 0x006b_6f6e_6e65_6374,
+            login_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -98,6 +102,7 @@ impl fmt::Debug for SimConfig {
             .field("delivery_timeout", &self.delivery_timeout)
             .field("page_size_default", &self.page_size_default)
             .field("seed", &self.seed)
+            .field("login_ttl", &self.login_ttl)
             .finish()
     }
 }

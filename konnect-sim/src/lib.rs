@@ -38,6 +38,7 @@ mod codec;
 mod config;
 mod delivery;
 mod fault;
+mod login;
 mod problem;
 mod records;
 mod server;
@@ -48,6 +49,7 @@ mod time;
 
 pub use config::{DEMO_PAT, MAX_RETRIES, REGIONS, SimConfig};
 pub use fault::{Fault, FaultAction};
+pub use login::LoginGrant;
 pub use records::{LogFormat, TRACE_ID_BEYOND_F64};
 pub use sim::Sim;
 pub use snapshot::{

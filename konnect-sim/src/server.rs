@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, RETRY_AFTER};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST, RETRY_AFTER};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -169,6 +169,10 @@ async fn handle(
         .headers()
         .get(AUTHORIZATION)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let cookie = request
+        .headers()
+        .get(COOKIE)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
     let response = match read_body(request).await {
         Ok(body) => api::handle(
             &sim,
@@ -178,6 +182,7 @@ async fn handle(
                 query,
                 region,
                 authorization,
+                cookie,
                 body,
             },
         ),

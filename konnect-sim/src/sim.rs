@@ -121,6 +121,22 @@ impl Sim {
         self.inner.config.pats.first().cloned().unwrap_or_default()
     }
 
+    /// Stands in for a completed `kongctl login`: a fresh access token,
+    /// valid for `ttl` (zero: already expired), and a refresh token for
+    /// `POST /kauth/api/v1/refresh`, whose tokens last
+    /// [`SimConfig::login_ttl`](crate::SimConfig::login_ttl).
+    pub fn issue_login(&self, ttl: Duration) -> crate::LoginGrant {
+        let mut state = self.state();
+        let state = &mut *state;
+        let generator = &mut state.generator;
+        state.logins.issue(|| generator.bytes(32), ttl)
+    }
+
+    /// How many login refreshes succeeded.
+    pub fn login_refreshes(&self) -> u64 {
+        self.state().logins.refreshed
+    }
+
     /// A copy of the whole state.
     pub fn snapshot(&self) -> Snapshot {
         self.state().snapshot()

@@ -233,6 +233,8 @@ pub(crate) struct State {
     pub rates: BTreeMap<&'static str, f64>,
     /// The `kid` and `x` of the JWKS key (fixed for the life of the Sim).
     pub jwk: (String, String),
+    /// Browser-login tokens issued (see `login.rs`).
+    pub logins: crate::login::Logins,
 }
 
 impl State {
@@ -260,6 +262,7 @@ impl State {
             faults: Vec::new(),
             rates: BTreeMap::new(),
             jwk: (kid, x),
+            logins: crate::login::Logins::default(),
         };
         state.reset();
         state

@@ -39,6 +39,11 @@ pub(crate) fn format_millis(ms: Millis) -> String {
     humantime::format_rfc3339_millis(system_time(ms)).to_string()
 }
 
+/// `Wed, 25 Nov 2026 21:28:22 GMT`, the form of a cookie's `Expires`.
+pub(crate) fn format_http_date(ms: Millis) -> String {
+    httpdate::fmt_http_date(system_time(ms))
+}
+
 /// Seconds precision when that loses nothing, milliseconds otherwise.
 pub(crate) fn format_exact(ms: Millis) -> String {
     if ms % 1000 == 0 {

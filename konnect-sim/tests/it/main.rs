@@ -9,4 +9,5 @@ mod common;
 mod contract;
 mod delivery;
 mod faults;
+mod login;
 mod state_machine;
