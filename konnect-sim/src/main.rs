@@ -49,7 +49,7 @@ Logs go to stderr; set KONNECT_SIM_LOG (e.g. `debug`, `warn`) to filter them.
 
 /// What the command line asks for.
 enum Command {
-    Run(Options),
+    Run(Box<Options>),
     Help,
     Version,
 }
@@ -135,7 +135,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
     if !pats.is_empty() {
         options.config.pats = pats;
     }
-    Ok(Command::Run(options))
+    Ok(Command::Run(Box::new(options)))
 }
 
 fn non_empty(flag: &str, value: String) -> Result<String, String> {
@@ -174,7 +174,7 @@ fn retry_waits(text: &str) -> Result<Vec<Duration>, String> {
 
 fn main() -> ExitCode {
     let options = match parse_args(std::env::args().skip(1)) {
-        Ok(Command::Run(options)) => options,
+        Ok(Command::Run(options)) => *options,
         Ok(Command::Help) => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -272,7 +272,7 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Options, String> {
         match parse_args(args.iter().map(|a| a.to_string()))? {
-            Command::Run(options) => Ok(options),
+            Command::Run(options) => Ok(*options),
             _ => Err("not a run".to_string()),
         }
     }
