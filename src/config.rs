@@ -56,6 +56,8 @@ struct KonnectFile {
     #[serde(rename = "base-url", alias = "base_url")]
     base_url: Option<String>,
     region: Option<String>,
+    #[serde(rename = "refresh-path", alias = "refresh_path")]
+    refresh_path: Option<String>,
 }
 
 /// A secret that never shows up in Debug or Display output.
@@ -87,6 +89,14 @@ pub enum PatSource {
     File(PathBuf),
 }
 
+/// What authenticates calls to Konnect.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    Pat(Secret),
+    /// `kongctl login`'s token file (renewed when it expires).
+    LoginFile(PathBuf),
+}
+
 /// Everything resolved from flags, environment and config.yaml.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -94,6 +104,11 @@ pub struct Settings {
     pub config_dir: PathBuf,
     pub config_file: PathBuf,
     pub pat: Option<(Secret, PatSource)>,
+    /// Where `kongctl login` keeps the profile's tokens:
+    /// `<config file dir>/.<profile>-konnect-token.json`.
+    pub login_token_file: PathBuf,
+    /// Path of Konnect's login token refresh endpoint on the regional host.
+    pub refresh_path: String,
     pub base_url: Option<String>,
     pub region: String,
     pub log_level: LogLevel,
@@ -181,6 +196,24 @@ impl Settings {
                 .filter(|p| !p.trim().is_empty())
                 .map(|p| (Secret::new(p.trim()), PatSource::File(config_file.clone())))
         };
+
+        let login_token_file = config_file
+            .parent()
+            .unwrap_or(&config_dir)
+            .join(format!(".{profile}-konnect-token.json"));
+        let refresh_path = env
+            .var(&env_key(&profile, "konnect.refresh-path"))
+            .or_else(|| file.konnect.refresh_path.clone())
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                if p.starts_with('/') {
+                    p
+                } else {
+                    format!("/{p}")
+                }
+            })
+            .unwrap_or_else(|| crate::konnect::login::REFRESH_PATH_DEFAULT.to_string());
 
         let base_url = global
             .base_url
@@ -275,6 +308,8 @@ impl Settings {
             config_dir,
             config_file,
             pat,
+            login_token_file,
+            refresh_path,
             base_url,
             region,
             log_level,
@@ -300,18 +335,26 @@ impl Settings {
         self.config_dir.join("logs")
     }
 
-    /// The PAT, or an error that says every way to provide one.
-    pub fn require_pat(&self) -> Result<&Secret, String> {
-        match &self.pat {
-            Some((pat, _)) => Ok(pat),
-            None => Err(format!(
-                "authentication token not available. Provide a Konnect personal access token \
-                 with --pat, the {} environment variable, or konnect.pat under the {:?} profile in {}",
-                env_key(&self.profile, "konnect.pat"),
-                self.profile,
-                self.config_file.display()
-            )),
+    /// How to authenticate to Konnect: the PAT if one is given, else the
+    /// token file of `kongctl login` if it exists, else an error that says
+    /// every way to provide one (the original's order).
+    pub fn auth(&self) -> Result<Auth, String> {
+        if let Some((pat, _)) = &self.pat {
+            return Ok(Auth::Pat(pat.clone()));
         }
+        if self.login_token_file.is_file() {
+            return Ok(Auth::LoginFile(self.login_token_file.clone()));
+        }
+        Err(format!(
+            "authentication token not available. Provide a Konnect personal access token \
+             with --pat, the {} environment variable, or konnect.pat under the {:?} profile in {}, \
+             or log in with the original kongctl (`kongctl login`), whose token file {} this \
+             kongctl reads",
+            env_key(&self.profile, "konnect.pat"),
+            self.profile,
+            self.config_file.display(),
+            self.login_token_file.display()
+        ))
     }
 }
 
@@ -537,13 +580,31 @@ mod tests {
             &env(&[("XDG_CONFIG_HOME", dir.path().to_str().unwrap())]),
         )
         .unwrap();
-        let msg = s.require_pat().unwrap_err();
+        let msg = s.auth().unwrap_err();
         assert!(
             msg.starts_with("authentication token not available."),
             "{msg}"
         );
         assert!(msg.contains("--pat"), "{msg}");
         assert!(msg.contains("KONGCTL_DEFAULT_KONNECT_PAT"), "{msg}");
+        assert!(msg.contains(".default-konnect-token.json"), "{msg}");
+
+        // `kongctl login`'s file, next to config.yaml, is the last resort.
+        let token_file = dir.path().join("kongctl/.default-konnect-token.json");
+        assert_eq!(s.login_token_file, token_file);
+        std::fs::create_dir_all(token_file.parent().unwrap()).unwrap();
+        std::fs::write(&token_file, "{}").unwrap();
+        assert!(matches!(s.auth(), Ok(Auth::LoginFile(p)) if p == token_file));
+        let with_pat = Settings::resolve(
+            &GlobalArgs::default(),
+            &env(&[
+                ("XDG_CONFIG_HOME", dir.path().to_str().unwrap()),
+                ("KONGCTL_DEFAULT_KONNECT_PAT", "kpat_env"),
+            ]),
+        )
+        .unwrap();
+        assert!(matches!(with_pat.auth(), Ok(Auth::Pat(p)) if p.expose() == "kpat_env"));
+        assert_eq!(with_pat.refresh_path, "/kauth/api/v1/refresh");
     }
 
     #[test]

@@ -70,8 +70,8 @@ fn listen_command(settings: Settings, cmd: ListenCommand, verb: &str) -> Result<
             .map_err(|e| e.to_string())
     };
     let opts = ListenOptions::from_args(&args, &command_path, &check_jq)?;
-    // The PAT is needed before anything else happens.
-    settings.require_pat().map_err(CliError::new)?;
+    // A credential is needed before anything else happens.
+    settings.auth().map_err(CliError::new)?;
     if opts.detach {
         return detach::spawn(&settings, &opts);
     }

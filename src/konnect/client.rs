@@ -14,7 +14,7 @@ use bytes::Bytes;
 use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 
-use crate::config::Secret;
+use super::login::Credential;
 
 /// The two Konnect hosts: the region's (webhook) and the global one
 /// (destinations). `--base-url` replaces both.
@@ -52,6 +52,25 @@ impl Hosts {
                 .map_err(|e| format!("invalid region {region:?}: {e}"))?,
             global: Url::parse("https://global.api.konghq.com").expect("constant URL parses"),
         })
+    }
+}
+
+impl Hosts {
+    /// The URL of `path` (with an optional query) on `host`. The base URL's
+    /// own path, if any, is kept as a prefix.
+    pub fn url(&self, host: Host, path: &str, query: &[(&str, &str)]) -> Url {
+        let base = match host {
+            Host::Regional => &self.regional,
+            Host::Global => &self.global,
+        };
+        let mut url = base.clone();
+        let prefix = base.path().trim_end_matches('/');
+        url.set_path(&format!("{prefix}{path}"));
+        url.set_query(None);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
     }
 }
 
@@ -228,6 +247,12 @@ pub enum KonnectError {
     },
     #[error("failed to set up the HTTP client: {0}")]
     Setup(String),
+    /// The `kongctl login` token file could not give a usable token.
+    #[error("cannot use the login token in {}: {reason}", path.display())]
+    Login {
+        path: std::path::PathBuf,
+        reason: String,
+    },
 }
 
 impl KonnectError {
@@ -296,7 +321,7 @@ pub enum Retry {
 pub struct KonnectClient {
     http: reqwest::Client,
     hosts: Hosts,
-    pat: Secret,
+    credential: std::sync::Arc<Credential>,
     options: ClientOptions,
 }
 
@@ -310,7 +335,11 @@ impl fmt::Debug for KonnectClient {
 }
 
 impl KonnectClient {
-    pub fn new(hosts: Hosts, pat: Secret, options: ClientOptions) -> Result<Self, KonnectError> {
+    pub fn new(
+        hosts: Hosts,
+        credential: impl Into<Credential>,
+        options: ClientOptions,
+    ) -> Result<Self, KonnectError> {
         // reqwest is built with `rustls-no-provider` so that ring, not
         // aws-lc-rs (a C build), does the crypto; it then takes the process
         // default provider. `Err` means one is installed already: fine.
@@ -324,7 +353,7 @@ impl KonnectClient {
         Ok(KonnectClient {
             http,
             hosts,
-            pat,
+            credential: std::sync::Arc::new(credential.into()),
             options,
         })
     }
@@ -340,18 +369,7 @@ impl KonnectClient {
     /// The URL of `path` (with an optional query) on `host`. The base URL's
     /// own path, if any, is kept as a prefix.
     pub fn url(&self, host: Host, path: &str, query: &[(&str, &str)]) -> Url {
-        let base = match host {
-            Host::Regional => &self.hosts.regional,
-            Host::Global => &self.hosts.global,
-        };
-        let mut url = base.clone();
-        let prefix = base.path().trim_end_matches('/');
-        url.set_path(&format!("{prefix}{path}"));
-        url.set_query(None);
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query);
-        }
-        url
+        self.hosts.url(host, path, query)
     }
 
     /// Sends one call, retrying transient failures as `retry` allows, until
@@ -412,10 +430,15 @@ impl KonnectClient {
         if let Some(d) = deadline {
             timeout = timeout.min(d.saturating_duration_since(Instant::now()));
         }
+        let token = self
+            .credential
+            .bearer(&self.http, timeout)
+            .await
+            .map_err(|e| (e, None))?;
         let mut req = self
             .http
             .request(method.clone(), url.clone())
-            .bearer_auth(self.pat.expose())
+            .bearer_auth(token.expose())
             .header(reqwest::header::ACCEPT, "application/json")
             .timeout(timeout);
         if let Some(b) = body {
@@ -495,38 +518,11 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = httpdate_parse(v)?;
+    let when = httpdate::parse_http_date(v).ok()?;
     Some(
         when.duration_since(std::time::SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
-}
-
-fn httpdate_parse(v: &str) -> Option<std::time::SystemTime> {
-    // IMF-fixdate, e.g. "Wed, 21 Oct 2015 07:28:00 GMT"; humantime reads RFC
-    // 3339, so rebuild the stamp in that form.
-    let parts: Vec<&str> = v.split_whitespace().collect();
-    if parts.len() != 6 || parts[5] != "GMT" {
-        return None;
-    }
-    let month = match parts[2] {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let day: u32 = parts[1].parse().ok()?;
-    let year: u32 = parts[3].parse().ok()?;
-    humantime::parse_rfc3339(&format!("{year:04}-{month:02}-{day:02}T{}Z", parts[4])).ok()
 }
 
 /// A URL for messages and logs: no userinfo, query values replaced.

@@ -7,6 +7,8 @@
 
 pub mod audit_logs;
 pub mod client;
+pub mod login;
 
 pub use audit_logs::{AuditLogs, Destination, NewDestination, WebhookState};
 pub use client::{ApiError, Hosts, KonnectClient, KonnectError};
+pub use login::{Credential, LoginToken};

@@ -22,10 +22,12 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Settings;
+use crate::config::{Auth, Settings};
 use crate::error::{CliError, exit_code};
-use crate::konnect::client::{ClientOptions, redact_url};
-use crate::konnect::{AuditLogs, Hosts, KonnectClient, KonnectError, NewDestination};
+use crate::konnect::client::{ClientOptions, Host, redact_url};
+use crate::konnect::{
+    AuditLogs, Credential, Hosts, KonnectClient, KonnectError, LoginToken, NewDestination,
+};
 use crate::listener::{EventStore, ListenerSettings};
 use cleanup::{Leftovers, Progress, SharedProgress};
 pub use options::{AuthorizationOrigin, ListenOptions, LogFormat};
@@ -131,10 +133,16 @@ struct Run {
 /// cleanup succeeded.
 pub async fn run(settings: Settings, opts: ListenOptions, hooks: Hooks) -> Result<(), CliError> {
     let signals = Signals::install()?;
-    let pat = settings.require_pat().map_err(CliError::new)?.clone();
     let hosts =
         Hosts::resolve(settings.base_url.as_deref(), &settings.region).map_err(CliError::new)?;
-    let client = KonnectClient::new(hosts, pat, client_options_from_env())
+    let credential = match settings.auth().map_err(CliError::new)? {
+        Auth::Pat(pat) => Credential::Pat(pat),
+        Auth::LoginFile(path) => {
+            let refresh = hosts.url(Host::Regional, &settings.refresh_path, &[]);
+            Credential::Login(LoginToken::new(path, refresh))
+        }
+    };
+    let client = KonnectClient::new(hosts, credential, client_options_from_env())
         .map_err(|e| CliError::new(e.to_string()))?;
     for w in &opts.warnings {
         eprintln!("Warning: {w}");
