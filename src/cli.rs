@@ -89,6 +89,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub no_telemetry: bool,
 
+    /// Konnect environment: `com` (production, the default) or `tech`
+    /// (Kong's `*.api.konghq.tech` hosts). Hidden, as in the original.
+    #[arg(long, global = true, hide = true, value_name = "ENV")]
+    pub konnect_env: Option<String>,
+
     /// Output format for `ps`. [default: text]
     #[arg(short = 'o', long, global = true, value_enum, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,

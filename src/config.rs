@@ -111,6 +111,8 @@ pub struct Settings {
     pub refresh_path: String,
     pub base_url: Option<String>,
     pub region: String,
+    /// `konghq.com`, or `konghq.tech` with `--konnect-env tech`.
+    pub konnect_domain: &'static str,
     pub log_level: LogLevel,
     pub log_file: PathBuf,
     pub output: OutputFormat,
@@ -248,6 +250,22 @@ impl Settings {
             });
         }
 
+        let konnect_domain = match global.konnect_env.as_deref().map(str::trim) {
+            None | Some("") => "konghq.com",
+            Some(e) if ["com", "production", "prod"].contains(&e.to_ascii_lowercase().as_str()) => {
+                "konghq.com"
+            }
+            Some(e) if e.eq_ignore_ascii_case("tech") => "konghq.tech",
+            Some(e) => {
+                return Err(ConfigError::Invalid {
+                    key: "konnect-env",
+                    value: e.to_string(),
+                    origin: "--konnect-env".into(),
+                    reason: "use com (production) or tech".into(),
+                });
+            }
+        };
+
         let log_level = match global.log_level {
             Some(l) => l,
             None => match env
@@ -312,6 +330,7 @@ impl Settings {
             refresh_path,
             base_url,
             region,
+            konnect_domain,
             log_level,
             log_file,
             output,
@@ -605,6 +624,30 @@ mod tests {
         .unwrap();
         assert!(matches!(with_pat.auth(), Ok(Auth::Pat(p)) if p.expose() == "kpat_env"));
         assert_eq!(with_pat.refresh_path, "/kauth/api/v1/refresh");
+    }
+
+    #[test]
+    fn konnect_env_picks_the_domain() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = env(&[("XDG_CONFIG_HOME", dir.path().to_str().unwrap())]);
+        let with = |v: Option<&str>| {
+            let g = GlobalArgs {
+                konnect_env: v.map(str::to_string),
+                ..Default::default()
+            };
+            Settings::resolve(&g, &e)
+        };
+        assert_eq!(with(None).unwrap().konnect_domain, "konghq.com");
+        assert_eq!(
+            with(Some("production")).unwrap().konnect_domain,
+            "konghq.com"
+        );
+        assert_eq!(with(Some("TECH")).unwrap().konnect_domain, "konghq.tech");
+        let err = with(Some("staging")).unwrap_err().to_string();
+        assert!(
+            err.contains("--konnect-env") && err.contains("staging"),
+            "{err}"
+        );
     }
 
     #[test]

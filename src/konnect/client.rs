@@ -25,9 +25,10 @@ pub struct Hosts {
 }
 
 impl Hosts {
-    /// `https://<region>.api.konghq.com` and `https://global.api.konghq.com`,
-    /// or `base_url` for both.
-    pub fn resolve(base_url: Option<&str>, region: &str) -> Result<Hosts, String> {
+    /// `https://<region>.api.<domain>` and `https://global.api.<domain>`
+    /// (`domain` is `konghq.com`, or `konghq.tech` for `--konnect-env
+    /// tech`), or `base_url` for both.
+    pub fn resolve(base_url: Option<&str>, region: &str, domain: &str) -> Result<Hosts, String> {
         if let Some(base) = base_url {
             let url = Url::parse(base)
                 .map_err(|e| format!("invalid --base-url {base:?}: {e}"))
@@ -42,15 +43,17 @@ impl Hosts {
                 global: url,
             });
         }
+        let global = format!("https://global.api.{domain}");
         let regional = if region == "global" {
-            "https://global.api.konghq.com".to_string()
+            global.clone()
         } else {
-            format!("https://{region}.api.konghq.com")
+            format!("https://{region}.api.{domain}")
         };
         Ok(Hosts {
             regional: Url::parse(&regional)
                 .map_err(|e| format!("invalid region {region:?}: {e}"))?,
-            global: Url::parse("https://global.api.konghq.com").expect("constant URL parses"),
+            global: Url::parse(&global)
+                .map_err(|e| format!("invalid Konnect host {global}: {e}"))?,
         })
     }
 }
@@ -582,16 +585,19 @@ mod tests {
 
     #[test]
     fn hosts_follow_region_and_base_url() {
-        let h = Hosts::resolve(None, "eu").unwrap();
+        let h = Hosts::resolve(None, "eu", "konghq.com").unwrap();
         assert_eq!(h.regional.as_str(), "https://eu.api.konghq.com/");
         assert_eq!(h.global.as_str(), "https://global.api.konghq.com/");
-        let h = Hosts::resolve(None, "global").unwrap();
+        let h = Hosts::resolve(None, "global", "konghq.com").unwrap();
         assert_eq!(h.regional, h.global);
-        let h = Hosts::resolve(Some("http://127.0.0.1:9"), "eu").unwrap();
+        let h = Hosts::resolve(Some("http://127.0.0.1:9"), "eu", "konghq.com").unwrap();
         assert_eq!(h.regional.as_str(), "http://127.0.0.1:9/");
         assert_eq!(h.global, h.regional);
-        assert!(Hosts::resolve(Some("127.0.0.1:9"), "us").is_err());
-        assert!(Hosts::resolve(Some("ftp://x"), "us").is_err());
+        assert!(Hosts::resolve(Some("127.0.0.1:9"), "us", "konghq.com").is_err());
+        assert!(Hosts::resolve(Some("ftp://x"), "us", "konghq.com").is_err());
+        let h = Hosts::resolve(None, "au", "konghq.tech").unwrap();
+        assert_eq!(h.regional.as_str(), "https://au.api.konghq.tech/");
+        assert_eq!(h.global.as_str(), "https://global.api.konghq.tech/");
     }
 
     #[test]

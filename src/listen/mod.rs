@@ -133,8 +133,12 @@ struct Run {
 /// cleanup succeeded.
 pub async fn run(settings: Settings, opts: ListenOptions, hooks: Hooks) -> Result<(), CliError> {
     let signals = Signals::install()?;
-    let hosts =
-        Hosts::resolve(settings.base_url.as_deref(), &settings.region).map_err(CliError::new)?;
+    let hosts = Hosts::resolve(
+        settings.base_url.as_deref(),
+        &settings.region,
+        settings.konnect_domain,
+    )
+    .map_err(CliError::new)?;
     let credential = match settings.auth().map_err(CliError::new)? {
         Auth::Pat(pat) => Credential::Pat(pat),
         Auth::LoginFile(path) => {
