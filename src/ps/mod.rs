@@ -7,6 +7,7 @@
 //! Parsing flags and printing are left to the caller; texts are the
 //! original's.
 
+pub mod columns;
 pub mod list;
 pub mod procfs;
 pub mod record;
