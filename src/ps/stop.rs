@@ -6,6 +6,7 @@
 //! process has exited, or whose pid now belongs to a process started at
 //! another time, is pruned without signalling anything.
 
+use super::columns::Column;
 use super::procfs::{self, Status};
 use super::record::{self as records, ProcessRecord};
 use crate::gofmt;
@@ -209,6 +210,13 @@ pub fn render_text(results: &[StopResult], width: usize) -> String {
         })
         .collect();
     super::table::render(&["PID", "ACTION", "SUCCESS"], &rows, width)
+}
+
+/// `--columns`: the selected columns of each result as `-o json` shows it,
+/// fitted to `width` columns; the header line alone when there are none.
+pub fn render_columns(results: &[StopResult], columns: &[Column], width: usize) -> String {
+    let items = serde_json::to_value(results).expect("ps output serializes to JSON");
+    super::columns::render(&items, columns, width)
 }
 
 /// A JSON array with 2-space indentation (`[]` when empty) and a newline.
@@ -464,5 +472,27 @@ mod tests {
              success: false\n"
         );
         assert_eq!(failures(&results).unwrap(), "pid 7: ");
+    }
+
+    #[test]
+    fn columns_address_the_json_fields() {
+        let columns = crate::ps::columns::parse(&strings(&[
+            "PID=.pid,OK=.success,DETAIL=.detail,KIND=.kind[:7]",
+        ]))
+        .unwrap();
+        let results = [
+            result(4242, "stopped", true, "sent SIGTERM"),
+            result(7, "inspect", false, ""),
+        ];
+        assert_eq!(
+            render_columns(&results, &columns, 120),
+            "PID   OK     DETAIL        KIND\n\
+             4242  true   sent SIGTERM  konnect\n\
+             7     false                konnect\n"
+        );
+        assert_eq!(
+            render_columns(&[], &columns, 120),
+            "PID  OK  DETAIL  KIND\n"
+        );
     }
 }
