@@ -183,7 +183,13 @@ fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> 
                 }
             );
             match ps::stop::failures(&results) {
-                Some(text) => Err(CliError::new(text)),
+                Some(f) => {
+                    let error = CliError::new(f.message);
+                    Err(match f.hint {
+                        Some(hint) => error.with_hint(hint),
+                        None => error,
+                    })
+                }
                 None => Ok(()),
             }
         }
