@@ -296,10 +296,31 @@ pub struct PsCommand {
     #[command(subcommand)]
     pub action: Option<PsAction>,
 
+    #[command(flatten)]
+    pub columns: ColumnsArg,
+
     /// Unexpected positional arguments (reported with the original's
     /// message).
     #[arg(hide = true, value_name = "ARGS")]
     pub positional: Vec<String>,
+}
+
+/// `--columns`, on `ps` and on `ps stop` (the original's persistent flag:
+/// values given before and after `stop` add up).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ColumnsArg {
+    /// Print these columns instead of the table (text output only).
+    ///
+    /// Each column is HEADER=.FIELD, the field named as in `-o json`: for
+    /// `ps` .pid, .status, .kind, .profile, .created_at, .log_file,
+    /// .record_file and the listener's counters; for `ps stop` .pid, .kind,
+    /// .action, .success, .detail. Separate columns with commas or repeat
+    /// the flag: `--columns PID=.pid,STATUS=.status --columns LOG=.log_file`.
+    /// Paths may go deeper (.a.b), quote a key (.["a b"]), index an array
+    /// (.a[0]) or take characters of a string (.created_at[:10]). A field
+    /// that is not there prints an empty cell.
+    #[arg(long, value_name = "HEADER=.FIELD")]
+    pub columns: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -322,6 +343,9 @@ pub struct PsStopArgs {
     /// How long to wait for each process to exit (e.g. 15s, 1m30s).
     #[arg(long, default_value = "15s", value_name = "DURATION")]
     pub timeout: String,
+
+    #[command(flatten)]
+    pub columns: ColumnsArg,
 }
 
 #[cfg(test)]
@@ -419,5 +443,47 @@ mod tests {
         ]);
         assert_eq!(cli.global.output, Some(OutputFormat::Json));
         assert_eq!(cli.global.profile.as_deref(), Some("dev"));
+    }
+
+    #[test]
+    fn columns_apply_to_ps_and_ps_stop_and_repeat() {
+        for argv in [
+            &[
+                "kongctl",
+                "ps",
+                "--columns",
+                "PID=.pid,A=.a",
+                "--columns",
+                "B=.b",
+            ][..],
+            &[
+                "kongctl",
+                "ps",
+                "--columns",
+                "PID=.pid,A=.a",
+                "stop",
+                "--all",
+                "--columns=B=.b",
+            ],
+            &[
+                "kongctl",
+                "ps",
+                "stop",
+                "--columns",
+                "PID=.pid,A=.a",
+                "--all",
+                "--columns",
+                "B=.b",
+            ],
+        ] {
+            let Command::Ps(ps) = parse(argv).command else {
+                panic!("{argv:?}")
+            };
+            let mut columns = ps.columns.columns;
+            if let Some(PsAction::Stop(stop)) = ps.action {
+                columns.extend(stop.columns.columns);
+            }
+            assert_eq!(columns, ["PID=.pid,A=.a", "B=.b"], "{argv:?}");
+        }
     }
 }

@@ -123,6 +123,9 @@ fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> 
                     "kongctl ps",
                 ));
             }
+            let columns =
+                ps::columns::resolve(&cmd.columns.columns, settings.output == OutputFormat::Text)
+                    .map_err(|e| CliError::usage(e.to_string(), "kongctl ps"))?;
             let listed = ps::list(&dir).map_err(|e| {
                 CliError::new(format!(
                     "failed to read process records in {}: {e}",
@@ -132,7 +135,10 @@ fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> 
             print!(
                 "{}",
                 match settings.output {
-                    OutputFormat::Text => ps::list::render_text(&listed, width),
+                    OutputFormat::Text => match &columns {
+                        Some(columns) => ps::list::render_columns(&listed, columns, width),
+                        None => ps::list::render_text(&listed, width),
+                    },
                     OutputFormat::Json => ps::list::render_json(&listed),
                     OutputFormat::Yaml => ps::list::render_yaml(&listed),
                 }
@@ -140,6 +146,11 @@ fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> 
             Ok(())
         }
         Some(PsAction::Stop(args)) => {
+            // Checked before the targets, as in the original.
+            let mut values = cmd.columns.columns;
+            values.extend(args.columns.columns);
+            let columns = ps::columns::resolve(&values, settings.output == OutputFormat::Text)
+                .map_err(|e| CliError::usage(e.to_string(), "kongctl ps stop"))?;
             let pids: Vec<String> = args.pid.into_iter().collect();
             let target = ps::resolve_target(&pids, args.all)
                 .map_err(|e| CliError::usage(e.to_string(), "kongctl ps stop"))?;
@@ -163,13 +174,22 @@ fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> 
             print!(
                 "{}",
                 match settings.output {
-                    OutputFormat::Text => ps::stop::render_text(&results, width),
+                    OutputFormat::Text => match &columns {
+                        Some(columns) => ps::stop::render_columns(&results, columns, width),
+                        None => ps::stop::render_text(&results, width),
+                    },
                     OutputFormat::Json => ps::stop::render_json(&results),
                     OutputFormat::Yaml => ps::stop::render_yaml(&results),
                 }
             );
             match ps::stop::failures(&results) {
-                Some(text) => Err(CliError::new(text)),
+                Some(f) => {
+                    let error = CliError::new(f.message);
+                    Err(match f.hint {
+                        Some(hint) => error.with_hint(hint),
+                        None => error,
+                    })
+                }
                 None => Ok(()),
             }
         }

@@ -313,3 +313,143 @@ fn ps_stop_argument_errors_match_the_original() {
     assert_eq!(out.code(), Some(0));
     assert_eq!(out.stdout, "No detached kongctl processes matched.\n");
 }
+
+/// A record for a pid that has exited (`exited` in `ps`).
+fn exited_record(w: &World) -> (i32, PathBuf) {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id() as i32;
+    child.wait().unwrap();
+    (pid, write_record(w, pid, 12345))
+}
+
+#[test]
+fn ps_columns_print_exactly_the_selected_fields() {
+    let w = World::new();
+    // No records: the header line alone, as the original.
+    let out = w.run(&["ps", "--columns", "PID=.pid,STATUS=.status"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "PID  STATUS\n");
+
+    let (pid, _record) = exited_record(&w);
+    let out = w.run(&["ps", "--columns", "PID=.pid,STATUS=.status"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let width = pid.to_string().len().max(3);
+    assert_eq!(
+        out.stdout,
+        format!("{:width$}  STATUS\n{pid:<width$}  exited\n", "PID")
+    );
+
+    // Repeated flags add up; an unknown field is an empty cell; string
+    // slices and the record path (any field `-o json` shows) work.
+    let out = w.run(&[
+        "ps",
+        "--columns",
+        "DAY=.created_at[:10],NOPE=.no_such_field",
+        "--columns",
+        "PROFILE=.profile, FILE=.record_file",
+    ]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let file = w.config_dir().join(format!("processes/{pid}.json"));
+    let file = file.to_str().unwrap();
+    // Cells longer than 40 columns are cut with `…`.
+    let file = if file.chars().count() > 40 {
+        format!("{}…", file.chars().take(39).collect::<String>())
+    } else {
+        file.to_string()
+    };
+    assert_eq!(
+        out.stdout,
+        format!("DAY         NOPE  PROFILE  FILE\n2026-01-01        default  {file}\n")
+    );
+}
+
+#[test]
+fn ps_columns_are_text_only_and_checked_like_the_original() {
+    let w = World::new();
+    let (_, record) = exited_record(&w);
+    for (args, command) in [
+        (
+            &["ps", "-o", "json", "--columns", "PID=.pid"][..],
+            "kongctl ps",
+        ),
+        (
+            &[
+                "ps",
+                "stop",
+                "--all",
+                "--output",
+                "yaml",
+                "--columns",
+                "PID=.pid",
+            ],
+            "kongctl ps stop",
+        ),
+        // Before the stop targets, as in the original.
+        (
+            &["ps", "--columns", "PID=.pid", "stop", "-o", "json"],
+            "kongctl ps stop",
+        ),
+    ] {
+        let out = w.run(args);
+        assert_eq!(out.code(), Some(1), "{args:?}");
+        assert_eq!(out.stdout, "", "{args:?}");
+        assert_eq!(
+            out.stderr,
+            format!(
+                "Error: --columns is only supported with --output text\n\n\
+                 Run '{command} --help' for usage\n"
+            ),
+            "{args:?}"
+        );
+    }
+    assert!(record.exists(), "nothing was pruned");
+
+    for (spec, message) in [
+        (
+            "PID=pid",
+            r#"invalid path for column "PID": path must start with '.'"#,
+        ),
+        (
+            "PID",
+            r#"invalid --columns value "PID": expected HEADER=.field"#,
+        ),
+        ("PID=.pid,pid=.kind", r#"duplicate --columns header "pid""#),
+        ("PID=.pid,", "invalid --columns value: empty column"),
+    ] {
+        let out = w.run(&["ps", "--columns", spec]);
+        assert_eq!(out.code(), Some(1), "{spec}");
+        assert_eq!(
+            out.stderr,
+            format!("Error: {message}\n\nRun 'kongctl ps --help' for usage\n"),
+            "{spec}"
+        );
+    }
+}
+
+#[test]
+fn ps_stop_columns_show_the_stop_result_fields() {
+    let w = World::new();
+    let (pid, record) = exited_record(&w);
+    let out = w.run(&[
+        "ps",
+        "stop",
+        "--all",
+        "--columns",
+        "PID=.pid,ACTION=.action,OK=.success,DETAIL=.detail,STATUS=.status",
+    ]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let width = pid.to_string().len().max(3);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "{:width$}  ACTION  OK    DETAIL                        STATUS\n\
+             {pid:<width$}  pruned  true  removed stale process record  \n",
+            "PID"
+        )
+    );
+    assert!(!record.exists());
+    // Nothing left to stop: the header line alone.
+    let out = w.run(&["ps", "stop", "--all", "--columns", "PID=.pid"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "PID\n");
+}

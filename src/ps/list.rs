@@ -1,6 +1,7 @@
 //! `ps`: the detached processes on record, with their status, as the
 //! original's table (`-o text`) or as JSON or YAML.
 
+use super::columns::Column;
 use super::procfs::{self, Inspection, Status};
 use super::record::{self, ProcessRecord, Timestamp};
 use super::table;
@@ -139,6 +140,15 @@ pub fn render_text(processes: &[ListedProcess], width: usize) -> String {
     table::render(&["PID", "STATUS", "KIND", "PROFILE"], &rows, width)
 }
 
+/// `--columns`: the selected columns of each process as `-o json` shows it
+/// (so every field there is addressable), fitted to `width` columns; the
+/// header line alone when there are none.
+pub fn render_columns(processes: &[ListedProcess], columns: &[Column], width: usize) -> String {
+    let items: Vec<Item> = processes.iter().map(Item::from).collect();
+    let items = serde_json::to_value(&items).expect("ps output serializes to JSON");
+    super::columns::render(&items, columns, width)
+}
+
 /// A JSON array with 2-space indentation (`[]` when empty) and a newline.
 pub fn render_json(processes: &[ListedProcess]) -> String {
     let items: Vec<Item> = processes.iter().map(Item::from).collect();
@@ -235,6 +245,27 @@ mod tests {
 ]
 "#
         );
+    }
+
+    #[test]
+    fn columns_address_every_json_field() {
+        let mut p = listed(4242, Status::Running, Some("dev"));
+        p.counters = Some(ListenerCounters {
+            records_received: Some(12),
+            ..ListenerCounters::default()
+        });
+        let columns = crate::ps::columns::parse(&crate::ps::tests::strings(&[
+            "PID=.pid,STATUS=.status,CREATED=.created_at,RECORDS=.records_received",
+            "FILE=.record_file[24:],MISSING=.endpoint",
+        ]))
+        .unwrap();
+        assert_eq!(
+            render_columns(&[p, listed(7, Status::Exited, None)], &columns, 120),
+            "PID   STATUS   CREATED               RECORDS  FILE                 MISSING\n\
+             4242  running  2025-03-01T08:00:00Z  12       processes/4242.json  \n\
+             7     exited   2025-03-01T08:00:00Z           processes/7.json     \n"
+        );
+        assert_eq!(render_columns(&[], &columns[..2], 120), "PID  STATUS\n");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! Parsing flags and printing are left to the caller; texts are the
 //! original's.
 
+pub mod columns;
 pub mod list;
 pub mod procfs;
 pub mod record;
@@ -16,7 +17,7 @@ mod table;
 pub use list::{ListedProcess, ListenerCounters, list};
 pub use procfs::{Inspection, Status, start_time_ticks};
 pub use record::{LISTEN_KIND, ProcessRecord, Timestamp, redact_args};
-pub use stop::{StopError, StopResult, StopTarget, resolve_target, stop};
+pub use stop::{StopError, StopFailures, StopResult, StopTarget, resolve_target, stop};
 pub use table::terminal_width;
 
 use serde::Serialize;

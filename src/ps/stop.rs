@@ -6,6 +6,7 @@
 //! process has exited, or whose pid now belongs to a process started at
 //! another time, is pruned without signalling anything.
 
+use super::columns::Column;
 use super::procfs::{self, Status};
 use super::record::{self as records, ProcessRecord};
 use crate::gofmt;
@@ -74,6 +75,10 @@ pub struct StopResult {
     pub success: bool,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// Sent SIGTERM but still running when `--timeout` ran out (probably
+    /// still deleting its Konnect webhook and destination).
+    #[serde(skip)]
+    pub still_running: bool,
 }
 
 /// Stops the targeted processes one after the other, newest first.
@@ -111,6 +116,7 @@ async fn stop_one(record: &ProcessRecord, path: &Path, timeout: Duration) -> Sto
         action,
         success,
         detail,
+        still_running: false,
     };
     let remove = || {
         records::remove(path)
@@ -121,8 +127,15 @@ async fn stop_one(record: &ProcessRecord, path: &Path, timeout: Duration) -> Sto
     let inspection = procfs::inspect(record);
     match inspection.status {
         Status::Running => {
-            if let Err(detail) = terminate(record, timeout).await {
-                return result("stop", false, detail);
+            match terminate(record, timeout).await {
+                Ok(()) => {}
+                Err(Terminate::TimedOut(detail)) => {
+                    return StopResult {
+                        still_running: true,
+                        ..result("stop", false, detail)
+                    };
+                }
+                Err(Terminate::Failed(detail)) => return result("stop", false, detail),
             }
             match remove() {
                 Ok(()) => result(
@@ -155,41 +168,88 @@ async fn stop_one(record: &ProcessRecord, path: &Path, timeout: Duration) -> Sto
     }
 }
 
+/// Why [`terminate`] failed; each holds the result's detail.
+enum Terminate {
+    /// The process was signalled and is still running.
+    TimedOut(String),
+    /// It could not be signalled or checked.
+    Failed(String),
+}
+
 /// Sends SIGTERM and waits until the process is gone or `timeout` passed.
-async fn terminate(record: &ProcessRecord, timeout: Duration) -> Result<(), String> {
+async fn terminate(record: &ProcessRecord, timeout: Duration) -> Result<(), Terminate> {
     match kill(Pid::from_raw(record.pid), Signal::SIGTERM) {
         Ok(()) => {}
         Err(Errno::ESRCH) => return Ok(()),
-        Err(e) => return Err(procfs::errno_text(e)),
+        Err(e) => return Err(Terminate::Failed(procfs::errno_text(e))),
     }
     let deadline = Instant::now() + timeout;
     loop {
         match procfs::is_gone(record) {
             Ok(true) => return Ok(()),
             Ok(false) => {}
-            Err(e) => return Err(procfs::errno_text(e)),
+            Err(e) => return Err(Terminate::Failed(procfs::errno_text(e))),
         }
         if Instant::now() >= deadline {
-            return Err(format!(
+            return Err(Terminate::TimedOut(format!(
                 "process {} did not exit within {}",
                 record.pid,
                 gofmt::duration(timeout)
-            ));
+            )));
         }
         tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
 
-/// The error of a `ps stop` with failures, one `pid <n>: <detail>` line
-/// each, or `None` when all succeeded. The caller prints it as any error
-/// (`Error: ` first) after the results, and exits 1.
-pub fn failures(results: &[StopResult]) -> Option<String> {
+/// Why a `ps stop` failed, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopFailures {
+    /// The original's text: one `pid <n>: <detail>` line per failure.
+    pub message: String,
+    /// When a process outlived `--timeout`: it may still be cleaning up.
+    pub hint: Option<String>,
+}
+
+/// The error of a `ps stop` with failures, or `None` when all succeeded.
+/// The caller prints it as any error (`Error: ` first, then the hint) after
+/// the results, and exits 1.
+pub fn failures(results: &[StopResult]) -> Option<StopFailures> {
     let lines: Vec<String> = results
         .iter()
         .filter(|r| !r.success)
         .map(|r| format!("pid {}: {}", r.pid, r.detail))
         .collect();
-    (!lines.is_empty()).then(|| lines.join("\n"))
+    if lines.is_empty() {
+        return None;
+    }
+    let running: Vec<String> = results
+        .iter()
+        .filter(|r| r.still_running)
+        .map(|r| r.pid.to_string())
+        .collect();
+    // A listener's Konnect cleanup may take up to 60s, more than the
+    // default timeout. Another SIGTERM (another `ps stop`) makes it abandon
+    // that cleanup, hence "check first".
+    let hint = match running.as_slice() {
+        [] => None,
+        [pid] => Some(format!(
+            "process {pid} is still running and may be finishing its Konnect cleanup \
+             (up to 60s); check with kongctl ps, and if it is still running after that, \
+             retry with a longer --timeout (kongctl ps stop {pid} --timeout 90s). \
+             Stopping it again during its cleanup abandons the cleanup."
+        )),
+        pids => Some(format!(
+            "processes {} are still running and may be finishing their Konnect cleanup \
+             (up to 60s); check with kongctl ps, and if they are still running after that, \
+             retry with a longer --timeout (kongctl ps stop <PID> --timeout 90s). \
+             Stopping them again during their cleanup abandons the cleanup.",
+            pids.join(", ")
+        )),
+    };
+    Some(StopFailures {
+        message: lines.join("\n"),
+        hint,
+    })
 }
 
 /// The original's text: `No detached kongctl processes matched.` or a table
@@ -209,6 +269,13 @@ pub fn render_text(results: &[StopResult], width: usize) -> String {
         })
         .collect();
     super::table::render(&["PID", "ACTION", "SUCCESS"], &rows, width)
+}
+
+/// `--columns`: the selected columns of each result as `-o json` shows it,
+/// fitted to `width` columns; the header line alone when there are none.
+pub fn render_columns(results: &[StopResult], columns: &[Column], width: usize) -> String {
+    let items = serde_json::to_value(results).expect("ps output serializes to JSON");
+    super::columns::render(&items, columns, width)
 }
 
 /// A JSON array with 2-space indentation (`[]` when empty) and a newline.
@@ -309,6 +376,7 @@ mod tests {
                 action: "stopped",
                 success: true,
                 detail: "sent SIGTERM and removed process record".into(),
+                still_running: false,
             }]
         );
         assert!(!path.exists());
@@ -393,9 +461,27 @@ mod tests {
         );
         assert!(path.exists());
         assert!(stubborn.is_alive());
+        // The original's detail, and a hint: it may still be cleaning up.
+        let failed = failures(&results).unwrap();
         assert_eq!(
-            failures(&results).unwrap(),
-            format!("pid {pid}: process {pid} did not exit within 300ms")
+            failed,
+            StopFailures {
+                message: format!("pid {pid}: process {pid} did not exit within 300ms"),
+                hint: Some(format!(
+                    "process {pid} is still running and may be finishing its Konnect cleanup \
+                     (up to 60s); check with kongctl ps, and if it is still running after that, \
+                     retry with a longer --timeout (kongctl ps stop {pid} --timeout 90s). \
+                     Stopping it again during its cleanup abandons the cleanup."
+                )),
+            }
+        );
+        let error = crate::error::CliError::new(failed.message).with_hint(failed.hint.unwrap());
+        assert!(
+            error.to_string().starts_with(&format!(
+                "Error: pid {pid}: process {pid} did not exit within 300ms\n\
+                 Hint: process {pid} is still running"
+            )),
+            "{error}"
         );
     }
 
@@ -406,6 +492,7 @@ mod tests {
             action,
             success,
             detail: detail.into(),
+            still_running: false,
         }
     }
 
@@ -463,6 +550,46 @@ mod tests {
              pid: 7\n  \
              success: false\n"
         );
-        assert_eq!(failures(&results).unwrap(), "pid 7: ");
+        assert_eq!(
+            failures(&results).unwrap(),
+            StopFailures {
+                message: "pid 7: ".into(),
+                hint: None
+            }
+        );
+        // Several still running: one hint naming them all.
+        let mut a = result(4242, "stop", false, "process 4242 did not exit within 15s");
+        a.still_running = true;
+        let b = StopResult {
+            pid: 7,
+            ..a.clone()
+        };
+        let hint = failures(&[a, b]).unwrap().hint.unwrap();
+        assert!(
+            hint.starts_with("processes 4242, 7 are still running and may be finishing"),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn columns_address_the_json_fields() {
+        let columns = crate::ps::columns::parse(&strings(&[
+            "PID=.pid,OK=.success,DETAIL=.detail,KIND=.kind[:7]",
+        ]))
+        .unwrap();
+        let results = [
+            result(4242, "stopped", true, "sent SIGTERM"),
+            result(7, "inspect", false, ""),
+        ];
+        assert_eq!(
+            render_columns(&results, &columns, 120),
+            "PID   OK     DETAIL        KIND\n\
+             4242  true   sent SIGTERM  konnect\n\
+             7     false                konnect\n"
+        );
+        assert_eq!(
+            render_columns(&[], &columns, 120),
+            "PID  OK  DETAIL  KIND\n"
+        );
     }
 }
