@@ -414,18 +414,6 @@ fn assert_attempts(w: &World, case: &Case, failures: u32, then_success: bool) {
     );
 }
 
-fn stop_ok(l: &mut Listener) -> String {
-    l.proc.interrupt();
-    let status = l.proc.wait_exit(Duration::from_secs(60));
-    assert!(
-        status.success(),
-        "stop: exit {status:?}\nstdout:\n{}\nstderr:\n{}",
-        l.proc.stdout(),
-        l.proc.stderr()
-    );
-    l.proc.stdout()
-}
-
 /// Runs a command expected to end on its own (a failed start), giving up
 /// after 30 s instead of the harness's 90 if it does not.
 fn run_to_failure(cmd: Command) -> Output {
@@ -457,7 +445,7 @@ fn startup_recovers(case: Case) {
     assert_eq!(s.destinations.len(), 1, "one destination, no duplicate");
     assert!(s.webhooks["us"].enabled, "webhook enabled");
     let id = s.destinations[0].id.clone();
-    let out = stop_ok(&mut l);
+    let out = l.stop_ok();
     assert!(
         out.ends_with(&format!(
             "\nListener stopped. Deleted audit-log destination: {id}\n"
@@ -525,7 +513,7 @@ fn cleanup_recovers(case: Case) {
     let mut l = w.start_listener_cmd(cmd, &host);
     let id = w.snapshot().destinations[0].id.clone();
     w.sim.inject_fault(case.fault());
-    let out = stop_ok(&mut l);
+    let out = l.stop_ok();
     assert!(
         out.ends_with(&format!(
             "\nListener stopped. Deleted audit-log destination: {id}\n"
@@ -545,7 +533,7 @@ fn ownership_unknown(case: Case) {
     let (cmd, host) = listen_command(&w, case.timeout());
     let mut l = w.start_listener_cmd(cmd, &host);
     w.sim.inject_fault(case.fault());
-    stop_ok(&mut l);
+    l.stop_ok();
     assert_attempts(&w, &case, ATTEMPTS, false);
     assert_eq!(w.calls("PATCH", "/v2/audit-log-webhook"), 1);
     assert_eq!(w.calls("DELETE", "/v3/audit-log-webhook"), 1);
@@ -644,7 +632,7 @@ fn assert_reclaimed(w: &World, id: &str) {
         s.webhooks["us"].enabled,
         "webhook points at the new listener"
     );
-    stop_ok(&mut l);
+    l.stop_ok();
     w.assert_konnect_clean();
 }
 
@@ -1221,7 +1209,7 @@ fn stop_leaves_alone_a_webhook_reconfigured_by_someone_else() {
     let w = World::new();
     let mut l = w.start_listener("listen", &[]);
     configure_their_webhook(&w);
-    stop_ok(&mut l);
+    l.stop_ok();
     assert_their_webhook_intact(&w);
     assert!(
         w.snapshot().destinations.is_empty(),
@@ -1503,7 +1491,7 @@ fn an_answer_lost_after_konnect_acted_is_retried_without_duplicates() {
             if call.phase() == Phase::Cleanup {
                 gw.add(lose_answer(call));
             }
-            stop_ok(&mut l);
+            l.stop_ok();
             assert_eq!(gw.armed(), 0, "the answer was lost");
             assert_eq!(
                 w.calls("POST", "/v3/audit-log-destinations"),
@@ -1583,7 +1571,7 @@ fn a_create_konnect_finishes_after_the_client_gave_up_leaves_no_duplicate() {
         s.destinations[0].name, s.destinations[1].name,
         "both made by this listener"
     );
-    stop_ok(&mut l);
+    l.stop_ok();
     w.assert_konnect_clean();
 }
 

@@ -9,18 +9,6 @@ use std::time::Duration;
 use common::*;
 use konnect_sim::{Fault, FaultAction};
 
-fn exit_ok(l: &mut Listener) -> String {
-    l.proc.interrupt();
-    let status = l.proc.wait_exit(Duration::from_secs(30));
-    assert!(
-        status.success(),
-        "exit {status:?}\nstdout:\n{}\nstderr:\n{}",
-        l.proc.stdout(),
-        l.proc.stderr()
-    );
-    l.proc.stdout()
-}
-
 #[test]
 fn listen_stores_every_format_byte_exact_and_cleans_up() {
     for format in ["json", "cef", "cps"] {
@@ -65,7 +53,7 @@ fn listen_stores_every_format_byte_exact_and_cleans_up() {
         );
 
         let id = d.id.clone();
-        let out = exit_ok(&mut l);
+        let out = l.stop_ok();
         assert!(
             out.ends_with(&format!(
                 "\nListener stopped. Deleted audit-log destination: {id}\n"
@@ -125,7 +113,7 @@ fn tail_prints_records_and_jq_results_with_exact_big_integers() {
     }
     assert!(saw_big, "the emulator sends trace ids above 2^53");
     assert_eq!(read_lines(&w.events_file()), delivered);
-    exit_ok(&mut l);
+    l.stop_ok();
     assert_eq!(
         l.proc.stdout().lines().count(),
         40,
@@ -147,7 +135,7 @@ fn tail_without_jq_prints_raw_records_and_skips_nothing() {
         out.lines().map(str::to_string).collect::<Vec<_>>(),
         delivered
     );
-    exit_ok(&mut l);
+    l.stop_ok();
     w.assert_konnect_clean();
 }
 
@@ -164,7 +152,7 @@ fn tail_jq_skips_non_json_records_with_a_warning() {
     assert_eq!(code, 202);
     let out = l.proc.wait_stdout("one result", |o| o.contains("\"ok\""));
     assert_eq!(out, "\"ok\"\n");
-    exit_ok(&mut l);
+    l.stop_ok();
     assert!(
         l.proc.stderr().contains(
             "skipping non-JSON or invalid jq record for filter \".name\": record is not valid JSON"
@@ -402,7 +390,7 @@ fn cleanup_waits_out_destination_in_use() {
             detail: "Destination is in use".into(),
         },
     });
-    exit_ok(&mut l);
+    l.stop_ok();
     assert_eq!(w.calls("DELETE", "/v3/audit-log-destinations/"), 4);
     w.assert_konnect_clean();
 }
@@ -454,7 +442,7 @@ fn cleanup_with_konnect_down_is_reported_and_reclaimed_next_start() {
         "old destination deleted"
     );
     assert_eq!(s.destinations.len(), 1);
-    exit_ok(&mut l2);
+    l2.stop_ok();
     w.assert_konnect_clean();
 }
 
@@ -539,7 +527,7 @@ fn bad_requests_get_their_status_and_store_nothing() {
         202
     );
     assert_eq!(read_lines(&w.events_file()), vec!["{\"a\":1}", "{\"b\":2}"]);
-    exit_ok(&mut l);
+    l.stop_ok();
 }
 
 #[test]

@@ -46,14 +46,7 @@ fn without_pat(w: &World) -> (Command, String) {
 }
 
 fn stop_clean(w: &World, l: &mut Listener) {
-    l.proc.interrupt();
-    let status = l.proc.wait_exit(Duration::from_secs(30));
-    assert!(
-        status.success(),
-        "exit {status:?}\nstdout:\n{}\nstderr:\n{}",
-        l.proc.stdout(),
-        l.proc.stderr()
-    );
+    l.stop_ok();
     w.assert_konnect_clean();
 }
 

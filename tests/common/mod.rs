@@ -238,6 +238,20 @@ impl Listener {
     pub fn url(&self) -> String {
         format!("http://{}/audit-logs", self.addr)
     }
+
+    /// Ctrl+C, then asserts a successful exit (cleanup done) within 60 s;
+    /// returns stdout.
+    pub fn stop_ok(&mut self) -> String {
+        self.proc.interrupt();
+        let status = self.proc.wait_exit(Duration::from_secs(60));
+        assert!(
+            status.success(),
+            "stop: exit {status:?}\nstdout:\n{}\nstderr:\n{}",
+            self.proc.stdout(),
+            self.proc.stderr()
+        );
+        self.proc.stdout()
+    }
 }
 
 /// Output of a finished command.
