@@ -903,7 +903,7 @@ fn step_error(step: &str, e: KonnectError) -> CliError {
     let err = CliError::new(format!("{step}: {e}"));
     match e.status().map(|s| s.as_u16()) {
         Some(401) => err.with_hint(
-            "Konnect rejected the access token: check --pat / KONGCTL_<PROFILE>_KONNECT_PAT",
+            "Konnect rejected the access token: check --pat / KONGCTL_<PROFILE>_KONNECT_PAT (or, without a PAT, log in again with the original kongctl login)",
         ),
         Some(403) => err.with_hint(
             "the access token lacks permission for audit logs: an organisation admin token is needed",
