@@ -423,66 +423,47 @@ fn cell(value: Option<&Value>) -> String {
         Some(Value::Bool(b)) => b.to_string(),
         Some(Value::Number(n)) => n.to_string(),
         Some(v) => {
-            let mut out = String::new();
+            let mut out = Vec::new();
             write_go_json(v, &mut out);
-            out
+            String::from_utf8(out).expect("JSON of a serde_json::Value is UTF-8")
         }
     }
 }
 
 /// Compact JSON as Go's `json.Marshal` writes it: object keys sorted, and
-/// `<`, `>`, `&`, U+2028 and U+2029 escaped.
-fn write_go_json(value: &Value, out: &mut String) {
+/// strings escaped as `tail --jq` prints them (`<`, `>`, `&`, U+2028 and
+/// U+2029 too).
+fn write_go_json(value: &Value, out: &mut Vec<u8>) {
     match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => write_go_json_string(s, out),
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Value::String(s) => crate::tail::json::write_str(out, s.as_bytes()),
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_go_json(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
+            out.push(b'{');
             for (i, (key, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                write_go_json_string(key, out);
-                out.push(':');
+                crate::tail::json::write_str(out, key.as_bytes());
+                out.push(b':');
                 write_go_json(item, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
     }
-}
-
-fn write_go_json_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if c < ' ' || matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}') => {
-                out.push_str(&format!("\\u{:04x}", u32::from(c)));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]

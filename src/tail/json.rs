@@ -682,7 +682,7 @@ fn write_float(out: &mut Vec<u8>, f: f64) -> Result<(), EncodeError> {
 /// Go's `appendString` with HTML escaping on, as `json.Marshal` uses it:
 /// `"`, `\`, control characters, `<`, `>`, `&`, U+2028 and U+2029 escaped,
 /// and each byte that is not part of valid UTF-8 written as `\ufffd`.
-fn write_str(out: &mut Vec<u8>, s: &[u8]) {
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let mut start = 0;

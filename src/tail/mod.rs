@@ -9,7 +9,7 @@
 
 pub mod filter;
 pub mod follow;
-mod json;
+pub(crate) mod json;
 pub mod printer;
 mod swar;
 
