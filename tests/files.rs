@@ -69,24 +69,8 @@ fn start(w: &World, cmd: Command, host: &str) -> Listener {
     w.start_listener_cmd(cmd, host)
 }
 
-fn stop(l: &mut Listener) {
-    l.proc.interrupt();
-    let status = l.proc.wait_exit(Duration::from_secs(30));
-    assert!(status.success(), "{status:?}\n{}", l.proc.stderr());
-}
-
 fn cmdline(pid: i32) -> String {
     String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap()).into_owned()
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        !s.rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    })
 }
 
 /// Every file and directory under `root` (not `root` itself).
@@ -172,7 +156,7 @@ fn session(w: &World) -> Session {
         b"x",
     );
     assert_eq!(refused, 401);
-    stop(&mut l);
+    l.stop_ok();
     s.outputs
         .push(("listen".into(), l.proc.stdout() + &l.proc.stderr()));
 
@@ -182,7 +166,7 @@ fn session(w: &World) -> Session {
     assert!(w.sim.trigger("us", 10).all_delivered());
     l.proc
         .wait_stdout("10 records", |o| o.lines().count() >= 10);
-    stop(&mut l);
+    l.stop_ok();
     s.outputs
         .push(("tail".into(), l.proc.stdout() + &l.proc.stderr()));
 
@@ -213,12 +197,8 @@ fn session(w: &World) -> Session {
     ]);
     let out = Running::run_command(cmd);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    let pid: i32 = out
-        .stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("pid:"))
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no pid in {}", out.stdout));
+    let pid = detached_pid(&out.stdout);
+    let _guard = PidGuard(pid);
     s.outputs
         .push(("listen --detach".into(), out.stdout + &out.stderr));
     let record: serde_json::Value = serde_json::from_slice(
@@ -379,7 +359,7 @@ fn state_files_are_valid_json_whenever_they_are_read() {
         assert!(w.sim.trigger("us", 20).all_delivered());
         std::thread::sleep(Duration::from_millis(1000));
     }
-    stop(&mut l);
+    l.stop_ok();
     stop_reading.store(true, Ordering::SeqCst);
     let (reads, counts, statuses) = reader.join().expect("every read parsed");
     assert!(

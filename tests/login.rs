@@ -182,3 +182,39 @@ fn a_pat_beats_the_login_token_file_and_neither_is_an_error_naming_both() {
     );
     assert_eq!(w.snapshot().requests.len(), calls_before, "a Konnect call");
 }
+
+#[test]
+fn a_detached_listener_renews_the_login_token_itself() {
+    let w = World::new();
+    let grant = w.sim.issue_login(Duration::ZERO);
+    let path = write_token_file(&w, &grant.access_token, &grant.refresh_token, 0);
+    let host = w.tunnel_host();
+    let mut cmd = w.kongctl();
+    cmd.env_remove("KONGCTL_DEFAULT_KONNECT_PAT").args([
+        "listen",
+        "--endpoint",
+        &format!("https://{host}/audit-logs"),
+        "--listen-address",
+        "127.0.0.1:0",
+        "--detach",
+    ]);
+    let out = Running::run_command(cmd);
+    assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+    let pid = detached_pid(&out.stdout);
+    let _guard = PidGuard(pid);
+
+    // The child read the file, renewed it and configured Konnect before
+    // the parent reported it started.
+    assert_eq!(w.sim.login_refreshes(), 1);
+    assert!(w.snapshot().webhooks["us"].enabled);
+    assert_ne!(
+        read_json(&path)["token"]["access_token"],
+        grant.access_token.as_str()
+    );
+
+    let stop = w.run(&["ps", "stop", &pid.to_string()]);
+    assert_eq!(stop.code(), Some(0), "{}\n{}", stop.stdout, stop.stderr);
+    assert!(!alive(pid));
+    w.assert_konnect_clean();
+    assert_eq!(w.sim.login_refreshes(), 1, "the renewed token lasted");
+}

@@ -9,29 +9,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-/// Kills a detached listener by pid if a test leaves it running.
-struct PidGuard(i32);
-
-impl Drop for PidGuard {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0);
-        if nix::sys::signal::kill(pid, None).is_ok() {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        }
-    }
-}
-
-fn alive(pid: i32) -> bool {
-    // A zombie is not alive: its state is Z in /proc/<pid>/stat.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-            !state.starts_with('Z') && !state.starts_with('X')
-        }
-        Err(_) => false,
-    }
-}
-
 fn field<'a>(out: &'a str, key: &str) -> &'a str {
     out.lines()
         .find_map(|l| l.trim().strip_prefix(key))

@@ -227,6 +227,39 @@ impl World {
     }
 }
 
+/// SIGKILLs a detached process by pid if a test leaves it running.
+pub struct PidGuard(pub i32);
+
+impl Drop for PidGuard {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0);
+        if nix::sys::signal::kill(pid, None).is_ok() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// Whether `pid` runs (a zombie does not: its state is Z in
+/// `/proc/<pid>/stat`).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        }
+        Err(_) => false,
+    }
+}
+
+/// The `pid:` line of `listen --detach`'s output.
+pub fn detached_pid(stdout: &str) -> i32 {
+    stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("pid:"))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {stdout}"))
+}
+
 /// A running listener.
 pub struct Listener {
     pub proc: Running,
