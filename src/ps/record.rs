@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// The `kind` of a detached audit-log listener.
 pub const LISTEN_KIND: &str = "konnect.audit-logs.listen";
@@ -222,141 +222,53 @@ pub fn redact_args(args: &[String]) -> Vec<String> {
 /// (RFC 3339 in UTC, fractional seconds without trailing zeros, e.g.
 /// `2025-03-01T08:00:00.5Z`). Reading also accepts a numeric UTC offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timestamp {
-    /// Seconds since 1970-01-01T00:00:00Z; negative before.
-    secs: i64,
-    nanos: u32,
-}
+pub struct Timestamp(jiff::Timestamp);
 
 impl Default for Timestamp {
     /// Go's zero time, `0001-01-01T00:00:00Z`.
     fn default() -> Self {
-        Timestamp {
-            secs: days_from_civil(1, 1, 1) * 86_400,
-            nanos: 0,
-        }
+        Timestamp(
+            jiff::Timestamp::from_second(GO_ZERO_TIME_SECS).expect("year 1 is within jiff's range"),
+        )
     }
 }
 
+/// `0001-01-01T00:00:00Z` in seconds since the Unix epoch.
+const GO_ZERO_TIME_SECS: i64 = -62_135_596_800;
+
 impl Timestamp {
     pub fn now() -> Timestamp {
-        Timestamp::from(SystemTime::now())
+        Timestamp(jiff::Timestamp::now())
     }
 
-    /// Parses RFC 3339 (`2025-03-01T08:00:00Z`, `...00.123+02:00`).
+    /// Parses RFC 3339 (`2025-03-01T08:00:00Z`, `...00.123+02:00`): a `T`
+    /// between date and time and an offset (`Z` or `±HH:MM`) are required,
+    /// and a leap second (`:60`, which jiff would read as `:59`) is refused,
+    /// as by Go's `time.RFC3339`.
     pub fn parse(s: &str) -> Option<Timestamp> {
-        let b = s.as_bytes();
-        let num = |range: std::ops::Range<usize>| -> Option<i64> {
-            let digits = b.get(range)?;
-            digits
-                .iter()
-                .all(u8::is_ascii_digit)
-                .then(|| digits.iter().fold(0, |n, &d| n * 10 + i64::from(d - b'0')))
-        };
-        if b.len() < 20
-            || b[4] != b'-'
-            || b[7] != b'-'
-            || b[10] != b'T'
-            || b[13] != b':'
-            || b[16] != b':'
-        {
+        if s.as_bytes().get(10) != Some(&b'T') || s.get(16..19) == Some(":60") {
             return None;
         }
-        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        let days_in_month = match month {
-            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-            4 | 6 | 9 | 11 => 30,
-            2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-            2 => 28,
-            _ => return None,
-        };
-        if day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 59 {
-            return None;
-        }
-        let mut i = 19;
-        let mut nanos = 0u32;
-        if b[i] == b'.' {
-            let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
-            if digits == 0 {
-                return None;
-            }
-            for k in 0..9 {
-                let d = if k < digits {
-                    u32::from(b[i + 1 + k] - b'0')
-                } else {
-                    0
-                };
-                nanos = nanos * 10 + d;
-            }
-            i += 1 + digits;
-        }
-        let offset = match b.get(i..)? {
-            b"Z" => 0,
-            [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
-                let (h, m) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
-                if h > 23 || m > 59 {
-                    return None;
-                }
-                let minutes = h * 60 + m;
-                if *sign == b'-' { -minutes } else { minutes }
-            }
-            _ => return None,
-        };
-        let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
-            - offset * 60;
-        Some(Timestamp { secs, nanos })
+        s.parse().ok().map(Timestamp)
     }
 
     pub fn to_system_time(self) -> SystemTime {
-        let since_epoch = |secs: i64| Duration::new(secs.unsigned_abs(), 0);
-        if self.secs >= 0 {
-            UNIX_EPOCH + since_epoch(self.secs) + Duration::from_nanos(self.nanos.into())
-        } else {
-            UNIX_EPOCH - since_epoch(self.secs) + Duration::from_nanos(self.nanos.into())
-        }
+        SystemTime::from(self.0)
     }
 }
 
 impl From<SystemTime> for Timestamp {
     fn from(t: SystemTime) -> Timestamp {
-        match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => Timestamp {
-                secs: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-                nanos: d.subsec_nanos(),
-            },
-            Err(e) => {
-                let d = e.duration();
-                let secs = -i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-                match d.subsec_nanos() {
-                    0 => Timestamp { secs, nanos: 0 },
-                    n => Timestamp {
-                        secs: secs - 1,
-                        nanos: 1_000_000_000 - n,
-                    },
-                }
-            }
-        }
+        // Out of jiff's range (years beyond ±9999) only for a broken clock.
+        Timestamp(jiff::Timestamp::try_from(t).unwrap_or(jiff::Timestamp::UNIX_EPOCH))
     }
 }
 
 impl fmt::Display for Timestamp {
+    /// UTC, `Z`, and only the fractional digits needed (none for whole
+    /// seconds), as Go's `time.RFC3339Nano`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let days = self.secs.div_euclid(86_400);
-        let rem = self.secs.rem_euclid(86_400);
-        let (year, month, day) = civil_from_days(days);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
-        )?;
-        if self.nanos > 0 {
-            let frac = format!("{:09}", self.nanos);
-            write!(f, ".{}", frac.trim_end_matches('0'))?;
-        }
-        f.write_str("Z")
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -374,37 +286,12 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day number from [`days_from_civil`].
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ps::tests::strings;
     use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn redacts_args_as_the_original() {
@@ -563,6 +450,7 @@ mod tests {
             "2025-03-01T08:00:00.Z",
             "2025-03-01T24:00:00Z",
             "2025-13-01T00:00:00Z",
+            "2016-12-31T23:59:60Z",
         ] {
             assert!(Timestamp::parse(bad).is_none(), "{bad}");
         }
