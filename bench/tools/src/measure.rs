@@ -18,15 +18,7 @@ pub fn gunzip_cmd(args: &[String]) -> Result<(), String> {
     let o = Opts::parse(args, &["list", "secs"])?;
     let list = o.required("list")?;
     let secs: f64 = o.number("secs", Some(3.0))?;
-    let text = fs::read_to_string(list).map_err(|e| format!("read {list}: {e}"))?;
-    let bodies: Vec<Vec<u8>> = text
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|p| fs::read(p).map_err(|e| format!("read {p}: {e}")))
-        .collect::<Result<_, _>>()?;
-    if bodies.is_empty() {
-        return Err(format!("no bodies listed in {list}"));
-    }
+    let bodies = read_bodies(list)?;
     let mut out = Vec::new();
     let mut records_per_round = 0u64;
     let mut decoded_per_round = 0u64;
@@ -74,15 +66,7 @@ pub fn disk_cmd(args: &[String]) -> Result<(), String> {
     let path = PathBuf::from(o.required("file")?);
     let group: usize = o.number("group", Some(64))?;
     let secs: f64 = o.number("secs", Some(3.0))?;
-    let text = fs::read_to_string(list).map_err(|e| format!("read {list}: {e}"))?;
-    let bodies: Vec<Vec<u8>> = text
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|p| fs::read(p).map_err(|e| format!("read {p}: {e}")))
-        .collect::<Result<_, _>>()?;
-    if bodies.is_empty() {
-        return Err(format!("no bodies listed in {list}"));
-    }
+    let bodies = read_bodies(list)?;
     let mut chunk = Vec::new();
     let mut records_per_chunk = 0u64;
     for b in bodies.iter().cycle().take(group.max(1)) {
@@ -237,4 +221,18 @@ fn stop(child: &mut std::process::Child) -> Result<(), String> {
             }
         }
     }
+}
+
+/// The bodies whose paths `list` holds, one per line; at least one.
+fn read_bodies(list: &str) -> Result<Vec<Vec<u8>>, String> {
+    let text = fs::read_to_string(list).map_err(|e| format!("read {list}: {e}"))?;
+    let bodies: Vec<Vec<u8>> = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|p| fs::read(p).map_err(|e| format!("read {p}: {e}")))
+        .collect::<Result<_, _>>()?;
+    if bodies.is_empty() {
+        return Err(format!("no bodies listed in {list}"));
+    }
+    Ok(bodies)
 }
