@@ -113,31 +113,8 @@ impl World {
     /// 127.0.0.1:0 behind a fresh emulator tunnel, and waits until it is
     /// serving.
     pub fn start_listener(&self, verb: &str, extra: &[&str]) -> Listener {
-        let host = self.tunnel_host();
-        let endpoint = format!("https://{host}/audit-logs");
-        let mut args = vec![
-            verb,
-            "--endpoint",
-            &endpoint,
-            "--listen-address",
-            "127.0.0.1:0",
-            "--authorization",
-            "Bearer test-secret",
-        ];
-        args.extend_from_slice(extra);
-        let proc = self.spawn(&args);
-        let state = proc.wait_for_listener_state(&self.storage_dir("default"));
-        let addr: SocketAddr = state["listen_address"]
-            .as_str()
-            .expect("listen_address")
-            .parse()
-            .expect("listen_address parses");
-        self.sim.add_tunnel(&host, addr);
-        Listener {
-            proc,
-            addr,
-            endpoint,
-        }
+        let (cmd, host) = self.listener_command(verb, extra);
+        self.start_listener_cmd(cmd, &host)
     }
 
     /// The command `start_listener` runs (a fresh tunnel host's endpoint,
