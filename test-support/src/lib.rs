@@ -76,8 +76,9 @@ pub fn chunked(data: &[u8], chunk: usize) -> Vec<u8> {
     out
 }
 
-/// Sends `raw` on a fresh connection and returns the reply; panics (with
-/// what was received) if none comes.
+/// Sends `raw` on a fresh connection and returns the reply (head only if
+/// `raw` is a `HEAD` request); panics (with what was received) if none
+/// comes.
 ///
 /// `raw` is written by a second thread while this one reads, because a
 /// server may answer before it has read everything (413 on the
@@ -87,9 +88,12 @@ pub fn chunked(data: &[u8], chunk: usize) -> Vec<u8> {
 pub fn exchange(addr: SocketAddr, raw: &[u8]) -> Reply {
     let mut conn = RawConn::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
     let writer = conn.send_in_background(raw.to_vec());
-    let reply = conn
-        .read_reply()
-        .unwrap_or_else(|e| panic!("no reply from {addr}: {e}"));
+    let reply = if raw.starts_with(b"HEAD ") {
+        conn.read_head_reply()
+    } else {
+        conn.read_reply()
+    };
+    let reply = reply.unwrap_or_else(|e| panic!("no reply from {addr}: {e}"));
     drop(conn);
     let _ = writer.join();
     reply
@@ -405,14 +409,24 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
 
+    /// How [`serve_once`]'s connection ends.
+    #[derive(Clone, Copy, PartialEq)]
+    enum End {
+        /// Closed after the answer is written.
+        Close,
+        /// Kept open until the client closes it.
+        WaitForClient,
+        /// Reset, without reading or answering, once the first byte is in.
+        Reset,
+    }
+
     /// A one-connection server: reads until `until` has arrived (or EOF;
-    /// nothing for an empty `until`), writes `answer` and closes. With
-    /// `reset`, it waits for the first byte without reading it instead,
-    /// so the close, with unread data, is a reset. Returns what it read.
+    /// nothing for an empty `until`), writes `answer`, then ends as `end`
+    /// says. Returns what it read before answering.
     fn serve_once(
         answer: &'static [u8],
         until: &'static [u8],
-        reset: bool,
+        end: End,
     ) -> (SocketAddr, JoinHandle<Vec<u8>>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -420,7 +434,8 @@ mod tests {
             let (mut s, _) = listener.accept().unwrap();
             let mut got = Vec::new();
             let mut chunk = [0u8; 1024];
-            if reset {
+            if end == End::Reset {
+                // Closing with unread data makes the kernel send a reset.
                 s.peek(&mut chunk).unwrap();
                 return got;
             }
@@ -431,6 +446,9 @@ mod tests {
                 }
             }
             s.write_all(answer).unwrap();
+            if end == End::WaitForClient {
+                while let Ok(1..) = s.read(&mut chunk) {}
+            }
             got
         });
         (addr, server)
@@ -475,7 +493,7 @@ mod tests {
               HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n\
               HTTP/1.0 200 OK\r\nConnection: close\r\n\r\nuntil the close",
             b"",
-            false,
+            End::Close,
         );
         let mut c = RawConn::connect(addr).unwrap();
         let r = c.read_reply().unwrap();
@@ -496,11 +514,26 @@ mod tests {
     }
 
     #[test]
+    fn exchange_reads_no_body_after_a_head_request() {
+        // The server does not close: reading a body of 19 bytes would time
+        // out.
+        let (addr, server) = serve_once(
+            b"HTTP/1.1 405 Method Not Allowed\r\nAllow: POST\r\nContent-Length: 19\r\n\r\n",
+            b"\r\n\r\n",
+            End::WaitForClient,
+        );
+        let reply = exchange(addr, &request("HEAD", "/", &[], b""));
+        assert_eq!((reply.status, reply.header("Allow")), (405, Some("POST")));
+        assert!(reply.body.is_empty());
+        server.join().unwrap();
+    }
+
+    #[test]
     fn a_close_before_the_reply_is_complete_is_an_error_with_what_came() {
         let (addr, server) = serve_once(
             b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
             b"\r\n\r\n",
-            false,
+            End::Close,
         );
         let mut c = RawConn::connect(addr).unwrap();
         c.send(&request("POST", "/", &[], b"")).unwrap();
@@ -519,7 +552,7 @@ mod tests {
                 "chunked",
             ),
         ] {
-            let (addr, server) = serve_once(answer, b"", false);
+            let (addr, server) = serve_once(answer, b"", End::Close);
             let e = RawConn::connect(addr).unwrap().read_reply().unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
             assert!(e.to_string().contains(what), "{e}");
@@ -529,14 +562,14 @@ mod tests {
 
     #[test]
     fn wait_closed_tells_a_close_from_a_reset_and_from_an_open_connection() {
-        let (addr, server) = serve_once(b"", b"x", false);
+        let (addr, server) = serve_once(b"", b"x", End::Close);
         let mut c = RawConn::connect(addr).unwrap();
         c.send(b"x").unwrap();
         let closed = c.wait_closed(Duration::from_secs(10)).expect("closed");
         assert!(!closed.reset);
         server.join().unwrap();
 
-        let (addr, server) = serve_once(b"", b"x", true);
+        let (addr, server) = serve_once(b"", b"x", End::Reset);
         let mut c = RawConn::connect(addr).unwrap();
         c.send(b"x").unwrap();
         server.join().unwrap();
@@ -555,7 +588,7 @@ mod tests {
         let (addr, server) = serve_once(
             b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 23\r\nConnection: close\r\n\r\nrequest body too large\n",
             b"\r\n\r\n",
-            false,
+            End::Close,
         );
         let reply = exchange(addr, &request("POST", "/", &[], &vec![b'x'; 4 << 20]));
         assert_eq!(reply.status, 413);
