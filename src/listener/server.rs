@@ -664,6 +664,13 @@ mod tests {
             "/audit-log",
             "/AUDIT-LOGS",
             "/audit-logs/x",
+            "/audit-logsx",
+            "//audit-logs",
+            "/x/audit-logs",
+            // Not normalised, not percent-decoded.
+            "/audit-logs/../audit-logs",
+            "/audit%2Dlogs",
+            "*",
         ] {
             let reply = exchange(
                 f.addr,
@@ -688,7 +695,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn other_methods_are_405_with_allow_post() {
         let f = Fixture::start().await;
-        for method in ["GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"] {
+        for method in ["GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "FROB"] {
             let reply = exchange(
                 f.addr,
                 &request(method, "/audit-logs", &[("Authorization", AUTH)], b"x"),
@@ -712,6 +719,10 @@ mod tests {
         last_byte_differs.pop();
         last_byte_differs.push('8');
         let longer = format!("{AUTH}0");
+        let first_byte_differs = format!("C{}", &AUTH[1..]);
+        let double_space = AUTH.replacen(' ', "  ", 1);
+        let tab_inside = AUTH.replacen(' ', "\t", 1);
+        let token_only = AUTH.trim_start_matches("Bearer ");
         let cases: Vec<Vec<(&str, &str)>> = vec![
             vec![],
             vec![("Authorization", "")],
@@ -721,16 +732,30 @@ mod tests {
             vec![("Authorization", &longer)],
             vec![("Authorization", "bearer s3cret-token-0123456789")],
             vec![("X-Authorization", AUTH)],
+            vec![("Authorization", &first_byte_differs)],
+            vec![("Authorization", &double_space)],
+            vec![("Authorization", &tab_inside)],
+            vec![("Authorization", token_only)],
+            vec![("Authorization", "Basic dGVzdDpzZWNyZXQ=")],
         ];
         for headers in &cases {
             f.post(headers, b"{\"id\":\"evt-1\"}\n")
                 .assert_go_error(401, "unauthorized");
         }
         assert!(f.stored().is_empty());
-        let padded = format!("  {AUTH}\t");
-        let reply = f.post(&[("Authorization", &padded)], b"{\"id\":\"evt-3\"}\n");
-        assert_eq!(reply.status, 202);
-        assert_eq!(f.stored(), b"{\"id\":\"evt-3\"}\n");
+        for (i, padded) in [
+            format!("  {AUTH}\t"),
+            format!(" {AUTH}"),
+            format!("{AUTH}   "),
+            format!("\t{AUTH}\t"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let reply = f.post(&[("Authorization", padded)], format!("r{i}").as_bytes());
+            assert_eq!(reply.status, 202, "{padded:?}: {reply:?}");
+        }
+        assert_eq!(f.stored(), b"r0\nr1\nr2\nr3\n");
     }
 
     #[test]
@@ -769,6 +794,11 @@ mod tests {
         // Chunked: counted while reading.
         f.post_authed(&[("Transfer-Encoding", "chunked")], &chunked(&over, 1000))
             .assert_go_error(413, "request body too large");
+        // One chunk announcing 256 MiB, streamed until refused.
+        let mut one_chunk = format!("{:x}\r\n", 256u64 << 20).into_bytes();
+        one_chunk.extend(std::iter::repeat_n(b'y', 4 * MAX));
+        f.post_authed(&[("Transfer-Encoding", "chunked")], &one_chunk)
+            .assert_go_error(413, "request body too large");
         // A gzip body is limited raw too, before any decoding.
         f.post_authed(&[("Content-Encoding", "gzip")], &over)
             .assert_go_error(413, "request body too large");
@@ -803,6 +833,9 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+        // One byte over decoded, far under raw.
+        f.post_authed(&[("Content-Encoding", "gzip")], &gzip(&vec![b'r'; MAX + 1]))
+            .assert_go_error(413, "decoded request body too large");
         // Decoded exactly at the limit is fine.
         let mut at_limit = vec![b'r'; MAX - 1];
         at_limit.push(b'\n');
@@ -821,12 +854,34 @@ mod tests {
         flipped[mid] ^= 0x55;
         let mut garbage = vec![0x1f, 0x8b];
         garbage.extend_from_slice(b"not deflate at all");
-        for body in [truncated, &flipped, &garbage, &good[..2]] {
-            f.post_authed(&[("Content-Encoding", "gzip")], body)
-                .assert_go_error(400, "failed to decode request body");
+        let n = good.len();
+        let flip = |i: usize| {
+            let mut g = good.clone();
+            g[i] ^= 0xff;
+            g
+        };
+        let mut trailing_garbage = good.clone();
+        trailing_garbage.extend_from_slice(b"garbage after the member");
+        for (case, body) in [
+            ("cut near the end", truncated),
+            ("deflate data corrupt", &flipped),
+            ("magic bytes, then no deflate", &garbage),
+            ("only the magic bytes", &good[..2]),
+            ("header only", &good[..10]),
+            ("trailer missing", &good[..n - 8]),
+            ("trailer cut", &good[..n - 1]),
+            ("CRC wrong", &flip(n - 8)),
+            ("length wrong", &flip(n - 4)),
+            ("compression method not deflate", &flip(2)),
+            ("garbage after a valid member", &trailing_garbage),
+        ] {
+            let reply = f.post_authed(&[("Content-Encoding", "gzip")], body);
+            assert_eq!(reply.status, 400, "{case}: {reply:?}");
+            reply.assert_go_error(400, "failed to decode request body");
             // The magic bytes alone make it gzip.
-            f.post_authed(&[], body)
-                .assert_go_error(400, "failed to decode request body");
+            let reply = f.post_authed(&[], body);
+            assert_eq!(reply.status, 400, "{case}, no Content-Encoding: {reply:?}");
+            reply.assert_go_error(400, "failed to decode request body");
         }
         assert!(f.stored().is_empty());
     }
@@ -835,7 +890,13 @@ mod tests {
     async fn content_encoding_lies_are_seen_through() {
         let f = Fixture::start().await;
         // Says gzip, is plain: refused, nothing stored.
-        for enc in ["gzip", "x-gzip", "application/gzip", "identity, GZIP"] {
+        for enc in [
+            "gzip",
+            "x-gzip",
+            "application/gzip",
+            "GZIP",
+            "identity, GZIP",
+        ] {
             f.post_authed(&[("Content-Encoding", enc)], b"{\"plain\":true}\n")
                 .assert_go_error(400, "failed to decode request body");
         }
@@ -848,6 +909,7 @@ mod tests {
             vec![],
             vec![("Content-Encoding", "identity")],
             vec![("Content-Encoding", "deflate")],
+            vec![("Content-Encoding", "br")],
             vec![("Content-Type", "text/plain")],
         ] {
             assert_eq!(f.post_authed(&headers, &gz).status, 202);
@@ -857,12 +919,16 @@ mod tests {
         two.extend(gzip(b"{\"n\":3}"));
         let reply = f.post_authed(&[("Content-Encoding", "application/gzip")], &two);
         assert_eq!(reply.status, 202);
+        // An unknown encoding on a plain body: stored as it is, like the
+        // original.
+        let reply = f.post_authed(&[("Content-Encoding", "br")], b"{\"br\":true}");
+        assert_eq!(reply.status, 202);
         assert_eq!(
             f.stored(),
             b"{\"n\":1}\n"
-                .repeat(4)
+                .repeat(5)
                 .into_iter()
-                .chain(*b"{\"n\":2}\n{\"n\":3}\n")
+                .chain(*b"{\"n\":2}\n{\"n\":3}\n{\"br\":true}\n")
                 .collect::<Vec<_>>()
         );
     }
@@ -877,13 +943,43 @@ mod tests {
             b"{\"a\":1}\nCEF:0|Kong|\xff\xfe\x00nul|\n\xe2\x82\xac\n"
         );
         // Blank bodies: 202 and nothing written, plain or gzip.
-        for body in [b"".to_vec(), b"\r\n \n\n".to_vec(), gzip(b"\n\n")] {
+        for body in [
+            b"".to_vec(),
+            b"\r\n \n\n".to_vec(),
+            b"\r\n\r\n   \n\t\n\x0b\x0c\n".to_vec(),
+            gzip(b"\n\n"),
+        ] {
             assert_eq!(f.post_authed(&[], &body).status, 202);
         }
+        let mut want = b"{\"a\":1}\nCEF:0|Kong|\xff\xfe\x00nul|\n\xe2\x82\xac\n".to_vec();
+        assert_eq!(f.stored(), want);
+        // Split on LF only; a lone CR, inner blanks and a last line without
+        // LF are kept; vertical tab and form feed are trimmed as blanks.
+        let body = b"\x0c{\"c\":3}\x0b\nx\ry\r\n  inner  spaces  \nlast";
+        assert_eq!(f.post_authed(&[], body).status, 202);
+        want.extend_from_slice(b"{\"c\":3}\nx\ry\ninner  spaces\nlast\n");
+        assert_eq!(f.stored(), want);
+        // Invalid UTF-8 (a lone continuation byte, a surrogate, Latin-1)
+        // and NUL stay byte for byte, plain and through gzip.
+        let records: [&[u8]; 6] = [
+            b"\xff\xfe\xfd",
+            b"{\"a\":\"\xc3\x28\"}",
+            b"a\x00b",
+            b"\x00",
+            b"CEF:0|Kong|Konnect|1.0|x|caf\xe9|3|msg=\x80\x81",
+            b"\xed\xa0\x80 surrogate",
+        ];
+        let mut body = records.join(&b"\n"[..]);
+        body.push(b'\n');
+        assert_eq!(f.post_authed(&[], &body).status, 202);
         assert_eq!(
-            f.stored(),
-            b"{\"a\":1}\nCEF:0|Kong|\xff\xfe\x00nul|\n\xe2\x82\xac\n"
+            f.post_authed(&[("Content-Encoding", "gzip")], &gzip(&body))
+                .status,
+            202
         );
+        want.extend_from_slice(&body);
+        want.extend_from_slice(&body);
+        assert_eq!(f.stored(), want);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
