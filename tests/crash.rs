@@ -464,21 +464,24 @@ fn kill_9_during_startup_leaks_nothing_after_the_next_start() {
 /// Configures the regional webhook the v2 way (inline endpoint, no
 /// destination), as another integration would, straight at the emulator.
 fn configure_inline_webhook(w: &World, endpoint: &str) {
-    use std::io::{Read, Write};
     let body = format!(
         "{{\"endpoint\":\"{endpoint}\",\"authorization\":\"Bearer theirs\",\"log_format\":\"cef\",\"enabled\":true}}"
     );
-    let mut s = std::net::TcpStream::connect(w.sim.addr()).unwrap();
-    write!(
-        s,
-        "PATCH /v2/audit-log-webhook HTTP/1.1\r\nHost: us.api.konghq.com\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        w.sim.pat(),
-        body.len()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let auth = format!("Bearer {}", w.sim.pat());
+    let reply = test_support::exchange(
+        w.sim.addr(),
+        &test_support::request(
+            "PATCH",
+            "/v2/audit-log-webhook",
+            &[
+                ("Host", "us.api.konghq.com"),
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        ),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
 }
 
 #[test]
