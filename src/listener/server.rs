@@ -868,6 +868,7 @@ mod tests {
             ("magic bytes, then no deflate", &garbage),
             ("only the magic bytes", &good[..2]),
             ("header only", &good[..10]),
+            ("cut in the middle", &good[..n / 2]),
             ("trailer missing", &good[..n - 8]),
             ("trailer cut", &good[..n - 1]),
             ("CRC wrong", &flip(n - 8)),
@@ -910,6 +911,7 @@ mod tests {
             vec![("Content-Encoding", "identity")],
             vec![("Content-Encoding", "deflate")],
             vec![("Content-Encoding", "br")],
+            vec![("Content-Encoding", "text/plain")],
             vec![("Content-Type", "text/plain")],
         ] {
             assert_eq!(f.post_authed(&headers, &gz).status, 202);
@@ -926,7 +928,7 @@ mod tests {
         assert_eq!(
             f.stored(),
             b"{\"n\":1}\n"
-                .repeat(5)
+                .repeat(6)
                 .into_iter()
                 .chain(*b"{\"n\":2}\n{\"n\":3}\n{\"br\":true}\n")
                 .collect::<Vec<_>>()
