@@ -342,9 +342,8 @@ fn sigterm_with_requests_in_flight_never_answers_202_without_storing() {
         let range = seqs.take(20);
         let body = batch_body(range.clone(), 100, gzip);
         let mut conn = Conn::connect(l.addr).unwrap();
-        let mut req = Conn::head(l.addr, body.len(), gzip).into_bytes();
-        let half = req.len() + body.len() / 2;
-        req.extend_from_slice(&body);
+        let req = Conn::request(&body, gzip);
+        let half = req.len() - body.len() + body.len() / 2;
         conn.send_raw(&req[..half]).unwrap();
         flights.push(InFlight {
             conn,

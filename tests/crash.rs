@@ -10,7 +10,11 @@
 //! records), a random moment under heavy load (batches of about 1 MB, so
 //! writes take long enough to be cut), and a kill aimed at a write in
 //! progress (the test watches the file's last byte and kills as soon as it
-//! is not `\n`). Knobs: `KONGCTL_CRASH_KILLS` (default 5),
+//! is not `\n`). The run must tear at least one tail, so that the repair
+//! is exercised: if the planned kills tore none, aimed kills follow until
+//! one does (at most [`EXTRA_AIMED`]; the kernel stops a write to the page
+//! cache between pages once SIGKILL is pending, so a kill that lands while
+//! a 1 MB write is under way tears it). Knobs: `KONGCTL_CRASH_KILLS` (default 5),
 //! `KONGCTL_CRASH_SECONDS` (stop starting rounds after this long),
 //! `KONGCTL_CRASH_SEED` (replay a run). `scripts/crash-test.sh` is the long
 //! form.
@@ -36,6 +40,9 @@ const MAX_BODY: &str = "4194304";
 /// between rounds (while no listener runs), so long runs stay small on
 /// disk; their seqs stay known, so a duplicate is still caught.
 const KEEP_BYTES: u64 = 64 << 20;
+
+/// Aimed kills added after the planned ones while none tore a tail.
+const EXTRA_AIMED: u32 = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kill {
@@ -78,6 +85,20 @@ struct Tally {
     repaired_bytes: u64,
     /// Aimed kills sent while a write was seen in progress.
     aimed_hits: u32,
+    /// Aimed kills added because the planned ones tore no tail.
+    extra_aimed: u32,
+    /// Acknowledged records found in the file after the restart.
+    acked_found: u64,
+    /// Acknowledged records not found (each round asserts none).
+    lost: u64,
+    /// Records found twice (each round asserts none).
+    duplicates: u64,
+}
+
+impl Tally {
+    fn total_torn(&self) -> u32 {
+        self.torn.iter().sum()
+    }
 }
 
 fn env_number(name: &str) -> Option<u64> {
@@ -147,12 +168,24 @@ fn kill_9_under_load_loses_no_acknowledged_record() {
     let mut tally = Tally::default();
     let mut l = listener(&w);
 
-    for round in 0..kills {
-        if budget.is_some_and(|b| started.elapsed() > b) {
+    let mut budget_spent = false;
+    for round in 0.. {
+        if !budget_spent && round < kills && budget.is_some_and(|b| started.elapsed() > b) {
             println!("crash: time budget spent after {round} kills");
-            break;
+            budget_spent = true;
         }
-        let kind = Kill::ALL[round as usize % 3];
+        let kind = if round < kills && !budget_spent {
+            Kill::ALL[round as usize % 3]
+        } else if tally.total_torn() == 0 && tally.extra_aimed < EXTRA_AIMED {
+            tally.extra_aimed += 1;
+            println!(
+                "crash: no torn tail in {round} kills yet; extra aimed kill {}",
+                tally.extra_aimed
+            );
+            Kill::Aimed
+        } else {
+            break;
+        };
         let old_pid = l.proc.pid();
         let old_destination = w.snapshot().destinations[0].id.clone();
 
@@ -267,9 +300,11 @@ fn kill_9_under_load_loses_no_acknowledged_record() {
             "round {round}: lines that are not whole records: {:?}",
             &found.bad_lines[..found.bad_lines.len().min(5)]
         );
+        tally.duplicates += found.duplicates.len() as u64;
         assert!(
             found.duplicates.is_empty(),
-            "round {round}: records stored twice: {:?}",
+            "round {round}: {} records stored twice: {:?}",
+            found.duplicates.len(),
             &found.duplicates[..found.duplicates.len().min(20)]
         );
         let missing: Vec<u64> = report
@@ -278,6 +313,8 @@ fn kill_9_under_load_loses_no_acknowledged_record() {
             .filter(|s| !seen.contains(s))
             .copied()
             .collect();
+        tally.lost += missing.len() as u64;
+        tally.acked_found += (report.acked.len() - missing.len()) as u64;
         assert!(
             missing.is_empty(),
             "round {round} ({kind:?}): {} acknowledged records lost, e.g. {:?}",
@@ -292,7 +329,8 @@ fn kill_9_under_load_loses_no_acknowledged_record() {
             .collect();
         assert!(
             strangers.is_empty(),
-            "round {round}: records never sent: {strangers:?}"
+            "round {round}: {} records never sent: {strangers:?}",
+            strangers.len()
         );
         // The file's new part holds this round's records only.
         tally.unacked_stored += found
@@ -324,20 +362,39 @@ fn kill_9_under_load_loses_no_acknowledged_record() {
     let bytes = read_from(&events, 0);
     let mut kept = HashSet::new();
     let found = scan(&bytes, &mut kept);
-    assert!(!found.torn && found.bad_lines.is_empty() && found.duplicates.is_empty());
-    assert!(kept.is_subset(&seen));
+    assert!(
+        !found.torn && found.bad_lines.is_empty() && found.duplicates.is_empty(),
+        "the whole file: torn {}, {} bad lines, {} duplicates",
+        found.torn,
+        found.bad_lines.len(),
+        found.duplicates.len()
+    );
+    let unknown = kept.difference(&seen).count();
+    assert_eq!(unknown, 0, "records in the file the rounds did not see");
     if archived == 0 {
-        assert_eq!(kept, seen);
+        assert_eq!(
+            kept.len(),
+            seen.len(),
+            "the whole file holds every record the rounds saw"
+        );
     }
 
     let total_kills: u32 = tally.kills.iter().sum();
-    let total_torn: u32 = tally.torn.iter().sum();
+    let total_torn = tally.total_torn();
+    assert!(
+        total_torn >= 1,
+        "no torn tail in {total_kills} kills ({} aimed, {} of them during a write, \
+         {} extra): the repair of a torn tail was not exercised (seed {seed})",
+        tally.kills[Kill::Aimed as usize],
+        tally.aimed_hits,
+        tally.extra_aimed
+    );
     println!(
         "crash summary: seed={seed} kills={total_kills} (random {} / heavy {} / aimed {}) \
          requests_acked={} requests_unanswered={} records_acked={} records_found={} \
-         acked_found={} unacked_found={} duplicates=0 lost=0 \
+         acked_found={} unacked_found={} duplicates={} lost={} \
          torn_tails_repaired={total_torn} (random {} / heavy {} / aimed {}; {} bytes; \
-         {} aimed kills landed during a write) \
+         {} aimed kills landed during a write, {} extra aimed kills) \
          file_bytes={} runtime={:.1}s",
         tally.kills[0],
         tally.kills[1],
@@ -346,13 +403,16 @@ fn kill_9_under_load_loses_no_acknowledged_record() {
         tally.requests_unanswered,
         tally.records_acked,
         seen.len(),
-        tally.records_acked,
+        tally.acked_found,
         tally.unacked_stored,
+        tally.duplicates,
+        tally.lost,
         tally.torn[0],
         tally.torn[1],
         tally.torn[2],
         tally.repaired_bytes,
         tally.aimed_hits,
+        tally.extra_aimed,
         archived + bytes.len() as u64,
         started.elapsed().as_secs_f64()
     );
@@ -464,21 +524,24 @@ fn kill_9_during_startup_leaks_nothing_after_the_next_start() {
 /// Configures the regional webhook the v2 way (inline endpoint, no
 /// destination), as another integration would, straight at the emulator.
 fn configure_inline_webhook(w: &World, endpoint: &str) {
-    use std::io::{Read, Write};
     let body = format!(
         "{{\"endpoint\":\"{endpoint}\",\"authorization\":\"Bearer theirs\",\"log_format\":\"cef\",\"enabled\":true}}"
     );
-    let mut s = std::net::TcpStream::connect(w.sim.addr()).unwrap();
-    write!(
-        s,
-        "PATCH /v2/audit-log-webhook HTTP/1.1\r\nHost: us.api.konghq.com\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        w.sim.pat(),
-        body.len()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let auth = format!("Bearer {}", w.sim.pat());
+    let reply = test_support::exchange(
+        w.sim.addr(),
+        &test_support::request(
+            "PATCH",
+            "/v2/audit-log-webhook",
+            &[
+                ("Host", "us.api.konghq.com"),
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        ),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
 }
 
 #[test]

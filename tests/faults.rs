@@ -1168,18 +1168,21 @@ fn a_failing_reclaim_changes_nothing_and_the_next_start_retries_it() {
 /// One Konnect API call to the emulator, as another integration would
 /// make it; returns the status.
 fn konnect_call(w: &World, method: &str, path: &str, body: &str) -> u16 {
-    let mut s = TcpStream::connect(w.sim.addr()).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: us.api.konghq.com\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        w.sim.pat(),
-        body.len()
+    let auth = format!("Bearer {}", w.sim.pat());
+    test_support::exchange(
+        w.sim.addr(),
+        &test_support::request(
+            method,
+            path,
+            &[
+                ("Host", "us.api.konghq.com"),
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        ),
     )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    resp.split_whitespace().nth(1).unwrap().parse().unwrap()
+    .status
 }
 
 const THEIR_ENDPOINT: &str = "https://siem.example.com/konnect";

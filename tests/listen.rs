@@ -527,6 +527,23 @@ fn bad_requests_get_their_status_and_store_nothing() {
         202
     );
     assert_eq!(read_lines(&w.events_file()), vec!["{\"a\":1}", "{\"b\":2}"]);
+    // Exactly --max-body-bytes is accepted, raw and decoded.
+    let raw = "r".repeat(1024);
+    assert_eq!(post(l.addr, "/audit-logs", &[auth], raw.as_bytes()), 202);
+    let decoded = "d".repeat(1024);
+    assert_eq!(
+        post(
+            l.addr,
+            "/audit-logs",
+            &[auth, ("Content-Encoding", "gzip")],
+            &gzip(decoded.as_bytes())
+        ),
+        202
+    );
+    assert_eq!(
+        read_lines(&w.events_file()),
+        vec!["{\"a\":1}", "{\"b\":2}", raw.as_str(), decoded.as_str()]
+    );
     l.stop_ok();
 }
 

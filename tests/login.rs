@@ -127,6 +127,8 @@ fn a_token_that_expires_while_listening_is_renewed_for_cleanup() {
     let (cmd, host) = without_pat(&w);
     let mut l = w.start_listener_cmd(cmd, &host);
     assert_eq!(w.sim.login_refreshes(), 0);
+    // Time passing is the point: nothing but the clock moves the token's
+    // remaining life (63 s - 4 s = 59 s) under the 60 s renewal margin.
     std::thread::sleep(Duration::from_secs(4).saturating_sub(written.elapsed()));
     stop_clean(&w, &mut l);
     assert_eq!(w.sim.login_refreshes(), 1);

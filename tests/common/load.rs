@@ -10,8 +10,8 @@
 //! stored twice.
 
 use std::collections::HashSet;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{self, Read};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use test_support::RawConn;
 
 /// The `Authorization` value `World::start_listener` configures.
 pub const AUTH: &str = "Bearer test-secret";
@@ -101,108 +102,49 @@ pub enum Answer {
     ConnectionFailed,
 }
 
-/// One keep-alive HTTP/1.1 connection to the listener.
-pub struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
+/// One keep-alive HTTP/1.1 connection to the listener (test-support's raw
+/// client).
+pub struct Conn(RawConn);
 
 impl Conn {
     pub fn connect(addr: SocketAddr) -> io::Result<Conn> {
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(super::PATIENCE))?;
-        stream.set_write_timeout(Some(super::PATIENCE))?;
-        Ok(Conn {
-            stream,
-            buf: Vec::new(),
-        })
+        let conn = RawConn::connect(addr)?;
+        conn.set_timeout(super::PATIENCE)?;
+        Ok(Conn(conn))
     }
 
-    /// The request head for a POST of `len` body bytes.
-    pub fn head(addr: SocketAddr, len: usize, gzip: bool) -> String {
-        let mut head = format!(
-            "POST /audit-logs HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {AUTH}\r\nContent-Type: text/plain\r\nContent-Length: {len}\r\n"
-        );
+    /// A POST of `body` to `/audit-logs`, as Konnect sends it.
+    pub fn request(body: &[u8], gzip: bool) -> Vec<u8> {
+        let mut headers = vec![("Authorization", AUTH), ("Content-Type", "text/plain")];
         if gzip {
-            head.push_str("Content-Encoding: application/gzip\r\n");
+            headers.push(("Content-Encoding", "application/gzip"));
         }
-        head.push_str("\r\n");
-        head
+        test_support::request("POST", "/audit-logs", &headers, body)
     }
 
     /// Writes raw bytes (part of a request).
     pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes)
+        self.0.send(bytes)
     }
 
     /// Posts `body` and reads the answer.
     pub fn post(&mut self, body: &[u8], gzip: bool) -> Answer {
-        let addr = match self.stream.peer_addr() {
-            Ok(a) => a,
-            Err(_) => return Answer::ConnectionFailed,
-        };
-        let mut req = Conn::head(addr, body.len(), gzip).into_bytes();
-        req.extend_from_slice(body);
-        if self.send_raw(&req).is_err() {
+        if self.send_raw(&Conn::request(body, gzip)).is_err() {
             return Answer::ConnectionFailed;
         }
         self.read_answer()
     }
 
-    /// Reads one complete response (head and Content-Length body).
+    /// Reads one complete response.
     pub fn read_answer(&mut self) -> Answer {
-        match self.read_response() {
-            Ok(a) => a,
+        match self.0.read_reply() {
+            Ok(reply) => Answer::Status {
+                code: reply.status,
+                close: reply.closes_connection(),
+            },
             Err(_) => Answer::ConnectionFailed,
         }
     }
-
-    fn read_response(&mut self) -> io::Result<Answer> {
-        let head_end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i + 4;
-            }
-            self.fill()?;
-        };
-        let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
-        let code: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| io::Error::other(format!("no status in {head:?}")))?;
-        let mut len = 0usize;
-        let mut close = false;
-        for line in head.lines().skip(1) {
-            if let Some((k, v)) = line.split_once(':') {
-                let (k, v) = (k.trim(), v.trim());
-                if k.eq_ignore_ascii_case("content-length") {
-                    len = v.parse().map_err(io::Error::other)?;
-                } else if k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close") {
-                    close = true;
-                }
-            }
-        }
-        while self.buf.len() < head_end + len {
-            self.fill()?;
-        }
-        self.buf.drain(..head_end + len);
-        Ok(Answer::Status { code, close })
-    }
-
-    fn fill(&mut self) -> io::Result<()> {
-        let mut chunk = [0u8; 4096];
-        let n = self.stream.read(&mut chunk)?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(())
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// What the load generator does.

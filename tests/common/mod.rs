@@ -485,27 +485,10 @@ pub fn read_lines(path: &Path) -> Vec<String> {
     }
 }
 
-/// A raw HTTP/1.1 POST to the listener, returning the status code.
+/// A raw HTTP/1.1 POST (test-support's client) to `path` on `addr`,
+/// returning the status code.
 pub fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> u16 {
-    use std::io::Write;
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to listener");
-    s.set_read_timeout(Some(PATIENCE)).unwrap();
-    let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    resp.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {resp:?}"))
+    test_support::exchange(addr, &test_support::request("POST", path, headers, body)).status
 }
 
 pub fn gzip(data: &[u8]) -> Vec<u8> {
