@@ -1,4 +1,4 @@
-//! The admin API under `/_sim/`: the HTTP form of the [`Sim`] control calls,
+//! The admin API under `/_sim/`: the HTTP form of the [`crate::Sim`] control calls,
 //! for the binary, shell demos and tests in other languages. No PAT is
 //! needed, faults never apply and calls are not in the request log.
 //!
@@ -28,8 +28,8 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiResponse, problem};
 use crate::config::known_region;
+use crate::context::Context;
 use crate::fault::{Fault, FaultSpec};
-use crate::sim::Sim;
 use crate::snapshot::DeliverySource;
 
 /// Largest `count` of one trigger.
@@ -72,7 +72,7 @@ struct TunnelBody {
 }
 
 pub(crate) async fn handle(
-    sim: &Sim,
+    ctx: &Context,
     method: &Method,
     path: &str,
     region: &'static str,
@@ -80,94 +80,97 @@ pub(crate) async fn handle(
 ) -> ApiResponse {
     let route = path.trim_start_matches("/_sim").trim_start_matches('/');
     match (method, route) {
-        (&Method::GET, "state") => json_response(200, &sim.snapshot()),
+        (&Method::GET, "state") => json_response(200, &ctx.snapshot()),
         (&Method::POST, "logins") => {
-            let body: LoginBody = match parse(sim, body) {
+            let body: LoginBody = match parse(ctx, body) {
                 Ok(body) => body,
                 Err(response) => return response,
             };
             let ttl = std::time::Duration::from_secs(body.ttl_seconds);
-            json_response(201, &sim.issue_login(ttl))
+            json_response(201, &ctx.issue_login(ttl))
         }
         (&Method::POST, "trigger") => {
-            let body: TriggerBody = match parse(sim, body) {
+            let body: TriggerBody = match parse(ctx, body) {
                 Ok(body) => body,
                 Err(response) => return response,
             };
-            let region = match pick_region(sim, body.region.as_deref(), region) {
+            let region = match pick_region(ctx, body.region.as_deref(), region) {
                 Ok(region) => region,
                 Err(response) => return response,
             };
             if body.count > MAX_TRIGGER {
-                return bad(sim, &format!("count must be at most {MAX_TRIGGER}"));
+                return bad(ctx, &format!("count must be at most {MAX_TRIGGER}"));
             }
-            let report = sim.emit(region, body.count, DeliverySource::Trigger).await;
+            let report = ctx
+                .deliveries()
+                .emit(region, body.count, DeliverySource::Trigger)
+                .await;
             json_response(200, &report)
         }
         (&Method::POST, "rate") => {
-            let body: RateBody = match parse(sim, body) {
+            let body: RateBody = match parse(ctx, body) {
                 Ok(body) => body,
                 Err(response) => return response,
             };
-            let region = match pick_region(sim, body.region.as_deref(), region) {
+            let region = match pick_region(ctx, body.region.as_deref(), region) {
                 Ok(region) => region,
                 Err(response) => return response,
             };
             if !(body.per_second.is_finite() && (0.0..=MAX_RATE).contains(&body.per_second)) {
-                return bad(sim, &format!("per_second must be between 0 and {MAX_RATE}"));
+                return bad(ctx, &format!("per_second must be between 0 and {MAX_RATE}"));
             }
-            sim.set_rate(region, body.per_second);
+            ctx.deliveries().set_rate(region, body.per_second);
             json_response(
                 200,
                 &json!({"region": region, "per_second": body.per_second}),
             )
         }
-        (&Method::GET, "tunnels") => json_response(200, &sim.snapshot().tunnels),
+        (&Method::GET, "tunnels") => json_response(200, &ctx.snapshot().tunnels),
         (&Method::POST, "tunnels") => {
-            let body: TunnelBody = match parse(sim, body) {
+            let body: TunnelBody = match parse(ctx, body) {
                 Ok(body) => body,
                 Err(response) => return response,
             };
             if body.host.is_empty() || body.host.contains(['/', ':', ' ']) {
-                return bad(sim, "host must be a host name without port or path");
+                return bad(ctx, "host must be a host name without port or path");
             }
-            sim.add_tunnel(&body.host, body.target);
-            json_response(201, &sim.snapshot().tunnels)
+            ctx.add_tunnel(&body.host, body.target);
+            json_response(201, &ctx.snapshot().tunnels)
         }
         (&Method::DELETE, tunnel) if tunnel.starts_with("tunnels/") => {
-            if sim.remove_tunnel(&tunnel["tunnels/".len()..]) {
+            if ctx.remove_tunnel(&tunnel["tunnels/".len()..]) {
                 ApiResponse::no_content()
             } else {
-                problem(&mut sim.state(), 404, "No such tunnel")
+                problem(&mut ctx.state(), 404, "No such tunnel")
             }
         }
-        (&Method::GET, "faults") => json_response(200, &sim.snapshot().faults),
+        (&Method::GET, "faults") => json_response(200, &ctx.snapshot().faults),
         (&Method::POST, "faults") => {
-            let spec: FaultSpec = match parse(sim, body) {
+            let spec: FaultSpec = match parse(ctx, body) {
                 Ok(spec) => spec,
                 Err(response) => return response,
             };
             match Fault::try_from(spec) {
                 Ok(fault) => {
-                    sim.inject_fault(fault);
-                    json_response(201, &sim.snapshot().faults)
+                    ctx.inject_fault(fault);
+                    json_response(201, &ctx.snapshot().faults)
                 }
-                Err(reason) => bad(sim, &reason),
+                Err(reason) => bad(ctx, &reason),
             }
         }
         (&Method::DELETE, "faults") => {
-            sim.clear_faults();
+            ctx.clear_faults();
             ApiResponse::no_content()
         }
         (&Method::POST, "reset") => {
-            sim.reset();
+            ctx.reset();
             ApiResponse::no_content()
         }
         (_, "state" | "trigger" | "rate" | "tunnels" | "faults" | "reset") => {
-            problem(&mut sim.state(), 405, "Method not allowed")
+            problem(&mut ctx.state(), 405, "Method not allowed")
         }
         _ => problem(
-            &mut sim.state(),
+            &mut ctx.state(),
             404,
             "Unknown admin path; see GET /_sim/state and the README",
         ),
@@ -179,21 +182,21 @@ fn json_response(status: u16, body: &impl serde::Serialize) -> ApiResponse {
     ApiResponse::json(status, &value)
 }
 
-fn bad(sim: &Sim, detail: &str) -> ApiResponse {
-    problem(&mut sim.state(), 400, detail)
+fn bad(ctx: &Context, detail: &str) -> ApiResponse {
+    problem(&mut ctx.state(), 400, detail)
 }
 
-fn parse<T: DeserializeOwned>(sim: &Sim, body: &[u8]) -> Result<T, ApiResponse> {
+fn parse<T: DeserializeOwned>(ctx: &Context, body: &[u8]) -> Result<T, ApiResponse> {
     let body = if body.is_empty() {
         b"{}".as_slice()
     } else {
         body
     };
-    serde_json::from_slice(body).map_err(|e| bad(sim, &format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body).map_err(|e| bad(ctx, &format!("invalid JSON body: {e}")))
 }
 
 fn pick_region(
-    sim: &Sim,
+    ctx: &Context,
     given: Option<&str>,
     from_host: &'static str,
 ) -> Result<&'static str, ApiResponse> {
@@ -201,7 +204,7 @@ fn pick_region(
         None => Ok(from_host),
         Some(name) => known_region(name).ok_or_else(|| {
             bad(
-                sim,
+                ctx,
                 &format!("unknown region {name:?}; regions are us, eu, au, me, in, sg"),
             )
         }),

@@ -36,6 +36,7 @@ mod api;
 pub mod blocking;
 mod codec;
 mod config;
+mod context;
 mod delivery;
 mod fault;
 mod login;

@@ -11,23 +11,16 @@
 //!
 //! Tests start from [`crate::Sim::issue_login`], which stands in for a
 //! completed `kongctl login`. Access tokens it issues or refreshes are
-//! accepted like a PAT until they expire.
+//! accepted like a PAT until they expire. This module keeps the tokens; the
+//! refresh endpoint is `api/login.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use hyper::Method;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{ApiRequest, ApiResponse, problem};
 use crate::codec::base64url;
-use crate::sim::Sim;
 use crate::time::{self, Millis};
-
-/// The refresh endpoint (kongctl's `konnect.refresh-path` default).
-pub(crate) const REFRESH_PATH: &str = "/kauth/api/v1/refresh";
-const ACCESS_COOKIE: &str = "konnectaccesstoken";
-const REFRESH_COOKIE: &str = "konnectrefreshtoken";
 
 /// Tokens of one login, as `kongctl login` receives them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,74 +64,14 @@ impl Logins {
     }
 
     /// Uses up `refresh_token`; false if it was not issued or already used.
-    fn consume(&mut self, refresh_token: &str) -> bool {
+    pub fn consume(&mut self, refresh_token: &str) -> bool {
         self.refresh.remove(refresh_token)
     }
-}
-
-/// `POST /kauth/api/v1/refresh`.
-pub(crate) fn refresh(sim: &Sim, req: &ApiRequest) -> ApiResponse {
-    if req.method != Method::POST {
-        return problem(&mut sim.state(), 405, "Method not allowed")
-            .with_header("allow", "POST".to_string());
-    }
-    let presented = req
-        .cookie
-        .as_deref()
-        .and_then(|header| cookie_value(header, REFRESH_COOKIE));
-    let ttl = sim.config().login_ttl;
-    let grant = {
-        let mut state = sim.state();
-        let state = &mut *state;
-        if !presented.is_some_and(|t| state.logins.consume(t)) {
-            return problem(state, 401, "Invalid refresh token");
-        }
-        state.logins.refreshed += 1;
-        let generator = &mut state.generator;
-        state.logins.issue(|| generator.bytes(32), ttl)
-    };
-    let expires = time::format_http_date(time::now().saturating_add(ttl.as_millis() as Millis));
-    ApiResponse {
-        status: 200,
-        content_type: None,
-        headers: Vec::new(),
-        body: Vec::new(),
-    }
-    .with_header(
-        "set-cookie",
-        format!(
-            "{ACCESS_COOKIE}={}; Path=/; Expires={expires}; HttpOnly; Secure; SameSite=Strict",
-            grant.access_token
-        ),
-    )
-    .with_header(
-        "set-cookie",
-        format!(
-            "{REFRESH_COOKIE}={}; Path={REFRESH_PATH}; HttpOnly; Secure; SameSite=Strict",
-            grant.refresh_token
-        ),
-    )
-}
-
-/// The value of cookie `name` in a `Cookie` request header.
-fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-    header.split(';').find_map(|pair| {
-        let (key, value) = pair.trim().split_once('=')?;
-        (key == name && !value.is_empty()).then_some(value)
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_the_named_cookie() {
-        let header = "a=1; konnectrefreshtoken=krt_x; b=2";
-        assert_eq!(cookie_value(header, REFRESH_COOKIE), Some("krt_x"));
-        assert_eq!(cookie_value("konnectrefreshtoken=", REFRESH_COOKIE), None);
-        assert_eq!(cookie_value("x=krt_x", REFRESH_COOKIE), None);
-    }
 
     #[test]
     fn access_tokens_expire_and_refresh_tokens_work_once() {

@@ -5,55 +5,106 @@
 //! (`KONNECT_BASE_URL=http://127.0.0.1:PORT KONNECT_PAT=kpat_...`), logs every
 //! API request and delivery attempt to stderr (never a token or an
 //! authorization value), and stops cleanly on SIGINT or SIGTERM. Exit codes:
-//! 0 after a signal, 1 when it cannot listen, 2 for a usage error.
+//! 0 after a signal (and for `--help`, `--version`), 1 when it cannot
+//! listen, 2 for a usage error (clap's code) or a refused `--listen`.
+//!
+//! [`Cli`] only parses; `Options::from` turns it into the [`SimConfig`] and
+//! the startup settings.
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use konnect_sim::{REGIONS, Sim, SimConfig};
+use clap::Parser;
+use clap::builder::PossibleValuesParser;
+use konnect_sim::{MAX_RETRIES, REGIONS, Sim, SimConfig};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
-const USAGE: &str = "\
-Usage: konnect-sim [OPTIONS]
+/// An offline emulator of the Kong Konnect audit-log API and its webhook
+/// delivery. Prints `KONNECT_BASE_URL=... KONNECT_PAT=...` on one line, then
+/// serves until SIGINT or SIGTERM. Control it with the admin API under /_sim/
+/// (see konnect-sim/README.md).
+//
+// One paragraph per doc comment: `-h` and `--help` show the same compact list.
+#[derive(Debug, Parser)]
+#[command(
+    name = "konnect-sim",
+    version,
+    max_term_width = 100,
+    after_help = "Logs go to stderr; set KONNECT_SIM_LOG (e.g. `debug`, `warn`) to filter them."
+)]
+struct Cli {
+    /// Address to bind.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
 
-An offline emulator of the Kong Konnect audit-log API and its webhook
-delivery. Prints `KONNECT_BASE_URL=... KONNECT_PAT=...` on one line, then
-serves until SIGINT or SIGTERM. Control it with the admin API under /_sim/
-(see konnect-sim/README.md).
+    /// Allow a non-loopback --listen address (the emulator accepts a
+    /// published PAT: never expose it).
+    #[arg(long)]
+    allow_remote: bool,
 
-Options:
-      --listen ADDR               Address to bind [default: 127.0.0.1:0]
-      --allow-remote              Allow a non-loopback --listen address (the
-                                  emulator accepts a published PAT: never
-                                  expose it)
-      --pat TOKEN                 Accepted PAT; repeat for several; the first
-                                  is printed [default: the demo PAT]
-      --readonly-pat TOKEN        Accepted PAT for reads only (403 on
-                                  mutations); repeatable
-      --batch-size N              Records per delivered batch [default: 50]
-      --rate EVENTS_PER_SEC       Generate events steadily from the start
-      --rate-region REGION        Region of --rate [default: us]
-      --retry-wait-ms MS[,MS...]  Waits before delivery retries: one value
-                                  doubles (MS,2MS,4MS,8MS), or list up to 4
-                                  [default: 1000,2000,4000,8000]
-      --delivery-timeout-ms MS    Limit of one delivery attempt [default: 10000]
-      --seed N                    Seed of ids and generated records
-  -h, --help                      Print this help
-  -V, --version                   Print the version
+    /// Accepted PAT; repeat for several; the first is printed [default: the
+    /// demo PAT].
+    #[arg(long = "pat", value_name = "TOKEN", value_parser = token)]
+    pats: Vec<String>,
 
-Logs go to stderr; set KONNECT_SIM_LOG (e.g. `debug`, `warn`) to filter them.
-";
+    /// Accepted PAT for reads only (403 on mutations); repeatable.
+    #[arg(long = "readonly-pat", value_name = "TOKEN", value_parser = token)]
+    readonly_pats: Vec<String>,
 
-/// What the command line asks for.
-enum Command {
-    Run(Box<Options>),
-    Help,
-    Version,
+    /// Records per delivered batch.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = SimConfig::default().batch_size,
+        value_parser = batch_size
+    )]
+    batch_size: usize,
+
+    /// Generate events steadily from the start.
+    #[arg(long, value_name = "EVENTS_PER_SEC", value_parser = rate)]
+    rate: Option<f64>,
+
+    /// Region of --rate.
+    #[arg(
+        long,
+        value_name = "REGION",
+        default_value = "us",
+        value_parser = PossibleValuesParser::new(REGIONS)
+    )]
+    rate_region: String,
+
+    /// Waits before delivery retries: one value doubles (MS,2MS,4MS,8MS), or
+    /// list up to 4.
+    #[arg(
+        long = "retry-wait-ms",
+        value_name = "MS[,MS...]",
+        default_value = "1000,2000,4000,8000",
+        value_parser = retry_waits
+    )]
+    retry_waits: RetryWaits,
+
+    /// Limit of one delivery attempt.
+    #[arg(
+        long = "delivery-timeout-ms",
+        value_name = "MS",
+        default_value_t = SimConfig::default().delivery_timeout.as_millis() as u64
+    )]
+    delivery_timeout_ms: u64,
+
+    /// Seed of ids and generated records.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
 }
 
+/// The waits of `--retry-wait-ms`.
+#[derive(Clone, Debug, PartialEq)]
+struct RetryWaits(Vec<Duration>);
+
+/// What the command line asks for, checked.
+#[derive(Debug)]
 struct Options {
     listen: SocketAddr,
     allow_remote: bool,
@@ -62,132 +113,84 @@ struct Options {
     rate_region: String,
 }
 
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
-    let mut options = Options {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        allow_remote: false,
-        config: SimConfig::default(),
-        rate: None,
-        rate_region: "us".to_string(),
-    };
-    let mut pats = Vec::new();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_string(), Some(value.to_string()))
-            }
-            _ => (arg.clone(), None),
-        };
-        let mut value = || -> Result<String, String> {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "-V" | "--version" => return Ok(Command::Version),
-            "--allow-remote" => options.allow_remote = true,
-            "--listen" => {
-                let text = value()?;
-                options.listen = text
-                    .parse()
-                    .map_err(|_| format!("--listen {text:?} is not an IP:PORT address"))?;
-            }
-            "--pat" => pats.push(non_empty("--pat", value()?)?),
-            "--readonly-pat" => options
-                .config
-                .readonly_pats
-                .push(non_empty("--readonly-pat", value()?)?),
-            "--batch-size" => {
-                options.config.batch_size = number::<usize>("--batch-size", &value()?)?;
-                if options.config.batch_size == 0 {
-                    return Err("--batch-size must be at least 1".to_string());
-                }
-            }
-            "--rate" => {
-                let rate = number::<f64>("--rate", &value()?)?;
-                if !rate.is_finite() || rate < 0.0 {
-                    return Err("--rate must be a number of events per second >= 0".to_string());
-                }
-                options.rate = Some(rate);
-            }
-            "--rate-region" => {
-                let region = value()?;
-                if !REGIONS.contains(&region.as_str()) {
-                    return Err(format!(
-                        "--rate-region {region:?} is not one of {}",
-                        REGIONS.join(", ")
-                    ));
-                }
-                options.rate_region = region;
-            }
-            "--retry-wait-ms" => options.config.retry_waits = retry_waits(&value()?)?,
-            "--delivery-timeout-ms" => {
-                let ms = number::<u64>("--delivery-timeout-ms", &value()?)?;
-                options.config.delivery_timeout = Duration::from_millis(ms.max(1));
-            }
-            "--seed" => options.config.seed = number::<u64>("--seed", &value()?)?,
-            other => return Err(format!("unexpected argument {other:?}")),
+impl From<Cli> for Options {
+    fn from(cli: Cli) -> Options {
+        let defaults = SimConfig::default();
+        Options {
+            listen: cli.listen,
+            allow_remote: cli.allow_remote,
+            config: SimConfig {
+                pats: if cli.pats.is_empty() {
+                    defaults.pats
+                } else {
+                    cli.pats
+                },
+                readonly_pats: cli.readonly_pats,
+                batch_size: cli.batch_size,
+                retry_waits: cli.retry_waits.0,
+                delivery_timeout: Duration::from_millis(cli.delivery_timeout_ms.max(1)),
+                seed: cli.seed.unwrap_or(defaults.seed),
+                ..defaults
+            },
+            rate: cli.rate,
+            rate_region: cli.rate_region,
         }
     }
-    if !pats.is_empty() {
-        options.config.pats = pats;
-    }
-    Ok(Command::Run(Box::new(options)))
 }
 
-fn non_empty(flag: &str, value: String) -> Result<String, String> {
+/// A PAT value: not empty, no blanks.
+fn token(value: &str) -> Result<String, String> {
     if value.trim().is_empty() || value.contains(char::is_whitespace) {
-        return Err(format!("{flag} needs a token without blanks"));
+        return Err("needs a token without blanks".to_string());
     }
-    Ok(value)
+    Ok(value.to_string())
 }
 
-fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, String> {
+fn batch_size(text: &str) -> Result<usize, String> {
+    match number::<usize>(text)? {
+        0 => Err("must be at least 1".to_string()),
+        size => Ok(size),
+    }
+}
+
+fn rate(text: &str) -> Result<f64, String> {
+    let rate = number::<f64>(text)?;
+    if !rate.is_finite() || rate < 0.0 {
+        return Err("must be a number of events per second >= 0".to_string());
+    }
+    Ok(rate)
+}
+
+fn number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
     text.trim()
         .parse()
-        .map_err(|_| format!("{flag} {text:?} is not a valid number"))
+        .map_err(|_| format!("{text:?} is not a valid number"))
 }
 
 /// `MS` (doubled three times) or `MS,MS,...` (at most four).
-fn retry_waits(text: &str) -> Result<Vec<Duration>, String> {
+fn retry_waits(text: &str) -> Result<RetryWaits, String> {
     let values = text
         .split(',')
-        .map(|part| number::<u64>("--retry-wait-ms", part))
+        .map(number::<u64>)
         .collect::<Result<Vec<u64>, String>>()?;
     match values.as_slice() {
-        [one] => Ok((0..4)
-            .map(|i| Duration::from_millis(one.saturating_mul(1 << i)))
-            .collect()),
-        many if many.len() <= konnect_sim::MAX_RETRIES => {
-            Ok(many.iter().map(|ms| Duration::from_millis(*ms)).collect())
-        }
+        [one] => Ok(RetryWaits(
+            (0..4)
+                .map(|i| Duration::from_millis(one.saturating_mul(1 << i)))
+                .collect(),
+        )),
+        many if many.len() <= MAX_RETRIES => Ok(RetryWaits(
+            many.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+        )),
         _ => Err(format!(
-            "--retry-wait-ms takes one value or at most {} (Konnect retries at most {} times)",
-            konnect_sim::MAX_RETRIES,
-            konnect_sim::MAX_RETRIES
+            "takes one value or at most {MAX_RETRIES} (Konnect retries at most {MAX_RETRIES} times)"
         )),
     }
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
-        Ok(Command::Run(options)) => *options,
-        Ok(Command::Help) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Version) => {
-            println!("konnect-sim {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("konnect-sim: error: {message}\n\nRun 'konnect-sim --help' for usage.");
-            return ExitCode::from(2);
-        }
-    };
+    // Help and version exit 0, usage errors 2 (clap's codes).
+    let options = Options::from(Cli::parse());
     if !options.listen.ip().is_loopback() && !options.allow_remote {
         eprintln!(
             "konnect-sim: error: refusing to listen on {}: the emulator accepts a published PAT, so it only \
@@ -269,26 +272,38 @@ async fn run(options: Options) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
-    fn parse(args: &[&str]) -> Result<Options, String> {
-        match parse_args(args.iter().map(|a| a.to_string()))? {
-            Command::Run(options) => Ok(*options),
-            _ => Err("not a run".to_string()),
-        }
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        let argv = std::iter::once("konnect-sim").chain(args.iter().copied());
+        Cli::try_parse_from(argv).map(Options::from)
     }
 
     #[test]
-    fn defaults_are_loopback_and_the_demo_pat() {
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_are_loopback_the_demo_pat_and_the_library_defaults() {
         let options = parse(&[]).unwrap();
         assert_eq!(options.listen, SocketAddr::from(([127, 0, 0, 1], 0)));
         assert_eq!(options.config.pats, [konnect_sim::DEMO_PAT]);
         assert!(!options.allow_remote);
+        assert_eq!(options.rate, None);
+        assert_eq!(options.rate_region, "us");
+        let defaults = SimConfig::default();
+        assert_eq!(options.config.batch_size, defaults.batch_size);
+        assert_eq!(options.config.retry_waits, defaults.retry_waits);
+        assert_eq!(options.config.delivery_timeout, defaults.delivery_timeout);
+        assert_eq!(options.config.seed, defaults.seed);
     }
 
     #[test]
     fn flags_take_separate_or_inline_values() {
         let options = parse(&[
             "--listen=127.0.0.1:9",
+            "--allow-remote",
             "--pat",
             "kpat_a",
             "--pat=kpat_b",
@@ -302,11 +317,13 @@ mod tests {
             "eu",
             "--retry-wait-ms",
             "10",
+            "--delivery-timeout-ms=0",
             "--seed",
             "3",
         ])
         .unwrap();
         assert_eq!(options.listen.port(), 9);
+        assert!(options.allow_remote);
         assert_eq!(options.config.pats, ["kpat_a", "kpat_b"]);
         assert_eq!(options.config.readonly_pats, ["kpat_r"]);
         assert_eq!(options.config.batch_size, 7);
@@ -316,6 +333,7 @@ mod tests {
             options.config.retry_waits,
             [10, 20, 40, 80].map(Duration::from_millis)
         );
+        assert_eq!(options.config.delivery_timeout, Duration::from_millis(1));
         assert_eq!(options.config.seed, 3);
     }
 
@@ -323,7 +341,7 @@ mod tests {
     fn retry_waits_take_a_list_of_at_most_four() {
         assert_eq!(
             retry_waits("1,2,3").unwrap(),
-            [1, 2, 3].map(Duration::from_millis)
+            RetryWaits([1, 2, 3].map(Duration::from_millis).to_vec())
         );
         assert!(retry_waits("1,2,3,4,5").is_err());
         assert!(retry_waits("x").is_err());
@@ -336,11 +354,14 @@ mod tests {
             &["--listen"],
             &["--batch-size", "0"],
             &["--rate", "-1"],
+            &["--rate", "NaN"],
             &["--rate-region", "mars"],
             &["--pat", ""],
+            &["--pat", "a b"],
             &["--frobnicate"],
         ] {
-            assert!(parse(bad).is_err(), "{bad:?}");
+            let error = parse(bad).expect_err(&format!("{bad:?}"));
+            assert_eq!(error.exit_code(), 2, "{bad:?}: {error}");
         }
     }
 }

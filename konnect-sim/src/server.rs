@@ -22,9 +22,9 @@ use tokio_util::sync::CancellationToken;
 use crate::admin;
 use crate::api::{self, ApiRequest, ApiResponse};
 use crate::config::region_of_host;
+use crate::context::Context;
 use crate::fault::FaultAction;
 use crate::problem::{InvalidParameter, Problem};
-use crate::sim::Sim;
 use crate::snapshot::RequestLogEntry;
 use crate::time;
 
@@ -34,14 +34,14 @@ const BODY_LIMIT: usize = 1 << 20;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Accepts connections until `shutdown` is cancelled, then drains them.
-pub(crate) async fn serve(sim: Sim, listener: TcpListener, shutdown: CancellationToken) {
+pub(crate) async fn serve(ctx: Context, listener: TcpListener, shutdown: CancellationToken) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(serve_connection(sim.clone(), stream, shutdown.clone()));
+                    connections.spawn(serve_connection(ctx.clone(), stream, shutdown.clone()));
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off briefly.
@@ -66,9 +66,9 @@ pub(crate) async fn serve(sim: Sim, listener: TcpListener, shutdown: Cancellatio
     }
 }
 
-async fn serve_connection(sim: Sim, stream: TcpStream, shutdown: CancellationToken) {
+async fn serve_connection(ctx: Context, stream: TcpStream, shutdown: CancellationToken) {
     let _ = stream.set_nodelay(true);
-    let service = service_fn(move |request| handle(sim.clone(), request));
+    let service = service_fn(move |request| handle(ctx.clone(), request));
     let connection =
         hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
@@ -95,7 +95,7 @@ impl fmt::Display for DroppedByFault {
 impl std::error::Error for DroppedByFault {}
 
 async fn handle(
-    sim: Sim,
+    ctx: Context,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, DroppedByFault> {
     let method = request.method().clone();
@@ -112,8 +112,8 @@ async fn handle(
 
     if path == "/_sim" || path.starts_with("/_sim/") {
         let response = match read_body(request).await {
-            Ok(body) => admin::handle(&sim, &method, &path, region, &body).await,
-            Err(detail) => body_problem(&sim, detail),
+            Ok(body) => admin::handle(&ctx, &method, &path, region, &body).await,
+            Err(detail) => body_problem(&ctx, detail),
         };
         return Ok(into_hyper(response));
     }
@@ -127,19 +127,19 @@ async fn handle(
         status: 0,
         fault: None,
     };
-    let fault = sim.state().take_fault(method.as_str(), &path);
+    let fault = ctx.state().take_fault(method.as_str(), &path);
     if let Some(action) = fault {
         log.fault = Some(action.describe());
         match action {
             FaultAction::Drop => {
-                record(&sim, log);
+                record(&ctx, log);
                 return Err(DroppedByFault);
             }
             FaultAction::Status {
                 status,
                 retry_after,
             } => {
-                let trace = sim.state().trace();
+                let trace = ctx.state().trace();
                 let mut response = ApiResponse::problem(&Problem::new(
                     status,
                     trace,
@@ -149,14 +149,14 @@ async fn handle(
                     response = response.with_header(RETRY_AFTER.as_str(), seconds.to_string());
                 }
                 log.status = status;
-                record(&sim, log);
+                record(&ctx, log);
                 return Ok(into_hyper(response));
             }
             FaultAction::Problem { status, detail } => {
-                let trace = sim.state().trace();
+                let trace = ctx.state().trace();
                 let response = ApiResponse::problem(&Problem::new(status, trace, detail));
                 log.status = status;
-                record(&sim, log);
+                record(&ctx, log);
                 return Ok(into_hyper(response));
             }
             FaultAction::Delay(wait) => {
@@ -175,7 +175,7 @@ async fn handle(
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
     let response = match read_body(request).await {
         Ok(body) => api::handle(
-            &sim,
+            &ctx,
             &ApiRequest {
                 method,
                 path,
@@ -186,14 +186,14 @@ async fn handle(
                 body,
             },
         ),
-        Err(detail) => body_problem(&sim, detail),
+        Err(detail) => body_problem(&ctx, detail),
     };
     log.status = response.status;
-    record(&sim, log);
+    record(&ctx, log);
     Ok(into_hyper(response))
 }
 
-fn record(sim: &Sim, entry: RequestLogEntry) {
+fn record(ctx: &Context, entry: RequestLogEntry) {
     tracing::info!(
         method = %entry.method,
         path = %entry.path,
@@ -202,7 +202,7 @@ fn record(sim: &Sim, entry: RequestLogEntry) {
         fault = entry.fault.as_deref(),
         "api request"
     );
-    sim.state().log_request(entry);
+    ctx.state().log_request(entry);
 }
 
 /// The whole body, or why it could not be read.
@@ -219,8 +219,8 @@ async fn read_body(request: Request<Incoming>) -> Result<Bytes, &'static str> {
     }
 }
 
-fn body_problem(sim: &Sim, detail: &str) -> ApiResponse {
-    let trace = sim.state().trace();
+fn body_problem(ctx: &Context, detail: &str) -> ApiResponse {
+    let trace = ctx.state().trace();
     ApiResponse::problem(&Problem::bad_request(
         trace,
         detail,

@@ -2,13 +2,14 @@
 //! replay job per region, stored events, the delivery and request logs,
 //! tunnels and armed faults.
 //!
-//! Everything is plain data behind one mutex in [`crate::Sim`]; no lock is
-//! held across an `.await`. HTTP parsing and validation live in `api.rs`,
-//! delivery in `delivery.rs`.
+//! Everything is plain data behind one mutex ([`SharedState`]); no lock is
+//! held across an `.await`. HTTP parsing and validation live in `api/`,
+//! delivery in `delivery/`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -554,6 +555,22 @@ impl State {
                 .map(|(r, rate)| (r.to_string(), *rate))
                 .collect(),
         }
+    }
+}
+
+/// The state behind its lock, shared by the request handlers, the
+/// background deliveries and the [`crate::Sim`] handle.
+pub(crate) struct SharedState(Mutex<State>);
+
+impl SharedState {
+    pub fn new(state: State) -> SharedState {
+        SharedState(Mutex::new(state))
+    }
+
+    /// Locks the state, ignoring poisoning: a panicking test thread must not
+    /// wedge the emulator for the others.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -1,11 +1,14 @@
 //! Timestamps as Konnect writes them: RFC 3339 in UTC.
 //!
-//! Instants are kept as milliseconds since the Unix epoch ([`Millis`]).
-//! Formatting uses `humantime`; parsing is done here because `humantime`
-//! accepts only the `Z` form, while clients may send any RFC 3339 offset
-//! (`2025-05-16T02:28:01+02:00`).
+//! Instants are kept as milliseconds since the Unix epoch ([`Millis`]);
+//! `jiff` reads and writes them. Parsing checks the RFC 3339 layout first,
+//! because jiff also reads ISO 8601 and Temporal forms that the specs'
+//! `format: date-time` excludes.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::ops::Range;
+
+use jiff::Timestamp;
+use jiff::fmt::rfc2822::DateTimePrinter;
 
 /// Milliseconds since 1970-01-01T00:00:00Z.
 pub(crate) type Millis = i64;
@@ -19,29 +22,36 @@ pub(crate) const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// The current time.
 pub(crate) fn now() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as Millis)
-        .unwrap_or(0)
+    Timestamp::now().as_millisecond()
 }
 
-fn system_time(ms: Millis) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+/// The instant `ms`, or the nearest end of jiff's range (years -9999 to
+/// 9999) beyond it: only a saturated expiry gets there.
+fn timestamp(ms: Millis) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
 }
 
 /// `2025-05-16T00:28:01Z`, the form of `event_ts` in Konnect records.
 pub(crate) fn format_seconds(ms: Millis) -> String {
-    humantime::format_rfc3339_seconds(system_time(ms)).to_string()
+    format!("{:.0}", timestamp(ms))
 }
 
 /// `2025-05-16T00:28:01.123Z`, used for `created_at`, `updated_at` and logs.
 pub(crate) fn format_millis(ms: Millis) -> String {
-    humantime::format_rfc3339_millis(system_time(ms)).to_string()
+    format!("{:.3}", timestamp(ms))
 }
 
 /// `Wed, 25 Nov 2026 21:28:22 GMT`, the form of a cookie's `Expires`.
+/// Instants before 1970 are written as 1970 (RFC 9110 has no negative
+/// years; only expiries, which are in the future, are written).
 pub(crate) fn format_http_date(ms: Millis) -> String {
-    httpdate::fmt_http_date(system_time(ms))
+    DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&timestamp(ms.max(0)))
+        .expect("years 1970 to 9999 have an RFC 9110 form")
 }
 
 /// Seconds precision when that loses nothing, milliseconds otherwise.
@@ -53,114 +63,70 @@ pub(crate) fn format_exact(ms: Millis) -> String {
     }
 }
 
-/// Parses an RFC 3339 date-time (`YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`).
-/// Digits of the fraction beyond milliseconds are ignored.
+/// Parses an RFC 3339 date-time (`YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`,
+/// `T` and `Z` in either case). Digits of the fraction beyond milliseconds
+/// are ignored; a leap second (`:60`) is read as `:59`, as jiff does.
+///
+/// The layout is checked here: jiff would also take a space for the `T`,
+/// `+0200` or `+02`, a `,` before the fraction, a `[zone]` suffix, the basic
+/// format (`20250516T002801Z`), signed six-digit years and offsets of 24 or
+/// 25 hours, none of which is an RFC 3339 `date-time`.
 pub(crate) fn parse_rfc3339(text: &str) -> Option<Millis> {
     let b = text.as_bytes();
-    let number = |from: usize, to: usize| -> Option<i64> {
-        let digits = b.get(from..to)?;
-        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        Some(
-            digits
-                .iter()
-                .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')),
-        )
+    let digits = |range: Range<usize>| {
+        b.get(range)
+            .is_some_and(|d| !d.is_empty() && d.iter().all(u8::is_ascii_digit))
     };
-    let expect = |at: usize, allowed: &[u8]| b.get(at).is_some_and(|c| allowed.contains(c));
-
-    let year = number(0, 4)?;
-    let month = number(5, 7)?;
-    let day = number(8, 10)?;
-    let hour = number(11, 13)?;
-    let minute = number(14, 16)?;
-    let second = number(17, 19)?;
-    if !(expect(4, b"-")
-        && expect(7, b"-")
-        && expect(10, b"Tt")
-        && expect(13, b":")
-        && expect(16, b":"))
-    {
+    let is = |at: usize, allowed: &[u8]| b.get(at).is_some_and(|c| allowed.contains(c));
+    let layout = digits(0..4)
+        && is(4, b"-")
+        && digits(5..7)
+        && is(7, b"-")
+        && digits(8..10)
+        && is(10, b"Tt")
+        && digits(11..13)
+        && is(13, b":")
+        && digits(14..16)
+        && is(16, b":")
+        && digits(17..19);
+    if !layout {
         return None;
     }
-    let mut at = 19;
-    let mut millis = 0;
-    if expect(at, b".") {
-        let start = at + 1;
-        let mut end = start;
-        while b.get(end).is_some_and(u8::is_ascii_digit) {
-            end += 1;
-        }
-        if end == start {
+    let mut fraction = 19..19;
+    if is(19, b".") {
+        let end = 20 + b[20..].iter().take_while(|d| d.is_ascii_digit()).count();
+        if end == 20 {
             return None;
         }
-        for place in 0..3 {
-            millis = millis * 10
-                + b.get(start + place)
-                    .filter(|_| start + place < end)
-                    .map_or(0, |d| i64::from(d - b'0'));
-        }
-        at = end;
+        fraction = 20..end;
     }
-    let offset_minutes = match b.get(at)? {
-        b'Z' | b'z' => {
-            at += 1;
-            0
+    let offset = &text[fraction.end..];
+    let offset_ok = match offset.as_bytes() {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => {
+            let two = |tens: u8, ones: u8| {
+                (tens.is_ascii_digit() && ones.is_ascii_digit())
+                    .then(|| (tens - b'0') * 10 + (ones - b'0'))
+            };
+            two(*h1, *h2).is_some_and(|hours| hours <= 23)
+                && two(*m1, *m2).is_some_and(|minutes| minutes <= 59)
         }
-        sign @ (b'+' | b'-') => {
-            let hours = number(at + 1, at + 3)?;
-            let minutes = number(at + 4, at + 6)?;
-            if !expect(at + 3, b":") || hours > 23 || minutes > 59 {
-                return None;
-            }
-            at += 6;
-            let total = hours * 60 + minutes;
-            if *sign == b'-' { -total } else { total }
-        }
-        _ => return None,
+        _ => false,
     };
-    if at != b.len()
-        || !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
+    if !offset_ok {
         return None;
     }
-    // A leap second (:60) is read as the last millisecond-precise instant of
-    // its minute's end; Konnect never emits one.
-    let second = second.min(59);
-    let days = days_from_civil(year, month, day);
-    let seconds = ((days * 24 + hour) * 60 + minute) * 60 + second - offset_minutes * 60;
-    Some(seconds * 1000 + millis)
-}
-
-fn is_leap(year: i64) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = if year >= 0 { year } else { year - 399 } / 400;
-    let year_of_era = year - era * 400;
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+    // Only milliseconds are kept: the fraction is cut there, so that jiff
+    // (which reads at most nine digits) sees at most three.
+    let kept = if fraction.is_empty() {
+        19
+    } else {
+        fraction.end.min(fraction.start + 3)
+    };
+    let text = format!("{}{offset}", &text[..kept]);
+    text.parse::<Timestamp>()
+        .ok()
+        .map(Timestamp::as_millisecond)
 }
 
 #[cfg(test)]
@@ -229,11 +195,66 @@ mod tests {
             "2023-05-16T24:00:00Z",
             "2023-05-16T00:28:01.Z",
             "2023-05-16T00:28:01+0200",
+            "2023-05-16T00:28:01+02:60",
             "2023-05-16T00:28:01Zjunk",
             "+2023-05-16T00:28:01Z",
             "1684196881",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad:?}");
         }
+    }
+
+    /// Forms jiff reads (ISO 8601, Temporal) that are not RFC 3339: the
+    /// specs' `date-time` excludes them, and so do Konnect's 400s.
+    #[test]
+    fn rejects_iso8601_forms_that_jiff_would_read() {
+        for bad in [
+            "2023-05-16 00:28:01Z",
+            "2023-05-16T00:28:01+02",
+            "2023-05-16T00:28:01+0200",
+            "2023-05-16T00:28:01,5Z",
+            "2023-05-16T00:28:01Z[UTC]",
+            "2023-05-16T00:28:01+02:00[Europe/Paris]",
+            "20230516T002801Z",
+            "2023-05-16T00:28Z",
+            "+002023-05-16T00:28:01Z",
+            "2023-05-16T00:28:01+24:00",
+        ] {
+            assert!(
+                bad.parse::<Timestamp>().is_ok(),
+                "{bad:?} is a form jiff reads"
+            );
+            assert_eq!(parse_rfc3339(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn keeps_milliseconds_of_long_fractions_and_reads_a_leap_second_as_59() {
+        assert_eq!(
+            parse_rfc3339("2023-05-16T00:28:01.1934567891234Z"),
+            Some(1_684_196_881_193)
+        );
+        assert_eq!(parse_rfc3339("1969-12-31T23:59:59.9999Z"), Some(-1));
+        assert_eq!(
+            parse_rfc3339("2023-05-16T23:59:60Z"),
+            parse_rfc3339("2023-05-16T23:59:59Z")
+        );
+        assert_eq!(
+            parse_rfc3339("2023-05-16T00:28:01-00:00"),
+            Some(1_684_196_881_000)
+        );
+    }
+
+    #[test]
+    fn formats_cookie_expiry_as_an_http_date() {
+        assert_eq!(
+            format_http_date(1_795_642_102_000),
+            "Wed, 25 Nov 2026 21:28:22 GMT"
+        );
+        assert_eq!(format_http_date(-5), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            format_http_date(Millis::MAX),
+            "Thu, 30 Dec 9999 22:00:00 GMT"
+        );
     }
 }

@@ -124,7 +124,7 @@ fn usage_errors_exit_2_and_help_exits_0() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("--no-such-flag"));
     let help = Command::new(BINARY).arg("--help").output().unwrap();
     assert!(help.status.success());
-    assert!(String::from_utf8_lossy(&help.stdout).contains("--listen ADDR"));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--listen <ADDR>"));
 }
 
 /// `reqwest` here has no `json` feature; parse the body ourselves.

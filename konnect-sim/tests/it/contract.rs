@@ -12,7 +12,8 @@ use crate::common::{Answer, Api, Auth, Contract, Operation, Receiver, start_sim,
 const READONLY: &str = "kpat_readonly_contract_test_token_0000000000000000";
 
 fn rfc3339(time: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(time).to_string()
+    let time = jiff::Timestamp::try_from(time).expect("the clock is within jiff's range");
+    format!("{time:.0}")
 }
 
 /// The whole API surface, every documented status we can provoke, each

@@ -13,7 +13,8 @@ use crate::common::{Answer, Api, Auth, Receiver, start_sim, start_sim_with};
 const SENTINEL_ENDPOINT: &str = "unconfigured";
 
 fn rfc3339(time: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(time).to_string()
+    let time = jiff::Timestamp::try_from(time).expect("the clock is within jiff's range");
+    format!("{time:.0}")
 }
 
 fn invalid_fields(problem: &Value) -> Vec<(String, String)> {
@@ -675,6 +676,17 @@ async fn replay_jobs_redeliver_stored_events() {
             "start_at",
             "must be an RFC 3339 date-time",
         ),
+        (
+            // ISO 8601 allows a space for the `T`; RFC 3339's date-time does not.
+            json!({"start_at": hour_ago.replace('T', " "), "end_at": soon}),
+            "start_at",
+            "must be an RFC 3339 date-time",
+        ),
+        (
+            json!({"start_at": hour_ago, "end_at": soon.replace('Z', "+0000")}),
+            "end_at",
+            "must be an RFC 3339 date-time",
+        ),
         (json!({"end_at": soon}), "start_at", "is a required field"),
     ];
     for (body, field, reason) in cases {
@@ -688,9 +700,7 @@ async fn replay_jobs_redeliver_stored_events() {
         );
     }
     // Offsets other than Z are RFC 3339 too.
-    let offset = humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(60))
-        .to_string()
-        .replace('Z', "+00:00");
+    let offset = rfc3339(SystemTime::now() - Duration::from_secs(60)).replace('Z', "+00:00");
     assert_eq!(
         api.put(
             "/v3/audit-log-replay-job",

@@ -1,4 +1,4 @@
-//! Webhook delivery as Konnect documents it: one gzip POST per batch of
+//! One batch, delivered as Konnect documents it: one gzip POST per batch of
 //! newline-terminated records, with the destination's `Authorization` value,
 //! `Content-Type: text/plain` and `Content-Encoding: application/gzip`,
 //! retried on a connection error, 429 or 500 (at most 4 retries).
@@ -21,11 +21,11 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use url::{Host, Position, Url};
 
+use super::Deliveries;
 use crate::codec::gzip_lines;
 use crate::config::MAX_RETRIES;
-use crate::sim::Sim;
 use crate::snapshot::{Attempt, Delivery, DeliverySource};
-use crate::state::{LastAttempt, Target};
+use crate::state::{LastAttempt, SharedState, Target};
 use crate::time;
 
 /// Bytes of a receiver's answer kept for the status endpoint.
@@ -56,128 +56,137 @@ impl AttemptError {
     }
 }
 
-/// Sends one batch to `target`, with retries, and logs it in the state
-/// (unless the state was reset since `epoch`). Returns the finished delivery.
-pub(crate) async fn deliver_batch(
-    sim: &Sim,
-    region: &'static str,
-    source: DeliverySource,
-    target: &Target,
-    records: Vec<String>,
-    epoch: u64,
-    cancel: &CancellationToken,
-) -> Delivery {
-    let body = Bytes::from(gzip_lines(&records));
-    let mut delivery = Delivery {
-        id: 0,
-        region: region.to_string(),
-        source,
-        destination_id: target.destination_id.map(|id| id.to_string()),
-        endpoint: target.endpoint.clone(),
-        log_format: target.log_format.as_str().to_string(),
-        records,
-        attempts: Vec::new(),
-        finished: false,
-        delivered: false,
-        outcome: None,
-        started_at: time::format_millis(time::now()),
-    };
-    delivery.id = sim.state().begin_delivery(epoch, delivery.clone());
-    let config = sim.config();
-    let mut outcome = String::new();
-    for attempt_number in 0..=MAX_RETRIES {
-        if attempt_number > 0 {
-            let wait = config.retry_wait(attempt_number - 1);
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = cancel.cancelled() => {
-                    outcome = format!("cancelled after {attempt_number} attempts (reset or shutdown)");
-                    break;
+impl Deliveries {
+    /// Sends one batch to `target`, with retries, and logs it in the state
+    /// (unless the state was reset since `epoch`). Returns the finished delivery.
+    pub(super) async fn deliver_batch(
+        &self,
+        region: &'static str,
+        source: DeliverySource,
+        target: &Target,
+        records: Vec<String>,
+        epoch: u64,
+        cancel: &CancellationToken,
+    ) -> Delivery {
+        let state = &*self.inner.state;
+        let body = Bytes::from(gzip_lines(&records));
+        let mut delivery = Delivery {
+            id: 0,
+            region: region.to_string(),
+            source,
+            destination_id: target.destination_id.map(|id| id.to_string()),
+            endpoint: target.endpoint.clone(),
+            log_format: target.log_format.as_str().to_string(),
+            records,
+            attempts: Vec::new(),
+            finished: false,
+            delivered: false,
+            outcome: None,
+            started_at: time::format_millis(time::now()),
+        };
+        delivery.id = state.lock().begin_delivery(epoch, delivery.clone());
+        let config = &*self.inner.config;
+        let mut outcome = String::new();
+        for attempt_number in 0..=MAX_RETRIES {
+            if attempt_number > 0 {
+                let wait = config.retry_wait(attempt_number - 1);
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = cancel.cancelled() => {
+                        outcome = format!("cancelled after {attempt_number} attempts (reset or shutdown)");
+                        break;
+                    }
                 }
             }
-        }
-        let started = Instant::now();
-        let at = time::now();
-        let result = match tokio::time::timeout(
-            config.delivery_timeout,
-            post_once(sim, target, body.clone()),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => Err(AttemptError::connection(format!(
-                "no answer within {} ms",
-                config.delivery_timeout.as_millis()
-            ))),
-        };
-        let duration_ms = started.elapsed().as_millis() as u64;
-        let (attempt, message, retry, delivered) = match result {
-            Ok((status, excerpt)) => {
-                let delivered = (200..300).contains(&status);
-                let retry = status == 429 || status == 500;
-                let attempt = Attempt {
-                    at: time::format_millis(at),
-                    status: Some(status),
-                    error: None,
-                    duration_ms,
-                };
-                (attempt, excerpt, retry, delivered)
-            }
-            Err(error) => {
-                let attempt = Attempt {
-                    at: time::format_millis(at),
-                    status: None,
-                    error: Some(error.message.clone()),
-                    duration_ms,
-                };
-                (attempt, error.message, error.retryable, false)
-            }
-        };
-        tracing::info!(
-            region,
-            delivery = delivery.id,
-            attempt = attempt_number + 1,
-            endpoint = %redact_userinfo(&target.endpoint),
-            status = attempt.status,
-            error = attempt.error.as_deref(),
-            records = delivery.records.len(),
-            "delivery attempt"
-        );
-        let last = LastAttempt {
-            at,
-            status: attempt.status,
-            message,
-            failing: !delivered,
-        };
-        sim.state()
-            .record_attempt(epoch, region, delivery.id, &attempt, last);
-        let status = attempt.status;
-        delivery.attempts.push(attempt);
-        if delivered {
-            delivery.delivered = true;
-            outcome = format!("delivered: status {}", status.unwrap_or_default());
-            break;
-        }
-        if !retry {
-            outcome = match status {
-                Some(status) => format!("failed: status {status} is not retried"),
-                None => "failed: error is not retried".to_string(),
+            let started = Instant::now();
+            let at = time::now();
+            let result = match tokio::time::timeout(
+                config.delivery_timeout,
+                post_once(state, target, body.clone()),
+            )
+            .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(AttemptError::connection(format!(
+                    "no answer within {} ms",
+                    config.delivery_timeout.as_millis()
+                ))),
             };
-            break;
+            let duration_ms = started.elapsed().as_millis() as u64;
+            let (attempt, message, retry, delivered) = match result {
+                Ok((status, excerpt)) => {
+                    let delivered = (200..300).contains(&status);
+                    let retry = status == 429 || status == 500;
+                    let attempt = Attempt {
+                        at: time::format_millis(at),
+                        status: Some(status),
+                        error: None,
+                        duration_ms,
+                    };
+                    (attempt, excerpt, retry, delivered)
+                }
+                Err(error) => {
+                    let attempt = Attempt {
+                        at: time::format_millis(at),
+                        status: None,
+                        error: Some(error.message.clone()),
+                        duration_ms,
+                    };
+                    (attempt, error.message, error.retryable, false)
+                }
+            };
+            tracing::info!(
+                region,
+                delivery = delivery.id,
+                attempt = attempt_number + 1,
+                endpoint = %redact_userinfo(&target.endpoint),
+                status = attempt.status,
+                error = attempt.error.as_deref(),
+                records = delivery.records.len(),
+                "delivery attempt"
+            );
+            let last = LastAttempt {
+                at,
+                status: attempt.status,
+                message,
+                failing: !delivered,
+            };
+            state
+                .lock()
+                .record_attempt(epoch, region, delivery.id, &attempt, last);
+            let status = attempt.status;
+            delivery.attempts.push(attempt);
+            if delivered {
+                delivery.delivered = true;
+                outcome = format!("delivered: status {}", status.unwrap_or_default());
+                break;
+            }
+            if !retry {
+                outcome = match status {
+                    Some(status) => format!("failed: status {status} is not retried"),
+                    None => "failed: error is not retried".to_string(),
+                };
+                break;
+            }
+            if attempt_number == MAX_RETRIES {
+                outcome = format!("failed: gave up after {} attempts", MAX_RETRIES + 1);
+            }
         }
-        if attempt_number == MAX_RETRIES {
-            outcome = format!("failed: gave up after {} attempts", MAX_RETRIES + 1);
-        }
+        delivery.finished = true;
+        delivery.outcome = Some(outcome.clone());
+        state
+            .lock()
+            .finish_delivery(epoch, delivery.id, delivery.delivered, &outcome);
+        delivery
     }
-    delivery.finished = true;
-    delivery.outcome = Some(outcome.clone());
-    sim.state()
-        .finish_delivery(epoch, delivery.id, delivery.delivered, &outcome);
-    delivery
 }
 
 /// One POST; the status and the start of the answer's body.
-async fn post_once(sim: &Sim, target: &Target, body: Bytes) -> Result<(u16, String), AttemptError> {
+async fn post_once(
+    state: &SharedState,
+    target: &Target,
+    body: Bytes,
+) -> Result<(u16, String), AttemptError> {
     let url = Url::parse(&target.endpoint)
         .map_err(|e| AttemptError::fatal(format!("endpoint is not a URL: {e}")))?;
     let host = url
@@ -188,7 +197,11 @@ async fn post_once(sim: &Sim, target: &Target, body: Bytes) -> Result<(u16, Stri
         None => host.to_string(),
     };
     let path_and_query = &url[Position::BeforePath..Position::AfterQuery];
-    let tunnel = sim.state().tunnels.get(&host.to_ascii_lowercase()).copied();
+    let tunnel = state
+        .lock()
+        .tunnels
+        .get(&host.to_ascii_lowercase())
+        .copied();
     let stream = match tunnel {
         Some(local) => TcpStream::connect(local).await.map_err(|e| {
             AttemptError::connection(format!("tunnel {host} -> {local}: connect: {e}"))
@@ -280,7 +293,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// The URL without `user:password@`, for logs.
-pub(crate) fn redact_userinfo(endpoint: &str) -> String {
+fn redact_userinfo(endpoint: &str) -> String {
     match Url::parse(endpoint) {
         Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
             let _ = url.set_username("");
