@@ -42,6 +42,9 @@ const CLEANUP_DEADLINE: Duration = Duration::from_secs(60);
 const CREATE_GRACE: Duration = Duration::from_secs(5);
 /// How often listener.json's counters are refreshed.
 const STATE_REFRESH: Duration = Duration::from_secs(2);
+/// Test only, not for users: overrides `STATE_REFRESH` (e.g. `1ms`) so a
+/// test can stop a listener while a refresh is being written.
+const STATE_REFRESH_ENV: &str = "KONGCTL_TEST_STATE_REFRESH";
 
 /// What a started listener tells whoever waits for it (the `--detach`
 /// parent).
@@ -217,6 +220,15 @@ fn client_options_from_env() -> ClientOptions {
         o.connect_timeout = o.connect_timeout.min(t);
     }
     o
+}
+
+/// `STATE_REFRESH`, or the test-only override in `STATE_REFRESH_ENV`.
+fn state_refresh_interval() -> Duration {
+    std::env::var(STATE_REFRESH_ENV)
+        .ok()
+        .and_then(|v| humantime::parse_duration(v.trim()).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(STATE_REFRESH)
 }
 
 /// The accept backlog asked for; the kernel caps it at
@@ -772,10 +784,11 @@ impl Run {
             let store = store.clone();
             let path = self.paths.listener_file.clone();
             let mut s = listener_state.clone();
+            let every = state_refresh_interval();
             tokio::spawn(async move {
                 let mut last = (0, 0);
                 loop {
-                    tokio::time::sleep(STATE_REFRESH).await;
+                    tokio::time::sleep(every).await;
                     let stats = store.stats();
                     if (stats.records, stats.requests) != last {
                         last = (stats.records, stats.requests);
@@ -820,7 +833,10 @@ impl Run {
                 }
             }
         }
+        // A refresh may be mid-write (on another worker thread); wait for it
+        // to end, so the final write below is the last one.
         refresher.abort();
+        let _ = refresher.await;
         let stats = store.stats();
         store.close();
         if let Some(f) = follower {
