@@ -101,13 +101,10 @@ fn listen_command(settings: Settings, cmd: ListenCommand, verb: &str) -> Result<
 /// Points stderr at the log file (a detached child has no terminal), so
 /// that anything written there, a panic included, is kept.
 fn redirect_stderr_to(log_file: &std::path::Path) {
-    use std::os::fd::AsRawFd;
     if let Ok(f) = fsutil::open_private_append(log_file) {
-        // SAFETY: dup2 onto fd 2 replaces stderr atomically; `f` stays
-        // valid for the duration of the call.
-        unsafe {
-            libc::dup2(f.as_raw_fd(), 2);
-        }
+        // dup2 onto fd 2 replaces stderr atomically; `f` is closed after,
+        // fd 2 keeps the file open. On failure stderr stays what it was.
+        let _ = nix::unistd::dup2_stderr(&f);
     }
 }
 

@@ -1,0 +1,197 @@
+//! Serving (SPEC §3 step 8 onwards): the HTTP listener (`crate::listener`)
+//! and, for `tail`, the record follower (`crate::tail`) run until a stop
+//! request, a listener failure or (tail) a closed stdout; then the listener
+//! drains and the follower prints every acknowledged record. This module
+//! also owns `listener.json`'s content: its first version (written by
+//! `run` in startup step 7), its counters refreshed while serving, and its
+//! final `running: false` write.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::Run;
+use super::state::{self, ListenerState};
+use crate::listener::{EventStore, ListenerSettings};
+
+/// How often listener.json's counters are refreshed.
+const STATE_REFRESH: Duration = Duration::from_secs(2);
+/// Test only, not for users: overrides `STATE_REFRESH` (e.g. `1ms`) so a
+/// test can stop a listener while a refresh is being written.
+const STATE_REFRESH_ENV: &str = "KONGCTL_TEST_STATE_REFRESH";
+
+/// `STATE_REFRESH`, or the test-only override in `STATE_REFRESH_ENV`.
+fn state_refresh_interval() -> Duration {
+    std::env::var(STATE_REFRESH_ENV)
+        .ok()
+        .and_then(|v| humantime::parse_duration(v.trim()).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(STATE_REFRESH)
+}
+
+/// Why serving ended.
+pub(super) enum StopReason {
+    Signal,
+    StdoutClosed,
+    ListenerFailed(String),
+}
+
+impl Run {
+    /// `listener.json` as startup writes it (SPEC §3 step 7): serving, no
+    /// records yet.
+    pub(super) fn first_listener_state(
+        &self,
+        bound: SocketAddr,
+        local_endpoint: &str,
+    ) -> ListenerState {
+        let started_at = state::now_rfc3339();
+        ListenerState {
+            started_at: started_at.clone(),
+            profile: self.settings.profile.clone(),
+            listen_address: bound.to_string(),
+            listen_path: self.opts.path.clone(),
+            local_endpoint: local_endpoint.to_string(),
+            public_url: self.opts.public_url.clone(),
+            events_file: self.paths.events_file.display().to_string(),
+            pid: std::process::id(),
+            running: true,
+            records_received: 0,
+            requests_received: 0,
+            last_event_at: None,
+            updated_at: Some(started_at),
+            stopped_at: None,
+        }
+    }
+
+    /// Serves until a signal, a listener failure or (tail) a closed stdout.
+    pub(super) async fn serve(
+        &self,
+        listener: TcpListener,
+        store: EventStore,
+        mut listener_state: ListenerState,
+    ) -> StopReason {
+        // Tail from here: taken before the server starts, so no record
+        // acknowledged by this run is missed.
+        let committed = store.committed();
+        let tail_start = *committed.borrow();
+        let shutdown = CancellationToken::new();
+        let settings = ListenerSettings::new(
+            self.opts.path.clone(),
+            self.opts.authorization.expose().to_string(),
+            self.opts.max_body_bytes,
+        );
+        let mut server = tokio::spawn(crate::listener::serve(
+            listener,
+            settings,
+            store.clone(),
+            shutdown.clone(),
+        ));
+
+        let stdout_closed = CancellationToken::new();
+        let follower = if self.opts.tail {
+            let filter = self.opts.jq.as_deref().map(|expr| {
+                crate::tail::JqFilter::compile(expr).expect("the filter compiled during validation")
+            });
+            let path = self.paths.events_file.clone();
+            let closed = stdout_closed.clone();
+            Some(tokio::spawn(async move {
+                let end = crate::tail::run(path, tail_start, committed, filter).await;
+                if matches!(
+                    end,
+                    Ok(crate::tail::TailEnd {
+                        stdout_closed: true
+                    })
+                ) {
+                    closed.cancel();
+                }
+                end
+            }))
+        } else {
+            None
+        };
+
+        let refresher = {
+            let store = store.clone();
+            let path = self.paths.listener_file.clone();
+            let mut s = listener_state.clone();
+            let every = state_refresh_interval();
+            tokio::spawn(async move {
+                let mut last = (0, 0);
+                loop {
+                    tokio::time::sleep(every).await;
+                    let stats = store.stats();
+                    if (stats.records, stats.requests) != last {
+                        last = (stats.records, stats.requests);
+                        apply_stats(&mut s, &stats);
+                        if let Err(e) = state::write_json(&path, &s) {
+                            tracing::warn!(error = %e, "failed to refresh listener state file");
+                        }
+                    }
+                }
+            })
+        };
+
+        let reason = tokio::select! {
+            _ = self.signals.stop.cancelled() => StopReason::Signal,
+            _ = stdout_closed.cancelled() => StopReason::StdoutClosed,
+            r = &mut server => StopReason::ListenerFailed(match r {
+                Ok(Ok(_)) => "listener stopped unexpectedly".to_string(),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => format!("listener task failed: {e}"),
+            }),
+        };
+        match &reason {
+            StopReason::Signal => tracing::info!("stopping: signal received"),
+            StopReason::StdoutClosed => tracing::info!("stopping: stdout closed"),
+            StopReason::ListenerFailed(e) => {
+                tracing::error!(error = %e, "stopping: listener failed")
+            }
+        }
+
+        // Stop accepting and drain in-flight requests (bounded inside
+        // serve), then close the store so the follower sees the final
+        // committed offset and prints every acknowledged record.
+        shutdown.cancel();
+        if !server.is_finished() {
+            match tokio::time::timeout(Duration::from_secs(10), &mut server).await {
+                Ok(Ok(Ok(report))) => tracing::info!(?report, "listener drained"),
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "listener ended with an error"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "listener task failed"),
+                Err(_) => {
+                    tracing::warn!("listener did not drain in time");
+                    server.abort();
+                }
+            }
+        }
+        // A refresh may be mid-write (on another worker thread); wait for it
+        // to end, so the final write below is the last one.
+        refresher.abort();
+        let _ = refresher.await;
+        let stats = store.stats();
+        store.close();
+        if let Some(f) = follower {
+            match tokio::time::timeout(Duration::from_secs(10), f).await {
+                Ok(Ok(Ok(end))) => tracing::debug!(?end, "tail finished"),
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "tail failed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "tail task failed"),
+                Err(_) => tracing::warn!("tail did not finish printing in time"),
+            }
+        }
+        apply_stats(&mut listener_state, &stats);
+        listener_state.running = false;
+        listener_state.stopped_at = Some(state::now_rfc3339());
+        if let Err(e) = state::write_json(&self.paths.listener_file, &listener_state) {
+            tracing::warn!(error = %e, "failed to write final listener state");
+        }
+        reason
+    }
+}
+
+fn apply_stats(s: &mut ListenerState, stats: &crate::listener::StoreStats) {
+    s.records_received = stats.records;
+    s.requests_received = stats.requests;
+    s.last_event_at = stats.last_event.map(state::rfc3339);
+    s.updated_at = Some(state::now_rfc3339());
+}

@@ -1,0 +1,62 @@
+//! Stop requests: SIGINT, SIGTERM and SIGHUP. The first asks the listener
+//! to stop (startup is undone, or serving ends and cleanup runs); a second
+//! one abandons the cleanup (SPEC §8). What stopping does is left to
+//! `startup` and `finish`.
+
+use tokio_util::sync::CancellationToken;
+
+use crate::error::CliError;
+
+/// Signals: the first SIGINT/SIGTERM/SIGHUP asks to stop, a second one
+/// aborts cleanup.
+#[derive(Clone)]
+pub(super) struct Signals {
+    pub(super) stop: CancellationToken,
+    pub(super) abort: CancellationToken,
+}
+
+impl Signals {
+    pub(super) fn install() -> Result<Signals, CliError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let stop = CancellationToken::new();
+        let abort = CancellationToken::new();
+        let mut streams = Vec::new();
+        for kind in [
+            SignalKind::interrupt(),
+            SignalKind::terminate(),
+            SignalKind::hangup(),
+        ] {
+            streams.push(
+                signal(kind).map_err(|e| {
+                    CliError::new(format!("failed to install signal handlers: {e}"))
+                })?,
+            );
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        for mut s in streams {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while s.recv().await.is_some() {
+                    if tx.send(()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let (s, a) = (stop.clone(), abort.clone());
+        tokio::spawn(async move {
+            let mut count = 0;
+            while rx.recv().await.is_some() {
+                count += 1;
+                if count == 1 {
+                    tracing::info!("stop requested");
+                    s.cancel();
+                } else {
+                    tracing::warn!("second stop request: abandoning cleanup");
+                    a.cancel();
+                }
+            }
+        });
+        Ok(Signals { stop, abort })
+    }
+}

@@ -1,0 +1,256 @@
+//! Startup against Konnect (SPEC §3 steps 4–6, after the local steps in
+//! `run`): finish an earlier listener's cleanup (`reclaim`), check the
+//! regional webhook is unconfigured, check the destination name is unused,
+//! create the destination and attach the webhook, recording each step in
+//! `destination.json`. The whole of it races the first stop request (a
+//! destination create already sent gets a grace period to answer), and a
+//! failed or interrupted startup is undone here, with the release `finish`
+//! owns.
+
+use std::time::Duration;
+
+use super::Run;
+use super::finish::Released;
+use super::state::{self, CleanupStatus, DestinationState};
+use crate::error::{CliError, exit_code};
+use crate::konnect::client::redact_url;
+use crate::konnect::{KonnectError, NewDestination};
+
+/// After a stop request during startup, how long a destination create
+/// already sent may take to answer: Konnect acts on a create it received
+/// even if we stop waiting, and a destination we never hear of cannot be
+/// undone.
+const CREATE_GRACE: Duration = Duration::from_secs(5);
+
+impl Run {
+    /// Steps 4–6 of startup, raced against the first stop request; a
+    /// failed or interrupted startup is undone before its error returns.
+    pub(super) async fn start(&self) -> Result<(), CliError> {
+        // Setup, raced against the first signal. On interrupt the in-flight
+        // request is abandoned, except a destination create, which gets a
+        // grace period to answer; `Progress` says what may exist.
+        let outcome = {
+            let mut setup = std::pin::pin!(self.setup());
+            let mut outcome = tokio::select! {
+                r = &mut setup => Some(r),
+                _ = self.signals.stop.cancelled() => None,
+            };
+            if outcome.is_none() && self.create_in_flight() {
+                eprintln!(
+                    "Waiting up to {}s for Konnect to answer the destination create, so that it can be undone (Ctrl+C again to stop now)",
+                    CREATE_GRACE.as_secs()
+                );
+                outcome = tokio::select! {
+                    r = &mut setup => Some(r),
+                    _ = tokio::time::sleep(CREATE_GRACE) => None,
+                    _ = self.signals.abort.cancelled() => None,
+                };
+            }
+            outcome
+        };
+        match outcome {
+            Some(Ok(())) if !self.signals.stop.is_cancelled() => {}
+            Some(Err(err)) if !self.signals.stop.is_cancelled() => {
+                return Err(self.undo_after_failed_setup(err).await);
+            }
+            _ => {
+                let err =
+                    CliError::new("interrupted during startup").with_code(exit_code::INTERRUPTED);
+                let err = self.undo_after_failed_setup(err).await;
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    /// A destination create was sent and has not answered yet.
+    fn create_in_flight(&self) -> bool {
+        let p = self.progress.lock().expect("progress lock poisoned");
+        p.create_sent && p.destination.is_none()
+    }
+
+    pub(super) fn destination_id(&self) -> Option<String> {
+        let p = self.progress.lock().expect("progress lock poisoned");
+        p.destination.as_ref().map(|d| d.id.clone())
+    }
+
+    /// Steps 4–7 of startup.
+    async fn setup(&self) -> Result<(), CliError> {
+        let opts = &self.opts;
+        self.reclaim().await?;
+
+        if opts.configure_webhook {
+            let hook = self
+                .audit
+                .webhook()
+                .await
+                .map_err(|e| step_error("read regional audit-log webhook", e))?;
+            if !hook.is_unconfigured() {
+                return Err(CliError::new(format!(
+                    "regional audit-log webhook is already configured (enabled={} endpoint={:?}); expected enabled=false and endpoint=\"unconfigured\"",
+                    hook.enabled, hook.endpoint
+                ))
+                .with_hint(format!(
+                    "another listener or integration uses the {} webhook; stop it (kongctl ps) or clear the webhook in Konnect, or use --configure-webhook=false",
+                    self.settings.region
+                )));
+            }
+        }
+
+        let taken = self
+            .audit
+            .destinations_named(&opts.name)
+            .await
+            .map_err(|e| step_error("list audit-log destinations", e))?;
+        if !taken.is_empty() {
+            return Err(
+                CliError::new(format!("destination name {:?} already exists", opts.name))
+                    .with_hint("choose another --name, or delete the old destination in Konnect"),
+            );
+        }
+
+        {
+            let mut p = self.progress.lock().expect("progress lock poisoned");
+            p.name = Some(opts.name.clone());
+            p.create_sent = true;
+        }
+        // Recorded before the request: if this process dies between
+        // Konnect creating the destination and the record of its id below,
+        // the next start finds it by name (reclaim).
+        self.write_destination_state(false, CleanupStatus::Active, None)?;
+        let destination = self
+            .audit
+            .create_destination(&NewDestination {
+                name: &opts.name,
+                endpoint: opts.endpoint.as_str(),
+                log_format: opts.log_format.as_str(),
+                skip_ssl_verification: opts.skip_ssl_verification,
+                authorization: opts.authorization.expose(),
+            })
+            .await
+            .map_err(|e| step_error("create audit-log destination", e))?;
+        tracing::info!(destination_id = %destination.id, name = %destination.name, "created audit-log destination");
+        self.progress
+            .lock()
+            .expect("progress lock poisoned")
+            .destination = Some(destination.clone());
+        self.write_destination_state(false, CleanupStatus::Active, None)?;
+        if self.signals.stop.is_cancelled() {
+            // Interrupted while the create was answering: stop here.
+            return Err(CliError::new("interrupted during startup"));
+        }
+
+        if opts.configure_webhook {
+            self.progress
+                .lock()
+                .expect("progress lock poisoned")
+                .attach_sent = true;
+            self.audit
+                .attach_webhook(&destination.id)
+                .await
+                .map_err(|e| step_error("configure regional audit-log webhook", e))?;
+            self.progress
+                .lock()
+                .expect("progress lock poisoned")
+                .webhook_attached = true;
+            tracing::info!(destination_id = %destination.id, region = %self.settings.region, "attached regional audit-log webhook");
+            self.write_destination_state(true, CleanupStatus::Active, None)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn write_destination_state(
+        &self,
+        webhook_configured: bool,
+        status: CleanupStatus,
+        cleanup_error: Option<String>,
+    ) -> Result<(), CliError> {
+        let p = self
+            .progress
+            .lock()
+            .expect("progress lock poisoned")
+            .clone();
+        // Before the create request's answer, the name is all there is.
+        let (id, name) = match (&p.destination, &p.name) {
+            (Some(d), _) => (Some(d.id.clone()), d.name.clone()),
+            (None, Some(name)) if p.create_sent => (None, name.clone()),
+            (None, _) => return Ok(()),
+        };
+        let previous: Option<DestinationState> = state::read_json(&self.paths.destination_file)
+            .ok()
+            .flatten();
+        let created_at = previous
+            .filter(|s| id.is_some() && s.destination_id == id)
+            .map(|s| s.created_at)
+            .unwrap_or_else(state::now_rfc3339);
+        let s = DestinationState {
+            created_at,
+            profile: self.settings.profile.clone(),
+            destination_id: id,
+            destination_name: name,
+            destination_endpoint: redact_url(&self.opts.endpoint),
+            log_format: Some(self.opts.log_format.as_str().to_string()),
+            skip_ssl_verification: self.opts.skip_ssl_verification,
+            authorization_configured: true,
+            webhook_configured,
+            region: self.settings.region.clone(),
+            events_file: self.paths.events_file.display().to_string(),
+            destination_state_file: self.paths.destination_file.display().to_string(),
+            pid: std::process::id(),
+            deleted_at: (status == CleanupStatus::Deleted).then(state::now_rfc3339),
+            status,
+            cleanup_error,
+        };
+        state::write_json(&self.paths.destination_file, &s).map_err(|e| {
+            CliError::new(format!(
+                "failed to write destination state file {}: {e}",
+                self.paths.destination_file.display()
+            ))
+        })
+    }
+
+    /// Undoes a failed or interrupted startup, then returns `err` (extended
+    /// with what could not be undone).
+    pub(super) async fn undo_after_failed_setup(&self, err: CliError) -> CliError {
+        {
+            let p = self.progress.lock().expect("progress lock poisoned");
+            if !p.create_sent && !p.attach_sent {
+                return err;
+            }
+        }
+        match self.release_all().await {
+            Released::Done(report) => {
+                tracing::info!(?report, "undid partial startup");
+                err
+            }
+            Released::Failed(e) => {
+                let mut out = err;
+                out.message = format!("{}\ncleanup error: {e}", out.message);
+                out.hint = Some(self.leftover_hint(&e.left));
+                out
+            }
+            Released::Interrupted(left) => {
+                let mut out = err.with_code(exit_code::INTERRUPTED);
+                out.hint = Some(format!(
+                    "cleanup interrupted: {}",
+                    self.leftover_hint(&left)
+                ));
+                out
+            }
+        }
+    }
+}
+
+/// `Error: <step>: <why>`: which startup step failed and why.
+fn step_error(step: &str, e: KonnectError) -> CliError {
+    let err = CliError::new(format!("{step}: {e}"));
+    match e.status().map(|s| s.as_u16()) {
+        Some(401) => err.with_hint(
+            "Konnect rejected the access token: check --pat / KONGCTL_<PROFILE>_KONNECT_PAT (or, without a PAT, log in again with the original kongctl login)",
+        ),
+        Some(403) => err.with_hint(
+            "the access token lacks permission for audit logs: an organisation admin token is needed",
+        ),
+        _ => err,
+    }
+}
