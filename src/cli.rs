@@ -114,6 +114,20 @@ pub enum OutputFormat {
     Text,
     Json,
     Yaml,
+    /// One JSON value per line (audit-log queries only).
+    Jsonl,
+}
+
+impl OutputFormat {
+    /// The query engine's format.
+    pub fn query_format(self) -> crate::output::Format {
+        match self {
+            OutputFormat::Text => crate::output::Format::Text,
+            OutputFormat::Json => crate::output::Format::Json,
+            OutputFormat::Yaml => crate::output::Format::Yaml,
+            OutputFormat::Jsonl => crate::output::Format::Jsonl,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

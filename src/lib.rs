@@ -19,7 +19,10 @@ pub mod konnect;
 pub mod listen;
 pub mod listener;
 pub mod logging;
+pub mod output;
 pub mod ps;
+pub mod query;
+pub mod record;
 pub mod tail;
 
 use cli::{Cli, Command, ListenCommand};
@@ -113,6 +116,12 @@ fn redirect_stderr_to(log_file: &std::path::Path) {
 
 fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> {
     use cli::{OutputFormat, PsAction};
+    if settings.output == OutputFormat::Jsonl {
+        return Err(CliError::usage(
+            "invalid output format \"jsonl\": ps supports text, json or yaml",
+            "kongctl ps",
+        ));
+    }
     let dir = settings.processes_dir();
     let width = ps::terminal_width();
     match cmd.action {
@@ -141,6 +150,7 @@ fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> 
                     },
                     OutputFormat::Json => ps::list::render_json(&listed),
                     OutputFormat::Yaml => ps::list::render_yaml(&listed),
+                    OutputFormat::Jsonl => unreachable!("jsonl is refused above"),
                 }
             );
             Ok(())
@@ -180,6 +190,7 @@ fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> 
                     },
                     OutputFormat::Json => ps::stop::render_json(&results),
                     OutputFormat::Yaml => ps::stop::render_yaml(&results),
+                    OutputFormat::Jsonl => unreachable!("jsonl is refused above"),
                 }
             );
             match ps::stop::failures(&results) {
