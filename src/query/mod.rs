@@ -185,6 +185,13 @@ impl<O: Output> Pipeline<O> {
         }
     }
 
+    /// Notes that matching records were left out before reaching the
+    /// pipeline (a source that applied the limit itself, as
+    /// [`crate::source::order::TimeOrder`] does).
+    pub fn mark_truncated(&mut self) {
+        self.truncated = true;
+    }
+
     /// Tells the output that the source has caught up (a follower between
     /// polls): rows are flushed.
     pub fn caught_up(&mut self) -> io::Result<()> {
