@@ -138,7 +138,7 @@ pub enum Command {
     /// region's audit-log webhook at it, and listens locally for the batches
     /// Konnect delivers. Ctrl+C removes the webhook and the destination.
     #[command(visible_alias = "lsn")]
-    Listen(ListenCommand),
+    Listen(Box<ListenCommand>),
 
     /// Follow Konnect organization audit logs.
     ///
@@ -148,11 +148,11 @@ pub enum Command {
     /// listener of `listen`, printing every record as it is stored (also
     /// `tail audit-logs listener`). With `--stored`: the last `-n` records
     /// this profile stored, then each new one as a listener stores it.
-    Tail(TailCommand),
+    Tail(Box<TailCommand>),
 
     /// Read Konnect audit logs: pull them, query stored events, or inspect
     /// the region's audit-log setup.
-    Get(GetCommand),
+    Get(Box<GetCommand>),
 
     /// List detached listeners (`listen --detach`), or stop them.
     Ps(PsCommand),

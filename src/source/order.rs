@@ -179,6 +179,6 @@ mod tests {
             order(Limit::Last(3)),
             (vec!["b2".into(), "c".into(), "d".into()], true)
         );
-        assert_eq!(order(Limit::First(9)).1, false);
+        assert!(!order(Limit::First(9)).1);
     }
 }
