@@ -114,6 +114,20 @@ pub enum OutputFormat {
     Text,
     Json,
     Yaml,
+    /// One JSON value per line (audit-log queries only).
+    Jsonl,
+}
+
+impl OutputFormat {
+    /// The query engine's format.
+    pub fn query_format(self) -> crate::output::Format {
+        match self {
+            OutputFormat::Text => crate::output::Format::Text,
+            OutputFormat::Json => crate::output::Format::Json,
+            OutputFormat::Yaml => crate::output::Format::Yaml,
+            OutputFormat::Jsonl => crate::output::Format::Jsonl,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,13 +138,21 @@ pub enum Command {
     /// region's audit-log webhook at it, and listens locally for the batches
     /// Konnect delivers. Ctrl+C removes the webhook and the destination.
     #[command(visible_alias = "lsn")]
-    Listen(ListenCommand),
+    Listen(Box<ListenCommand>),
 
-    /// Like `listen`, and print every record to stdout as it is stored.
+    /// Follow Konnect organization audit logs.
     ///
-    /// With `--jq`, each record is parsed as JSON and filtered; lifecycle
-    /// messages go to the log file, so stdout carries records only.
-    Tail(ListenCommand),
+    /// With neither `--endpoint` nor `--public-url`: follow the audit-log
+    /// pull API (a five-minute catch-up, then a poll every
+    /// `--poll-interval`); no tunnel needed. With either: the webhook
+    /// listener of `listen`, printing every record as it is stored (also
+    /// `tail audit-logs listener`). With `--stored`: the last `-n` records
+    /// this profile stored, then each new one as a listener stores it.
+    Tail(Box<TailCommand>),
+
+    /// Read Konnect audit logs: pull them, query stored events, or inspect
+    /// the region's audit-log setup.
+    Get(Box<GetCommand>),
 
     /// List detached listeners (`listen --detach`), or stop them.
     Ps(PsCommand),
@@ -371,18 +393,108 @@ mod tests {
             &["kongctl", "listen", "al"],
             &["kongctl", "listen", "konnect", "audit-logs"],
             &["kongctl", "listen", "k", "AL"],
-            &["kongctl", "tail", "K", "audit-log"],
         ] {
             let mut argv = form.to_vec();
             argv.extend(["--endpoint", "https://x.test/a", "--jq", "."]);
             let cli = parse(&argv);
-            let (Command::Listen(cmd) | Command::Tail(cmd)) = cli.command else {
+            let Command::Listen(cmd) = cli.command else {
                 panic!("{form:?} parsed as something else");
             };
             let (args, _) = cmd.into_args("listen");
             assert_eq!(args.endpoint.as_deref(), Some("https://x.test/a"));
             assert_eq!(args.jq.as_deref(), Some("."));
         }
+    }
+
+    fn tail(args: &[&str]) -> TailRequest {
+        let mut argv = vec!["kongctl", "tail"];
+        argv.extend(args);
+        let Command::Tail(cmd) = parse(&argv).command else {
+            panic!("{args:?} parsed as something else");
+        };
+        cmd.into_request()
+    }
+
+    #[test]
+    fn tail_is_the_listener_with_a_tunnel_and_the_pull_api_without() {
+        for form in [
+            &["--endpoint", "https://x.test/a", "--jq", "."][..],
+            &[
+                "K",
+                "audit-log",
+                "--endpoint",
+                "https://x.test/a",
+                "--jq",
+                ".",
+            ],
+            &[
+                "audit-logs",
+                "listener",
+                "--endpoint",
+                "https://x.test/a",
+                "--jq",
+                ".",
+            ],
+            &[
+                "konnect",
+                "audit-logs",
+                "--public-url",
+                "https://x.test",
+                "--jq",
+                ".",
+            ],
+        ] {
+            let TailRequest::Listener { listen, stray, .. } = tail(form) else {
+                panic!("{form:?} is not the listener");
+            };
+            assert_eq!(listen.jq.as_deref(), Some("."));
+            assert_eq!(stray, None);
+        }
+        let TailRequest::Listener { path, .. } = tail(&["audit-logs", "listener"]) else {
+            panic!()
+        };
+        assert_eq!(path, "kongctl tail audit-logs listener");
+        let TailRequest::Listener { stray, .. } =
+            tail(&["--endpoint", "https://x.test/a", "--since", "5m"])
+        else {
+            panic!()
+        };
+        assert_eq!(stray, Some("--since"));
+        for form in [
+            &[][..],
+            &["audit-logs"],
+            &["k", "audit-logs", "-o", "jsonl"],
+        ] {
+            assert!(matches!(tail(form), TailRequest::Pull(..)), "{form:?}");
+        }
+        let TailRequest::Stored(args, _) = tail(&["--stored", "-n", "30"]) else {
+            panic!()
+        };
+        assert_eq!(args.lines.as_deref(), Some("30"));
+    }
+
+    #[test]
+    fn get_audit_logs_forms() {
+        for form in [
+            &["kongctl", "get", "audit-logs"][..],
+            &["kongctl", "get", "audit-log", "--since", "10m"],
+            &["kongctl", "get", "konnect", "audit-logs"],
+            &["kongctl", "get", "k", "audit-logs", "-F"],
+        ] {
+            let Command::Get(cmd) = parse(form).command else {
+                panic!("{form:?}")
+            };
+            let (args, _) = cmd.into_audit_logs();
+            assert!(args.resource.is_none(), "{form:?}");
+        }
+        let Command::Get(cmd) = parse(&["kongctl", "get", "audit-logs", "dest", "x"]).command
+        else {
+            panic!()
+        };
+        assert!(matches!(
+            cmd.into_audit_logs().0.resource,
+            Some(AuditLogResource::Destination { .. })
+        ));
     }
 
     #[test]
@@ -484,6 +596,359 @@ mod tests {
                 columns.extend(stop.columns.columns);
             }
             assert_eq!(columns, ["PID=.pid,A=.a", "B=.b"], "{argv:?}");
+        }
+    }
+}
+
+/// `tail`, `tail audit-logs`, `tail konnect audit-logs`, and their
+/// `listener` child.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct TailCommand {
+    #[command(flatten)]
+    pub args: TailArgs,
+
+    #[command(subcommand)]
+    pub product: Option<TailProduct>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TailProduct {
+    /// Follow Konnect organization audit logs (the same as `tail`).
+    #[command(name = "audit-logs", visible_aliases = ["audit-log", "al", "AL"])]
+    AuditLogs(TailAuditLogs),
+
+    /// Konnect resources.
+    #[command(visible_aliases = ["k", "K"])]
+    Konnect(KonnectTail),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_required = true)]
+pub struct KonnectTail {
+    #[command(subcommand)]
+    pub resource: KonnectTailResource,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KonnectTailResource {
+    /// Follow Konnect organization audit logs.
+    #[command(name = "audit-logs", visible_aliases = ["audit-log", "al", "AL"])]
+    AuditLogs(TailAuditLogs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct TailAuditLogs {
+    #[command(flatten)]
+    pub args: TailArgs,
+
+    #[command(subcommand)]
+    pub mode: Option<TailMode>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TailMode {
+    /// Create a webhook destination and stream received events.
+    ///
+    /// Run the webhook-based tail: create a destination, configure the
+    /// regional webhook, and stream records received by a local listener
+    /// (the same as `tail --endpoint ...`).
+    Listener(ListenArgs),
+}
+
+/// Flags of `tail`: the listener's, the pull query's, and the stored
+/// tail's.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub listen: ListenArgs,
+
+    #[command(flatten)]
+    pub query: QueryArgs,
+
+    /// Read this profile's stored events instead of Konnect: print the last
+    /// `-n` records, then follow new ones as a listener stores them.
+    #[arg(long, help_heading = "Stored events")]
+    pub stored: bool,
+
+    /// With `--stored`: how many stored records to print before following.
+    /// [default: 10]
+    #[arg(
+        short = 'n',
+        long = "lines",
+        value_name = "N",
+        allow_hyphen_values = true,
+        help_heading = "Stored events"
+    )]
+    pub lines: Option<String>,
+}
+
+/// What a `tail` command line asks for.
+#[derive(Debug)]
+pub enum TailRequest {
+    /// The webhook listener in tail mode, with the command path for
+    /// messages and the first pull or stored flag given with it, if any
+    /// (an error).
+    Listener {
+        listen: ListenArgs,
+        path: String,
+        stray: Option<&'static str>,
+    },
+    /// Follow the pull API.
+    Pull(TailArgs, String),
+    /// Print and follow stored events.
+    Stored(TailArgs, String),
+}
+
+impl TailCommand {
+    /// Which tail this is: `listener` or `--endpoint`/`--public-url` pick
+    /// the webhook listener, `--stored` the store, anything else the pull
+    /// API.
+    pub fn into_request(self) -> TailRequest {
+        let (args, path, mode) = match self.product {
+            None => (self.args, "kongctl tail".to_owned(), None),
+            Some(TailProduct::AuditLogs(t)) => {
+                (t.args, "kongctl tail audit-logs".to_owned(), t.mode)
+            }
+            Some(TailProduct::Konnect(KonnectTail {
+                resource: KonnectTailResource::AuditLogs(t),
+            })) => (t.args, "kongctl tail konnect audit-logs".to_owned(), t.mode),
+        };
+        if let Some(TailMode::Listener(listen)) = mode {
+            return TailRequest::Listener {
+                listen,
+                path: format!("{path} listener"),
+                stray: args.pull_only_flag(),
+            };
+        }
+        if args.listen.endpoint.is_some() || args.listen.public_url.is_some() {
+            let stray = args.pull_only_flag();
+            return TailRequest::Listener {
+                listen: args.listen,
+                path,
+                stray,
+            };
+        }
+        if args.stored {
+            TailRequest::Stored(args, path)
+        } else {
+            TailRequest::Pull(args, path)
+        }
+    }
+}
+
+impl TailArgs {
+    /// The first flag given that only the pull or stored tail takes.
+    pub fn pull_only_flag(&self) -> Option<&'static str> {
+        let q = &self.query;
+        [
+            (q.start_time.is_some(), "--start-time"),
+            (q.end_time.is_some(), "--end-time"),
+            (q.since.is_some(), "--since"),
+            (q.event_type.is_some(), "--type"),
+            (q.limit.is_some(), "--limit"),
+            (q.follow.is_some(), "--follow"),
+            (q.poll_interval.is_some(), "--poll-interval"),
+            (q.page_size.is_some(), "--page-size"),
+            (q.jq_raw_output, "--jq-raw-output"),
+            (!q.columns.is_empty(), "--columns"),
+            (self.stored, "--stored"),
+            (self.lines.is_some(), "--lines"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name))
+    }
+
+    /// The first flag given that only the webhook listener takes.
+    pub fn listener_only_flag(&self) -> Option<&'static str> {
+        let l = &self.listen;
+        [
+            (l.name.is_some(), "--name"),
+            (l.skip_ssl_verification.is_some(), "--skip-ssl-verification"),
+            (l.configure_webhook.is_some(), "--configure-webhook"),
+            (l.tail.is_some(), "--tail"),
+            (l.detach.is_some(), "--detach"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name))
+    }
+}
+
+/// The flags of an audit-log query, shared by `get audit-logs` and `tail`
+/// (upstream's names, defaults and help).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Query")]
+pub struct QueryArgs {
+    /// Inclusive RFC3339 lower bound for event timestamps.
+    ///
+    /// Accepts UTC (Z) or a numeric UTC offset, e.g. 2026-08-23T14:00:00Z
+    /// or 2026-08-23T09:00:00-05:00.
+    #[arg(long, value_name = "TIME")]
+    pub start_time: Option<String>,
+
+    /// Inclusive RFC3339 upper bound for event timestamps.
+    ///
+    /// Accepts UTC (Z) or a numeric UTC offset, e.g. 2026-08-24T14:00:00Z
+    /// or 2026-08-24T09:00:00-05:00.
+    #[arg(long, value_name = "TIME")]
+    pub end_time: Option<String>,
+
+    /// Retrieve events from the specified lookback period, e.g. 30s, 15m,
+    /// 2h, 24h, 168h, 1h30m.
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub since: Option<String>,
+
+    /// Filter by event type: authentication, authorization, or
+    /// gateway_access (`access` is accepted too).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub event_type: Option<String>,
+
+    /// Maximum total events to return.
+    ///
+    /// Defaults to the 50 most recent when no time window is specified;
+    /// time-window queries are unlimited unless --limit is given. 0 means
+    /// unlimited.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub limit: Option<String>,
+
+    /// Poll continuously for new events until interrupted. [default: false
+    /// for `get`, true for `tail`]
+    #[arg(short = 'F', long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub follow: Option<bool>,
+
+    /// Interval between successful polling cycles in follow mode.
+    /// [default: 10s]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub poll_interval: Option<String>,
+
+    /// Maximum audit-log records requested per API page (1..1000).
+    /// [default: 100, config: konnect.page-size]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub page_size: Option<String>,
+
+    /// Output string jq results without JSON quotes (like jq -r).
+    #[arg(short = 'r', long)]
+    pub jq_raw_output: bool,
+
+    /// Select text columns as HEADER=.field (repeatable or
+    /// comma-separated).
+    ///
+    /// Supports nested fields, quoted keys, array indexes, and string
+    /// slices, e.g. --columns 'WHEN=.event_ts,WHO=.principal_id'.
+    #[arg(long, value_name = "HEADER=.FIELD")]
+    pub columns: Vec<String>,
+}
+
+/// `get`.
+#[derive(Debug, Args)]
+pub struct GetCommand {
+    #[command(subcommand)]
+    pub product: GetProduct,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GetProduct {
+    /// Get Konnect organization audit logs.
+    #[command(name = "audit-logs", visible_alias = "audit-log")]
+    AuditLogs(GetAuditLogs),
+
+    /// Konnect resources.
+    #[command(visible_aliases = ["k", "K"])]
+    Konnect(KonnectGet),
+}
+
+#[derive(Debug, Args)]
+#[command(subcommand_required = true)]
+pub struct KonnectGet {
+    #[command(subcommand)]
+    pub resource: KonnectGetResource,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KonnectGetResource {
+    /// Get Konnect organization audit logs.
+    #[command(name = "audit-logs", visible_alias = "audit-log")]
+    AuditLogs(GetAuditLogs),
+}
+
+/// `get audit-logs`: retrieve Konnect organization audit logs through the
+/// pull API, or from this profile's stored events (`--stored`) or exported
+/// files (`--file`).
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct GetAuditLogs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+
+    /// Filter JSON output with a jq expression (run by jaq).
+    #[arg(long, value_name = "FILTER", help_heading = "Query")]
+    pub jq: Option<String>,
+
+    /// Query this profile's stored events (every segment and the active
+    /// file) instead of Konnect.
+    #[arg(long, help_heading = "Stored events")]
+    pub stored: bool,
+
+    /// Query this file instead of Konnect (repeatable; gzip is detected by
+    /// content; `-` is stdin).
+    #[arg(long = "file", value_name = "PATH", help_heading = "Stored events")]
+    pub files: Vec<PathBuf>,
+
+    /// With `--stored` or `--file`: check every record's Ed25519 signature
+    /// and print a summary per file; exit 1 if any is invalid.
+    #[arg(long, help_heading = "Stored events")]
+    pub verify: bool,
+
+    /// With `--verify`: the JWKS to check against. [default: the profile's
+    /// saved jwks.json, else Konnect's]
+    #[arg(long, value_name = "FILE", help_heading = "Stored events")]
+    pub jwks: Option<PathBuf>,
+
+    /// Exit 1 when any line could not be read (and, with `--verify`, when
+    /// any record is unsigned).
+    #[arg(long, help_heading = "Stored events")]
+    pub strict: bool,
+
+    /// Unexpected positional arguments (reported with upstream's message).
+    #[arg(hide = true, value_name = "ARGS")]
+    pub positional: Vec<String>,
+
+    #[command(subcommand)]
+    pub resource: Option<AuditLogResource>,
+}
+
+/// Read-only views of the region's audit-log setup.
+#[derive(Debug, Subcommand)]
+pub enum AuditLogResource {
+    /// List audit-log destinations.
+    #[command(visible_aliases = ["dests", "destination-list"])]
+    Destinations,
+
+    /// Show one audit-log destination, by id or name.
+    #[command(visible_alias = "dest")]
+    Destination {
+        #[arg(value_name = "ID|NAME")]
+        id_or_name: String,
+    },
+
+    /// Show the region's audit-log webhook and its delivery status.
+    #[command(visible_alias = "hook")]
+    Webhook,
+
+    /// Show the region's audit-log replay job.
+    #[command(name = "replay-job")]
+    ReplayJob,
+}
+
+impl GetCommand {
+    /// The `audit-logs` flags and the command path for messages.
+    pub fn into_audit_logs(self) -> (GetAuditLogs, String) {
+        match self.product {
+            GetProduct::AuditLogs(a) => (a, "kongctl get audit-logs".to_owned()),
+            GetProduct::Konnect(KonnectGet {
+                resource: KonnectGetResource::AuditLogs(a),
+            }) => (a, "kongctl get konnect audit-logs".to_owned()),
         }
     }
 }

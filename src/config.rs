@@ -300,12 +300,13 @@ impl Settings {
                     "text" => OutputFormat::Text,
                     "json" => OutputFormat::Json,
                     "yaml" => OutputFormat::Yaml,
+                    "jsonl" => OutputFormat::Jsonl,
                     _ => {
                         return Err(ConfigError::Invalid {
                             key: "output",
                             value: v,
                             origin,
-                            reason: "use text, json or yaml".into(),
+                            reason: "use text, json, yaml or jsonl".into(),
                         });
                     }
                 },

@@ -14,15 +14,20 @@ pub mod config;
 pub mod detach;
 pub mod error;
 pub mod fsutil;
+pub mod get;
 pub mod gofmt;
 pub mod konnect;
 pub mod listen;
 pub mod listener;
 pub mod logging;
+pub mod output;
 pub mod ps;
+pub mod query;
+pub mod record;
+pub mod source;
 pub mod tail;
 
-use cli::{Cli, Command, ListenCommand};
+use cli::{Cli, Command};
 use config::{ProcessEnv, Settings};
 use error::CliError;
 use listen::ListenOptions;
@@ -43,8 +48,31 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
     };
     match cli.command {
-        Command::Listen(cmd) => listen_command(settings, cmd, "listen"),
-        Command::Tail(cmd) => listen_command(settings, cmd, "tail"),
+        Command::Listen(cmd) => {
+            let (args, path) = cmd.into_args("listen");
+            listen_command(settings, args, path, "listen")
+        }
+        Command::Tail(cmd) => match cmd.into_request() {
+            cli::TailRequest::Listener {
+                stray: Some(flag),
+                path,
+                ..
+            } => Err(CliError::usage(
+                format!(
+                    "{flag} cannot be used with the webhook listener (--endpoint, --public-url or 'listener')"
+                ),
+                &path,
+            )),
+            cli::TailRequest::Listener { listen, path, .. } => {
+                listen_command(settings, listen, path, "tail")
+            }
+            cli::TailRequest::Pull(args, path) => get::tail_pull(&settings, args, &path),
+            cli::TailRequest::Stored(args, path) => get::tail_stored(&settings, args, &path),
+        },
+        Command::Get(cmd) => {
+            let (args, path) = cmd.into_audit_logs();
+            get::get_audit_logs(&settings, args, &path)
+        }
         Command::Ps(cmd) => ps_command(&settings, cmd),
         Command::TailFile(args) => tail_file_command(&args),
     }
@@ -59,8 +87,12 @@ fn tail_file_command(args: &cli::TailFileArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::new(format!("failed to read {}: {e}", args.file.display())))
 }
 
-fn listen_command(settings: Settings, cmd: ListenCommand, verb: &str) -> Result<(), CliError> {
-    let (mut args, command_path) = cmd.into_args(verb);
+fn listen_command(
+    settings: Settings,
+    mut args: cli::ListenArgs,
+    command_path: String,
+    verb: &str,
+) -> Result<(), CliError> {
     if verb == "tail" {
         listen::options::default_tail_if_unset(&mut args);
     }
@@ -110,6 +142,12 @@ fn redirect_stderr_to(log_file: &std::path::Path) {
 
 fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> {
     use cli::{OutputFormat, PsAction};
+    if settings.output == OutputFormat::Jsonl {
+        return Err(CliError::usage(
+            "invalid output format \"jsonl\": ps supports text, json or yaml",
+            "kongctl ps",
+        ));
+    }
     let dir = settings.processes_dir();
     let width = ps::terminal_width();
     match cmd.action {
@@ -138,6 +176,7 @@ fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> 
                     },
                     OutputFormat::Json => ps::list::render_json(&listed),
                     OutputFormat::Yaml => ps::list::render_yaml(&listed),
+                    OutputFormat::Jsonl => unreachable!("jsonl is refused above"),
                 }
             );
             Ok(())
@@ -177,6 +216,7 @@ fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> 
                     },
                     OutputFormat::Json => ps::stop::render_json(&results),
                     OutputFormat::Yaml => ps::stop::render_yaml(&results),
+                    OutputFormat::Jsonl => unreachable!("jsonl is refused above"),
                 }
             );
             match ps::stop::failures(&results) {

@@ -12,7 +12,7 @@ pub mod list;
 pub mod procfs;
 pub mod record;
 pub mod stop;
-mod table;
+pub mod table;
 
 pub use list::{ListedProcess, ListenerCounters, list};
 pub use procfs::{Inspection, Status, start_time_ticks};

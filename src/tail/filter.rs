@@ -97,12 +97,30 @@ impl JqFilter {
     /// On error nothing is appended (`out` keeps its length), so one buffer
     /// can collect many records.
     pub fn apply(&self, record: &[u8], out: &mut Vec<u8>) -> Result<(), RecordSkip> {
+        self.apply_as(record, out, Results::Line).map(|_| ())
+    }
+
+    /// Runs the filter as `-r/--jq-raw-output` asks (jq's `-r`): each
+    /// result on a line of its own, a string as its raw text, anything else
+    /// as compact JSON. Every line but the last ends with a newline; the
+    /// last does not. Returns the number of results (lines): none prints
+    /// nothing.
+    pub fn apply_raw(&self, record: &[u8], out: &mut Vec<u8>) -> Result<usize, RecordSkip> {
+        self.apply_as(record, out, Results::RawLines)
+    }
+
+    fn apply_as(
+        &self,
+        record: &[u8],
+        out: &mut Vec<u8>,
+        mode: Results,
+    ) -> Result<usize, RecordSkip> {
         let start = out.len();
         // One copy of the record; strings without escapes point into it.
         let record = Bytes::copy_from_slice(record);
         let result = match json::parse(&record, SHALLOW_DEPTH) {
-            Ok(Some(input)) => self.run(input, out),
-            Ok(None) => self.apply_deep(&record, out),
+            Ok(Some(input)) => self.run(input, out, mode),
+            Ok(None) => self.apply_deep(&record, out, mode),
             Err(e) => Err(RecordSkip::InvalidJson(e)),
         };
         if result.is_err() {
@@ -114,13 +132,18 @@ impl JqFilter {
     /// Filters a record nested deeper than [`SHALLOW_DEPTH`] on a thread of
     /// its own with a stack large enough for Go's nesting limit: jaq, like
     /// printing and dropping values, recurses once per level, a few KiB each.
-    fn apply_deep(&self, record: &Bytes, out: &mut Vec<u8>) -> Result<(), RecordSkip> {
+    fn apply_deep(
+        &self,
+        record: &Bytes,
+        out: &mut Vec<u8>,
+        mode: Results,
+    ) -> Result<usize, RecordSkip> {
         std::thread::scope(|scope| {
             let worker = std::thread::Builder::new()
                 .name("kongctl-jq-deep".into())
                 .stack_size(DEEP_STACK)
                 .spawn_scoped(scope, || match json::parse(record, json::MAX_DEPTH) {
-                    Ok(Some(input)) => self.run(input, out),
+                    Ok(Some(input)) => self.run(input, out, mode),
                     Ok(None) => unreachable!("json::parse stops at MAX_DEPTH with an error"),
                     Err(e) => Err(RecordSkip::InvalidJson(e)),
                 });
@@ -135,7 +158,7 @@ impl JqFilter {
         })
     }
 
-    fn run(&self, input: Val, out: &mut Vec<u8>) -> Result<(), RecordSkip> {
+    fn run(&self, input: Val, out: &mut Vec<u8>, mode: Results) -> Result<usize, RecordSkip> {
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
         let start = out.len();
         let mut count = 0usize;
@@ -159,15 +182,23 @@ impl JqFilter {
             if encode_error.is_some() {
                 continue;
             }
-            match count {
-                1 => {}
-                2 => {
+            match (mode, count) {
+                (_, 1) => {}
+                (Results::Line, 2) => {
                     out.insert(start, b'[');
                     out.push(b',');
                 }
-                _ => out.push(b','),
+                (Results::Line, _) => out.push(b','),
+                (Results::RawLines, _) => out.push(b'\n'),
             }
-            if let Err(e) = json::write(out, &value) {
+            let written = match (&mode, &value) {
+                (Results::RawLines, Val::TStr(s) | Val::BStr(s)) => {
+                    out.extend_from_slice(s);
+                    Ok(())
+                }
+                _ => json::write(out, &value),
+            };
+            if let Err(e) = written {
                 encode_error = Some(e);
             }
         }
@@ -177,12 +208,12 @@ impl JqFilter {
                 e @ EncodeError::Unsupported(_) => RecordSkip::Encode(e),
             });
         }
-        match count {
-            0 => out.extend_from_slice(b"null"),
-            1 => {}
-            _ => out.push(b']'),
+        match (mode, count) {
+            (Results::Line, 0) => out.extend_from_slice(b"null"),
+            (Results::Line, 2..) => out.push(b']'),
+            _ => {}
         }
-        Ok(())
+        Ok(count)
     }
 
     /// The warning printed to stderr for a skipped record, without newline:
@@ -224,6 +255,15 @@ fn bounded(mut reason: String) -> String {
         reason.push_str(" ...");
     }
     reason
+}
+
+/// How a record's results become output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Results {
+    /// The original's rule: no result `null`, one as is, several an array.
+    Line,
+    /// jq's `-r`: one line per result, strings unquoted.
+    RawLines,
 }
 
 /// Longest filter error shown in a warning, in bytes.

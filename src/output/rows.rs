@@ -1,0 +1,379 @@
+//! `-o text`: one row per record, under upstream's headers
+//! `TIMESTAMP TYPE PRINCIPAL ACTION RESULT TRACE ID` or the `--columns`
+//! the user chose.
+//!
+//! A finite query prints one aligned table at the end, fitted to the
+//! terminal as `ps` is ([`crate::ps::table`]). A follow prints the header
+//! once, before its first row, then each row as it comes, cells joined by
+//! tabs, as upstream does.
+//!
+//! The default row is upstream's mapping of a pull record (`ts`, `type`,
+//! `principal_id`, `action` or `authentication_type`, `outcome` or
+//! `granted`, for gateway access `method uri` and `status_code`,
+//! `trace_id`), extended to the webhook's records, which name things
+//! differently: their type comes from the record view
+//! ([`crate::record::EventType::of_webhook`]); an authentication's action
+//! and result come from its event class and name
+//! (`AUTHENTICATION_TYPE_PAT` → `pat`, `AUTHENTICATION_OUTCOME_SUCCESS` →
+//! `success`); a gateway access's from `act`, `request` and `status`.
+//! Numbers (a webhook `trace_id`) print exactly.
+
+use std::io::{self, BufWriter, Write};
+
+use serde_json::{Map, Value};
+
+use super::{Output, Summary};
+use crate::ps::columns::{self, Column};
+use crate::ps::table;
+use crate::record::{EventType, Record};
+
+pub const HEADERS: [&str; 6] = [
+    "TIMESTAMP",
+    "TYPE",
+    "PRINCIPAL",
+    "ACTION",
+    "RESULT",
+    "TRACE ID",
+];
+
+pub struct Rows<W: Write> {
+    out: BufWriter<W>,
+    columns: Option<Vec<Column>>,
+    follow: bool,
+    width: usize,
+    rows: Vec<Vec<String>>,
+    header_written: bool,
+}
+
+impl<W: Write> Rows<W> {
+    pub fn new(out: W, columns: Option<Vec<Column>>, follow: bool, width: usize) -> Self {
+        Rows {
+            out: BufWriter::with_capacity(64 * 1024, out),
+            columns,
+            follow,
+            width,
+            rows: Vec::new(),
+            header_written: false,
+        }
+    }
+
+    pub fn into_inner(self) -> io::Result<W> {
+        self.out
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)
+    }
+
+    fn headers(&self) -> Vec<&str> {
+        match &self.columns {
+            Some(columns) => columns.iter().map(|c| c.header.as_str()).collect(),
+            None => HEADERS.to_vec(),
+        }
+    }
+
+    fn row(&self, record: &Record) -> Vec<String> {
+        let value: Value = serde_json::from_slice(record.json()).unwrap_or(Value::Null);
+        match &self.columns {
+            Some(columns) => columns::project(&value, columns)
+                .into_iter()
+                .next()
+                .unwrap_or_default(),
+            None => default_row(&value, record.kind()).to_vec(),
+        }
+    }
+}
+
+impl<W: Write> Output for Rows<W> {
+    fn record(&mut self, record: &Record) -> io::Result<()> {
+        let row = self.row(record);
+        if !self.follow {
+            self.rows.push(row);
+            return Ok(());
+        }
+        if !self.header_written {
+            self.header_written = true;
+            let header = self.headers().join("\t");
+            writeln!(self.out, "{header}")?;
+        }
+        writeln!(self.out, "{}", row.join("\t"))
+    }
+
+    fn caught_up(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    fn finish(&mut self, _: &Summary) -> io::Result<()> {
+        if !self.follow {
+            let rows = std::mem::take(&mut self.rows);
+            let text = table::render(&self.headers(), &rows, self.width);
+            self.out.write_all(text.as_bytes())?;
+        }
+        self.out.flush()
+    }
+}
+
+/// The default row of one record (see the module documentation).
+pub fn default_row(value: &Value, kind: Option<EventType>) -> [String; 6] {
+    let empty = Map::new();
+    let record = value.as_object().unwrap_or(&empty);
+    let mut type_name = first_string(record, &["type", "event_type"]);
+    let from_webhook = type_name.is_empty();
+    if from_webhook && let Some(kind) = kind {
+        type_name = kind.as_str().to_owned();
+    }
+    let mut principal = first_string(record, &["principal_id"]);
+    if principal.is_empty() {
+        principal = nested_first(
+            record,
+            &[
+                &["principal", "name"],
+                &["principal", "id"],
+                &["actor", "name"],
+                &["actor", "id"],
+                &["user", "id"],
+            ],
+            false,
+        );
+    }
+    let mut action = first_string(record, &["action", "authentication_type"]);
+    let mut result = first_string(record, &["outcome", "result"]);
+    if let Some(Value::Bool(granted)) = record.get("granted") {
+        result = if *granted { "granted" } else { "denied" }.to_owned();
+    }
+    if type_name == "gateway_access" {
+        let method = nested_first(
+            record,
+            &[&["request", "method"], &["method"], &["act"]],
+            false,
+        );
+        let uri = nested_first(
+            record,
+            &[&["request", "uri"], &["uri"], &["request"]],
+            false,
+        );
+        action = format!("{method} {uri}").trim().to_owned();
+        result = first_scalar(record, &["status_code", "status"]);
+        if result.is_empty() {
+            result = nested_first(record, &[&["response", "status_code"]], true);
+        }
+    } else if from_webhook && type_name == "authentication" {
+        let class = first_string(record, &["event_class_id"]);
+        let name = first_string(record, &["name"]);
+        if action.is_empty() {
+            action = suffix_lower(&class, "AUTHENTICATION_TYPE_");
+        }
+        if result.is_empty() {
+            result = suffix_lower(&name, "AUTHENTICATION_OUTCOME_");
+        }
+    }
+    [
+        first_string(record, &["ts", "timestamp", "event_ts"]),
+        type_name,
+        principal,
+        action,
+        result,
+        first_scalar(record, &["trace_id", "traceId"]),
+    ]
+}
+
+fn suffix_lower(text: &str, prefix: &str) -> String {
+    text.strip_prefix(prefix)
+        .unwrap_or(text)
+        .to_ascii_lowercase()
+}
+
+fn first_string(record: &Map<String, Value>, keys: &[&str]) -> String {
+    keys.iter()
+        .find_map(|k| record.get(*k).and_then(Value::as_str))
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// A string, number or boolean, as text.
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn first_scalar(record: &Map<String, Value>, keys: &[&str]) -> String {
+    keys.iter()
+        .find_map(|k| record.get(*k).and_then(scalar))
+        .unwrap_or_default()
+}
+
+/// The first path that leads to a string (or, if `scalars`, any scalar).
+fn nested_first(record: &Map<String, Value>, paths: &[&[&str]], scalars: bool) -> String {
+    paths
+        .iter()
+        .find_map(|path| {
+            let (first, rest) = path.split_first()?;
+            let mut value = record.get(*first)?;
+            for key in rest {
+                value = value.as_object()?.get(*key)?;
+            }
+            match value {
+                Value::String(s) => Some(s.clone()),
+                other if scalars => scalar(other),
+                _ => None,
+            }
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(line: &str) -> [String; 6] {
+        let record = Record::from_slice(line.as_bytes()).unwrap();
+        default_row(
+            &serde_json::from_slice(record.json()).unwrap(),
+            record.kind(),
+        )
+    }
+
+    #[test]
+    fn upstream_rows_for_the_three_pull_types() {
+        assert_eq!(
+            row(
+                r#"{"type":"authentication","ts":"2026-08-23T14:00:00Z","principal_id":"user-1","authentication_type":"sso","outcome":"success","trace_id":"trace-1"}"#
+            ),
+            [
+                "2026-08-23T14:00:00Z",
+                "authentication",
+                "user-1",
+                "sso",
+                "success",
+                "trace-1"
+            ]
+        );
+        assert_eq!(
+            row(
+                r#"{"type":"authorization","ts":"2026-08-23T14:00:01Z","principal_id":"user-2","action":"gateway.read","granted":false,"trace_id":"trace-2"}"#
+            ),
+            [
+                "2026-08-23T14:00:01Z",
+                "authorization",
+                "user-2",
+                "gateway.read",
+                "denied",
+                "trace-2"
+            ]
+        );
+        assert_eq!(
+            row(
+                r#"{"type":"gateway_access","ts":"2026-08-23T14:00:02Z","principal_id":"user-3","method":"POST","uri":"/v2/services","status_code":201,"trace_id":"trace-3"}"#
+            ),
+            [
+                "2026-08-23T14:00:02Z",
+                "gateway_access",
+                "user-3",
+                "POST /v2/services",
+                "201",
+                "trace-3"
+            ]
+        );
+    }
+
+    #[test]
+    fn webhook_records_fill_the_same_columns() {
+        assert_eq!(
+            row(
+                r#"{"cef_version":0,"event_class_id":"AUTHENTICATION_TYPE_BASIC","event_ts":"2025-05-16T00:28:01Z","name":"AUTHENTICATION_OUTCOME_SUCCESS","principal_id":"p1","trace_id":6891110586028963295}"#
+            ),
+            [
+                "2025-05-16T00:28:01Z",
+                "authentication",
+                "p1",
+                "basic",
+                "success",
+                "6891110586028963295"
+            ]
+        );
+        assert_eq!(
+            row(
+                r#"{"action":"list","event_class_id":"konnect","event_ts":"2025-05-16T00:28:01Z","granted":true,"name":"Authz.portals","principal_id":"p2","trace_id":1}"#
+            ),
+            [
+                "2025-05-16T00:28:01Z",
+                "authorization",
+                "p2",
+                "list",
+                "granted",
+                "1"
+            ]
+        );
+        assert_eq!(
+            row(
+                r#"{"act":"GET","event_class_id":"KongGateway","event_ts":"2025-05-16T00:28:01Z","name":"Ingress","principal_id":"p3","request":"/v2/x","status":200,"trace_id":2}"#
+            ),
+            [
+                "2025-05-16T00:28:01Z",
+                "gateway_access",
+                "p3",
+                "GET /v2/x",
+                "200",
+                "2"
+            ]
+        );
+        let cef = row(
+            "2025-06-18T21:02:36Z konghq.com CEF:0|KongInc|Konnect|1.0|konnect|Authz.control-planes|1|action=list granted=true principal_id=p4 trace_id=3959872677347089807 sig=K",
+        );
+        assert_eq!(
+            cef,
+            [
+                "2025-06-18T21:02:36Z",
+                "authorization",
+                "p4",
+                "list",
+                "granted",
+                "3959872677347089807"
+            ]
+        );
+    }
+
+    fn render(follow: bool, columns: Option<&str>, lines: &[&str]) -> String {
+        let columns = columns.map(|c| columns::parse(&[c.to_owned()]).unwrap());
+        let mut rows = Rows::new(Vec::new(), columns, follow, 0);
+        for l in lines {
+            rows.record(&Record::from_slice(l.as_bytes()).unwrap())
+                .unwrap();
+        }
+        rows.finish(&Summary::default()).unwrap();
+        String::from_utf8(rows.into_inner().unwrap()).unwrap()
+    }
+
+    const R: &str = r#"{"type":"authorization","ts":"2026-08-23T14:00:01Z","principal_id":"user-2","action":"gateway.read","granted":false,"trace_id":"trace-2"}"#;
+
+    #[test]
+    fn finite_tables_are_aligned_and_follow_rows_tab_separated() {
+        assert_eq!(
+            render(false, None, &[R]),
+            "TIMESTAMP             TYPE           PRINCIPAL  ACTION        RESULT  TRACE ID\n2026-08-23T14:00:01Z  authorization  user-2     gateway.read  denied  trace-2\n"
+        );
+        assert_eq!(
+            render(false, None, &[]),
+            "TIMESTAMP  TYPE  PRINCIPAL  ACTION  RESULT  TRACE ID\n"
+        );
+        assert_eq!(
+            render(true, None, &[R, R]),
+            "TIMESTAMP\tTYPE\tPRINCIPAL\tACTION\tRESULT\tTRACE ID\n2026-08-23T14:00:01Z\tauthorization\tuser-2\tgateway.read\tdenied\ttrace-2\n2026-08-23T14:00:01Z\tauthorization\tuser-2\tgateway.read\tdenied\ttrace-2\n"
+        );
+        assert_eq!(render(true, None, &[]), "");
+    }
+
+    #[test]
+    fn columns_pick_fields_of_each_record() {
+        assert_eq!(
+            render(
+                false,
+                Some("WHO=.principal_id,OK=.granted,DAY=.ts[:10]"),
+                &[R]
+            ),
+            "WHO     OK     DAY\nuser-2  false  2026-08-23\n"
+        );
+    }
+}

@@ -1,0 +1,12 @@
+//! Where queried records come from. Each source yields [`Record`]s to the
+//! query [`Pipeline`](crate::query::Pipeline) in time order, as far as it
+//! can, and knows whether it follows:
+//!
+//! - [`file`]: lines of a file, plain or gzip'd (`--file`, stored segments);
+//! - [`order`]: time-ordering for sources stored in another order;
+//! - the pull API and the profile's store (added beside these).
+//!
+//! [`Record`]: crate::record::Record
+
+pub mod file;
+pub mod order;
