@@ -3,7 +3,8 @@
 -- Environment (read by every wrk thread):
 --   BENCH_LIST      file listing one body path per line
 --   BENCH_AUTH      the Authorization header value
---   BENCH_GZIP      "1": send Content-Encoding: application/gzip, as Konnect does
+--   BENCH_ENCODING  the Content-Encoding header value for the bodies (e.g.
+--                   "application/gzip", as Konnect sends); unset or empty: none
 -- The URL on wrk's command line gives host, port and path. done() prints one
 -- line "RESULT key=value ..." for run.sh to parse.
 
@@ -22,8 +23,9 @@ function init(args)
     ["Authorization"] = assert(os.getenv("BENCH_AUTH"), "BENCH_AUTH is not set"),
     ["Content-Type"] = "text/plain",
   }
-  if os.getenv("BENCH_GZIP") == "1" then
-    headers["Content-Encoding"] = "application/gzip"
+  local encoding = os.getenv("BENCH_ENCODING")
+  if encoding and #encoding > 0 then
+    headers["Content-Encoding"] = encoding
   end
   for path in io.lines(list) do
     if #path > 0 then

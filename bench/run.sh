@@ -10,8 +10,13 @@
 #                        batch through a tunnel mapping to it; the load then
 #                        goes to the listen address. Real files, fsync
 #                        before 202.
-#              go-model  the kit's Go model of the original listener (same
-#                        durability), built from the kit's source
+#              go-model  the Go model of the original listener in
+#                        bench/baseline (its checks, its gzip rule, its
+#                        store: one fsync per request under a mutex), built
+#                        with go. It decodes only a Content-Encoding that
+#                        lists the coding "gzip", as the original did, so
+#                        its gzip batches say "gzip" where kongctl's say
+#                        "application/gzip" (what Konnect sends).
 #              nginx     `return 202` (reads the body, no decoding or storing)
 #            plus one core's bare gunzip rate of the same gzip bodies.
 #            Targets are interleaved per cell; each cell is repeated.
@@ -35,7 +40,12 @@
 #   WRK_THREADS=2            wrk threads for more than one sender
 #   PARTS="ingest memory startup tail"   what to measure (the report shows those)
 #   GUNZIP_SECS=3 / 1        length of each one-core gunzip measurement
-#   BENCH_KIT=../shared/bench (relative to the repo) the baseline kit
+#   GO_MODEL=bench/baseline  the Go model to build: a Go module directory,
+#                            or one .go file (built GOPATH-style) taking the
+#                            same -addr -path -auth -file flags
+#   GO_MODEL_B=              a second model (same forms) to compare with
+#                            GO_MODEL: adds target go-model-b, interleaved
+#                            with the others, and a table of the two
 #   WORK_DIR=<mktemp -d>     scratch (bodies, corpus, events files; removed)
 #   KEEP_WORK=0              1 keeps WORK_DIR for inspection
 #   NO_BUILD=0               1 uses the existing target/release binaries
@@ -64,7 +74,13 @@ TAIL_RUNS=${TAIL_RUNS:-$(q 2 5)}
 STARTUP_RUNS=${STARTUP_RUNS:-$(q 7 21)}
 WRK_THREADS=${WRK_THREADS:-2}
 GUNZIP_SECS=${GUNZIP_SECS:-$(q 1 3)}
-BENCH_KIT=${BENCH_KIT:-$REPO/../shared/bench}
+GO_MODEL=${GO_MODEL:-$REPO/bench/baseline}
+[[ $GO_MODEL == /* ]] || GO_MODEL=$PWD/$GO_MODEL
+GO_MODEL_B=${GO_MODEL_B:-}
+if [[ -n $GO_MODEL_B ]]; then
+  [[ $GO_MODEL_B == /* ]] || GO_MODEL_B=$PWD/$GO_MODEL_B
+  [[ " $TARGETS " == *" go-model-b "* ]] || TARGETS="$TARGETS go-model-b"
+fi
 KEEP_WORK=${KEEP_WORK:-0}
 NO_BUILD=${NO_BUILD:-0}
 PARTS=${PARTS:-ingest memory startup tail}
@@ -162,10 +178,24 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 # ------------------------------------------------------------------ setup
+# build_go_model SRC OUT: a module directory (its tests run first: a model
+# that does not behave like the original would measure something else) or
+# a single .go file.
+build_go_model() {
+  log "building the Go model from $1"
+  if [[ -f $1/go.mod ]]; then
+    (cd "$1" && go test -count=1 . >&2 && CGO_ENABLED=0 go build -trimpath -o "$2" .) ||
+      die "go test or go build of $1 failed"
+  elif [[ -f $1 && $1 == *.go ]]; then
+    (cd "$WORK" && GO111MODULE=off CGO_ENABLED=0 go build -trimpath -o "$2" "$1") ||
+      die "go build of $1 failed"
+  else
+    die "$1 is neither a Go module directory nor a .go file"
+  fi
+}
+
 setup() {
   install_missing
-  [[ -f $BENCH_KIT/model_kongctl_listener.go ]] ||
-    die "baseline kit not found at $BENCH_KIT (set BENCH_KIT to the kit's directory)"
   WORK=${WORK_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/kongctl-bench.XXXXXX")}
   mkdir -p "$WORK"
   local avail_kb
@@ -181,10 +211,9 @@ setup() {
   KONGCTL=$rel/kongctl SIM=$rel/konnect-sim TOOL=$rel/kongctl-bench
   for b in "$KONGCTL" "$SIM" "$TOOL"; do [[ -x $b ]] || die "missing $b"; done
 
-  log "building the Go model from $BENCH_KIT"
   mkdir -p "$WORK/bin"
-  (cd "$WORK" && GO111MODULE=off CGO_ENABLED=0 go build -trimpath -o "$WORK/bin/go-model" \
-    "$BENCH_KIT/model_kongctl_listener.go") || die "go build of the model failed"
+  build_go_model "$GO_MODEL" "$WORK/bin/go-model"
+  [[ -z $GO_MODEL_B ]] || build_go_model "$GO_MODEL_B" "$WORK/bin/go-model-b"
 
   log "generating bodies, bomb and a $TAIL_RECORDS-record corpus"
   BODY_INFO=$("$TOOL" bodies --records $BATCH --bodies $BODIES --seed 42 --out "$WORK/bodies")
@@ -215,7 +244,8 @@ start_target() {
   PRE_RECORDS=0
   case $1 in
     kongctl) start_kongctl ;;
-    go-model) start_go_model ;;
+    go-model) start_go_model "$WORK/bin/go-model" ;;
+    go-model-b) start_go_model "$WORK/bin/go-model-b" ;;
     nginx) start_nginx ;;
     *) die "unknown target $1" ;;
   esac
@@ -248,12 +278,15 @@ start_kongctl() {
   PRE_RECORDS=$BATCH
 }
 
+# start_go_model BINARY
 start_go_model() {
   local port
   port=$("$TOOL" free-port)
-  EVENTS=$RDIR/events.jsonl
+  # Where the original keeps the default profile's events.
+  EVENTS=$RDIR/config/kongctl/audit-logs/default/events.jsonl
+  mkdir -p "$(dirname "$EVENTS")"
   URL=http://127.0.0.1:$port$LISTEN_PATH
-  "$WORK/bin/go-model" -addr "127.0.0.1:$port" -path "$LISTEN_PATH" -auth "$AUTH" \
+  "$1" -addr "127.0.0.1:$port" -path "$LISTEN_PATH" -auth "$AUTH" \
     -file "$EVENTS" >"$RDIR/target.log" 2>&1 &
   TPID=$!
   PIDS+=("$TPID")
@@ -302,25 +335,32 @@ wait_port() {
 
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@" || true; }
 
+# gzip_coding TARGET: the Content-Encoding of gzip batches sent to TARGET.
+# Konnect sends "application/gzip"; the original decoded only a listed
+# coding "gzip" and would store the compressed bytes as they came, so its
+# model is sent what it decodes.
+gzip_coding() { if [[ $1 == go-model* ]]; then echo gzip; else echo application/gzip; fi; }
+
 # preflight: a wrong Authorization gets 401, one gzip batch gets 202.
 # Sets PRE_OK (2xx batches sent here).
 preflight() {
   local body code
   body=$(head -n1 "$WORK/bodies/list.gzip")
-  code=$(http_code -X POST -H 'Authorization: Bearer wrong' -H 'Content-Encoding: application/gzip' \
+  code=$(http_code -X POST -H 'Authorization: Bearer wrong' -H "Content-Encoding: $(gzip_coding "$1")" \
     --data-binary @"$body" "$URL")
   [[ $code == 401 || $1 == nginx ]] || fail "$1: wrong Authorization got $code, not 401"
-  code=$(http_code -X POST -H "Authorization: $AUTH" -H 'Content-Encoding: application/gzip' \
+  code=$(http_code -X POST -H "Authorization: $AUTH" -H "Content-Encoding: $(gzip_coding "$1")" \
     --data-binary @"$body" "$URL")
   [[ $code == 202 ]] || die "$1: a valid batch got $code, not 202 (see $RDIR/target.log)"
   PRE_OK=1
 }
 
-# load LIST GZIP CONNS DURATION: runs wrk, prints its RESULT line
+# load LIST CONTENT_ENCODING CONNS DURATION: runs wrk, prints its RESULT
+# line (CONTENT_ENCODING empty: no such header)
 load() {
   local threads=$WRK_THREADS out
   (($3 == 1)) && threads=1
-  out=$(BENCH_LIST=$1 BENCH_AUTH=$AUTH BENCH_GZIP=$2 wrk -t"$threads" -c"$3" -d"$4" \
+  out=$(BENCH_LIST=$1 BENCH_AUTH=$AUTH BENCH_ENCODING=$2 wrk -t"$threads" -c"$3" -d"$4" \
     --timeout 10s -s "$REPO/bench/post.lua" "$URL" 2>&1) || { echo "$out" >&2; return 1; }
   grep '^RESULT' <<<"$out" || { echo "$out" >&2; return 1; }
 }
@@ -347,16 +387,16 @@ ingest() {
           log "rep $rep disk ceiling, $g bodies per fdatasync: $(kv "$res" records_per_s) records/s"
         done
       fi
-      gz=0; [[ $enc == gzip ]] && gz=1
       for c in $CONCURRENCY; do
         for target in "${order[@]}"; do
+          gz=""; [[ $enc == gzip ]] && gz=$(gzip_coding "$target")
           start_target "$target"
           preflight "$target"
           t0=$(ticks "$TPID")
           res=$(load "$WORK/bodies/list.$enc" "$gz" "$c" "$DURATION") || die "wrk failed against $target"
           t1=$(ticks "$TPID")
           hwm=0
-          [[ $target == kongctl || $target == go-model ]] && hwm=$(vm "$TPID" VmHWM)
+          [[ $target == kongctl || $target == go-model* ]] && hwm=$(vm "$TPID" VmHWM)
           stop_pid "$TPID"
           ok=$(($(kv "$res" requests) - $(kv "$res" non2xx)))
           secs=$(awk -v u="$(kv "$res" duration_us)" 'BEGIN {printf "%.3f", u / 1e6}')
@@ -403,7 +443,7 @@ memory() {
   BOMB_RESULTS=()
   for c in 8 64; do
     local res
-    res=$(load "$WORK/list.bomb" 1 "$c" "$(q 2s 5s)") || die "wrk failed (bomb)"
+    res=$(load "$WORK/list.bomb" application/gzip "$c" "$(q 2s 5s)") || die "wrk failed (bomb)"
     BOMB_RESULTS+=("$(kv "$res" requests) bombs from $c senders, $(kv "$res" non2xx) refused")
     [[ $(kv "$res" requests) == "$(kv "$res" non2xx)" ]] || fail "a gzip bomb was accepted: $res"
   done
@@ -481,6 +521,7 @@ machine() {
   fs=$(findmnt -n -o FSTYPE,SOURCE -T "$WORK" 2>/dev/null | tr -s ' ')
   echo "- machine: $(nproc) CPUs (${cpu:-unknown CPU}), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, kernel $(uname -r), $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
   echo "- disk: events files on ${fs:-?} (\`$WORK\`), fsync'd"
+  echo "- Go model: built from \`${GO_MODEL#"$REPO"/}\`$([[ -z $GO_MODEL_B ]] || echo "; go-model-b from \`$GO_MODEL_B\`")"
   echo "- kongctl $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'), $(rustc --version 2>/dev/null | cut -d' ' -f1-2); $(go version | cut -d' ' -f3); $(gojq --version 2>&1 | head -n1); nginx $("$NGINX" -v 2>&1 | sed 's/.*\///'); $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)"
 }
 
@@ -495,12 +536,12 @@ lat() {
   awk -v a="$(med "${p50[@]}")" -v b="$(med "${p99[@]}")" 'BEGIN {printf "%.2f / %.2f", a / 1000, b / 1000}'
 }
 
-# ingest_ratios ENC CONC: per-round kongctl / Go model ratios
+# ingest_ratios ENC CONC [A B]: per-round A / B ratios (default kongctl / go-model)
 ingest_ratios() {
   local rep o g
   for rep in $(seq 1 "$REPEATS"); do
-    o=$(col "$INGEST" recs target=kongctl enc=$1 conc=$2 rep=$rep)
-    g=$(col "$INGEST" recs target=go-model enc=$1 conc=$2 rep=$rep)
+    o=$(col "$INGEST" recs target="${3:-kongctl}" enc=$1 conc=$2 rep=$rep)
+    g=$(col "$INGEST" recs target="${4:-go-model}" enc=$1 conc=$2 rep=$rep)
     [[ -n $o && -n $g ]] && ratio "$o" "$g" && echo
   done
 }
@@ -536,6 +577,7 @@ report_ingest() {
       echo "| $enc | $c | ${cells[0]} | ${cells[1]} | ${cells[2]} | $rr | $(lat kongctl "$enc" "$c") | $(lat go-model "$enc" "$c") | $(med $(col "$INGEST" cpu target=kongctl enc=$enc conc=$c)) / $(med $(col "$INGEST" cpu target=go-model enc=$enc conc=$c)) |"
     done
   done
+  [[ -n $GO_MODEL_B ]] && report_model_b
   mapfile -t vals < <(col "$GUNZIP" recs)
   if ((${#vals[@]})); then
     echo
@@ -549,6 +591,27 @@ report_ingest() {
   echo
   echo "Verified after every kongctl and Go model run: each line of the events file is one JSON object, and lines >= (2xx responses x $BATCH) + the preflight's: $(awk -F'\t' 'NR > 1 && $12 != "n/a" {n++; if ($12 == "PASS") p++} END {printf "%d of %d PASS", p, n}' "$INGEST")."
   echo
+}
+
+# report_model_b: the Go model against GO_MODEL_B, same rounds.
+report_model_b() {
+  local enc c t cells ratios vals
+  echo
+  echo "Go model (\`${GO_MODEL#"$REPO"/}\`) against go-model-b (\`$GO_MODEL_B\`), records/s: min / median / max of $REPEATS rounds."
+  echo
+  echo "| batch | senders | Go model | go-model-b | Go model / go-model-b (per round) | p50 / p99 Go model | p50 / p99 go-model-b |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for enc in $ENCODINGS; do
+    for c in $CONCURRENCY; do
+      cells=()
+      for t in go-model go-model-b; do
+        mapfile -t vals < <(col "$INGEST" recs target=$t enc=$enc conc=$c)
+        if ((${#vals[@]})); then cells+=("$(mmm "${vals[@]}")"); else cells+=("-"); fi
+      done
+      mapfile -t ratios < <(ingest_ratios "$enc" "$c" go-model go-model-b)
+      echo "| $enc | $c | ${cells[0]} | ${cells[1]} | $( ((${#ratios[@]})) && FMT=%.2f mmm "${ratios[@]}" || echo -) | $(lat go-model "$enc" "$c") | $(lat go-model-b "$enc" "$c") |"
+    done
+  done
 }
 
 report_tail() {
@@ -641,7 +704,7 @@ report() {
   echo "Command: \`bench/run.sh$( ((QUICK)) && echo ' --quick')\` (DURATION=$DURATION REPEATS=$REPEATS WRK_THREADS=$WRK_THREADS PARTS=\"$PARTS\"; targets interleaved within each cell, their order rotated every round)"
   echo
   machine
-  echo "- load: wrk with bench/post.lua, batches of $BATCH records ($(kv "$BODY_INFO" avg_plain_bytes) B plain, $(kv "$BODY_INFO" avg_gzip_bytes) B gzip on average, $BODIES different bodies, Content-Encoding: application/gzip as Konnect sends), keep-alive, $WRK_THREADS wrk threads (1 for 1 sender)"
+  echo "- load: wrk with bench/post.lua, batches of $BATCH records ($(kv "$BODY_INFO" avg_plain_bytes) B plain, $(kv "$BODY_INFO" avg_gzip_bytes) B gzip on average, $BODIES different bodies; gzip ones with Content-Encoding: application/gzip as Konnect sends, \`gzip\` to the Go model, which like the original decodes only that), keep-alive, $WRK_THREADS wrk threads (1 for 1 sender)"
   echo
   SIZE=$(stat -c %s "$KONGCTL")
   if part ingest; then

@@ -25,86 +25,104 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage:
-  kongctl-bench corpus --records N [--seed S] --out FILE
-  kongctl-bench bodies --records N --bodies B [--seed S] --out DIR
-  kongctl-bench bomb --decoded-mib N --out FILE
-  kongctl-bench gunzip --list FILE [--secs S]
-  kongctl-bench verify FILE MIN_LINES
-  kongctl-bench go-escape < IN > OUT
-  kongctl-bench disk --list FILE --file PATH [--group N] [--secs S]
-  kongctl-bench startup --runs N --state FILE [--port P] -- COMMAND [ARG...]
-  kongctl-bench free-port";
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// Helpers for bench/run.sh.
+#[derive(Parser)]
+#[command(name = "kongctl-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Writes Konnect-like audit records, one JSON object per line.
+    Corpus {
+        /// How many records.
+        #[arg(long, value_name = "N")]
+        records: u64,
+        /// Seed of the generator: the same seed gives the same records.
+        #[arg(long, value_name = "S", default_value_t = 7)]
+        seed: u64,
+        /// The JSONL file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Writes request bodies of N records each, plain and gzip, with lists
+    /// of their paths (list.plain, list.gzip).
+    Bodies {
+        /// Records per body.
+        #[arg(long, value_name = "N")]
+        records: usize,
+        /// How many bodies.
+        #[arg(long, value_name = "B")]
+        bodies: usize,
+        /// Seed of the generator.
+        #[arg(long, value_name = "S", default_value_t = 42)]
+        seed: u64,
+        /// The directory to write them to (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Writes a gzip body that decodes to N MiB of newlines.
+    Bomb {
+        /// Decoded size in MiB.
+        #[arg(long, value_name = "N")]
+        decoded_mib: usize,
+        /// The file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Measures how fast one core merely gunzips the listed bodies.
+    Gunzip(measure::GunzipArgs),
+    /// Checks that every line of FILE is one JSON object and that there are
+    /// at least MIN_LINES lines (exit 0 on PASS, 1 on FAIL).
+    Verify {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[arg(value_name = "MIN_LINES")]
+        min_lines: u64,
+    },
+    /// Copies stdin to stdout with Go's json.Marshal escapes of <, >, &,
+    /// U+2028 and U+2029.
+    GoEscape,
+    /// Measures how many records/s this disk takes durably.
+    Disk(measure::DiskArgs),
+    /// Measures the time from exec to a listener being ready, repeatedly.
+    Startup(measure::StartupArgs),
+    /// Prints an unused TCP port on 127.0.0.1.
+    FreePort,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some((command, rest)) = args.split_first() else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
+    let matches = Cli::command().get_matches();
+    let name = matches.subcommand_name().unwrap_or_default().to_owned();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
     };
-    let result = match command.as_str() {
-        "corpus" => corpus_cmd(rest),
-        "bodies" => bodies_cmd(rest),
-        "bomb" => bomb_cmd(rest),
-        "gunzip" => measure::gunzip_cmd(rest),
-        "verify" => return verify_cmd(rest),
-        "go-escape" => go_escape(io::stdin().lock(), io::stdout().lock()),
-        "startup" => measure::startup_cmd(rest),
-        "disk" => measure::disk_cmd(rest),
-        "free-port" => free_port(),
-        _ => Err(format!("unknown command {command:?}\n{USAGE}")),
+    let result = match cli.command {
+        Command::Corpus { records, seed, out } => corpus_cmd(records, seed, &out),
+        Command::Bodies {
+            records,
+            bodies,
+            seed,
+            out,
+        } => bodies_cmd(records, bodies, seed, &out),
+        Command::Bomb { decoded_mib, out } => bomb_cmd(decoded_mib, &out),
+        Command::Gunzip(args) => measure::gunzip_cmd(&args),
+        Command::Verify { file, min_lines } => return verify_cmd(&file, min_lines),
+        Command::GoEscape => go_escape(io::stdin().lock(), io::stdout().lock()),
+        Command::Disk(args) => measure::disk_cmd(&args),
+        Command::Startup(args) => measure::startup_cmd(&args),
+        Command::FreePort => free_port(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("kongctl-bench {command}: {e}");
+            eprintln!("kongctl-bench {name}: {e}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-/// `--name value` options; anything else is an error.
-pub struct Opts(Vec<(String, String)>);
-
-impl Opts {
-    pub fn parse(args: &[String], names: &[&str]) -> Result<Opts, String> {
-        let mut out = Vec::new();
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let name = a
-                .strip_prefix("--")
-                .filter(|n| names.contains(n))
-                .ok_or_else(|| format!("unexpected argument {a:?}\n{USAGE}"))?;
-            let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
-            out.push((name.to_string(), value.clone()));
-        }
-        Ok(Opts(out))
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn required(&self, name: &str) -> Result<&str, String> {
-        self.get(name)
-            .ok_or_else(|| format!("--{name} is required"))
-    }
-
-    pub fn number<T: std::str::FromStr>(
-        &self,
-        name: &str,
-        default: Option<T>,
-    ) -> Result<T, String> {
-        match (self.get(name), default) {
-            (Some(v), _) => v
-                .parse()
-                .map_err(|_| format!("--{name} {v:?} is not a number")),
-            (None, Some(d)) => Ok(d),
-            (None, None) => Err(format!("--{name} is required")),
         }
     }
 }
@@ -114,12 +132,9 @@ fn err(context: &str, path: &Path) -> impl FnOnce(io::Error) -> String {
     move |e| format!("{what}: {e}")
 }
 
-fn corpus_cmd(args: &[String]) -> Result<(), String> {
-    let o = Opts::parse(args, &["records", "seed", "out"])?;
-    let records: u64 = o.number("records", None)?;
-    let out = PathBuf::from(o.required("out")?);
-    let mut g = corpus::Generator::new(o.number("seed", Some(7))?);
-    let file = fs::File::create(&out).map_err(err("create", &out))?;
+fn corpus_cmd(records: u64, seed: u64, out: &Path) -> Result<(), String> {
+    let mut g = corpus::Generator::new(seed);
+    let file = fs::File::create(out).map_err(err("create", out))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
     let mut line = String::new();
     let mut bytes = 0u64;
@@ -127,9 +142,9 @@ fn corpus_cmd(args: &[String]) -> Result<(), String> {
         line.clear();
         g.record(&mut line);
         bytes += line.len() as u64;
-        w.write_all(line.as_bytes()).map_err(err("write", &out))?;
+        w.write_all(line.as_bytes()).map_err(err("write", out))?;
     }
-    w.flush().map_err(err("write", &out))?;
+    w.flush().map_err(err("write", out))?;
     println!(
         "corpus={} records={records} bytes={bytes} avg_record_bytes={}",
         out.display(),
@@ -145,14 +160,10 @@ fn gzip(data: &[u8], level: u32) -> Vec<u8> {
     e.finish().expect("writing to a Vec cannot fail")
 }
 
-fn bodies_cmd(args: &[String]) -> Result<(), String> {
-    let o = Opts::parse(args, &["records", "bodies", "seed", "out"])?;
-    let per_body: usize = o.number("records", None)?;
-    let count: usize = o.number("bodies", None)?;
-    let dir = PathBuf::from(o.required("out")?);
-    fs::create_dir_all(&dir).map_err(err("create", &dir))?;
-    let dir = fs::canonicalize(&dir).map_err(err("resolve", &dir))?;
-    let mut g = corpus::Generator::new(o.number("seed", Some(42))?);
+fn bodies_cmd(per_body: usize, count: usize, seed: u64, dir: &Path) -> Result<(), String> {
+    fs::create_dir_all(dir).map_err(err("create", dir))?;
+    let dir = fs::canonicalize(dir).map_err(err("resolve", dir))?;
+    let mut g = corpus::Generator::new(seed);
     let (mut plain_list, mut gzip_list) = (String::new(), String::new());
     let (mut plain_bytes, mut gzip_bytes) = (0, 0);
     for i in 0..count {
@@ -186,12 +197,9 @@ fn bodies_cmd(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn bomb_cmd(args: &[String]) -> Result<(), String> {
-    let o = Opts::parse(args, &["decoded-mib", "out"])?;
-    let mib: usize = o.number("decoded-mib", None)?;
-    let out = PathBuf::from(o.required("out")?);
+fn bomb_cmd(mib: usize, out: &Path) -> Result<(), String> {
     let gz = gzip(&vec![b'\n'; mib << 20], 9);
-    fs::write(&out, &gz).map_err(err("write", &out))?;
+    fs::write(out, &gz).map_err(err("write", out))?;
     println!(
         "bomb={} bytes={} decoded_bytes={}",
         out.display(),
@@ -201,17 +209,9 @@ fn bomb_cmd(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Exit 0 on PASS, 1 on FAIL, 2 on bad usage or an unreadable file.
-fn verify_cmd(args: &[String]) -> ExitCode {
-    let [path, min] = args else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    };
-    let Ok(min) = min.parse::<u64>() else {
-        eprintln!("MIN_LINES {min:?} is not a number");
-        return ExitCode::from(2);
-    };
-    match verify(Path::new(path), min) {
+/// Exit 0 on PASS, 1 on FAIL or an unreadable file (bad usage: clap's 2).
+fn verify_cmd(path: &Path, min: u64) -> ExitCode {
+    match verify(path, min) {
         Ok(report) => {
             println!("{}", report.line());
             if report.pass() {
@@ -381,6 +381,89 @@ fn free_port() -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every form bench/run.sh uses parses into what it means.
+    #[test]
+    fn parses_what_run_sh_sends() {
+        let parse = |line: &str| {
+            Cli::try_parse_from(std::iter::once("kongctl-bench").chain(line.split(' ')))
+                .unwrap_or_else(|e| panic!("{line}: {e}"))
+                .command
+        };
+        assert!(matches!(
+            parse("bodies --records 50 --bodies 16 --seed 42 --out /w/bodies"),
+            Command::Bodies { records: 50, bodies: 16, seed: 42, out } if out == Path::new("/w/bodies")
+        ));
+        assert!(matches!(
+            parse("bomb --decoded-mib 64 --out /w/bomb.gz"),
+            Command::Bomb {
+                decoded_mib: 64,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse("corpus --records 50000 --out /w/c.jsonl"),
+            Command::Corpus {
+                records: 50000,
+                seed: 7,
+                ..
+            }
+        ));
+        assert!(matches!(parse("free-port"), Command::FreePort));
+        assert!(matches!(parse("go-escape"), Command::GoEscape));
+        assert!(matches!(
+            parse("verify /w/events.jsonl 2550"),
+            Command::Verify {
+                min_lines: 2550,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse("gunzip --list /w/list.gzip --secs 1"),
+            Command::Gunzip(measure::GunzipArgs { secs: 1.0, .. })
+        ));
+        assert!(matches!(
+            parse("disk --list /w/list.plain --file /w/disk.dat --group 8 --secs 1"),
+            Command::Disk(measure::DiskArgs { group: 8, .. })
+        ));
+        let Command::Startup(s) = parse(
+            "startup --runs 7 --port 4000 --log /w/s.log --state /w/listener.json -- \
+             kongctl listen --listen-address 127.0.0.1:4000 -d",
+        ) else {
+            panic!("not startup")
+        };
+        assert_eq!((s.runs, s.port), (7, Some(4000)));
+        // Everything after `--` is the command, flags included.
+        assert_eq!(
+            s.command,
+            [
+                "kongctl",
+                "listen",
+                "--listen-address",
+                "127.0.0.1:4000",
+                "-d"
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_what_the_old_parser_refused() {
+        for line in [
+            "verify /w/e.jsonl many",
+            "startup --runs 1 --state /w/s kongctl",
+            "startup --runs 1 --state /w/s --",
+            "corpus --out /w/c.jsonl",
+            "bodies --records 1 --bodies 1 --out /w --extra 1",
+        ] {
+            let argv = std::iter::once("kongctl-bench").chain(line.split(' '));
+            assert!(Cli::try_parse_from(argv).is_err(), "{line} parsed");
+        }
+    }
 
     #[test]
     fn go_escape_rewrites_exactly_the_five() {

@@ -1,12 +1,21 @@
 //! Measurements: the one-core gunzip rate and the time to listening.
 
+use std::ffi::OsString;
 use std::fs;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::Opts;
+#[derive(clap::Args)]
+pub struct GunzipArgs {
+    /// File listing the gzip bodies, one path per line.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) list: PathBuf,
+    /// How long to measure, in seconds.
+    #[arg(long, value_name = "S", default_value_t = 3.0)]
+    pub(crate) secs: f64,
+}
 
 /// Gunzips the bodies listed in `--list`, round after round, for `--secs`
 /// seconds on this one thread (so at most one core), into one reused buffer,
@@ -14,11 +23,8 @@ use crate::Opts;
 /// header and CRC-32 checked): the part of a gzip request no listener can
 /// skip. Prints bodies/s, records/s (a record is a `\n`-terminated line) and
 /// decoded MB/s.
-pub fn gunzip_cmd(args: &[String]) -> Result<(), String> {
-    let o = Opts::parse(args, &["list", "secs"])?;
-    let list = o.required("list")?;
-    let secs: f64 = o.number("secs", Some(3.0))?;
-    let bodies = read_bodies(list)?;
+pub fn gunzip_cmd(args: &GunzipArgs) -> Result<(), String> {
+    let bodies = read_bodies(&args.list)?;
     let mut out = Vec::new();
     let mut records_per_round = 0u64;
     let mut decoded_per_round = 0u64;
@@ -28,7 +34,7 @@ pub fn gunzip_cmd(args: &[String]) -> Result<(), String> {
         decoded_per_round += out.len() as u64;
     }
     let started = Instant::now();
-    let limit = Duration::from_secs_f64(secs);
+    let limit = secs(args.secs)?;
     let mut rounds = 0u64;
     while started.elapsed() < limit {
         for b in &bodies {
@@ -54,19 +60,37 @@ fn gunzip(body: &[u8], out: Vec<u8>) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("gunzip: {e}"))
 }
 
+/// A measuring time that `Duration` can hold and that is not negative.
+fn secs(s: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(s).map_err(|e| format!("--secs {s}: {e}"))
+}
+
+#[derive(clap::Args)]
+pub struct DiskArgs {
+    /// File listing the plain bodies, one path per line.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) list: PathBuf,
+    /// The file to append to (deleted at the end).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) file: PathBuf,
+    /// Bodies per write and fdatasync.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub(crate) group: usize,
+    /// How long to measure, in seconds.
+    #[arg(long, value_name = "S", default_value_t = 3.0)]
+    pub(crate) secs: f64,
+}
+
 /// Appends the bodies listed in `--list` (plain, record per line) to
 /// `--file`, `--group` bodies per `write`, each write followed by
 /// `fdatasync`, for `--secs` seconds, then deletes the file. Prints the
 /// records/s and MB/s that were made durable: what the disk allows a
 /// listener that stores these records with group commit, whatever its CPU.
-pub fn disk_cmd(args: &[String]) -> Result<(), String> {
+pub fn disk_cmd(args: &DiskArgs) -> Result<(), String> {
     use std::io::Write;
-    let o = Opts::parse(args, &["list", "file", "group", "secs"])?;
-    let list = o.required("list")?;
-    let path = PathBuf::from(o.required("file")?);
-    let group: usize = o.number("group", Some(64))?;
-    let secs: f64 = o.number("secs", Some(3.0))?;
-    let bodies = read_bodies(list)?;
+    let (path, group) = (&args.file, args.group);
+    let limit = secs(args.secs)?;
+    let bodies = read_bodies(&args.list)?;
     let mut chunk = Vec::new();
     let mut records_per_chunk = 0u64;
     for b in bodies.iter().cycle().take(group.max(1)) {
@@ -76,10 +100,9 @@ pub fn disk_cmd(args: &[String]) -> Result<(), String> {
     let mut file = fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&path)
+        .open(path)
         .map_err(|e| format!("open {}: {e}", path.display()))?;
     let started = Instant::now();
-    let limit = Duration::from_secs_f64(secs);
     let mut chunks = 0u64;
     let result = (|| {
         while started.elapsed() < limit {
@@ -90,7 +113,7 @@ pub fn disk_cmd(args: &[String]) -> Result<(), String> {
         std::io::Result::Ok(())
     })();
     let elapsed = started.elapsed().as_secs_f64();
-    let _ = fs::remove_file(&path);
+    let _ = fs::remove_file(path);
     result.map_err(|e| format!("write {}: {e}", path.display()))?;
     println!(
         "disk records_per_s={:.0} mb_per_s={:.1} syncs_per_s={:.0} group={group} secs={elapsed:.2}",
@@ -101,6 +124,26 @@ pub fn disk_cmd(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+#[derive(clap::Args)]
+pub struct StartupArgs {
+    /// How many starts.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub(crate) runs: usize,
+    /// The state file whose `"running": true` means ready (deleted before
+    /// each start).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) state: PathBuf,
+    /// Also note when this port on 127.0.0.1 first accepts a connection.
+    #[arg(long, value_name = "P")]
+    pub(crate) port: Option<u16>,
+    /// Where the command's stdout and stderr go (appended).
+    #[arg(long, value_name = "FILE", default_value = "/dev/null")]
+    pub(crate) log: PathBuf,
+    /// The command to start, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<OsString>,
+}
+
 /// Starts the command `--runs` times. Each time: deletes `--state`, execs the
 /// command and polls every 100 us until the state file exists and says
 /// `"running": true` (kongctl writes `listener.json` once the listener is
@@ -108,27 +151,22 @@ pub fn disk_cmd(args: &[String]) -> Result<(), String> {
 /// `--port`, notes when that port first accepts a TCP connection. Then sends
 /// SIGTERM and waits for a clean exit (the listener's Konnect cleanup), so
 /// the next run starts from the same state. Prints each run and min/median/max.
-pub fn startup_cmd(args: &[String]) -> Result<(), String> {
-    let split = args
-        .iter()
-        .position(|a| a == "--")
-        .ok_or("missing -- before the command")?;
-    let o = Opts::parse(&args[..split], &["runs", "state", "port", "log"])?;
-    let command = &args[split + 1..];
-    let (program, rest) = command.split_first().ok_or("no command given")?;
-    let runs: usize = o.number("runs", Some(10))?;
-    let state = PathBuf::from(o.required("state")?);
-    let port: Option<u16> = o.get("port").map(|_| o.number("port", None)).transpose()?;
-    let log = o.get("log").unwrap_or("/dev/null");
+pub fn startup_cmd(args: &StartupArgs) -> Result<(), String> {
+    let (program, rest) = args
+        .command
+        .split_first()
+        .expect("clap requires at least one word of COMMAND");
+    let (runs, state, port) = (args.runs, &args.state, args.port);
+    let log = args.log.display();
 
     let mut ready_ms = Vec::new();
     let mut port_ms = Vec::new();
     for run in 1..=runs {
-        let _ = fs::remove_file(&state);
+        let _ = fs::remove_file(state);
         let log_file = fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(log)
+            .open(&args.log)
             .map_err(|e| format!("open {log}: {e}"))?;
         let started = Instant::now();
         let mut child = Command::new(program)
@@ -137,7 +175,7 @@ pub fn startup_cmd(args: &[String]) -> Result<(), String> {
             .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
             .stderr(log_file)
             .spawn()
-            .map_err(|e| format!("exec {program}: {e}"))?;
+            .map_err(|e| format!("exec {}: {e}", program.to_string_lossy()))?;
         let (mut ready, mut accepted) = (None, None);
         let outcome = loop {
             if accepted.is_none()
@@ -146,7 +184,7 @@ pub fn startup_cmd(args: &[String]) -> Result<(), String> {
             {
                 accepted = Some(started.elapsed());
             }
-            if is_running(&state) {
+            if is_running(state) {
                 ready = Some(started.elapsed());
                 break Ok(());
             }
@@ -224,15 +262,15 @@ fn stop(child: &mut std::process::Child) -> Result<(), String> {
 }
 
 /// The bodies whose paths `list` holds, one per line; at least one.
-fn read_bodies(list: &str) -> Result<Vec<Vec<u8>>, String> {
-    let text = fs::read_to_string(list).map_err(|e| format!("read {list}: {e}"))?;
+fn read_bodies(list: &Path) -> Result<Vec<Vec<u8>>, String> {
+    let text = fs::read_to_string(list).map_err(|e| format!("read {}: {e}", list.display()))?;
     let bodies: Vec<Vec<u8>> = text
         .lines()
         .filter(|l| !l.is_empty())
         .map(|p| fs::read(p).map_err(|e| format!("read {p}: {e}")))
         .collect::<Result<_, _>>()?;
     if bodies.is_empty() {
-        return Err(format!("no bodies listed in {list}"));
+        return Err(format!("no bodies listed in {}", list.display()));
     }
     Ok(bodies)
 }

@@ -1,0 +1,3 @@
+module kongctl-bench/baseline
+
+go 1.19
