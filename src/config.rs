@@ -6,12 +6,12 @@
 //! (`$XDG_CONFIG_HOME/kongctl`, else `~/.config/kongctl`).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::cli::{GlobalArgs, LogLevel, OutputFormat};
+use crate::secret::Secret;
 
 /// What went wrong while resolving configuration.
 #[derive(Debug, thiserror::Error)]
@@ -58,27 +58,6 @@ struct KonnectFile {
     region: Option<String>,
     #[serde(rename = "refresh-path", alias = "refresh_path")]
     refresh_path: Option<String>,
-}
-
-/// A secret that never shows up in Debug or Display output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
 }
 
 /// Where a PAT was found, for messages that help users fix the right place.
@@ -671,12 +650,6 @@ mod tests {
         let err = Settings::resolve(&GlobalArgs::default(), &env(&[("XDG_CONFIG_HOME", xdg)]))
             .unwrap_err();
         assert!(err.to_string().starts_with("invalid config file"), "{err}");
-    }
-
-    #[test]
-    fn secrets_do_not_debug_print() {
-        let s = Secret::new("kpat_very_secret");
-        assert!(!format!("{s:?}").contains("very_secret"));
     }
 
     #[test]

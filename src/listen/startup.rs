@@ -13,7 +13,7 @@ use super::Run;
 use super::finish::Released;
 use super::state::{self, CleanupStatus, DestinationState};
 use crate::error::{CliError, exit_code};
-use crate::konnect::client::redact_url;
+use crate::konnect::error::redact_url;
 use crate::konnect::{KonnectError, NewDestination};
 
 /// After a stop request during startup, how long a destination create
