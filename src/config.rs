@@ -6,12 +6,12 @@
 //! (`$XDG_CONFIG_HOME/kongctl`, else `~/.config/kongctl`).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::cli::{GlobalArgs, LogLevel, OutputFormat};
+use crate::secret::Secret;
 
 /// What went wrong while resolving configuration.
 #[derive(Debug, thiserror::Error)]
@@ -60,32 +60,13 @@ struct KonnectFile {
     refresh_path: Option<String>,
 }
 
-/// A secret that never shows up in Debug or Display output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
 /// Where a PAT was found, for messages that help users fix the right place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PatSource {
     Flag,
+    /// The environment variable's name (`KONGCTL_<PROFILE>_KONNECT_PAT`).
     Env(String),
+    /// The config file whose profile section has `konnect.pat`.
     File(PathBuf),
 }
 
@@ -378,6 +359,32 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The hint for an access token Konnect rejected (401): names where the
+    /// token in use came from (the one [`Settings::auth`] picks), so the user
+    /// fixes that place and not another.
+    pub fn rejected_token_hint(&self) -> String {
+        match &self.pat {
+            Some((_, PatSource::Flag)) => {
+                "Konnect rejected the access token: check the PAT given with --pat".to_string()
+            }
+            Some((_, PatSource::Env(var))) => format!(
+                "Konnect rejected the access token: check the PAT in the {var} environment variable"
+            ),
+            Some((_, PatSource::File(path))) => format!(
+                "Konnect rejected the access token: check konnect.pat under the {:?} profile in {}",
+                self.profile,
+                path.display()
+            ),
+            None => format!(
+                "Konnect rejected the access token of the login token file {}: log in again with \
+                 the original kongctl (`kongctl login`), or provide a PAT",
+                self.login_token_file.display()
+            ),
+        }
+    }
+}
+
 fn parse_log_level(v: &str) -> Option<LogLevel> {
     match v.trim().to_ascii_lowercase().as_str() {
         "trace" => Some(LogLevel::Trace),
@@ -628,6 +635,67 @@ mod tests {
     }
 
     #[test]
+    fn a_rejected_token_hint_names_where_the_token_came_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let kdir = dir.path().join("kongctl");
+        let xdg = dir.path().to_str().unwrap();
+        let dev = GlobalArgs {
+            profile: Some("dev".into()),
+            ..Default::default()
+        };
+        let hint = |g: &GlobalArgs, e: &[(&str, &str)]| {
+            let mut e = env(e);
+            e.insert("XDG_CONFIG_HOME".into(), xdg.into());
+            Settings::resolve(g, &e).unwrap().rejected_token_hint()
+        };
+
+        // No PAT anywhere: the login token file of the profile.
+        assert_eq!(
+            hint(&dev, &[]),
+            format!(
+                "Konnect rejected the access token of the login token file {}: log in again \
+                 with the original kongctl (`kongctl login`), or provide a PAT",
+                kdir.join(".dev-konnect-token.json").display()
+            )
+        );
+
+        std::fs::create_dir_all(&kdir).unwrap();
+        std::fs::write(
+            kdir.join("config.yaml"),
+            "dev:\n  konnect:\n    pat: kpat_file\n",
+        )
+        .unwrap();
+        assert_eq!(
+            hint(&dev, &[]),
+            format!(
+                "Konnect rejected the access token: check konnect.pat under the \"dev\" profile in {}",
+                kdir.join("config.yaml").display()
+            )
+        );
+
+        // The variable of the profile in use, not the default profile's.
+        let pat_env = [("KONGCTL_DEV_KONNECT_PAT", "kpat_env")];
+        assert_eq!(
+            hint(&dev, &pat_env),
+            "Konnect rejected the access token: check the PAT in the \
+             KONGCTL_DEV_KONNECT_PAT environment variable"
+        );
+
+        let flagged = GlobalArgs {
+            pat: Some("kpat_flag".into()),
+            ..dev.clone()
+        };
+        let h = hint(&flagged, &pat_env);
+        assert_eq!(
+            h,
+            "Konnect rejected the access token: check the PAT given with --pat"
+        );
+        for h in [h, hint(&dev, &pat_env), hint(&dev, &[])] {
+            assert!(!h.contains("kpat_"), "the hint shows a PAT: {h}");
+        }
+    }
+
+    #[test]
     fn konnect_env_picks_the_domain() {
         let dir = tempfile::tempdir().unwrap();
         let e = env(&[("XDG_CONFIG_HOME", dir.path().to_str().unwrap())]);
@@ -671,12 +739,6 @@ mod tests {
         let err = Settings::resolve(&GlobalArgs::default(), &env(&[("XDG_CONFIG_HOME", xdg)]))
             .unwrap_err();
         assert!(err.to_string().starts_with("invalid config file"), "{err}");
-    }
-
-    #[test]
-    fn secrets_do_not_debug_print() {
-        let s = Secret::new("kpat_very_secret");
-        assert!(!format!("{s:?}").contains("very_secret"));
     }
 
     #[test]

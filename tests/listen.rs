@@ -296,6 +296,35 @@ fn missing_pat_is_a_clear_error() {
     );
 }
 
+/// A 401 hint names the PAT's real source: here the variable of the
+/// profile in use, not a `KONGCTL_<PROFILE>_KONNECT_PAT` placeholder.
+#[test]
+fn a_rejected_pat_hint_names_the_profiles_variable() {
+    let w = World::new();
+    let mut cmd = w.kongctl_profile("dev-eu");
+    cmd.env("KONGCTL_DEV_EU_KONNECT_PAT", "kpat_revoked").args([
+        "listen",
+        "--endpoint",
+        "https://h.test/a",
+        "--listen-address",
+        "127.0.0.1:0",
+    ]);
+    let out = Running::run_command(cmd);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("Error: read regional audit-log webhook: ")
+            && out.stderr.contains(
+                "\nHint: Konnect rejected the access token: check the PAT in the \
+                 KONGCTL_DEV_EU_KONNECT_PAT environment variable\n"
+            ),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("kpat_revoked"), "{}", out.stderr);
+    assert!(w.snapshot().destinations.is_empty(), "nothing created");
+}
+
 #[test]
 fn configured_webhook_blocks_startup_with_the_original_message() {
     let w = World::new();

@@ -13,7 +13,8 @@ use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::client::{Host, KonnectClient, KonnectError, Retry};
+use super::client::{Host, KonnectClient, Retry};
+use super::error::KonnectError;
 
 /// The regional webhook as GET /v2/audit-log-webhook shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -32,8 +32,8 @@ use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use serde::{Deserialize, Serialize};
 
-use super::client::{KonnectError, error_chain, redact_url};
-use crate::config::Secret;
+use super::error::{KonnectError, error_chain, redact_url};
+use crate::secret::Secret;
 
 /// kongctl's `konnect.refresh-path` default.
 pub const REFRESH_PATH_DEFAULT: &str = "/kauth/api/v1/refresh";

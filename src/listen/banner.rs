@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use super::Run;
 use super::options::{AuthorizationOrigin, ListenOptions};
 use super::state::StoragePaths;
-use crate::konnect::client::redact_url;
+use crate::konnect::error::redact_url;
 
 impl Run {
     /// The startup block (listen) or its log line (tail).
@@ -101,9 +101,9 @@ pub(super) fn print_stdout(text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
     use crate::listen::local_endpoint;
     use crate::listen::options::LogFormat;
+    use crate::secret::Secret;
 
     fn options(endpoint: &str, public_url: Option<&str>) -> ListenOptions {
         ListenOptions {

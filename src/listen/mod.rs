@@ -41,7 +41,8 @@ use tokio::net::TcpListener;
 
 use crate::config::{Auth, Settings};
 use crate::error::CliError;
-use crate::konnect::client::{ClientOptions, Host, redact_url};
+use crate::konnect::client::{ClientOptions, Host};
+use crate::konnect::error::redact_url;
 use crate::konnect::{AuditLogs, Credential, Hosts, KonnectClient, LoginToken};
 use crate::listener::EventStore;
 use bind::bind;

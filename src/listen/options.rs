@@ -65,7 +65,7 @@ pub struct ListenOptions {
     pub name: String,
     pub log_format: LogFormat,
     pub skip_ssl_verification: bool,
-    pub authorization: crate::config::Secret,
+    pub authorization: crate::secret::Secret,
     pub authorization_origin: AuthorizationOrigin,
     pub configure_webhook: bool,
     pub tail: bool,
@@ -80,7 +80,7 @@ impl std::fmt::Debug for ListenOptions {
         f.debug_struct("ListenOptions")
             .field(
                 "endpoint",
-                &crate::konnect::client::redact_url(&self.endpoint),
+                &crate::konnect::error::redact_url(&self.endpoint),
             )
             .field("listen_address", &self.listen_address)
             .field("path", &self.path)
@@ -185,13 +185,13 @@ impl ListenOptions {
             warnings.push(format!(
                 "endpoint {} uses plain http: Konnect delivers audit logs only to HTTPS endpoints, \
                  so put an HTTPS tunnel or proxy in front of the listener",
-                crate::konnect::client::redact_url(&endpoint)
+                crate::konnect::error::redact_url(&endpoint)
             ));
         }
         let (authorization, authorization_origin) = match authorization {
-            Some(a) => (crate::config::Secret::new(a), AuthorizationOrigin::User),
+            Some(a) => (crate::secret::Secret::new(a), AuthorizationOrigin::User),
             None => (
-                crate::config::Secret::new(generate_authorization()),
+                crate::secret::Secret::new(generate_authorization()),
                 AuthorizationOrigin::Generated,
             ),
         };

@@ -12,8 +12,9 @@ use std::time::Duration;
 use super::Run;
 use super::finish::Released;
 use super::state::{self, CleanupStatus, DestinationState};
+use crate::config::Settings;
 use crate::error::{CliError, exit_code};
-use crate::konnect::client::redact_url;
+use crate::konnect::error::redact_url;
 use crate::konnect::{KonnectError, NewDestination};
 
 /// After a stop request during startup, how long a destination create
@@ -80,11 +81,10 @@ impl Run {
         self.reclaim().await?;
 
         if opts.configure_webhook {
-            let hook = self
-                .audit
-                .webhook()
-                .await
-                .map_err(|e| step_error("read regional audit-log webhook", e))?;
+            let hook =
+                self.audit.webhook().await.map_err(|e| {
+                    step_error(&self.settings, "read regional audit-log webhook", e)
+                })?;
             if !hook.is_unconfigured() {
                 return Err(CliError::new(format!(
                     "regional audit-log webhook is already configured (enabled={} endpoint={:?}); expected enabled=false and endpoint=\"unconfigured\"",
@@ -101,7 +101,7 @@ impl Run {
             .audit
             .destinations_named(&opts.name)
             .await
-            .map_err(|e| step_error("list audit-log destinations", e))?;
+            .map_err(|e| step_error(&self.settings, "list audit-log destinations", e))?;
         if !taken.is_empty() {
             return Err(
                 CliError::new(format!("destination name {:?} already exists", opts.name))
@@ -128,7 +128,7 @@ impl Run {
                 authorization: opts.authorization.expose(),
             })
             .await
-            .map_err(|e| step_error("create audit-log destination", e))?;
+            .map_err(|e| step_error(&self.settings, "create audit-log destination", e))?;
         tracing::info!(destination_id = %destination.id, name = %destination.name, "created audit-log destination");
         self.progress
             .lock()
@@ -148,7 +148,9 @@ impl Run {
             self.audit
                 .attach_webhook(&destination.id)
                 .await
-                .map_err(|e| step_error("configure regional audit-log webhook", e))?;
+                .map_err(|e| {
+                    step_error(&self.settings, "configure regional audit-log webhook", e)
+                })?;
             self.progress
                 .lock()
                 .expect("progress lock poisoned")
@@ -242,12 +244,10 @@ impl Run {
 }
 
 /// `Error: <step>: <why>`: which startup step failed and why.
-fn step_error(step: &str, e: KonnectError) -> CliError {
+fn step_error(settings: &Settings, step: &str, e: KonnectError) -> CliError {
     let err = CliError::new(format!("{step}: {e}"));
     match e.status().map(|s| s.as_u16()) {
-        Some(401) => err.with_hint(
-            "Konnect rejected the access token: check --pat / KONGCTL_<PROFILE>_KONNECT_PAT (or, without a PAT, log in again with the original kongctl login)",
-        ),
+        Some(401) => err.with_hint(settings.rejected_token_hint()),
         Some(403) => err.with_hint(
             "the access token lacks permission for audit logs: an organisation admin token is needed",
         ),

@@ -203,11 +203,11 @@ pub fn redact_args(args: &[String]) -> Vec<String> {
     let mut redacted = Vec::with_capacity(args.len());
     let mut args = args.iter().peekable();
     while let Some(arg) = args.next() {
-        if let Some((flag, _)) = arg.split_once('=').filter(|(f, _)| f.starts_with('-')) {
-            if is_sensitive(flag) {
-                redacted.push(format!("{flag}=<redacted>"));
-                continue;
-            }
+        if let Some((flag, _)) = arg.split_once('=').filter(|(f, _)| f.starts_with('-'))
+            && is_sensitive(flag)
+        {
+            redacted.push(format!("{flag}=<redacted>"));
+            continue;
         }
         redacted.push(arg.clone());
         if is_sensitive(arg) && args.peek().is_some_and(|next| !next.starts_with('-')) {

@@ -187,10 +187,10 @@ mod tests {
 
     impl RecordSink for Collect {
         fn record(&mut self, record: &[u8]) -> io::Result<()> {
-            if let Some((n, kind)) = self.fail_at {
-                if self.records.len() == n {
-                    return Err(kind.into());
-                }
+            if let Some((n, kind)) = self.fail_at
+                && self.records.len() == n
+            {
+                return Err(kind.into());
             }
             self.records
                 .push(String::from_utf8(record.to_vec()).unwrap());
