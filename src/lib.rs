@@ -15,6 +15,7 @@ pub mod detach;
 pub mod error;
 pub mod fsutil;
 pub mod gofmt;
+pub mod gojson;
 pub mod konnect;
 pub mod listen;
 pub mod listener;
