@@ -29,7 +29,8 @@
 //! Running filters is left to [`crate::tail::filter`], reading files to its
 //! callers.
 
-use crate::tail::swar;
+mod swar;
+
 use bytes::Bytes;
 use core::fmt;
 use jaq_json::{Map, Num, Val};
@@ -475,10 +476,7 @@ fn unescape(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
-        let run = raw[i..]
-            .iter()
-            .position(|&c| c == b'\\')
-            .map_or(raw.len(), |p| i + p);
+        let run = memchr::memchr(b'\\', &raw[i..]).map_or(raw.len(), |p| i + p);
         push_lossy(&mut out, &raw[i..run]);
         i = run;
         if i == raw.len() {

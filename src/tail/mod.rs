@@ -10,7 +10,6 @@
 pub mod filter;
 pub mod follow;
 pub mod printer;
-pub(crate) mod swar;
 
 pub use filter::{FilterCompileError, JqFilter, RecordSkip};
 pub use follow::{FollowEnd, Followed, RecordSink, follow};
