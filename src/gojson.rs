@@ -27,8 +27,12 @@
 //!   [`write_str`] is its string encoder alone.
 //!
 //! Running filters is left to [`crate::tail::filter`], reading files to its
-//! callers.
+//! callers. The tests of `differential` check the parser against serde_json
+//! on generated input, with each known difference between Go and serde_json
+//! spelled out.
 
+#[cfg(test)]
+mod differential;
 mod swar;
 
 use bytes::Bytes;
