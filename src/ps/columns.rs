@@ -14,7 +14,7 @@
 //! [`super::table`], and deciding whether the flag applies to the output
 //! format to the caller, through [`resolve`].
 
-use crate::gofmt;
+use crate::{gofmt, gojson};
 use serde_json::Value;
 use std::borrow::Cow;
 
@@ -231,7 +231,10 @@ fn parse_bracket(path: &str, open: usize) -> Result<(Step, usize), String> {
     let step = if content.is_empty() {
         return Err("empty bracket".into());
     } else if content.starts_with('"') {
-        Step::Key(decode_json_string(content).map_err(|e| format!("invalid quoted key: {e}"))?)
+        Step::Key(
+            gojson::parse_string(content.as_bytes())
+                .map_err(|e| format!("invalid quoted key: {e}"))?,
+        )
     } else if content.contains(':') {
         parse_slice(content)?
     } else {
@@ -273,95 +276,6 @@ fn parse_slice(content: &str) -> Result<Step, String> {
         ));
     }
     Ok(Step::Slice { start, end })
-}
-
-/// Decodes a quoted key as Go's `encoding/json` does, with its error texts:
-/// one JSON string and nothing after it. Lone UTF-16 surrogates become
-/// U+FFFD, as in Go.
-fn decode_json_string(text: &str) -> Result<String, String> {
-    // Go names the offending byte, as a character.
-    let invalid = |b: u8, context: &str| {
-        let quoted = match b {
-            b'\'' => r"\'".to_owned(),
-            b'"' => "\"".to_owned(),
-            _ => {
-                let q = gofmt::quote(&char::from(b).to_string());
-                q[1..q.len() - 1].to_owned()
-            }
-        };
-        format!("invalid character '{quoted}' {context}")
-    };
-    let bytes = text.as_bytes();
-    let mut out = String::new();
-    let mut i = 1; // after the opening quote
-    let hex4 = |at: usize| -> Result<u32, String> {
-        let mut n = 0;
-        for k in at..at + 4 {
-            let b = *bytes
-                .get(k)
-                .ok_or_else(|| "unexpected end of JSON input".to_owned())?;
-            let digit = char::from(b)
-                .to_digit(16)
-                .ok_or_else(|| invalid(b, r"in \u hexadecimal character escape"))?;
-            n = n * 16 + digit;
-        }
-        Ok(n)
-    };
-    loop {
-        let Some(&b) = bytes.get(i) else {
-            return Err("unexpected end of JSON input".into());
-        };
-        match b {
-            b'"' => {
-                i += 1;
-                break;
-            }
-            b'\\' => {
-                let Some(&e) = bytes.get(i + 1) else {
-                    return Err("unexpected end of JSON input".into());
-                };
-                i += 2;
-                match e {
-                    b'"' | b'\\' | b'/' => out.push(char::from(e)),
-                    b'b' => out.push('\u{8}'),
-                    b'f' => out.push('\u{c}'),
-                    b'n' => out.push('\n'),
-                    b'r' => out.push('\r'),
-                    b't' => out.push('\t'),
-                    b'u' => {
-                        let unit = hex4(i)?;
-                        i += 4;
-                        let c = if (0xd800..0xdc00).contains(&unit)
-                            && bytes.get(i..i + 2) == Some(b"\\u")
-                            && let Ok(low) = hex4(i + 2)
-                            && (0xdc00..0xe000).contains(&low)
-                        {
-                            i += 6;
-                            char::from_u32(0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00))
-                        } else {
-                            char::from_u32(unit)
-                        };
-                        out.push(c.unwrap_or('\u{fffd}'));
-                    }
-                    _ => return Err(invalid(e, "in string escape code")),
-                }
-            }
-            b if b < 0x20 => return Err(invalid(b, "in string literal")),
-            _ => {
-                let c = text[i..].chars().next().expect("i is on a character bound");
-                out.push(c);
-                i += c.len_utf8();
-            }
-        }
-    }
-    match text[i..]
-        .trim_start_matches([' ', '\t', '\r', '\n'])
-        .bytes()
-        .next()
-    {
-        None => Ok(out),
-        Some(b) => Err(invalid(b, "after top-level value")),
-    }
 }
 
 /// The table's rows: one per element of `items` (a JSON array, or one
@@ -438,7 +352,7 @@ fn write_go_json(value: &Value, out: &mut Vec<u8>) {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        Value::String(s) => crate::tail::json::write_str(out, s.as_bytes()),
+        Value::String(s) => gojson::write_str(out, s.as_bytes()),
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
@@ -457,7 +371,7 @@ fn write_go_json(value: &Value, out: &mut Vec<u8>) {
                 if i > 0 {
                     out.push(b',');
                 }
-                crate::tail::json::write_str(out, key.as_bytes());
+                gojson::write_str(out, key.as_bytes());
                 out.push(b':');
                 write_go_json(item, out);
             }

@@ -119,66 +119,81 @@ pub fn io_error_text(e: &io::Error) -> String {
     }
 }
 
+/// Whether a live process that started at `live` ticks is the one a record
+/// written with `recorded` ticks was for. Unknown start ticks (none in the
+/// record, or 0 on either side, which the original wrote when `/proc` could
+/// not tell) prove nothing, so the pid alone decides: only two known start
+/// times that differ mean the pid now belongs to a later process (SPEC §7).
+pub fn is_same_process(recorded: Option<u64>, live: u64) -> bool {
+    match recorded {
+        Some(ours) if ours > 0 && live > 0 => ours == live,
+        _ => true,
+    }
+}
+
+/// What the kernel says about the pid of a record.
+enum Liveness {
+    /// No such pid, or a zombie: our process has exited.
+    Exited,
+    /// Alive, but started at another time than ours.
+    Reused,
+    /// Alive and, as far as can be told, ours; `Some` when its stat could
+    /// not be read (the pid alone decided).
+    Ours(Option<io::Error>),
+}
+
+/// Probes the pid of `record` (which must be positive) with `kill(pid, 0)`
+/// and `/proc/<pid>/stat`; the error is `kill`'s other than ESRCH and EPERM.
+fn liveness(record: &ProcessRecord) -> Result<Liveness, Errno> {
+    match kill(Pid::from_raw(record.pid), None) {
+        // EPERM: it exists, as someone else's.
+        Ok(()) | Err(Errno::EPERM) => {}
+        Err(Errno::ESRCH) => return Ok(Liveness::Exited),
+        Err(e) => return Err(e),
+    }
+    Ok(match read_stat(record.pid) {
+        Ok(stat) if stat.has_exited() => Liveness::Exited,
+        Ok(stat) if is_same_process(record.start_time_ticks, stat.start_time_ticks) => {
+            Liveness::Ours(None)
+        }
+        Ok(_) => Liveness::Reused,
+        // It exited between the two checks.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Liveness::Exited,
+        Err(e) => Liveness::Ours(Some(e)),
+    })
+}
+
 /// Checks the process of `record`.
 pub fn inspect(record: &ProcessRecord) -> Inspection {
-    let status = |status| Inspection {
-        status,
-        check_error: None,
-    };
     if record.pid <= 0 {
         return Inspection {
             status: Status::Unknown,
             check_error: Some("invalid process pid".into()),
         };
     }
-    match kill(Pid::from_raw(record.pid), None) {
-        // EPERM: it exists, as someone else's.
-        Ok(()) | Err(Errno::EPERM) => {}
-        Err(Errno::ESRCH) => return status(Status::Exited),
-        Err(e) => {
-            return Inspection {
-                status: Status::Unknown,
-                check_error: Some(errno_text(e)),
-            };
-        }
-    }
-    match read_stat(record.pid) {
-        Ok(stat) if stat.has_exited() => status(Status::Exited),
-        Ok(stat) => match record.start_time_ticks {
-            Some(ours)
-                if ours > 0 && stat.start_time_ticks > 0 && ours != stat.start_time_ticks =>
-            {
-                status(Status::Stale)
-            }
-            _ => status(Status::Running),
-        },
-        // It exited between the two checks.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => status(Status::Exited),
+    let (status, check_error) = match liveness(record) {
+        Ok(Liveness::Exited) => (Status::Exited, None),
+        Ok(Liveness::Reused) => (Status::Stale, None),
+        Ok(Liveness::Ours(None)) => (Status::Running, None),
         // Alive but unreadable: the original's choice, running with a note.
-        Err(e) => Inspection {
-            status: Status::Running,
-            check_error: Some(io_error_text(&e)),
-        },
+        Ok(Liveness::Ours(Some(e))) => (Status::Running, Some(io_error_text(&e))),
+        Err(e) => (Status::Unknown, Some(errno_text(e))),
+    };
+    Inspection {
+        status,
+        check_error,
     }
 }
 
 /// Whether the process of `record` is gone for good: no such pid, a zombie,
-/// or the pid now belongs to a process started at another time.
+/// or the pid now belongs to a process started at another time (the same
+/// rule as [`inspect`]'s `exited` and `stale`).
 pub fn is_gone(record: &ProcessRecord) -> Result<bool, Errno> {
-    match kill(Pid::from_raw(record.pid), None) {
-        Ok(()) | Err(Errno::EPERM) => {}
-        Err(Errno::ESRCH) => return Ok(true),
-        Err(e) => return Err(e),
+    if record.pid <= 0 {
+        // Names no process (kill() would take it for a process group).
+        return Ok(true);
     }
-    Ok(match read_stat(record.pid) {
-        Ok(stat) => {
-            stat.has_exited()
-                || record
-                    .start_time_ticks
-                    .is_some_and(|ours| ours > 0 && ours != stat.start_time_ticks)
-        }
-        Err(e) => e.kind() == io::ErrorKind::NotFound,
-    })
+    liveness(record).map(|l| !matches!(l, Liveness::Ours(_)))
 }
 
 #[cfg(test)]
@@ -269,6 +284,34 @@ mod tests {
         assert_eq!(is_gone(&record), Ok(false));
         victim.kill().unwrap();
         victim.wait().unwrap();
+    }
+
+    #[test]
+    fn only_two_known_different_start_ticks_mean_another_process() {
+        assert!(is_same_process(Some(100), 100));
+        assert!(!is_same_process(Some(100), 101));
+        // Unknown on either side: the pid alone decides.
+        assert!(is_same_process(None, 100));
+        assert!(is_same_process(None, 0));
+        assert!(is_same_process(Some(0), 100));
+        assert!(is_same_process(Some(100), 0));
+        assert!(is_same_process(Some(0), 0));
+    }
+
+    #[test]
+    fn inspect_and_is_gone_agree_when_the_record_has_zero_ticks() {
+        let mut victim = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = victim.id() as i32;
+        let mut record = ProcessRecord::listener(pid);
+        for ticks in [None, Some(0)] {
+            record.start_time_ticks = ticks;
+            assert_eq!(inspect(&record).status, Status::Running, "{ticks:?}");
+            assert_eq!(is_gone(&record), Ok(false), "{ticks:?}");
+        }
+        victim.kill().unwrap();
+        victim.wait().unwrap();
+        assert_eq!(inspect(&record).status, Status::Exited);
+        assert_eq!(is_gone(&record), Ok(true));
     }
 
     #[test]

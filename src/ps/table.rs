@@ -4,6 +4,7 @@
 //! the last column not padded.
 
 use std::fmt::Write as _;
+use unicode_width::UnicodeWidthChar;
 
 /// Widest a column gets.
 const MAX_COLUMN_WIDTH: usize = 40;
@@ -87,45 +88,18 @@ fn display_width(s: &str) -> usize {
     s.chars().map(char_width).sum()
 }
 
-/// Terminal columns of a character: 2 for East Asian wide and fullwidth
-/// characters and most emoji, 0 for combining marks, 1 otherwise (a short
-/// table standing in for go-runewidth's).
+/// Terminal columns of a character, as go-runewidth counts them for the
+/// original: 2 for East Asian wide and fullwidth characters and most emoji,
+/// 0 for combining marks and control characters, 1 otherwise.
 fn char_width(c: char) -> usize {
-    match u32::from(c) {
-        0x0300..=0x036f | 0x200b..=0x200f | 0xfe00..=0xfe0f => 0,
-        0x1100..=0x115f
-        | 0x2e80..=0x303e
-        | 0x3041..=0x33ff
-        | 0x3400..=0x4dbf
-        | 0x4e00..=0x9fff
-        | 0xa000..=0xa4cf
-        | 0xac00..=0xd7a3
-        | 0xf900..=0xfaff
-        | 0xfe30..=0xfe4f
-        | 0xff00..=0xff60
-        | 0xffe0..=0xffe6
-        | 0x1f300..=0x1f64f
-        | 0x1f900..=0x1f9ff
-        | 0x20000..=0x3fffd => 2,
-        _ => 1,
-    }
+    UnicodeWidthChar::width(c).unwrap_or(0)
 }
 
 /// Columns of the terminal on stdout, or 120 when stdout is not one.
 pub fn terminal_width() -> usize {
-    let mut size = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes one `winsize` to the pointer given, which
-    // points to a live, writable `winsize`.
-    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
-    if ok && size.ws_col > 0 {
-        usize::from(size.ws_col)
-    } else {
-        120
+    match terminal_size::terminal_size_of(std::io::stdout()) {
+        Some((terminal_size::Width(columns), _)) if columns > 0 => usize::from(columns),
+        _ => 120,
     }
 }
 
@@ -182,5 +156,10 @@ mod tests {
         let table = render(&["N", "M"], &rows(&[&["日本語", "x"]]), 120);
         assert_eq!(table, "N       M\n日本語  x\n");
         assert_eq!(truncate("日本語です", 5), "日本…");
+        // Combining marks and control characters take none, fullwidth
+        // forms and emoji two, as go-runewidth counts them.
+        assert_eq!(display_width("e\u{301}\u{1}"), 1);
+        assert_eq!(display_width("Ａ😀"), 4);
+        assert_eq!(truncate("ab\u{301}cdef", 4), "ab\u{301}c…");
     }
 }

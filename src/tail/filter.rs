@@ -3,7 +3,7 @@
 //! Output follows the original: the record is parsed as JSON, the filter run,
 //! and no result prints `null`, one result prints it, several print one JSON
 //! array of them, all encoded as Go's `json.Marshal` does (see
-//! [`super::json`]). A record that is not JSON, a filter error or a result
+//! [`crate::gojson`]). A record that is not JSON, a filter error or a result
 //! JSON cannot hold skips the record with a warning ([`RecordSkip`]).
 //!
 //! An invalid expression fails at startup with the original's prefixes
@@ -11,7 +11,7 @@
 //! for unknown names), followed by jaq's diagnosis with the expression and
 //! the error marked under it.
 
-use super::json::{self, EncodeError, SyntaxError};
+use crate::gojson::{self, EncodeError, SyntaxError};
 use bytes::Bytes;
 use core::fmt;
 use core::ops::Range;
@@ -118,7 +118,7 @@ impl JqFilter {
         let start = out.len();
         // One copy of the record; strings without escapes point into it.
         let record = Bytes::copy_from_slice(record);
-        let result = match json::parse(&record, SHALLOW_DEPTH) {
+        let result = match gojson::parse(&record, SHALLOW_DEPTH) {
             Ok(Some(input)) => self.run(input, out, mode),
             Ok(None) => self.apply_deep(&record, out, mode),
             Err(e) => Err(RecordSkip::InvalidJson(e)),
@@ -142,9 +142,9 @@ impl JqFilter {
             let worker = std::thread::Builder::new()
                 .name("kongctl-jq-deep".into())
                 .stack_size(DEEP_STACK)
-                .spawn_scoped(scope, || match json::parse(record, json::MAX_DEPTH) {
+                .spawn_scoped(scope, || match gojson::parse(record, gojson::MAX_DEPTH) {
                     Ok(Some(input)) => self.run(input, out, mode),
-                    Ok(None) => unreachable!("json::parse stops at MAX_DEPTH with an error"),
+                    Ok(None) => unreachable!("gojson::parse stops at MAX_DEPTH with an error"),
                     Err(e) => Err(RecordSkip::InvalidJson(e)),
                 });
             match worker {
@@ -196,7 +196,7 @@ impl JqFilter {
                     out.extend_from_slice(s);
                     Ok(())
                 }
-                _ => json::write(out, &value),
+                _ => gojson::write(out, &value),
             };
             if let Err(e) = written {
                 encode_error = Some(e);
@@ -235,7 +235,7 @@ fn error_text(err: jaq_core::Error<Val>) -> String {
         Val::TStr(s) | Val::BStr(s) => format!("error: {}", String::from_utf8_lossy(&s)),
         value => {
             let mut json = Vec::new();
-            match json::write(&mut json, &value) {
+            match gojson::write(&mut json, &value) {
                 Ok(()) => format!("error: {}", String::from_utf8_lossy(&json)),
                 Err(_) => format!("error: {value}"),
             }

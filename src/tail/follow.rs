@@ -133,7 +133,7 @@ impl Reader {
             }
             self.read_to += n as u64;
             let mut chunk = &self.buf[..n];
-            while let Some(newline) = super::swar::find(chunk, b'\n') {
+            while let Some(newline) = memchr::memchr(b'\n', chunk) {
                 let (line, rest) = (&chunk[..newline], &chunk[newline + 1..]);
                 let record = if self.partial.is_empty() {
                     line

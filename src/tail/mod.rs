@@ -9,9 +9,7 @@
 
 pub mod filter;
 pub mod follow;
-pub(crate) mod json;
 pub mod printer;
-mod swar;
 
 pub use filter::{FilterCompileError, JqFilter, RecordSkip};
 pub use follow::{FollowEnd, Followed, RecordSink, follow};

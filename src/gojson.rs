@@ -1,25 +1,40 @@
-//! JSON in and out of jaq values, byte-compatible with the original's Go code.
+//! Go-compatible JSON: records in as jaq values, values out as Go's
+//! `json.Marshal` writes them. `tail --jq` and `ps --columns` use it; so can
+//! any code that must read or print JSON byte for byte as the original did.
 //!
 //! The original decoded each record with Go's `json.Unmarshal` into `any`, ran
 //! gojq on it and printed each result with `json.Marshal`. This module keeps
 //! what users can see of that:
 //!
-//! - [`parse`] accepts exactly the JSON that Go's scanner accepts (no
-//!   comments, `NaN`, leading `+` or trailing data, nesting at most 10000
-//!   deep) and fails with the same message, e.g.
+//! - [`parse`] reads one record's bytes into a jaq [`Val`]. It accepts
+//!   exactly the JSON that Go's scanner accepts (no comments, `NaN`, leading
+//!   `+` or trailing data, nesting at most [`MAX_DEPTH`] deep) and fails with
+//!   the same message, e.g.
 //!   `invalid character 'o' in literal null (expecting 'u')`. Strings decode as
 //!   Go does: a lone surrogate escape or an invalid UTF-8 byte becomes U+FFFD.
 //!   Object keys are stored sorted, because gojq keeps objects sorted, so
-//!   `keys_unsorted`, `to_entries` and `.[]` see the order the original saw.
+//!   `keys_unsorted`, `to_entries` and `.[]` see the order the original saw;
+//!   of duplicate keys the last wins.
 //! - Numbers follow gojq's own reader instead of `Unmarshal`'s float64:
 //!   integers are exact at any size (Konnect's `trace_id` is above 2^53, which
 //!   the original rounded), other numbers are float64.
+//! - [`parse_string`] decodes a text that holds one JSON string, with the same
+//!   rules and messages (`ps --columns '.["quoted key"]'`).
 //! - [`write`] is `json.Marshal`: compact, object keys sorted bytewise, `<`,
 //!   `>`, `&`, U+2028 and U+2029 escaped, control characters as `\b \f \n \r
 //!   \t` or `\u00XX`, each invalid UTF-8 byte as `\ufffd`, floats in Go's
 //!   shortest form (`1e+21`, `1e-7`, `0.1`), NaN and infinities refused.
+//!   [`write_str`] is its string encoder alone.
+//!
+//! Running filters is left to [`crate::tail::filter`], reading files to its
+//! callers. The tests of `differential` check the parser against serde_json
+//! on generated input, with each known difference between Go and serde_json
+//! spelled out.
 
-use super::swar;
+#[cfg(test)]
+mod differential;
+mod swar;
+
 use bytes::Bytes;
 use core::fmt;
 use jaq_json::{Map, Num, Val};
@@ -131,6 +146,44 @@ pub fn parse(record: &Bytes, depth_limit: usize) -> Result<Option<Val>, SyntaxEr
         scratch.reset();
         result
     })
+}
+
+/// Decodes `text`, which holds one JSON string and nothing else but
+/// whitespace, as `json.Unmarshal` into a Go `string` does: the same escapes,
+/// U+FFFD for lone surrogates and invalid UTF-8, the same error texts.
+///
+/// A text holding another value fails with `Unmarshal`'s type error (`json:
+/// cannot unmarshal number into Go value of type string`), except `null`,
+/// which `Unmarshal` takes as no change and which reads here as the empty
+/// string. For an array or object that error comes without a look inside it
+/// for syntax errors, which `Unmarshal` would report first.
+pub fn parse_string(text: &[u8]) -> Result<String, SyntaxError> {
+    let text = Bytes::copy_from_slice(text);
+    let mut parser = Parser {
+        src: &text,
+        i: 0,
+        range_error: None,
+        depth_limit: 0,
+    };
+    if parser.next_token() != Some(b'"') {
+        let kind = match parse(&text, 0)? {
+            Some(Val::Null) => return Ok(String::new()),
+            Some(Val::Bool(_)) => "bool",
+            Some(Val::Num(_)) => "number",
+            Some(_) => unreachable!("depth 0 parses only scalars, and strings are handled below"),
+            None if parser.next_token() == Some(b'[') => "array",
+            None => "object",
+        };
+        return Err(SyntaxError(format!(
+            "json: cannot unmarshal {kind} into Go value of type string"
+        )));
+    }
+    parser.i += 1;
+    let decoded = parser.string()?;
+    if let Some(c) = parser.next_token() {
+        return Err(SyntaxError::invalid(c, "after top-level value"));
+    }
+    Ok(String::from_utf8(decoded.into()).expect("decoded strings are valid UTF-8"))
 }
 
 struct Parser<'a> {
@@ -427,10 +480,7 @@ fn unescape(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
-        let run = raw[i..]
-            .iter()
-            .position(|&c| c == b'\\')
-            .map_or(raw.len(), |p| i + p);
+        let run = memchr::memchr(b'\\', &raw[i..]).map_or(raw.len(), |p| i + p);
         push_lossy(&mut out, &raw[i..run]);
         i = run;
         if i == raw.len() {
@@ -682,7 +732,7 @@ fn write_float(out: &mut Vec<u8>, f: f64) -> Result<(), EncodeError> {
 /// Go's `appendString` with HTML escaping on, as `json.Marshal` uses it:
 /// `"`, `\`, control characters, `<`, `>`, `&`, U+2028 and U+2029 escaped,
 /// and each byte that is not part of valid UTF-8 written as `\ufffd`.
-pub(crate) fn write_str(out: &mut Vec<u8>, s: &[u8]) {
+pub fn write_str(out: &mut Vec<u8>, s: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let mut start = 0;
@@ -901,6 +951,66 @@ mod tests {
             assert_eq!(
                 parse_str(input).unwrap_err(),
                 *want,
+                "input {:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn parse_string_decodes_one_string_as_unmarshal_into_a_go_string() {
+        assert_eq!(
+            parse_string(br#" "a\u00e9\"\ud83d\ude00\ud800\/" "#),
+            Ok("a\u{e9}\"\u{1f600}\u{fffd}/".to_owned())
+        );
+        assert_eq!(parse_string(b"\"\xffok\""), Ok("\u{fffd}ok".to_owned()));
+        assert_eq!(parse_string(b"null"), Ok(String::new()));
+        for (input, want) in [
+            (
+                &br#""a"x"#[..],
+                "invalid character 'x' after top-level value",
+            ),
+            (
+                br#""a" "b""#,
+                "invalid character '\"' after top-level value",
+            ),
+            (br#""\q""#, "invalid character 'q' in string escape code"),
+            (
+                br#""\u12g4""#,
+                r"invalid character 'g' in \u hexadecimal character escape",
+            ),
+            (
+                br#""\u12"#,
+                r"invalid character ' ' in \u hexadecimal character escape",
+            ),
+            (b"\"\t\"", r"invalid character '\t' in string literal"),
+            (b"\"abc", "unexpected end of JSON input"),
+            (b"", "unexpected end of JSON input"),
+            (
+                b"12",
+                "json: cannot unmarshal number into Go value of type string",
+            ),
+            (
+                b"true",
+                "json: cannot unmarshal bool into Go value of type string",
+            ),
+            (
+                b"[1]",
+                "json: cannot unmarshal array into Go value of type string",
+            ),
+            (
+                b" {}",
+                "json: cannot unmarshal object into Go value of type string",
+            ),
+            (
+                b"nul",
+                "invalid character ' ' in literal null (expecting 'l')",
+            ),
+            (b"12 x", "invalid character 'x' after top-level value"),
+        ] {
+            assert_eq!(
+                parse_string(input).unwrap_err().to_string(),
+                want,
                 "input {:?}",
                 String::from_utf8_lossy(input)
             );

@@ -1,5 +1,13 @@
 //! Byte tests on eight bytes at once (SWAR: SIMD within a register), for the
-//! scans that dominate `tail`: record ends, string ends, bytes to escape.
+//! two scans that dominate `tail --jq`: to the end of a string being parsed,
+//! and to the next byte [`super::write_str`] must escape.
+//!
+//! Both look for a class of bytes (below 0x20, non-ASCII) besides a few
+//! single bytes, which `memchr` cannot express; single-byte searches use
+//! `memchr`. Measured on a 200 MB events file (`tail-file --jq .`, user
+//! CPU, median of 10): these tests 2.04 s; `memchr2` for the quote or
+//! backslash plus a pass for control characters 2.40 s; 16-byte blocks of
+//! plain comparisons left to the compiler to vectorize 2.21 s.
 //!
 //! Each test returns a word whose high bit is set in some byte if and only
 //! if some byte of `x` matches (other high bits may be set too, so only its
@@ -26,18 +34,6 @@ pub fn word_at(s: &[u8], i: usize) -> Option<u64> {
     Some(u64::from_le_bytes(bytes.try_into().expect("eight bytes")))
 }
 
-/// The position of the first `b` in `s`.
-pub fn find(s: &[u8], b: u8) -> Option<usize> {
-    let mut i = 0;
-    while let Some(x) = word_at(s, i) {
-        if equal(x, b) != 0 {
-            break;
-        }
-        i += 8;
-    }
-    s[i..].iter().position(|&c| c == b).map(|p| i + p)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,17 +45,6 @@ mod tests {
             assert_eq!(equal(x, b'\n') != 0, b == b'\n', "{b}");
             assert_eq!(less_than(x, 0x20) != 0, b < 0x20, "{b}");
             assert_eq!(x & HIGH != 0, b >= 0x80, "{b}");
-        }
-    }
-
-    #[test]
-    fn find_agrees_with_a_plain_search() {
-        let s = b"0123456789abcdef\nxyz\n0123456789\xff\n";
-        for start in 0..s.len() {
-            for len in 0..=s.len() - start {
-                let part = &s[start..start + len];
-                assert_eq!(find(part, b'\n'), part.iter().position(|&c| c == b'\n'));
-            }
         }
     }
 }
