@@ -165,7 +165,7 @@ pub async fn run(settings: Settings, opts: ListenOptions, hooks: Hooks) -> Resul
 
 /// Client timeouts; `KONGCTL_KONNECT_TIMEOUT` (e.g. `5s`) shortens the
 /// per-request timeout for slow or flaky links and for tests.
-fn client_options_from_env() -> ClientOptions {
+pub(crate) fn client_options_from_env() -> ClientOptions {
     let mut o = ClientOptions::default();
     if let Some(t) = std::env::var("KONGCTL_KONNECT_TIMEOUT")
         .ok()
