@@ -169,11 +169,15 @@ pub enum Command {
 
     /// Print a shell completion script (bash, zsh, fish or powershell).
     ///
-    /// bash: `source <(kongctl completion bash)` in ~/.bashrc.
-    /// zsh: `kongctl completion zsh > "${fpath[1]}/_kongctl"`.
+    /// bash: add `source <(kongctl completion bash)` to ~/.bashrc.
+    ///
+    /// zsh: `kongctl completion zsh > "${fpath[1]}/_kongctl"`, then start a
+    /// new shell (compinit must run in ~/.zshrc).
+    ///
     /// fish: `kongctl completion fish > ~/.config/fish/completions/kongctl.fish`.
-    /// PowerShell: `kongctl completion powershell | Out-String | Invoke-Expression`
-    /// in your profile.
+    ///
+    /// PowerShell: add `kongctl completion powershell | Out-String |
+    /// Invoke-Expression` to your $PROFILE.
     Completion(CompletionArgs),
 
     /// Print kongctl's version, the commit it was built from, its target
@@ -329,10 +333,30 @@ pub struct ListenArgs {
     #[arg(long, value_name = "FILTER")]
     pub jq: Option<String>,
 
+    /// Before changing anything in Konnect, send one probe through the
+    /// endpoint and tell whether it reaches this listener.
+    ///
+    /// The probe carries the authorization and a one-time token; it is
+    /// neither stored nor counted. `warn` prints what was found (DNS, TLS
+    /// or connection failure, something else answering, a rewritten path or
+    /// Authorization) with a checklist and starts anyway; `strict` stops
+    /// with exit 1 instead; `off` skips it. It takes at most 3 s.
+    /// [default: warn, env: KONGCTL_LISTEN_CHECK]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub check: Option<TunnelCheck>,
+
     /// Unexpected positional arguments (reported with the original's
     /// message rather than clap's).
     #[arg(hide = true, value_name = "ARGS")]
     pub positional: Vec<String>,
+}
+
+/// `--check`: what to do about the tunnel self-test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TunnelCheck {
+    Off,
+    Warn,
+    Strict,
 }
 
 /// `ps`: list detached listeners; `ps stop` stops them.
@@ -796,6 +820,7 @@ impl TailArgs {
             (l.configure_webhook.is_some(), "--configure-webhook"),
             (l.tail.is_some(), "--tail"),
             (l.detach.is_some(), "--detach"),
+            (l.check.is_some(), "--check"),
         ]
         .into_iter()
         .find_map(|(given, name)| given.then_some(name))
@@ -1082,7 +1107,7 @@ pub struct ConfirmArgs {
     pub yes: bool,
 
     /// Also remove what a running kongctl listener on this machine owns
-    /// (that listener then fails its own cleanup for it).
+    /// (that listener then receives nothing more).
     #[arg(long)]
     pub force: bool,
 }
