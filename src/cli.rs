@@ -157,6 +157,33 @@ pub enum Command {
     /// List detached listeners (`listen --detach`), or stop them.
     Ps(PsCommand),
 
+    /// Remove Konnect audit-log state: a destination, or the region's
+    /// webhook.
+    ///
+    /// For what a listener left behind, or what blocks `listen` ("webhook
+    /// is already configured", "destination name already exists"). Shows
+    /// what will change and asks first (`--yes` skips the question and is
+    /// required without a terminal); refuses to remove what a running
+    /// kongctl listener on this machine owns unless `--force`.
+    Delete(Box<DeleteCommand>),
+
+    /// Print a shell completion script (bash, zsh, fish or powershell).
+    ///
+    /// bash: add `source <(kongctl completion bash)` to ~/.bashrc.
+    ///
+    /// zsh: `kongctl completion zsh > "${fpath[1]}/_kongctl"`, then start a
+    /// new shell (compinit must run in ~/.zshrc).
+    ///
+    /// fish: `kongctl completion fish > ~/.config/fish/completions/kongctl.fish`.
+    ///
+    /// PowerShell: add `kongctl completion powershell | Out-String |
+    /// Invoke-Expression` to your $PROFILE.
+    Completion(CompletionArgs),
+
+    /// Print kongctl's version, the commit it was built from, its target
+    /// and the compiler (`-o json|yaml` for scripts).
+    Version(VersionArgs),
+
     /// Print the records of an events file as `tail` prints them, then exit.
     ///
     /// Hidden: for `bench/run.sh`, which times `tail --jq` on a large file.
@@ -306,10 +333,30 @@ pub struct ListenArgs {
     #[arg(long, value_name = "FILTER")]
     pub jq: Option<String>,
 
+    /// Before changing anything in Konnect, send one probe through the
+    /// endpoint and tell whether it reaches this listener.
+    ///
+    /// The probe carries the authorization and a one-time token; it is
+    /// neither stored nor counted. `warn` prints what was found (DNS, TLS
+    /// or connection failure, something else answering, a rewritten path or
+    /// Authorization) with a checklist and starts anyway; `strict` stops
+    /// with exit 1 instead; `off` skips it. It takes at most 3 s.
+    /// [default: warn, env: KONGCTL_LISTEN_CHECK]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub check: Option<TunnelCheck>,
+
     /// Unexpected positional arguments (reported with the original's
     /// message rather than clap's).
     #[arg(hide = true, value_name = "ARGS")]
     pub positional: Vec<String>,
+}
+
+/// `--check`: what to do about the tunnel self-test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TunnelCheck {
+    Off,
+    Warn,
+    Strict,
 }
 
 /// `ps`: list detached listeners; `ps stop` stops them.
@@ -363,7 +410,11 @@ pub struct PsStopArgs {
     pub all: bool,
 
     /// How long to wait for each process to exit (e.g. 15s, 1m30s).
-    #[arg(long, default_value = "15s", value_name = "DURATION")]
+    ///
+    /// The default covers a listener's whole Konnect cleanup (up to 60 s
+    /// after it stops serving), so `stopped` means its webhook and
+    /// destination are gone.
+    #[arg(long, default_value = crate::ps::stop::DEFAULT_TIMEOUT_TEXT, value_name = "DURATION")]
     pub timeout: String,
 
     #[command(flatten)]
@@ -769,6 +820,7 @@ impl TailArgs {
             (l.configure_webhook.is_some(), "--configure-webhook"),
             (l.tail.is_some(), "--tail"),
             (l.detach.is_some(), "--detach"),
+            (l.check.is_some(), "--check"),
         ]
         .into_iter()
         .find_map(|(given, name)| given.then_some(name))
@@ -950,5 +1002,129 @@ impl GetCommand {
                 resource: KonnectGetResource::AuditLogs(a),
             }) => (a, "kongctl get konnect audit-logs".to_owned()),
         }
+    }
+}
+
+/// `completion <SHELL>`.
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to generate the completion script for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: CompletionShell,
+}
+
+/// Shells `completion` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+/// `version`: no flags of its own (`-o` is global).
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Unexpected positional arguments (reported with our usage message).
+    #[arg(hide = true, value_name = "ARGS")]
+    pub positional: Vec<String>,
+}
+
+/// `delete audit-logs …` and `delete konnect audit-logs …`.
+#[derive(Debug, Args)]
+pub struct DeleteCommand {
+    #[command(subcommand)]
+    pub product: DeleteProduct,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeleteProduct {
+    /// Delete a Konnect audit-log destination or the region's webhook.
+    #[command(name = "audit-logs", visible_aliases = ["audit-log", "al", "AL"])]
+    AuditLogs(DeleteAuditLogs),
+
+    /// Konnect resources.
+    #[command(visible_aliases = ["k", "K"])]
+    Konnect(KonnectDelete),
+}
+
+#[derive(Debug, Args)]
+pub struct KonnectDelete {
+    #[command(subcommand)]
+    pub resource: KonnectDeleteResource,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KonnectDeleteResource {
+    /// Delete a Konnect audit-log destination or the region's webhook.
+    #[command(name = "audit-logs", visible_aliases = ["audit-log", "al", "AL"])]
+    AuditLogs(DeleteAuditLogs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteAuditLogs {
+    #[command(subcommand)]
+    pub resource: DeleteResource,
+}
+
+/// What `delete audit-logs` removes.
+#[derive(Debug, Subcommand)]
+pub enum DeleteResource {
+    /// Delete an audit-log destination, by id or name.
+    ///
+    /// If the region's webhook points at it, the webhook is disabled and
+    /// cleared first (Konnect refuses to delete a destination in use). A
+    /// "destination is in use" answer is retried for up to 60 s, as the
+    /// listener's own cleanup does.
+    #[command(visible_alias = "dest")]
+    Destination(DeleteDestinationArgs),
+
+    /// Disable and clear the region's audit-log webhook (`--region`).
+    ///
+    /// Afterwards the webhook is `enabled=false`, `endpoint=unconfigured`,
+    /// what `listen` expects. The destination it pointed at is kept; delete
+    /// it with `kongctl delete audit-logs destination <id>`.
+    #[command(visible_alias = "hook")]
+    Webhook(ConfirmArgs),
+}
+
+/// `delete audit-logs destination <ID|NAME>`.
+#[derive(Debug, Args)]
+pub struct DeleteDestinationArgs {
+    /// The destination's id, or its name.
+    #[arg(value_name = "ID|NAME")]
+    pub id_or_name: String,
+
+    #[command(flatten)]
+    pub confirm: ConfirmArgs,
+}
+
+/// How a `delete` is confirmed.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct ConfirmArgs {
+    /// Do not ask for confirmation (required without a terminal).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Also remove what a running kongctl listener on this machine owns
+    /// (that listener then receives nothing more).
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl DeleteCommand {
+    /// The resource and the command path for messages.
+    pub fn into_resource(self) -> (DeleteResource, String) {
+        let (a, base) = match self.product {
+            DeleteProduct::AuditLogs(a) => (a, "kongctl delete audit-logs"),
+            DeleteProduct::Konnect(KonnectDelete {
+                resource: KonnectDeleteResource::AuditLogs(a),
+            }) => (a, "kongctl delete konnect audit-logs"),
+        };
+        let leaf = match &a.resource {
+            DeleteResource::Destination(_) => "destination",
+            DeleteResource::Webhook(_) => "webhook",
+        };
+        (a.resource, format!("{base} {leaf}"))
     }
 }

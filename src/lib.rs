@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod delete;
 pub mod detach;
 pub mod error;
 pub mod fsutil;
@@ -22,12 +23,14 @@ pub mod listen;
 pub mod listener;
 pub mod logging;
 pub mod output;
+pub mod parse_error;
 pub mod ps;
 pub mod query;
 pub mod record;
 pub mod secret;
 pub mod source;
 pub mod tail;
+pub mod version;
 
 use cli::{Cli, Command};
 use config::{ProcessEnv, Settings};
@@ -39,6 +42,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     // Reads one file and prints: no profile, config or log file involved.
     if let Command::TailFile(args) = &cli.command {
         return tail_file_command(args);
+    }
+    // Neither needs a profile or Konnect: they work with a broken config.
+    match &cli.command {
+        Command::Version(args) => return version_command(&cli.global, args),
+        Command::Completion(args) => return completion_command(args.shell),
+        _ => {}
     }
     let settings =
         Settings::resolve(&cli.global, &ProcessEnv).map_err(|e| CliError::new(e.to_string()))?;
@@ -76,7 +85,50 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             get::get_audit_logs(&settings, args, &path)
         }
         Command::Ps(cmd) => ps_command(&settings, cmd),
+        Command::Delete(cmd) => {
+            let (resource, path) = cmd.into_resource();
+            delete::run(&settings, resource, &path)
+        }
         Command::TailFile(args) => tail_file_command(&args),
+        Command::Version(args) => version_command(&cli.global, &args),
+        Command::Completion(args) => completion_command(args.shell),
+    }
+}
+
+fn version_command(global: &cli::GlobalArgs, args: &cli::VersionArgs) -> Result<(), CliError> {
+    if !args.positional.is_empty() {
+        return Err(CliError::usage(
+            "the version command does not accept positional arguments",
+            "kongctl version",
+        ));
+    }
+    let text = version::BuildInfo::current().render(global.output.unwrap_or_default());
+    print_or_closed(&text)
+}
+
+/// The completion script for `shell`, generated from the command tree.
+fn completion_command(shell: cli::CompletionShell) -> Result<(), CliError> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let shell = match shell {
+        cli::CompletionShell::Bash => Shell::Bash,
+        cli::CompletionShell::Zsh => Shell::Zsh,
+        cli::CompletionShell::Fish => Shell::Fish,
+        cli::CompletionShell::Powershell => Shell::PowerShell,
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "kongctl", &mut script);
+    print_or_closed(&String::from_utf8_lossy(&script))
+}
+
+/// Writes `text` to stdout; a closed stdout (`| head`) is not an error.
+fn print_or_closed(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if output::is_closed_pipe(&e) => Ok(()),
+        Err(e) => Err(CliError::new(format!("failed to write to stdout: {e}"))),
     }
 }
 
@@ -206,8 +258,14 @@ fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> 
                 .enable_all()
                 .build()
                 .map_err(|e| CliError::new(format!("failed to start the async runtime: {e}")))?;
+            // On a terminal, say what the (possibly long) wait is for.
+            let tell = |what: &str| {
+                if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                    eprintln!("{what}");
+                }
+            };
             let results = runtime
-                .block_on(ps::stop(&dir, target, timeout))
+                .block_on(ps::stop::stop_with(&dir, target, timeout, &tell))
                 .map_err(|e| CliError::new(e.to_string()))?;
             print!(
                 "{}",

@@ -2,17 +2,26 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
-    let cli = match kongctl::cli::Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match kongctl::cli::Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
-            // --help and --version are not failures; every parse error is
-            // exit 1, as the original's.
-            let code = if e.use_stderr() { 1 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
+            let command = kongctl::cli::Cli::command();
+            return match kongctl::parse_error::to_cli_error(&e, &command, &args) {
+                // Every parse error is exit 1, as the original's.
+                Some(err) => {
+                    eprintln!("{err}");
+                    ExitCode::from(1)
+                }
+                // --help and --version are not failures.
+                None => {
+                    let _ = e.print();
+                    ExitCode::from(if e.use_stderr() { 1 } else { 0 })
+                }
+            };
         }
     };
     match kongctl::run(cli) {

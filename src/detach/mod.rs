@@ -50,6 +50,9 @@ enum Report {
         destination_id: Option<String>,
         events_file: PathBuf,
         listener_state_file: PathBuf,
+        /// Startup warnings (the tunnel check's) for the parent to show.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
     },
     Failed {
         message: String,
@@ -143,8 +146,13 @@ pub fn spawn(settings: &Settings, opts: &ListenOptions) -> Result<(), CliError> 
             destination_id,
             events_file,
             listener_state_file,
+            warnings,
             ..
         })) => {
+            // The child's stderr is its log file: show them here.
+            for w in &warnings {
+                eprintln!("Warning: {w}");
+            }
             rec.listen_address = Some(listen_address);
             rec.endpoint = Some(endpoint);
             rec.destination_id = destination_id;
@@ -352,6 +360,7 @@ impl ChildChannel {
             destination_id: r.destination_id.clone(),
             events_file: r.events_file.clone(),
             listener_state_file: r.listener_state_file.clone(),
+            warnings: r.warnings.clone(),
         });
     }
 

@@ -175,6 +175,33 @@ impl AuditLogs {
         Ok(found)
     }
 
+    /// GET {global}/v3/audit-log-destinations/{id}; `None` for 404.
+    pub async fn destination(&self, id: &str) -> Result<Option<Destination>, KonnectError> {
+        let path = format!("/v3/audit-log-destinations/{}", path_segment(id));
+        let url = self.client.url(Host::Global, &path, &[]);
+        match self
+            .client
+            .call(Method::GET, url.clone(), None, Retry::Transient, None)
+            .await
+        {
+            Ok(resp) => {
+                let body = resp.json()?;
+                // Tolerate a `{"data": {...}}` wrapper, as reading does
+                // elsewhere.
+                let item = body.get("data").filter(|d| d.is_object()).unwrap_or(&body);
+                serde_json::from_value(item.clone())
+                    .map(Some)
+                    .map_err(|e| KonnectError::Decode {
+                        method: Method::GET,
+                        url: url.to_string(),
+                        reason: format!("not an audit-log destination: {e}"),
+                    })
+            }
+            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// POST {global}/v3/audit-log-destinations.
     ///
     /// A POST that fails without a clear answer (connection lost, timeout,

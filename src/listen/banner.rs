@@ -122,6 +122,7 @@ mod tests {
             tail: false,
             detach: false,
             jq: None,
+            check: crate::listen::check::CheckMode::Warn,
             warnings: Vec::new(),
         }
     }

@@ -7,6 +7,8 @@
 //! - `signals`: stop requests; the first stops, a second abandons cleanup.
 //! - `state`: 2. the per-profile lock, and the state files' format.
 //! - `bind`: 3. bind the socket, before anything remote changes.
+//! - `check`: the tunnel self-test through the public endpoint, still
+//!   before anything remote changes.
 //! - `reclaim`: 4. first, finish an earlier listener's interrupted cleanup.
 //! - `startup`: 4–6. webhook guard, unused name, create the destination
 //!   (recorded in `destination.json`), attach the webhook; undo on failure
@@ -23,6 +25,7 @@
 
 mod banner;
 mod bind;
+pub mod check;
 pub mod cleanup;
 mod finish;
 pub mod options;
@@ -65,6 +68,9 @@ pub struct Ready {
     pub destination_id: Option<String>,
     pub events_file: PathBuf,
     pub listener_state_file: PathBuf,
+    /// Warnings startup showed on stderr (the tunnel check's), for a
+    /// parent whose child's stderr is a log file.
+    pub warnings: Vec<String>,
 }
 
 /// Called once startup succeeded (bound, Konnect configured, state files
@@ -165,7 +171,7 @@ pub async fn run(settings: Settings, opts: ListenOptions, hooks: Hooks) -> Resul
 
 /// Client timeouts; `KONGCTL_KONNECT_TIMEOUT` (e.g. `5s`) shortens the
 /// per-request timeout for slow or flaky links and for tests.
-fn client_options_from_env() -> ClientOptions {
+pub(crate) fn client_options_from_env() -> ClientOptions {
     let mut o = ClientOptions::default();
     if let Some(t) = std::env::var("KONGCTL_KONNECT_TIMEOUT")
         .ok()
@@ -187,6 +193,9 @@ impl Run {
         store: EventStore,
         hooks: Hooks,
     ) -> Result<(), CliError> {
+        // The tunnel self-test, before any remote change.
+        let check_warning = self.check_tunnel(&listener, bound).await?;
+
         // Steps 4–6 (undone if they fail or are interrupted).
         self.start().await?;
 
@@ -212,6 +221,7 @@ impl Run {
                 destination_id: destination_id.clone(),
                 events_file: self.paths.events_file.clone(),
                 listener_state_file: self.paths.listener_file.clone(),
+                warnings: check_warning.into_iter().collect(),
             });
         }
 

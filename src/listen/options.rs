@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 
 use url::Url;
 
+use super::check::CheckMode;
 use crate::cli::ListenArgs;
 use crate::error::CliError;
 
@@ -71,6 +72,8 @@ pub struct ListenOptions {
     pub tail: bool,
     pub detach: bool,
     pub jq: Option<String>,
+    /// The tunnel self-test before any Konnect change.
+    pub check: CheckMode,
     /// Warnings to show once the command has decided where output goes.
     pub warnings: Vec<String>,
 }
@@ -180,6 +183,18 @@ impl ListenOptions {
             None => default_destination_name(&hostname(), std::process::id()),
         };
 
+        // The flag, else the environment (for a shell or a test harness
+        // whose tunnels the probe cannot reach), else warn.
+        let check = match args.check {
+            Some(crate::cli::TunnelCheck::Off) => CheckMode::Off,
+            Some(crate::cli::TunnelCheck::Warn) => CheckMode::Warn,
+            Some(crate::cli::TunnelCheck::Strict) => CheckMode::Strict,
+            None => match std::env::var(super::check::CHECK_ENV) {
+                Ok(v) if !v.trim().is_empty() => CheckMode::parse(&v).map_err(usage)?,
+                _ => CheckMode::default(),
+            },
+        };
+
         let mut warnings = Vec::new();
         if endpoint.scheme() == "http" {
             warnings.push(format!(
@@ -212,6 +227,7 @@ impl ListenOptions {
             tail,
             detach,
             jq,
+            check,
             warnings,
         })
     }

@@ -91,8 +91,10 @@ impl Run {
                     hook.enabled, hook.endpoint
                 ))
                 .with_hint(format!(
-                    "another listener or integration uses the {} webhook; stop it (kongctl ps) or clear the webhook in Konnect, or use --configure-webhook=false",
-                    self.settings.region
+                    "another listener or integration uses the {region} webhook; stop it (kongctl ps), \
+                     or clear it with 'kongctl delete audit-logs webhook{flag}', or use --configure-webhook=false",
+                    region = self.settings.region,
+                    flag = region_flag(&self.settings.region),
                 )));
             }
         }
@@ -105,7 +107,10 @@ impl Run {
         if !taken.is_empty() {
             return Err(
                 CliError::new(format!("destination name {:?} already exists", opts.name))
-                    .with_hint("choose another --name, or delete the old destination in Konnect"),
+                    .with_hint(format!(
+                        "choose another --name, or delete the old destination with 'kongctl delete audit-logs destination {}'",
+                        opts.name
+                    )),
             );
         }
 
@@ -252,5 +257,15 @@ fn step_error(settings: &Settings, step: &str, e: KonnectError) -> CliError {
             "the access token lacks permission for audit logs: an organisation admin token is needed",
         ),
         _ => err,
+    }
+}
+
+/// ` --region <r>` for commands suggested to the user, unless it is the
+/// default region.
+fn region_flag(region: &str) -> String {
+    if region == "us" {
+        String::new()
+    } else {
+        format!(" --region {region}")
     }
 }

@@ -3,10 +3,14 @@
 //! `ingest` turns a request body into records (gzip detection, bounded
 //! decoding, line splitting), `store` appends them durably to `events.jsonl`
 //! with group commit, and `server` speaks HTTP and enforces the contract
-//! (path, method, authorization, size limits) before anything is stored.
+//! (path, method, authorization, size limits) before anything is stored;
+//! `linger` lets a client whose body was refused unread read the answer;
+//! `probe` answers the tunnel self-test before serving starts.
 //! Konnect itself, state files and signal handling belong to the caller.
 
 pub mod ingest;
+pub mod linger;
+pub mod probe;
 pub mod server;
 pub mod store;
 

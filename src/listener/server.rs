@@ -18,7 +18,10 @@
 //! | records durable (or none) | 202 | empty |
 //!
 //! A rejection before the body was read adds `Connection: close`: the unread
-//! body would otherwise have to be drained to reuse the connection.
+//! body would otherwise have to be drained to reuse the connection. The
+//! connection then closes lingering (`linger`): half-closed, the rest of the
+//! body read and discarded (bounded), so that the client reads the status
+//! instead of a reset.
 //!
 //! Connection limit: when `max_connections` are open, the loop stops calling
 //! `accept` until one closes, so new clients wait in the kernel's backlog
@@ -63,6 +66,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::ingest::{self, Batch, BodyEncoding, DecodeError};
+use super::linger::{Linger, LingeringIo};
 use super::store::EventStore;
 
 /// Largest read buffer of a connection.
@@ -233,11 +237,13 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         ctx.counts.connections.fetch_add(1, Ordering::Relaxed);
         let ctx = Arc::clone(&ctx);
+        let linger = Linger::default();
         let conn = builder.serve_connection(
-            TokioIo::new(stream),
+            TokioIo::new(LingeringIo::new(stream, linger.clone())),
             service_fn(move |req| {
                 let ctx = Arc::clone(&ctx);
-                async move { Ok::<_, Infallible>(ctx.handle(req).await) }
+                let linger = linger.clone();
+                async move { Ok::<_, Infallible>(ctx.handle(req, &linger).await) }
             }),
         );
         let stop = stop.clone();
@@ -410,7 +416,9 @@ impl Rejection {
 }
 
 impl Context {
-    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    /// Answers one request; asks `linger` for a lingering close when the
+    /// answer leaves body bytes unread.
+    async fn handle(&self, req: Request<Incoming>, linger: &Linger) -> Response<Full<Bytes>> {
         self.counts.requests.fetch_add(1, Ordering::Relaxed);
         match self.ingest(req).await {
             Ok(records) => {
@@ -427,6 +435,9 @@ impl Context {
                     &self.counts.rejected
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
+                if rejection.before_body() {
+                    linger.request();
+                }
                 rejection.response()
             }
         }

@@ -19,8 +19,14 @@ use std::path::Path;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// How long `--timeout` waits by default, and when it is zero.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long `--timeout` waits by default, and when it is zero: a stopping
+/// listener drains its connections (up to 10 s), then gives its Konnect
+/// cleanup 60 s; 90 s covers both, so that `stopped` means the cleanup is
+/// over. (The original waited 15 s, often less than its cleanup.)
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// `DEFAULT_TIMEOUT` as `--timeout` shows it.
+pub const DEFAULT_TIMEOUT_TEXT: &str = "1m30s";
 
 /// How often a stopping process is checked.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -90,6 +96,17 @@ pub async fn stop(
     target: StopTarget,
     timeout: Duration,
 ) -> Result<Vec<StopResult>, StopError> {
+    stop_with(processes_dir, target, timeout, &|_| {}).await
+}
+
+/// [`stop`], calling `waiting` with a sentence saying what it waits for
+/// each time it starts waiting for a signalled process (for a terminal).
+pub async fn stop_with(
+    processes_dir: &Path,
+    target: StopTarget,
+    timeout: Duration,
+    waiting: &dyn Fn(&str),
+) -> Result<Vec<StopResult>, StopError> {
     let mut targets = records::read_all(processes_dir)?;
     if let StopTarget::Pid(pid) = target {
         targets.retain(|(record, _)| record.pid == pid);
@@ -104,12 +121,31 @@ pub async fn stop(
     };
     let mut results = Vec::with_capacity(targets.len());
     for (record, path) in &targets {
-        results.push(stop_one(record, path, timeout).await);
+        results.push(stop_one(record, path, timeout, waiting).await);
     }
     Ok(results)
 }
 
-async fn stop_one(record: &ProcessRecord, path: &Path, timeout: Duration) -> StopResult {
+/// What `ps stop` waits for after signalling `record`'s process.
+pub fn waiting_text(record: &ProcessRecord, timeout: Duration) -> String {
+    let what = match &record.destination_id {
+        Some(id) => format!("release the audit-log webhook, delete destination {id}"),
+        None => "release the audit-log webhook, delete its destination".to_string(),
+    };
+    format!(
+        "Waiting up to {} for pid {} to finish its Konnect cleanup ({what}); \
+         Ctrl+C stops the waiting, not the cleanup",
+        gofmt::duration(timeout),
+        record.pid
+    )
+}
+
+async fn stop_one(
+    record: &ProcessRecord,
+    path: &Path,
+    timeout: Duration,
+    waiting: &dyn Fn(&str),
+) -> StopResult {
     let result = |action, success, detail: String| StopResult {
         pid: record.pid,
         kind: record.kind.clone(),
@@ -127,7 +163,7 @@ async fn stop_one(record: &ProcessRecord, path: &Path, timeout: Duration) -> Sto
     let inspection = procfs::inspect(record);
     match inspection.status {
         Status::Running => {
-            match terminate(record, timeout).await {
+            match terminate(record, timeout, waiting).await {
                 Ok(()) => {}
                 Err(Terminate::TimedOut(detail)) => {
                     return StopResult {
@@ -177,12 +213,17 @@ enum Terminate {
 }
 
 /// Sends SIGTERM and waits until the process is gone or `timeout` passed.
-async fn terminate(record: &ProcessRecord, timeout: Duration) -> Result<(), Terminate> {
+async fn terminate(
+    record: &ProcessRecord,
+    timeout: Duration,
+    waiting: &dyn Fn(&str),
+) -> Result<(), Terminate> {
     match kill(Pid::from_raw(record.pid), Signal::SIGTERM) {
         Ok(()) => {}
         Err(Errno::ESRCH) => return Ok(()),
         Err(e) => return Err(Terminate::Failed(procfs::errno_text(e))),
     }
+    waiting(&waiting_text(record, timeout));
     let deadline = Instant::now() + timeout;
     loop {
         match procfs::is_gone(record) {
@@ -227,21 +268,21 @@ pub fn failures(results: &[StopResult]) -> Option<StopFailures> {
         .filter(|r| r.still_running)
         .map(|r| r.pid.to_string())
         .collect();
-    // A listener's Konnect cleanup may take up to 60s, more than the
-    // default timeout. Another SIGTERM (another `ps stop`) makes it abandon
+    // Only a timeout shorter than the default can end before a listener's
+    // cleanup (up to 60s after draining) does. Another SIGTERM (another `ps stop`) makes it abandon
     // that cleanup, hence "check first".
     let hint = match running.as_slice() {
         [] => None,
         [pid] => Some(format!(
             "process {pid} is still running and may be finishing its Konnect cleanup \
              (up to 60s); check with kongctl ps, and if it is still running after that, \
-             retry with a longer --timeout (kongctl ps stop {pid} --timeout 90s). \
+             retry with a longer --timeout (kongctl ps stop {pid} --timeout 3m). \
              Stopping it again during its cleanup abandons the cleanup."
         )),
         pids => Some(format!(
             "processes {} are still running and may be finishing their Konnect cleanup \
              (up to 60s); check with kongctl ps, and if they are still running after that, \
-             retry with a longer --timeout (kongctl ps stop <PID> --timeout 90s). \
+             retry with a longer --timeout (kongctl ps stop <PID> --timeout 3m). \
              Stopping them again during their cleanup abandons the cleanup.",
             pids.join(", ")
         )),
@@ -470,7 +511,7 @@ mod tests {
                 hint: Some(format!(
                     "process {pid} is still running and may be finishing its Konnect cleanup \
                      (up to 60s); check with kongctl ps, and if it is still running after that, \
-                     retry with a longer --timeout (kongctl ps stop {pid} --timeout 90s). \
+                     retry with a longer --timeout (kongctl ps stop {pid} --timeout 3m). \
                      Stopping it again during its cleanup abandons the cleanup."
                 )),
             }

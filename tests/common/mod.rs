@@ -73,6 +73,11 @@ impl World {
             .env("KONGCTL_DEFAULT_KONNECT_PAT", self.sim.pat())
             .env("KONGCTL_DEFAULT_KONNECT_BASE_URL", self.sim.base_url())
             .env("KONGCTL_KONNECT_TIMEOUT", "5s")
+            // The emulator's tunnel hosts (`*.tunnel.test`) resolve only
+            // inside the emulator, so the tunnel self-test could only warn,
+            // ahead of the stderr these tests compare; tests/tunnel_check.rs
+            // tests the check itself, its default included.
+            .env("KONGCTL_LISTEN_CHECK", "off")
             .current_dir(self.dir.path())
             .stdin(Stdio::null());
         cmd
