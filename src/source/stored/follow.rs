@@ -95,6 +95,7 @@ impl Follower {
             move |source| FollowError::Store(StoredError::Io { path, source })
         };
         let active_path = snapshot.active_path();
+        // Newest first, until printed.
         let mut newest: Vec<Record> = Vec::new();
         let mut active = None;
         if let Some(file) = snapshot.active {
@@ -298,7 +299,7 @@ fn count_lines(file: &File, len: u64) -> io::Result<u64> {
     Ok(lines)
 }
 
-/// The active file's last `n` records matching `query` (in stored order),
+/// The active file's last `n` records matching `query`, newest first,
 /// found by reading backwards from its last whole line; also the offset
 /// just past that line (where following starts) and the number of lines
 /// before it.
@@ -385,7 +386,6 @@ fn last_of_active(
         });
     }
     let lines = count_lines(file, end)?;
-    found.reverse();
     Ok((end, lines, found))
 }
 
