@@ -97,6 +97,9 @@ pub struct Settings {
     pub log_level: LogLevel,
     pub log_file: PathBuf,
     pub output: OutputFormat,
+    /// Whether `-o`, the environment or the config file chose `output`
+    /// (`tail --stored` prints records as stored unless told otherwise).
+    pub output_given: bool,
 }
 
 /// The environment, injectable for tests.
@@ -267,6 +270,9 @@ impl Settings {
             },
         };
 
+        let output_given = global.output.is_some()
+            || env.var(&env_key(&profile, "output")).is_some()
+            || file.output.is_some();
         let output = match global.output {
             Some(o) => o,
             None => match env
@@ -316,6 +322,7 @@ impl Settings {
             log_level,
             log_file,
             output,
+            output_given,
         })
     }
 

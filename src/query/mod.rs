@@ -178,6 +178,13 @@ impl<O: Output> Pipeline<O> {
         Ok(self.flow())
     }
 
+    /// Whether nothing more can change the result: the limit's first N
+    /// are printed and a further match was seen (so the summary says
+    /// truncated). A source may stop reading then.
+    pub fn is_done(&self) -> bool {
+        self.truncated && self.flow() == Flow::Full
+    }
+
     fn flow(&self) -> Flow {
         match self.query.limit {
             Limit::First(n) if self.printed >= n => Flow::Full,

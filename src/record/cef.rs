@@ -9,13 +9,37 @@
 //! `severity`, the leading time gives `event_ts`, and every extension keeps
 //! its key. Extension values run to the next ` key=`, so values with spaces
 //! (`user_agent`) stay whole; the CEF escapes `\=`, `\\`, `\n` and `\r` are
-//! undone. A value that is a JSON number (kept exact at any size) or
-//! `true`/`false` is typed so, anything else is a string. The object's keys
-//! are sorted, as in Konnect's JSON format; a repeated key keeps its last
+//! undone. The fields Konnect's JSON format gives as strings stay strings
+//! whatever they hold ([`STRING_FIELDS`]: its samples have `"rt":
+//! "1684196881193"` and `"success": "true"` where the CEF line has
+//! `rt=1684196881193 success=true`); any other value that is a JSON number
+//! (kept exact at any size) or `true`/`false` is typed so (`trace_id`,
+//! `status`, `granted`), anything else is a string. The object's keys are
+//! sorted, as in Konnect's JSON format; a repeated key keeps its last
 //! value.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+
+/// Extensions that Konnect's JSON format writes as strings, even when the
+/// value reads as a number or a boolean (Kong's samples of both formats,
+/// `tests/data/konnect-verbatim`).
+pub const STRING_FIELDS: &[&str] = &[
+    "act",
+    "action",
+    "actor_id",
+    "org_id",
+    "portal_id",
+    "principal_id",
+    "principal_name",
+    "query",
+    "request",
+    "rt",
+    "sig",
+    "src",
+    "success",
+    "user_agent",
+];
 
 /// A CEF line split into its parts, borrowing the line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,7 +252,12 @@ impl<'a> CefLine<'a> {
             members.insert("event_ts", Member::Text(time));
         }
         for (key, value) in &self.extensions {
-            members.insert(key, typed(value));
+            let member = if STRING_FIELDS.contains(key) {
+                Member::Text(value)
+            } else {
+                typed(value)
+            };
+            members.insert(key, member);
         }
         let mut out = Vec::with_capacity(256);
         out.push(b'{');
@@ -318,7 +347,8 @@ mod tests {
         assert_eq!(v["severity"], 0);
         assert_eq!(v["event_ts"], "2025-05-19T00:03:39Z");
         assert_eq!(v["rt"], "3958q3097698");
-        assert_eq!(v["success"], true);
+        // A string in Konnect's JSON format, though it reads as a boolean.
+        assert_eq!(v["success"], "true");
         assert_eq!(v["sig"], "N_4q2pCg");
         // Keys sorted, as in Konnect's JSON format.
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
@@ -391,5 +421,86 @@ mod tests {
             let v = json(line);
             assert!(v["event_ts"].is_string(), "{line}");
         }
+    }
+
+    /// The CEF sample of a kind, its display line breaks joined.
+    fn verbatim_cef(text: &str) -> String {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn json_type(v: &serde_json::Value) -> &'static str {
+        match v {
+            serde_json::Value::Null => "null",
+            serde_json::Value::Bool(_) => "boolean",
+            serde_json::Value::Number(_) => "number",
+            serde_json::Value::String(_) => "string",
+            serde_json::Value::Array(_) => "array",
+            serde_json::Value::Object(_) => "object",
+        }
+    }
+
+    #[test]
+    fn verbatim_cef_samples_convert_to_the_json_samples_shape() {
+        let pairs = [
+            (
+                include_str!("../../tests/data/konnect-verbatim/access.konnect.cef.txt"),
+                include_str!("../../tests/data/konnect-verbatim/access.konnect.json.txt"),
+                &[][..],
+            ),
+            (
+                include_str!("../../tests/data/konnect-verbatim/authentication.konnect.cef.txt"),
+                include_str!("../../tests/data/konnect-verbatim/authentication.konnect.json.txt"),
+                &[],
+            ),
+            (
+                include_str!("../../tests/data/konnect-verbatim/authentication.dev-portal.cef.txt"),
+                include_str!(
+                    "../../tests/data/konnect-verbatim/authentication.dev-portal.json.txt"
+                ),
+                &[],
+            ),
+            (
+                include_str!("../../tests/data/konnect-verbatim/authorization.konnect.cef.txt"),
+                include_str!("../../tests/data/konnect-verbatim/authorization.konnect.json.txt"),
+                // The docs' JSON example of this kind leaves it out.
+                &["actor_id"],
+            ),
+        ];
+        for (cef, json_text, extra) in pairs {
+            let line = verbatim_cef(cef);
+            let converted = json(&line);
+            // The docs' access sample has a trailing comma.
+            let sample: serde_json::Value =
+                serde_json::from_str(&json_text.replace(",\n}", "\n}")).unwrap();
+            let converted = converted.as_object().unwrap();
+            let sample = sample.as_object().unwrap();
+            let mut keys: Vec<&String> = converted.keys().collect();
+            keys.retain(|k| !extra.contains(&k.as_str()));
+            let mut want: Vec<&String> = sample.keys().collect();
+            want.sort();
+            assert_eq!(keys, want, "{line}");
+            for (key, value) in sample {
+                assert_eq!(
+                    json_type(&converted[key]),
+                    json_type(value),
+                    "{key} in {line}"
+                );
+            }
+            // Header fields the two events share carry the same values.
+            assert_eq!(converted["cef_version"], sample["cef_version"]);
+            assert_eq!(converted["name"], sample["name"]);
+            assert_eq!(converted["severity"], sample["severity"]);
+        }
+        let single = json(include_str!(
+            "../../tests/data/konnect-verbatim/authorization.konnect.single-line.cef"
+        ));
+        assert_eq!(single["trace_id"].to_string(), "3959872677347089807");
+        assert_eq!(single["granted"], true);
+        assert_eq!(single["rt"], "1750280466889");
+        assert_eq!(single["event_ts"], "2025-06-18T21:02:36Z");
     }
 }

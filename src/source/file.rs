@@ -3,22 +3,34 @@
 //! (`-`).
 //!
 //! gzip is recognised by its magic bytes, not the name, and may hold
-//! several members (as `cat a.gz b.gz` makes). Blank lines are skipped.
-//! What cannot be read is a [`Problem`], reported and skipped, and the rest
-//! of the file is still read: a line that is no record, a last line cut
-//! short without its newline (a torn tail), a gzip stream that breaks off
-//! (what was readable before the break is kept). A last line without a
-//! newline that is a whole record is taken as is: exports often end so.
+//! several members (as `cat a.gz b.gz` makes); it is inflated on a thread of
+//! its own ([`Prefetch`]), so that on two cores inflating and reading
+//! records overlap. Lines are cut from large blocks ([`LineReader`]), not
+//! read one by one. Blank lines are skipped. What cannot be read is a
+//! [`Problem`], reported and skipped, and the rest of the file is still
+//! read: a line that is no record, a last line cut short without its
+//! newline (a torn tail), a gzip stream that breaks off (what was readable
+//! before the break is kept). A last line without a newline that is a whole
+//! record is taken as is: exports often end so. The active events file is
+//! the exception ([`LastLine::Pending`]): there such a line is still being
+//! written, and is left for a later read.
 
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use bytes::Bytes;
 use flate2::bufread::MultiGzDecoder;
 
 use crate::record::Record;
+
+/// Size of the blocks lines are cut from, and of the inflated blocks
+/// [`Prefetch`] hands over.
+const BLOCK: usize = 256 * 1024;
+/// Inflated blocks [`Prefetch`] may have ready ahead of the reader.
+const PREFETCH_BLOCKS: usize = 4;
 
 /// Something in a file that could not be read as a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,23 +56,229 @@ fn is_gzip(reader: &mut impl BufRead) -> io::Result<bool> {
     Ok(head.starts_with(&[0x1f, 0x8b]))
 }
 
-/// Opens `path` (`-` is stdin) as lines, gunzipping when the content is
-/// gzip.
-pub fn open(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
-    let raw: Box<dyn Read + Send> = if path == Path::new("-") {
-        Box::new(io::stdin())
-    } else {
-        Box::new(File::open(path)?)
-    };
-    let mut reader = BufReader::with_capacity(256 * 1024, raw);
+/// Opens `path` (`-` is stdin) for reading its lines, gunzipping (on a
+/// thread of its own) when the content is gzip.
+pub fn open(path: &Path) -> io::Result<Box<dyn Read + Send>> {
+    if path == Path::new("-") {
+        return decode(io::stdin());
+    }
+    decode(File::open(path)?)
+}
+
+/// `raw` as it is, or inflated on a thread of its own if it is gzip.
+pub fn decode(raw: impl Read + Send + 'static) -> io::Result<Box<dyn Read + Send>> {
+    let mut reader = BufReader::with_capacity(BLOCK, raw);
     Ok(if is_gzip(&mut reader)? {
-        Box::new(BufReader::with_capacity(
-            256 * 1024,
-            MultiGzDecoder::new(reader),
-        ))
+        Box::new(Prefetch::spawn(MultiGzDecoder::new(reader)))
     } else {
         Box::new(reader)
     })
+}
+
+/// A reader run on a thread of its own, a few blocks ahead of whoever
+/// reads from this end. Dropping this end stops the thread at its next
+/// block.
+pub struct Prefetch {
+    blocks: Receiver<io::Result<Vec<u8>>>,
+    /// Emptied blocks, sent back for reuse.
+    spare: SyncSender<Vec<u8>>,
+    block: Vec<u8>,
+    at: usize,
+    done: bool,
+}
+
+impl Prefetch {
+    pub fn spawn(mut inner: impl Read + Send + 'static) -> Prefetch {
+        let (send, blocks) = sync_channel::<io::Result<Vec<u8>>>(PREFETCH_BLOCKS);
+        let (spare, spares) = sync_channel::<Vec<u8>>(PREFETCH_BLOCKS + 2);
+        std::thread::spawn(move || {
+            loop {
+                let mut block: Vec<u8> = spares.try_recv().unwrap_or_default();
+                block.clear();
+                block.resize(BLOCK, 0);
+                let mut filled = 0;
+                let result = loop {
+                    match inner.read(&mut block[filled..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            filled += n;
+                            if filled == block.len() {
+                                break Ok(());
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                block.truncate(filled);
+                let last = result.is_err() || filled == 0;
+                if filled > 0 && send.send(Ok(block)).is_err() {
+                    return;
+                }
+                if let Err(e) = result {
+                    let _ = send.send(Err(e));
+                }
+                if last {
+                    return;
+                }
+            }
+        });
+        Prefetch {
+            blocks,
+            spare,
+            block: Vec::new(),
+            at: 0,
+            done: false,
+        }
+    }
+}
+
+impl Read for Prefetch {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.block.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.blocks.recv() {
+                Ok(Ok(block)) => {
+                    let used = std::mem::replace(&mut self.block, block);
+                    let _ = self.spare.try_send(used);
+                    self.at = 0;
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.done = true;
+                    return Ok(0);
+                }
+            }
+        }
+        let n = buf.len().min(self.block.len() - self.at);
+        buf[..n].copy_from_slice(&self.block[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// One line of a file, without its newline.
+#[derive(Debug)]
+pub struct Line<'a> {
+    /// 1-based.
+    pub number: u64,
+    pub bytes: &'a [u8],
+    /// Ended by a newline (else it is the file's last line).
+    pub complete: bool,
+    /// Offset in the (decoded) stream just past this line and its newline.
+    pub end: u64,
+}
+
+/// Cuts a stream into lines, a large block at a time.
+pub struct LineReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    /// Unread bytes are `buf[at..filled]`.
+    at: usize,
+    filled: usize,
+    eof: bool,
+    number: u64,
+    /// Stream offset of `buf[at]`.
+    offset: u64,
+}
+
+impl<R: Read> LineReader<R> {
+    pub fn new(inner: R) -> Self {
+        LineReader::starting_at(inner, 0, 0)
+    }
+
+    /// A reader whose first line is line `number + 1`, at stream offset
+    /// `offset` (for reading on from where an earlier read stopped).
+    pub fn starting_at(inner: R, number: u64, offset: u64) -> Self {
+        LineReader {
+            inner,
+            buf: vec![0; BLOCK],
+            at: 0,
+            filled: 0,
+            eof: false,
+            number,
+            offset,
+        }
+    }
+
+    /// Lines read so far.
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// The stream offset after the last line returned.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The next line, `None` at the end. A last line without newline is
+    /// returned with `complete: false`.
+    pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+        let mut searched = self.at;
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[searched..self.filled]) {
+                let start = self.at;
+                let end = searched + i;
+                self.at = end + 1;
+                self.number += 1;
+                self.offset += (end + 1 - start) as u64;
+                return Ok(Some(Line {
+                    number: self.number,
+                    bytes: &self.buf[start..end],
+                    complete: true,
+                    end: self.offset,
+                }));
+            }
+            searched = self.filled;
+            if self.eof {
+                if self.at == self.filled {
+                    return Ok(None);
+                }
+                let start = self.at;
+                self.at = self.filled;
+                self.number += 1;
+                self.offset += (self.filled - start) as u64;
+                return Ok(Some(Line {
+                    number: self.number,
+                    bytes: &self.buf[start..self.filled],
+                    complete: false,
+                    end: self.offset,
+                }));
+            }
+            // Move the partial line to the front, grow for a long one.
+            if self.at > 0 {
+                self.buf.copy_within(self.at..self.filled, 0);
+                searched -= self.at;
+                self.filled -= self.at;
+                self.at = 0;
+            }
+            if self.filled == self.buf.len() {
+                self.buf.resize(self.buf.len() * 2, 0);
+            }
+            match self.inner.read(&mut self.buf[self.filled..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// What a last line without a newline is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastLine {
+    /// The file is complete: the line is a record if it reads as one, else
+    /// a torn tail (a problem).
+    Final,
+    /// The file is being written (the active events file): the line is not
+    /// finished yet and is neither read nor reported.
+    Pending,
 }
 
 /// Reads every record of `path`, in file order, handing each to
@@ -80,61 +298,84 @@ pub fn read(
 /// [`read`] over an open reader; `name` names it in problems.
 pub fn read_lines(
     name: &str,
-    mut reader: impl BufRead,
+    reader: impl Read,
     on_record: &mut dyn FnMut(Record) -> io::Result<bool>,
     on_problem: &mut dyn FnMut(Problem),
 ) -> io::Result<()> {
-    let mut line = Vec::with_capacity(4096);
-    let mut number = 0u64;
+    let mut lines = LineReader::new(reader);
+    read_records(
+        name,
+        &mut lines,
+        LastLine::Final,
+        &mut |_, record| on_record(record),
+        on_problem,
+    )
+    .map(|_| ())
+}
+
+/// Reads the records of `lines` to its end, handing each with its line
+/// number to `on_record` (false stops the read) and each problem to
+/// `on_problem`. Returns the stream offset just past the last line taken
+/// (with [`LastLine::Pending`], where the unfinished line starts).
+pub fn read_records<R: Read>(
+    name: &str,
+    lines: &mut LineReader<R>,
+    last: LastLine,
+    on_record: &mut dyn FnMut(u64, Record) -> io::Result<bool>,
+    on_problem: &mut dyn FnMut(Problem),
+) -> io::Result<u64> {
+    let mut taken = lines.offset();
     loop {
-        line.clear();
-        let read = match reader.read_until(b'\n', &mut line) {
-            Ok(n) => n,
+        let line = match lines.next_line() {
+            Ok(Some(line)) => line,
+            Ok(None) => return Ok(taken),
             Err(e) => {
-                let what = if e.kind() == io::ErrorKind::InvalidInput
-                    || e.kind() == io::ErrorKind::InvalidData
-                    || e.kind() == io::ErrorKind::UnexpectedEof
-                {
-                    format!(
-                        "corrupt gzip data after line {number}: {e}; the rest of the file is skipped"
-                    )
-                } else {
-                    format!("read failed after line {number}: {e}; the rest of the file is skipped")
-                };
+                let number = lines.number();
                 on_problem(Problem {
                     file: name.to_owned(),
                     line: None,
-                    what,
+                    what: read_failure(number, &e),
                 });
-                return Ok(());
+                return Ok(taken);
             }
         };
-        if read == 0 {
-            return Ok(());
+        if !line.complete && last == LastLine::Pending {
+            return Ok(taken);
         }
-        number += 1;
-        let complete = line.last() == Some(&b'\n');
-        let text = line.trim_ascii();
+        taken = line.end;
+        let (number, complete) = (line.number, line.complete);
+        let text = line.bytes.trim_ascii();
         if text.is_empty() {
             continue;
         }
         match Record::new(Bytes::copy_from_slice(text)) {
             Ok(record) => {
-                if !on_record(record)? {
-                    return Ok(());
+                if !on_record(number, record)? {
+                    return Ok(taken);
                 }
             }
-            Err(why) if !complete => on_problem(Problem {
-                file: name.to_owned(),
-                line: Some(number),
-                what: format!("torn last line (no newline at the end): {why}"),
-            }),
             Err(why) => on_problem(Problem {
                 file: name.to_owned(),
                 line: Some(number),
-                what: format!("not an audit record: {why}"),
+                what: if complete {
+                    format!("not an audit record: {why}")
+                } else {
+                    format!("torn last line (no newline at the end): {why}")
+                },
             }),
         }
+    }
+}
+
+/// The problem text for a read that failed after line `number`.
+fn read_failure(number: u64, e: &io::Error) -> String {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+    ) {
+        format!("corrupt gzip data after line {number}: {e}; the rest of the file is skipped")
+    } else {
+        format!("read failed after line {number}: {e}; the rest of the file is skipped")
     }
 }
 

@@ -4,9 +4,12 @@
 //!
 //! - [`file`]: lines of a file, plain or gzip'd (`--file`, stored segments);
 //! - [`order`]: time-ordering for sources stored in another order;
-//! - the pull API and the profile's store (added beside these).
+//! - [`stored`]: the profile's store (segments and active file), queried
+//!   in time order or followed across rotation;
+//! - the pull API (added beside these).
 //!
 //! [`Record`]: crate::record::Record
 
 pub mod file;
 pub mod order;
+pub mod stored;

@@ -1,5 +1,6 @@
 //! What `tail` writes: each record on stdout, raw or through `--jq`, and a
-//! warning on stderr for each record the filter skips.
+//! warning on stderr for each record the filter skips. `--jq` sees a CEF
+//! record as its JSON object ([`crate::record::cef`]).
 
 use super::filter::JqFilter;
 use super::follow::RecordSink;
@@ -48,7 +49,17 @@ impl<W: Write, E: Write> TailPrinter<W, E> {
             self.line = Vec::new();
         }
         self.line.clear();
-        match filter.apply(record, &mut self.line) {
+        // A CEF record is filtered as the JSON object Konnect's JSON format
+        // has for it, as in `get audit-logs` (the bytes stored and printed
+        // without a filter stay the CEF line).
+        let cef_json = match record.first() {
+            Some(b'{') | None => None,
+            Some(_) if crate::record::cef::looks_like_cef(record) => {
+                crate::record::cef::to_json(record).ok()
+            }
+            Some(_) => None,
+        };
+        match filter.apply(cef_json.as_deref().unwrap_or(record), &mut self.line) {
             Ok(()) => {
                 self.line.push(b'\n');
                 self.out.write_all(&self.line)
@@ -120,6 +131,23 @@ mod tests {
         p.print(br#"{"a":1}"#).unwrap();
         p.print(br#"{"b":2}"#).unwrap();
         assert_eq!(printed(p), ("{\"a\":1}\n{\"b\":2}\n".into(), String::new()));
+    }
+
+    #[test]
+    fn cef_records_filter_as_json_and_print_raw() {
+        let cef = b"2025-06-18T21:02:36Z konghq.com CEF:0|KongInc|Konnect|1.0|konnect|Authz.control-planes|1|action=list granted=true trace_id=3959872677347089807 sig=K";
+        let mut p = printer("{name, granted, trace_id}");
+        p.print(cef).unwrap();
+        assert_eq!(
+            printed(p),
+            (
+                "{\"granted\":true,\"name\":\"Authz.control-planes\",\"trace_id\":3959872677347089807}\n".into(),
+                String::new()
+            )
+        );
+        let mut p = printer("");
+        p.print(cef).unwrap();
+        assert_eq!(printed(p).0, format!("{}\n", String::from_utf8_lossy(cef)));
     }
 
     #[test]
