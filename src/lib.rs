@@ -16,6 +16,7 @@ pub mod error;
 pub mod fsutil;
 pub mod get;
 pub mod gofmt;
+pub mod inspect;
 pub mod konnect;
 pub mod listen;
 pub mod listener;

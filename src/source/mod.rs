@@ -4,9 +4,12 @@
 //!
 //! - [`file`]: lines of a file, plain or gzip'd (`--file`, stored segments);
 //! - [`order`]: time-ordering for sources stored in another order;
-//! - the pull API and the profile's store (added beside these).
+//! - [`pull`]: Konnect's audit-log pull API, windowed on Konnect's clock,
+//!   paged, retried and followed;
+//! - the profile's store (added beside these).
 //!
 //! [`Record`]: crate::record::Record
 
 pub mod file;
 pub mod order;
+pub mod pull;
