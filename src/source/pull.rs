@@ -141,10 +141,12 @@ impl KonnectClock {
 }
 
 /// How failed pages are retried and reported: `max_tries` of `None` is
-/// until the page comes (following).
+/// until the page comes (following); `progress` says a progress line may
+/// be on stderr, to clear before a notice.
 #[derive(Debug, Clone, Copy)]
 struct RetryPolicy {
     max_tries: Option<u32>,
+    progress: bool,
 }
 
 /// A pull from Konnect.
@@ -200,6 +202,9 @@ impl Puller {
     /// A pull of `kind` records in pages of `page_size`; `stop` ends it.
     pub fn new(api: AuditLogs, opts: &QueryOptions, stop: CancellationToken) -> Puller {
         let follow = opts.follow;
+        // Progress is for people watching a finite pull; a script reading
+        // stderr gets nothing from a pull that worked.
+        let progress = !follow && io::stderr().is_terminal();
         Puller {
             api,
             page_size: opts.page_size,
@@ -207,12 +212,11 @@ impl Puller {
             clock: KonnectClock::default(),
             retry: RetryPolicy {
                 max_tries: (!follow).then_some(FINITE_TRIES),
+                progress,
             },
             stop,
             dedup: Dedup::new(),
-            // Progress is for people watching a finite pull; a script
-            // reading stderr gets nothing from a pull that worked.
-            progress: (!follow && io::stderr().is_terminal()).then(|| Progress {
+            progress: progress.then(|| Progress {
                 started: Instant::now(),
                 drawn: None,
                 pages: 0,
@@ -532,8 +536,12 @@ async fn fetch(
                 tries + 1
             ),
         };
-        // Clear a progress line first (it is redrawn on the next page).
-        eprintln!("\r\x1b[K{line}");
+        if retry.progress {
+            // Clear the progress line first (it is redrawn on the next page).
+            eprintln!("\r\x1b[K{line}");
+        } else {
+            eprintln!("{line}");
+        }
         tokio::select! {
             () = stop.cancelled() => return Err(PullError::Interrupted),
             () = tokio::time::sleep(wait) => {}
@@ -553,12 +561,13 @@ fn backoff(failures: u32) -> Duration {
         .clamp(BACKOFF_MIN, BACKOFF_MAX)
 }
 
-/// `3s`, `1.5s`.
+/// `3s`, `1.5s` (to a tenth).
 fn seconds(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
+    let tenths = (d.as_millis() + 50) / 100;
+    if tenths.is_multiple_of(10) {
+        format!("{}s", tenths / 10)
     } else {
-        format!("{:.1}s", d.as_secs_f64())
+        format!("{}.{}s", tenths / 10, tenths % 10)
     }
 }
 
@@ -623,5 +632,8 @@ mod tests {
         assert_eq!(seconds(Duration::from_secs(3)), "3s");
         assert_eq!(seconds(Duration::from_millis(1500)), "1.5s");
         assert_eq!(seconds(Duration::ZERO), "0s");
+        assert_eq!(seconds(Duration::from_millis(1020)), "1s");
+        assert_eq!(seconds(Duration::from_millis(1960)), "2s");
+        assert_eq!(seconds(Duration::from_millis(1940)), "1.9s");
     }
 }
