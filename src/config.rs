@@ -58,6 +58,10 @@ struct KonnectFile {
     region: Option<String>,
     #[serde(rename = "refresh-path", alias = "refresh_path")]
     refresh_path: Option<String>,
+    /// Records per pull-API page (upstream's key; an integer, or a string
+    /// holding one).
+    #[serde(rename = "page-size", alias = "page_size")]
+    page_size: Option<serde_yaml_ng::Value>,
 }
 
 /// Where a PAT was found, for messages that help users fix the right place.
@@ -100,6 +104,9 @@ pub struct Settings {
     /// Whether `-o`, the environment or the config file chose `output`
     /// (`tail --stored` prints records as stored unless told otherwise).
     pub output_given: bool,
+    /// `konnect.page-size`: records per pull-API page (checked with the
+    /// query flags; 0 means the default, as upstream).
+    pub page_size: Option<i64>,
 }
 
 /// The environment, injectable for tests.
@@ -301,6 +308,28 @@ impl Settings {
             },
         };
 
+        let page_size = match env
+            .var(&env_key(&profile, "konnect.page-size"))
+            .map(|v| (v, env_key(&profile, "konnect.page-size")))
+            .or_else(|| {
+                let text = match file.konnect.page_size.as_ref()? {
+                    serde_yaml_ng::Value::Number(n) => n.to_string(),
+                    serde_yaml_ng::Value::String(s) => s.clone(),
+                    other => format!("{other:?}"),
+                };
+                Some((text, config_file.display().to_string()))
+            }) {
+            None => None,
+            Some((v, origin)) => {
+                Some(v.trim().parse::<i64>().map_err(|_| ConfigError::Invalid {
+                    key: "konnect.page-size",
+                    value: v.clone(),
+                    origin,
+                    reason: "use a whole number from 1 to 1000".into(),
+                })?)
+            }
+        };
+
         let log_file = global
             .log_file
             .clone()
@@ -323,6 +352,7 @@ impl Settings {
             log_file,
             output,
             output_given,
+            page_size,
         })
     }
 
@@ -367,6 +397,26 @@ impl Settings {
 }
 
 impl Settings {
+    /// A Konnect client for these settings: the hosts (`--base-url` or the
+    /// region's), and the PAT, else the login token file (renewed as it
+    /// expires), as [`Settings::auth`] picks.
+    pub fn konnect_client(
+        &self,
+        options: crate::konnect::client::ClientOptions,
+    ) -> Result<crate::konnect::KonnectClient, String> {
+        use crate::konnect::client::Host;
+        use crate::konnect::{Credential, Hosts, KonnectClient, LoginToken};
+        let hosts = Hosts::resolve(self.base_url.as_deref(), &self.region, self.konnect_domain)?;
+        let credential = match self.auth()? {
+            Auth::Pat(pat) => Credential::Pat(pat),
+            Auth::LoginFile(path) => {
+                let refresh = hosts.url(Host::Regional, &self.refresh_path, &[]);
+                Credential::Login(LoginToken::new(path, refresh))
+            }
+        };
+        KonnectClient::new(hosts, credential, options).map_err(|e| e.to_string())
+    }
+
     /// The hint for an access token Konnect rejected (401): names where the
     /// token in use came from (the one [`Settings::auth`] picks), so the user
     /// fixes that place and not another.
@@ -746,6 +796,37 @@ mod tests {
         let err = Settings::resolve(&GlobalArgs::default(), &env(&[("XDG_CONFIG_HOME", xdg)]))
             .unwrap_err();
         assert!(err.to_string().starts_with("invalid config file"), "{err}");
+    }
+
+    #[test]
+    fn page_size_comes_from_the_profile_or_its_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let kdir = dir.path().join("kongctl");
+        std::fs::create_dir_all(&kdir).unwrap();
+        let xdg = dir.path().to_str().unwrap();
+        let resolve = |yaml: &str, extra: &[(&str, &str)]| {
+            std::fs::write(kdir.join("config.yaml"), yaml).unwrap();
+            let mut e = env(&[("XDG_CONFIG_HOME", xdg)]);
+            e.extend(env(extra));
+            Settings::resolve(&GlobalArgs::default(), &e)
+        };
+        let s = resolve("default:\n  konnect:\n    page-size: 250\n", &[]).unwrap();
+        assert_eq!(s.page_size, Some(250));
+        let s = resolve("default:\n  konnect:\n    page-size: \"7\"\n", &[]).unwrap();
+        assert_eq!(s.page_size, Some(7));
+        let s = resolve(
+            "default:\n  konnect:\n    page-size: 250\n",
+            &[("KONGCTL_DEFAULT_KONNECT_PAGE_SIZE", "900")],
+        )
+        .unwrap();
+        assert_eq!(s.page_size, Some(900));
+        assert_eq!(resolve("default: {}\n", &[]).unwrap().page_size, None);
+        let err = resolve("default:\n  konnect:\n    page-size: lots\n", &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid konnect.page-size \"lots\""),
+            "{err}"
+        );
     }
 
     #[test]

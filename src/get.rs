@@ -4,24 +4,32 @@
 //! `tail --stored`).
 //!
 //! Each turns its flags into [`QueryOptions`] (one set of checks and
-//! messages for all), picks a source, and runs the records through the
-//! query [`Pipeline`] into the printer `-o` chose. A closed stdout ends the
-//! command quietly with exit 0.
+//! messages for all, before any request), picks a source, and runs the
+//! records through the query [`Pipeline`] into the printer `-o` chose. A
+//! closed stdout ends the command quietly with exit 0; so does Ctrl+C, after
+//! printing what was fetched. The pull's own work (windows, clock, paging,
+//! retries, following) is [`crate::source::pull`]'s; the inspection views
+//! are [`crate::inspect`]'s.
 
 use std::io;
 use std::path::PathBuf;
 
 use jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
 
-use crate::cli::{GetAuditLogs, OutputFormat, QueryArgs, TailArgs};
+use crate::cli::{AuditLogResource, GetAuditLogs, OutputFormat, QueryArgs, TailArgs};
 use crate::config::Settings;
 use crate::error::CliError;
+use crate::inspect;
+use crate::konnect::client::ClientOptions;
+use crate::konnect::{AuditLogs, KonnectError};
 use crate::output::{self, Output, Summary};
 use crate::query::options::{QueryFlags, QueryOptions};
 use crate::query::{Limit, Pipeline, Query, Window};
 use crate::record::Record;
 use crate::source::file::{self, Problem};
 use crate::source::order::TimeOrder;
+use crate::source::pull::{PullError, Puller};
 use crate::source::stored::follow::{self, FollowError};
 use crate::source::stored::{self, Snapshot};
 
@@ -53,9 +61,7 @@ fn query_flags(
 /// `get audit-logs`.
 pub fn get_audit_logs(settings: &Settings, args: GetAuditLogs, path: &str) -> Result<(), CliError> {
     if let Some(resource) = args.resource {
-        return Err(CliError::new(format!(
-            "{path} {resource:?} is not available yet"
-        )));
+        return inspect_setup(settings, resource, path);
     }
     let flags = query_flags(
         &args.query,
@@ -63,7 +69,8 @@ pub fn get_audit_logs(settings: &Settings, args: GetAuditLogs, path: &str) -> Re
         &args.positional,
         settings.output,
         false,
-    );
+    )
+    .page_size_from_profile(settings.page_size);
     let opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
     if args.stored && !args.files.is_empty() {
         return Err(CliError::usage(
@@ -102,17 +109,229 @@ pub fn get_audit_logs(settings: &Settings, args: GetAuditLogs, path: &str) -> Re
         }
         return query_stored(settings, opts, args.strict);
     }
-    Err(CliError::new(format!(
-        "{path}: this source is not available yet"
-    )))
+    pull(settings, opts)
 }
 
-/// The pull `tail`.
-pub fn tail_pull(_settings: &Settings, args: TailArgs, path: &str) -> Result<(), CliError> {
+/// The pull `tail`: `get audit-logs --follow` with a five-minute catch-up.
+pub fn tail_pull(settings: &Settings, args: TailArgs, path: &str) -> Result<(), CliError> {
     refuse_listener_flags(&args, path)?;
-    Err(CliError::new(format!(
-        "{path}: the pull API is not available yet"
-    )))
+    let flags = query_flags(
+        &args.query,
+        args.listen.jq.as_ref(),
+        &args.listen.positional,
+        settings.output,
+        true,
+    )
+    .page_size_from_profile(settings.page_size);
+    let opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
+    pull(settings, opts)
+}
+
+/// Runs a pull (finite or following) from Konnect into stdout.
+fn pull(settings: &Settings, mut opts: QueryOptions) -> Result<(), CliError> {
+    // The credential is checked before anything is sent.
+    settings.auth().map_err(CliError::new)?;
+    let options = ClientOptions {
+        // The pull retries pages itself (with a line on stderr each); this
+        // only caps how long a Retry-After may make it wait.
+        backoff_max: std::time::Duration::from_secs(60),
+        ..ClientOptions::from_env()
+    };
+    let client = settings.konnect_client(options).map_err(CliError::new)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("kongctl-pull")
+        .build()
+        .map_err(|e| CliError::new(format!("failed to start the async runtime: {e}")))?;
+    let follow = opts.follow;
+    let stop = CancellationToken::new();
+    let stdout = io::stdout();
+    let query = Puller::pipeline_query(&opts);
+    // The printer takes the output settings; the puller the rest.
+    let printer = output::printer(
+        std::mem::take(&mut opts.output),
+        stdout.lock(),
+        io::stderr(),
+        crate::ps::terminal_width(),
+    );
+    let mut pipeline = Pipeline::new(query, printer);
+    let mut puller = Puller::new(AuditLogs::new(client), &opts, stop.clone());
+    let result = runtime.block_on(async {
+        let signals = tokio::spawn(stop_on_signal(stop.clone()));
+        let result = puller.run(&opts, &mut pipeline).await;
+        signals.abort();
+        result
+    });
+    let printed = pipeline.printed();
+    let outcome = match result {
+        Ok(more) => pipeline.finish(more).map(|_| ()),
+        // Ctrl+C: print what was fetched (as truncated), exit 0.
+        Err(PullError::Interrupted) => {
+            pipeline.mark_truncated();
+            pipeline.finish(true).map(|_| ())
+        }
+        Err(PullError::Output(e)) => Err(e),
+        Err(error) => {
+            // What was fetched is still printed (a JSON document says it
+            // is truncated); the command fails.
+            pipeline.mark_truncated();
+            let printed = pipeline
+                .finish(true)
+                .map(|(s, _)| s.count)
+                .unwrap_or(printed);
+            return Err(pull_error(settings, error, follow, printed));
+        }
+    };
+    finish_output(outcome)
+}
+
+/// Cancels `stop` on Ctrl+C or SIGTERM.
+async fn stop_on_signal(stop: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    stop.cancel();
+}
+
+/// The message a failed pull ends with: what failed, how many records were
+/// printed before, and for a rejected token where it came from.
+fn pull_error(settings: &Settings, error: PullError, follow: bool, printed: usize) -> CliError {
+    let konnect = match &error {
+        PullError::Request { error, .. } => Some(error),
+        _ => None,
+    };
+    let gave_up = match &error {
+        PullError::Request { error, tries }
+            if error.is_transient() || matches!(error, KonnectError::Decode { .. }) =>
+        {
+            Some(*tries)
+        }
+        _ => None,
+    };
+    let what = if follow {
+        "failed to follow audit logs".to_string()
+    } else if printed > 0 || gave_up.is_some() {
+        let tries = gave_up
+            .map(|t| format!(" after {t} tries"))
+            .unwrap_or_default();
+        format!(
+            "failed to retrieve all audit logs{tries} ({printed} record{} printed)",
+            if printed == 1 { "" } else { "s" }
+        )
+    } else {
+        "failed to retrieve audit logs".to_string()
+    };
+    let err = CliError::new(format!("{what}: {error}"));
+    match konnect.and_then(KonnectError::status).map(|s| s.as_u16()) {
+        Some(401) => err.with_hint(settings.rejected_token_hint()),
+        Some(403) => err.with_hint(
+            "the access token lacks permission for audit logs: an organisation admin token is needed",
+        ),
+        _ => err,
+    }
+}
+
+/// `get audit-logs destinations|destination|webhook|replay-job`.
+fn inspect_setup(
+    settings: &Settings,
+    resource: AuditLogResource,
+    path: &str,
+) -> Result<(), CliError> {
+    let child = match &resource {
+        AuditLogResource::Destinations => "destinations",
+        AuditLogResource::Destination { .. } => "destination",
+        AuditLogResource::Webhook => "webhook",
+        AuditLogResource::ReplayJob => "replay-job",
+    };
+    let command = format!("{path} {child}");
+    if settings.output == OutputFormat::Jsonl {
+        return Err(CliError::usage(
+            format!("invalid output format \"jsonl\": {child} supports text, json or yaml"),
+            &command,
+        ));
+    }
+    settings.auth().map_err(CliError::new)?;
+    let client = settings
+        .konnect_client(ClientOptions::from_env())
+        .map_err(CliError::new)?;
+    let api = AuditLogs::new(client);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(format!("failed to start the async runtime: {e}")))?;
+    let output = settings.output;
+    let konnect_err = |what: &str, e: KonnectError| {
+        let status = e.status().map(|s| s.as_u16());
+        let err = CliError::new(format!("{what}: {e}"));
+        match status {
+            Some(401) => err.with_hint(settings.rejected_token_hint()),
+            _ => err,
+        }
+    };
+    let text = runtime.block_on(async {
+        match resource {
+            AuditLogResource::Destinations | AuditLogResource::Destination { .. } => {
+                let items = api
+                    .all_destinations()
+                    .await
+                    .map_err(|e| konnect_err("failed to retrieve audit-log destinations", e))?;
+                let views = inspect::destinations(&items);
+                if let AuditLogResource::Destination { id_or_name } = resource {
+                    let view = inspect::find_destination(views, &id_or_name).map_err(|e| {
+                        CliError::new(format!("failed to get audit-log destination: {e}"))
+                    })?;
+                    return Ok(match output {
+                        OutputFormat::Text => inspect::destination_text(&view),
+                        _ => inspect::document(&view, output),
+                    });
+                }
+                Ok(match output {
+                    OutputFormat::Text => inspect::destinations_text(&views),
+                    _ => inspect::document(&views, output),
+                })
+            }
+            AuditLogResource::Webhook => {
+                let what = "failed to retrieve regional audit-log webhook configuration";
+                let v2 = api
+                    .webhook_document()
+                    .await
+                    .map_err(|e| konnect_err(what, e))?;
+                let v3 = api
+                    .webhook_v3_document()
+                    .await
+                    .map_err(|e| konnect_err(what, e))?;
+                let status = api
+                    .webhook_status()
+                    .await
+                    .map_err(|e| konnect_err(what, e))?;
+                let view = inspect::WebhookView::new(&v2, v3.as_ref(), status);
+                Ok(match output {
+                    OutputFormat::Text => inspect::webhook_text(&view),
+                    _ => inspect::document(&view, output),
+                })
+            }
+            AuditLogResource::ReplayJob => {
+                let job = api.replay_job().await.map_err(|e| {
+                    konnect_err("failed to retrieve the regional audit-log replay job", e)
+                })?;
+                Ok::<String, CliError>(match output {
+                    OutputFormat::Text => inspect::replay_job_text(job.as_ref()),
+                    _ => inspect::document(&job, output),
+                })
+            }
+        }
+    })?;
+    use std::io::Write;
+    finish_output(io::stdout().lock().write_all(text.as_bytes()))
 }
 
 /// Records `tail --stored` prints before following, unless `-n` says.

@@ -18,6 +18,7 @@ pub mod fsutil;
 pub mod get;
 pub mod gofmt;
 pub mod gojson;
+pub mod inspect;
 pub mod konnect;
 pub mod listen;
 pub mod listener;

@@ -15,6 +15,10 @@
 //! | DELETE | `/_sim/faults` | | 204 |
 //! | POST | `/_sim/reset` | | 204 |
 //! | POST | `/_sim/logins` | `{"ttl_seconds"?}` (default 3600) | 201 [`crate::LoginGrant`]: what `kongctl login` would store |
+//! | POST | `/_sim/audit-logs` | `{"region"?, "count", "start"?, "end"?}` or `{"region"?, "count", "span_seconds"}` or `{"region"?, "records": [{…}]}` | 201 [`crate::SeedReport`] |
+//! | PUT | `/_sim/audit-logs/cursors` | `{"mode": "keyed" \| "offset"}` | 200 `{"mode"}` |
+//! | GET | `/_sim/clock` | | 200 `{"offset_ms", "now"}` |
+//! | PUT | `/_sim/clock` | `{"offset_seconds"}` or `{"offset_ms"}` | 200 `{"offset_ms", "now"}` |
 //!
 //! `region` defaults to the region of the `Host` header (`us` on
 //! `127.0.0.1`). Errors are problem+json like the Konnect API's.
@@ -30,6 +34,7 @@ use crate::api::{ApiResponse, problem};
 use crate::config::known_region;
 use crate::context::Context;
 use crate::fault::{Fault, FaultSpec};
+use crate::history::CursorMode;
 use crate::snapshot::DeliverySource;
 
 /// Largest `count` of one trigger.
@@ -62,6 +67,44 @@ struct LoginBody {
 
 fn default_login_ttl() -> u64 {
     3600
+}
+
+/// Largest `count` of one seeding (the history keeps every seeded record).
+const MAX_SEED: usize = 5_000_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedBody {
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    count: Option<usize>,
+    /// RFC 3339, on the emulated clock.
+    #[serde(default)]
+    start: Option<String>,
+    #[serde(default)]
+    end: Option<String>,
+    /// Instead of `start`: the span before `end` (or now).
+    #[serde(default)]
+    span_seconds: Option<u64>,
+    /// Records to keep verbatim, instead of generated ones.
+    #[serde(default)]
+    records: Option<Vec<Box<serde_json::value::RawValue>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CursorBody {
+    mode: CursorMode,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockBody {
+    #[serde(default)]
+    offset_seconds: Option<i64>,
+    #[serde(default)]
+    offset_ms: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -125,6 +168,49 @@ pub(crate) async fn handle(
                 &json!({"region": region, "per_second": body.per_second}),
             )
         }
+        (&Method::POST, "audit-logs") => {
+            let body: SeedBody = match parse(ctx, body) {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            let region = match pick_region(ctx, body.region.as_deref(), region) {
+                Ok(region) => region,
+                Err(response) => return response,
+            };
+            seed(ctx, region, body)
+        }
+        (&Method::PUT, "audit-logs/cursors") => {
+            let body: CursorBody = match parse(ctx, body) {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            ctx.set_cursor_mode(body.mode);
+            json_response(200, &json!({"mode": body.mode}))
+        }
+        (&Method::GET, "clock") => clock(ctx),
+        (&Method::PUT, "clock") => {
+            let body: ClockBody = match parse(ctx, body) {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            let offset = match (body.offset_seconds, body.offset_ms) {
+                (Some(s), None) => s.checked_mul(1000),
+                (None, Some(ms)) => Some(ms),
+                _ => {
+                    return bad(
+                        ctx,
+                        "give exactly one of \"offset_seconds\" or \"offset_ms\"",
+                    );
+                }
+            };
+            match offset.filter(|ms| ms.unsigned_abs() <= 100 * 365 * crate::time::DAY as u64) {
+                Some(ms) => {
+                    ctx.set_clock_offset(ms);
+                    clock(ctx)
+                }
+                None => bad(ctx, "the clock offset must be within 100 years"),
+            }
+        }
         (&Method::GET, "tunnels") => json_response(200, &ctx.snapshot().tunnels),
         (&Method::POST, "tunnels") => {
             let body: TunnelBody = match parse(ctx, body) {
@@ -166,15 +252,79 @@ pub(crate) async fn handle(
             ctx.reset();
             ApiResponse::no_content()
         }
-        (_, "state" | "trigger" | "rate" | "tunnels" | "faults" | "reset") => {
-            problem(&mut ctx.state(), 405, "Method not allowed")
-        }
+        (
+            _,
+            "state" | "trigger" | "rate" | "tunnels" | "faults" | "reset" | "audit-logs"
+            | "audit-logs/cursors" | "clock",
+        ) => problem(&mut ctx.state(), 405, "Method not allowed"),
         _ => problem(
             &mut ctx.state(),
             404,
             "Unknown admin path; see GET /_sim/state and the README",
         ),
     }
+}
+
+/// `POST /_sim/audit-logs`: generated records over a span, or raw ones.
+fn seed(ctx: &Context, region: &'static str, body: SeedBody) -> ApiResponse {
+    if let Some(records) = body.records {
+        if body.count.is_some()
+            || body.start.is_some()
+            || body.end.is_some()
+            || body.span_seconds.is_some()
+        {
+            return bad(
+                ctx,
+                "\"records\" cannot be combined with \"count\", \"start\", \"end\" or \"span_seconds\"",
+            );
+        }
+        let texts: Vec<String> = records.iter().map(|r| r.get().to_string()).collect();
+        return match ctx.add_raw_audit_logs(region, &texts) {
+            Ok(report) => json_response(201, &report),
+            Err(reason) => bad(ctx, &reason),
+        };
+    }
+    let Some(count) = body.count else {
+        return bad(ctx, "give \"count\" (generated records) or \"records\"");
+    };
+    if count > MAX_SEED {
+        return bad(ctx, &format!("count must be at most {MAX_SEED}"));
+    }
+    let instant = |text: &Option<String>, name: &str| match text {
+        None => Ok(None),
+        Some(text) => crate::time::parse_rfc3339(text)
+            .map(Some)
+            .ok_or_else(|| format!("\"{name}\" must be an RFC 3339 date-time")),
+    };
+    let (start, end) = match (instant(&body.start, "start"), instant(&body.end, "end")) {
+        (Ok(start), Ok(end)) => (start, end),
+        (Err(reason), _) | (_, Err(reason)) => return bad(ctx, &reason),
+    };
+    let end_at = end.unwrap_or_else(|| ctx.state().now());
+    let start = match (start, body.span_seconds) {
+        (Some(_), Some(_)) => return bad(ctx, "give \"start\" or \"span_seconds\", not both"),
+        (Some(start), None) => start,
+        (None, Some(span)) => end_at.saturating_sub((span as i64).saturating_mul(1000)),
+        (None, None) => return bad(ctx, "give \"start\" or \"span_seconds\""),
+    };
+    if start > end_at {
+        return bad(ctx, "\"start\" must not be after \"end\"");
+    }
+    json_response(
+        201,
+        &ctx.seed_audit_logs(region, count, start, Some(end_at)),
+    )
+}
+
+/// The emulated clock.
+fn clock(ctx: &Context) -> ApiResponse {
+    let state = ctx.state();
+    let (offset, now) = (state.clock_offset, state.now());
+    drop(state);
+    json_response(
+        200,
+        &json!({"offset_ms": offset, "now": crate::time::format_millis(now)}),
+    )
 }
 
 fn json_response(status: u16, body: &impl serde::Serialize) -> ApiResponse {

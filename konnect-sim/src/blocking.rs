@@ -150,6 +150,46 @@ impl Sim {
         self.sim.set_rate(region, per_second);
     }
 
+    /// See [`crate::Sim::seed_audit_logs`].
+    pub fn seed_audit_logs(&self, region: &str, count: usize, span: Duration) -> crate::SeedReport {
+        self.sim.seed_audit_logs(region, count, span)
+    }
+
+    /// See [`crate::Sim::seed_audit_logs_between`].
+    pub fn seed_audit_logs_between(
+        &self,
+        region: &str,
+        count: usize,
+        start: std::time::SystemTime,
+        end: std::time::SystemTime,
+    ) -> crate::SeedReport {
+        self.sim.seed_audit_logs_between(region, count, start, end)
+    }
+
+    /// See [`crate::Sim::add_raw_audit_logs`].
+    pub fn add_raw_audit_logs(
+        &self,
+        region: &str,
+        records: &[&str],
+    ) -> Result<crate::SeedReport, String> {
+        self.sim.add_raw_audit_logs(region, records)
+    }
+
+    /// See [`crate::Sim::set_cursor_mode`].
+    pub fn set_cursor_mode(&self, mode: crate::CursorMode) {
+        self.sim.set_cursor_mode(mode);
+    }
+
+    /// See [`crate::Sim::set_clock_offset`].
+    pub fn set_clock_offset(&self, offset_ms: i64) {
+        self.sim.set_clock_offset(offset_ms);
+    }
+
+    /// See [`crate::Sim::now`].
+    pub fn now(&self) -> std::time::SystemTime {
+        self.sim.now()
+    }
+
     pub fn add_tunnel(&self, host: &str, target: SocketAddr) {
         self.sim.add_tunnel(host, target);
     }

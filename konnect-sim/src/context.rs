@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::SimConfig;
 use crate::delivery::Deliveries;
 use crate::fault::{Fault, FaultAction, PendingFault};
+use crate::history::{CursorMode, SeedReport};
 use crate::login::LoginGrant;
 use crate::snapshot::Snapshot;
 use crate::state::{SharedState, State};
@@ -106,6 +107,42 @@ impl Context {
     /// See [`crate::Sim::clear_faults`].
     pub fn clear_faults(&self) {
         self.state().faults.clear();
+    }
+
+    /// See [`crate::Sim::seed_audit_logs`]. `start` and `end` are on the
+    /// emulated clock; `None` is its "now".
+    pub fn seed_audit_logs(
+        &self,
+        region: &'static str,
+        count: usize,
+        start: crate::time::Millis,
+        end: Option<crate::time::Millis>,
+    ) -> SeedReport {
+        let mut state = self.state();
+        let state = &mut *state;
+        let end = end.unwrap_or_else(|| state.now());
+        state
+            .history
+            .seed(&mut state.generator, region, count, start.min(end), end)
+    }
+
+    /// See [`crate::Sim::add_raw_audit_logs`].
+    pub fn add_raw_audit_logs(
+        &self,
+        region: &'static str,
+        records: &[String],
+    ) -> Result<SeedReport, String> {
+        self.state().history.add_raw(region, records)
+    }
+
+    /// See [`crate::Sim::set_cursor_mode`].
+    pub fn set_cursor_mode(&self, mode: CursorMode) {
+        self.state().history.cursors = mode;
+    }
+
+    /// See [`crate::Sim::set_clock_offset`].
+    pub fn set_clock_offset(&self, offset: crate::time::Millis) {
+        self.state().clock_offset = offset;
     }
 
     /// See [`crate::Sim::reset`].

@@ -42,6 +42,10 @@ pub enum FaultAction {
     Delay(Duration),
     /// Close the connection without answering.
     Drop,
+    /// Handle the request normally. Armed before another fault on the same
+    /// path, it lets the first `count` matching requests through (e.g. the
+    /// first page of a listing) before that fault applies.
+    Pass,
 }
 
 impl Fault {
@@ -86,6 +90,7 @@ impl FaultAction {
             FaultAction::Problem { status, detail } => format!("status {status} ({detail})"),
             FaultAction::Delay(wait) => format!("delay {}ms", wait.as_millis()),
             FaultAction::Drop => "drop".to_string(),
+            FaultAction::Pass => "pass".to_string(),
         }
     }
 }
@@ -110,7 +115,8 @@ impl PendingFault {
 
 /// The JSON form of a fault in the admin API (`POST /_sim/faults`):
 /// `{"method"?, "path", "count"? (default 1)}` plus exactly one of
-/// `"status"` (with optional `"retry_after"`), `"delay_ms"` or `"drop": true`.
+/// `"status"` (with optional `"retry_after"`), `"delay_ms"`, `"drop": true`
+/// or `"pass": true`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FaultSpec {
@@ -129,6 +135,8 @@ pub(crate) struct FaultSpec {
     pub delay_ms: Option<u64>,
     #[serde(default)]
     pub drop: bool,
+    #[serde(default)]
+    pub pass: bool,
 }
 
 fn one() -> u32 {
@@ -139,7 +147,10 @@ impl TryFrom<FaultSpec> for Fault {
     type Error = String;
 
     fn try_from(spec: FaultSpec) -> Result<Fault, String> {
-        let action = match (spec.status, spec.delay_ms, spec.drop) {
+        let action = match (spec.status, spec.delay_ms, spec.drop || spec.pass) {
+            _ if spec.drop && spec.pass => {
+                return Err("\"drop\" and \"pass\" cannot be combined".to_string());
+            }
             (Some(status), None, false) => {
                 if !(100..=599).contains(&status) {
                     return Err(format!("status {status} is not an HTTP status (100-599)"));
@@ -163,10 +174,11 @@ impl TryFrom<FaultSpec> for Fault {
             (None, Some(ms), false) if spec.retry_after.is_none() => {
                 FaultAction::Delay(Duration::from_millis(ms))
             }
-            (None, None, true) if spec.retry_after.is_none() => FaultAction::Drop,
+            (None, None, true) if spec.retry_after.is_none() && spec.drop => FaultAction::Drop,
+            (None, None, true) if spec.retry_after.is_none() => FaultAction::Pass,
             _ => {
                 return Err(
-                    "give exactly one of \"status\" (with optional \"retry_after\"), \"delay_ms\" or \"drop\": true"
+                    "give exactly one of \"status\" (with optional \"retry_after\"), \"delay_ms\", \"drop\": true or \"pass\": true"
                         .to_string(),
                 );
             }
@@ -231,6 +243,13 @@ mod tests {
             spec(r#"{"path":"/x","drop":true}"#).unwrap().action,
             FaultAction::Drop
         );
+        assert_eq!(
+            spec(r#"{"path":"/x","pass":true,"count":3}"#)
+                .unwrap()
+                .action,
+            FaultAction::Pass
+        );
+        assert!(spec(r#"{"path":"/x","pass":true,"drop":true}"#).is_err());
         assert!(spec(r#"{"path":"/x"}"#).is_err());
         assert!(spec(r#"{"path":"/x","status":500,"drop":true}"#).is_err());
         assert!(spec(r#"{"path":"/x","delay_ms":5,"retry_after":1}"#).is_err());

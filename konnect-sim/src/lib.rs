@@ -39,6 +39,7 @@ mod config;
 mod context;
 mod delivery;
 mod fault;
+mod history;
 mod login;
 mod problem;
 mod records;
@@ -50,6 +51,7 @@ mod time;
 
 pub use config::{DEMO_PAT, MAX_RETRIES, REGIONS, SimConfig};
 pub use fault::{Fault, FaultAction};
+pub use history::{CursorMode, SeedReport};
 pub use login::LoginGrant;
 pub use records::{LogFormat, TRACE_ID_BEYOND_F64};
 pub use sim::Sim;

@@ -302,8 +302,6 @@ fn template(kind: EventKind) -> &'static Template {
 /// One generated audit-log event.
 #[derive(Clone, Debug)]
 pub(crate) struct Event {
-    /// Generation order, unique within a Sim; the pull API's cursor.
-    pub seq: u64,
     pub region: &'static str,
     /// `event_ts` (whole seconds).
     pub ts: Millis,
@@ -588,6 +586,27 @@ impl Generator {
         choices.choose(rng).cloned().unwrap_or_default()
     }
 
+    /// Event `seq` of the reproducible series `series`: made from a random
+    /// source of its own (seeded by both numbers) with this generator's
+    /// organisation, so that a series of a million records needs no
+    /// storage: the pull API makes each one again when a page shows it.
+    pub fn event_in_series(
+        &mut self,
+        series: u64,
+        seq: u64,
+        region: &'static str,
+        now: Millis,
+    ) -> Event {
+        // SplitMix64's odd constant spreads consecutive numbers apart.
+        let seed = series ^ seq.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let shared = std::mem::replace(&mut self.rng, StdRng::seed_from_u64(seed));
+        let next_seq = std::mem::replace(&mut self.next_seq, seq);
+        let event = self.event(region, now);
+        self.rng = shared;
+        self.next_seq = next_seq;
+        event
+    }
+
     /// A new event of a random kind in `region`, happening at `now`.
     pub fn event(&mut self, region: &'static str, now: Millis) -> Event {
         let seq = self.next_seq;
@@ -718,7 +737,6 @@ impl Generator {
             }
         };
         Event {
-            seq,
             region,
             ts,
             kind,
@@ -811,7 +829,6 @@ mod tests {
                 }
             }
             let event = Event {
-                seq: 1,
                 region: "us",
                 ts: 0,
                 kind,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST, RETRY_AFTER};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, DATE, HOST, RETRY_AFTER};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -115,7 +115,7 @@ async fn handle(
             Ok(body) => admin::handle(&ctx, &method, &path, region, &body).await,
             Err(detail) => body_problem(&ctx, detail),
         };
-        return Ok(into_hyper(response));
+        return Ok(dated(&ctx, response));
     }
 
     let mut log = RequestLogEntry {
@@ -150,18 +150,19 @@ async fn handle(
                 }
                 log.status = status;
                 record(&ctx, log);
-                return Ok(into_hyper(response));
+                return Ok(dated(&ctx, response));
             }
             FaultAction::Problem { status, detail } => {
                 let trace = ctx.state().trace();
                 let response = ApiResponse::problem(&Problem::new(status, trace, detail));
                 log.status = status;
                 record(&ctx, log);
-                return Ok(into_hyper(response));
+                return Ok(dated(&ctx, response));
             }
             FaultAction::Delay(wait) => {
                 tokio::time::sleep(wait).await;
             }
+            FaultAction::Pass => {}
         }
     }
 
@@ -190,7 +191,7 @@ async fn handle(
     };
     log.status = response.status;
     record(&ctx, log);
-    Ok(into_hyper(response))
+    Ok(dated(&ctx, response))
 }
 
 fn record(ctx: &Context, entry: RequestLogEntry) {
@@ -231,6 +232,14 @@ fn body_problem(ctx: &Context, detail: &str) -> ApiResponse {
             "request format is invalid",
         )],
     ))
+}
+
+/// The response with a `Date` header on the emulated Konnect's clock (hyper
+/// would write the machine's): clients that place their time windows on
+/// Konnect's clock read it.
+fn dated(ctx: &Context, response: ApiResponse) -> Response<Full<Bytes>> {
+    let now = ctx.state().now();
+    into_hyper(response.with_header(DATE.as_str(), time::format_http_date(now)))
 }
 
 fn into_hyper(response: ApiResponse) -> Response<Full<Bytes>> {

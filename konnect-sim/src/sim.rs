@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{SimConfig, known_region};
 use crate::context::Context;
 use crate::fault::Fault;
+use crate::history::{CursorMode, SeedReport};
 use crate::login::LoginGrant;
 use crate::server;
 use crate::snapshot::{DeliverySource, Snapshot, TriggerReport};
@@ -177,6 +178,78 @@ impl Sim {
         self.context().inject_fault(fault);
     }
 
+    /// Adds `count` generated records to `region`'s pull-API history, their
+    /// times spread evenly over the `span` before the emulated now (whole
+    /// seconds, as Konnect's `ts`). They are not delivered: this is history
+    /// Konnect kept, for catch-up tests and benchmarks. A million cost the
+    /// emulator tens of megabytes (a page makes them again from a seed).
+    ///
+    /// # Panics
+    /// If `region` is unknown.
+    pub fn seed_audit_logs(&self, region: &str, count: usize, span: Duration) -> SeedReport {
+        let region = expect_region(region);
+        let now = self.context().state().now();
+        let start = now.saturating_sub(span.as_millis().min(i64::MAX as u128) as i64);
+        self.context()
+            .seed_audit_logs(region, count, start, Some(now))
+    }
+
+    /// Like [`Sim::seed_audit_logs`], over `[start, end]` (instants on the
+    /// emulated clock).
+    ///
+    /// # Panics
+    /// If `region` is unknown or `start` is after `end`.
+    pub fn seed_audit_logs_between(
+        &self,
+        region: &str,
+        count: usize,
+        start: SystemTime,
+        end: SystemTime,
+    ) -> SeedReport {
+        let region = expect_region(region);
+        assert!(start <= end, "start must not be after end");
+        self.context()
+            .seed_audit_logs(region, count, millis(start), Some(millis(end)))
+    }
+
+    /// Adds records to `region`'s pull-API history exactly as given (one
+    /// JSON object each, with an RFC 3339 `ts`; its `type` is what
+    /// `filter[type]` matches): for unknown fields, integers beyond 2^53 or
+    /// records that arrive late. `Err` says which record is unusable; then
+    /// none is added.
+    ///
+    /// # Panics
+    /// If `region` is unknown.
+    pub fn add_raw_audit_logs(&self, region: &str, records: &[&str]) -> Result<SeedReport, String> {
+        let region = expect_region(region);
+        let records: Vec<String> = records.iter().map(|r| r.to_string()).collect();
+        self.context().add_raw_audit_logs(region, &records)
+    }
+
+    /// How the pull API's cursors point into the list ([`CursorMode::Keyed`]
+    /// after a start or reset).
+    pub fn set_cursor_mode(&self, mode: CursorMode) {
+        self.context().set_cursor_mode(mode);
+    }
+
+    /// Sets the emulated Konnect's clock `offset_ms` milliseconds ahead of
+    /// this machine's (negative: behind). It moves the `Date` header of
+    /// every API answer, the time of new events, and the pull API's default
+    /// `filter[ts][lte]` ("now"). A reset sets it back to 0.
+    pub fn set_clock_offset(&self, offset_ms: i64) {
+        self.context().set_clock_offset(offset_ms);
+    }
+
+    /// The emulated Konnect's current time.
+    pub fn now(&self) -> SystemTime {
+        let ms = self.context().state().now();
+        if ms >= 0 {
+            SystemTime::UNIX_EPOCH + Duration::from_millis(ms as u64)
+        } else {
+            SystemTime::UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+        }
+    }
+
     /// Disarms every fault.
     pub fn clear_faults(&self) {
         self.context().clear_faults();
@@ -214,4 +287,12 @@ impl Sim {
 fn expect_region(region: &str) -> &'static str {
     known_region(region)
         .unwrap_or_else(|| panic!("unknown region {region:?}; regions are us, eu, au, me, in, sg"))
+}
+
+/// Milliseconds since the Unix epoch (negative before it).
+fn millis(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_millis().min(i64::MAX as u128) as i64,
+        Err(e) => -(e.duration().as_millis().min(i64::MAX as u128) as i64),
+    }
 }

@@ -27,6 +27,14 @@ pub struct Snapshot {
     /// Events currently kept for the pull API and replay jobs (the last
     /// 20,000 are kept).
     pub events_stored: usize,
+    /// Records the pull API can list, all regions: generated events (the
+    /// newest 20,000), seeded and raw records.
+    #[serde(default)]
+    pub audit_logs_stored: usize,
+    /// How far the emulated Konnect's clock is ahead of this machine's, in
+    /// milliseconds (negative: behind).
+    #[serde(default)]
+    pub clock_offset_ms: i64,
     /// The replay job of each region.
     pub replay_jobs: BTreeMap<String, ReplayJobState>,
     /// Tunnels: public host to local address.

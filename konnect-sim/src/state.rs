@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::config::{REGIONS, SimConfig};
 use crate::fault::{FaultAction, PendingFault};
+use crate::history::History;
 use crate::records::{Event, Generator, LogFormat};
 use crate::snapshot::{
     Attempt, Delivery, DestinationState, ReplayJobState, RequestLogEntry, Snapshot, WebhookState,
@@ -225,6 +226,11 @@ pub(crate) struct State {
     next_destination_seq: u64,
     pub events: VecDeque<Event>,
     pub events_generated: u64,
+    /// What the pull API serves.
+    pub history: History,
+    /// How far the emulated Konnect's clock is ahead of this machine's (its
+    /// `Date` header, the time of new events, the pull API's "now").
+    pub clock_offset: Millis,
     deliveries: VecDeque<Delivery>,
     next_delivery_id: u64,
     requests: VecDeque<RequestLogEntry>,
@@ -255,6 +261,8 @@ impl State {
             next_destination_seq: 1,
             events: VecDeque::new(),
             events_generated: 0,
+            history: History::new(),
+            clock_offset: 0,
             deliveries: VecDeque::new(),
             next_delivery_id: 1,
             requests: VecDeque::new(),
@@ -279,11 +287,19 @@ impl State {
         self.destinations.clear();
         self.events.clear();
         self.events_generated = 0;
+        self.history.clear();
+        self.clock_offset = 0;
         self.deliveries.clear();
         self.requests.clear();
         self.tunnels.clear();
         self.faults.clear();
         self.rates.clear();
+    }
+
+    /// The emulated Konnect's current time (this machine's, plus the
+    /// clock offset).
+    pub fn now(&self) -> Millis {
+        time::now().saturating_add(self.clock_offset)
     }
 
     pub fn trace(&mut self) -> u64 {
@@ -445,8 +461,10 @@ impl State {
         body
     }
 
-    /// Keeps generated events (oldest dropped beyond [`MAX_EVENTS`]).
+    /// Keeps generated events (oldest dropped beyond [`MAX_EVENTS`]), for
+    /// replay and for the pull API.
     pub fn store_events(&mut self, events: &[Event]) {
+        self.history.add_events(events);
         self.events_generated += events.len() as u64;
         self.events.extend(events.iter().cloned());
         while self.events.len() > MAX_EVENTS {
@@ -538,6 +556,8 @@ impl State {
             requests: self.requests.iter().cloned().collect(),
             events_generated: self.events_generated,
             events_stored: self.events.len(),
+            audit_logs_stored: self.history.len(),
+            clock_offset_ms: self.clock_offset,
             replay_jobs: self
                 .replay_jobs
                 .iter()

@@ -128,12 +128,32 @@ impl AuditLogs {
     /// GET {global}/v3/audit-log-destinations (filtered by name where
     /// Konnect supports it; every item is still compared).
     pub async fn destinations_named(&self, name: &str) -> Result<Vec<Destination>, KonnectError> {
+        let items = self.destination_pages(Some(name)).await?;
+        Ok(items
+            .iter()
+            .filter(|item| item.get("name").and_then(Value::as_str) == Some(name))
+            .filter_map(|item| serde_json::from_value::<Destination>(item.clone()).ok())
+            .collect())
+    }
+
+    /// Every destination of the organisation, as Konnect shows them, over
+    /// all pages (the original reads only the first).
+    pub async fn all_destinations(&self) -> Result<Vec<Value>, KonnectError> {
+        self.destination_pages(None).await
+    }
+
+    /// The items of every page of GET {global}/v3/audit-log-destinations,
+    /// optionally with `filter[name][eq]`.
+    async fn destination_pages(&self, name: Option<&str>) -> Result<Vec<Value>, KonnectError> {
         let mut found = Vec::new();
         let mut after: Option<String> = None;
         let mut pages = 0usize;
         loop {
             pages += 1;
-            let mut query = vec![("page[size]", "100"), ("filter[name][eq]", name)];
+            let mut query = vec![("page[size]", "100")];
+            if let Some(name) = name {
+                query.push(("filter[name][eq]", name));
+            }
             if let Some(a) = &after {
                 query.push(("page[after]", a));
             }
@@ -150,16 +170,11 @@ impl AuditLogs {
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
-            for item in &items {
-                if item.get("name").and_then(Value::as_str) == Some(name)
-                    && let Ok(d) = serde_json::from_value::<Destination>(item.clone())
-                {
-                    found.push(d);
-                }
-            }
+            let empty = items.is_empty();
+            found.extend(items);
             let next = next_cursor(&body);
             match next {
-                Some(cursor) if !items.is_empty() && Some(&cursor) != after.as_ref() => {
+                Some(cursor) if !empty && Some(&cursor) != after.as_ref() => {
                     after = Some(cursor);
                 }
                 _ => break,
@@ -197,6 +212,54 @@ impl AuditLogs {
                         reason: format!("not an audit-log destination: {e}"),
                     })
             }
+            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// GET {regional}/v2/audit-log-webhook, as Konnect shows it.
+    pub async fn webhook_document(&self) -> Result<Value, KonnectError> {
+        self.get_json(Host::Regional, "/v2/audit-log-webhook")
+            .await
+            .map(|v| v.unwrap_or(Value::Null))
+    }
+
+    /// GET {regional}/v3/audit-log-webhook; `None` on 404 (no destination
+    /// attached).
+    pub async fn webhook_v3_document(&self) -> Result<Option<Value>, KonnectError> {
+        self.get_json(Host::Regional, "/v3/audit-log-webhook").await
+    }
+
+    /// The webhook's delivery status: GET {regional}/v3/audit-log-webhook/status,
+    /// else the v2 one; `None` if neither exists.
+    pub async fn webhook_status(&self) -> Result<Option<Value>, KonnectError> {
+        match self
+            .get_json(Host::Regional, "/v3/audit-log-webhook/status")
+            .await?
+        {
+            Some(v) => Ok(Some(v)),
+            None => {
+                self.get_json(Host::Regional, "/v2/audit-log-webhook/status")
+                    .await
+            }
+        }
+    }
+
+    /// GET {regional}/v3/audit-log-replay-job; `None` on 404.
+    pub async fn replay_job(&self) -> Result<Option<Value>, KonnectError> {
+        self.get_json(Host::Regional, "/v3/audit-log-replay-job")
+            .await
+    }
+
+    /// A GET's JSON body; `None` on 404.
+    async fn get_json(&self, host: Host, path: &str) -> Result<Option<Value>, KonnectError> {
+        let url = self.client.url(host, path, &[]);
+        match self
+            .client
+            .call(Method::GET, url, None, Retry::Transient, None)
+            .await
+        {
+            Ok(resp) => resp.json().map(Some),
             Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(None),
             Err(e) => Err(e),
         }

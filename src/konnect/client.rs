@@ -107,6 +107,23 @@ impl Default for ClientOptions {
     }
 }
 
+impl ClientOptions {
+    /// The defaults, with `KONGCTL_KONNECT_TIMEOUT` (a duration such as
+    /// `5s`) as the request timeout if set (tests use it to fail fast).
+    pub fn from_env() -> ClientOptions {
+        let mut o = ClientOptions::default();
+        if let Some(t) = std::env::var("KONGCTL_KONNECT_TIMEOUT")
+            .ok()
+            .and_then(|v| humantime::parse_duration(v.trim()).ok())
+            .filter(|d| !d.is_zero())
+        {
+            o.request_timeout = t;
+            o.connect_timeout = o.connect_timeout.min(t);
+        }
+        o
+    }
+}
+
 /// A 2xx response.
 #[derive(Debug)]
 pub struct Response {
@@ -114,6 +131,11 @@ pub struct Response {
     pub body: Bytes,
     pub url: Url,
     pub method: Method,
+    /// Konnect's clock when it answered (its `Date` header, whole seconds),
+    /// and this machine's clock when the answer arrived: together, how far
+    /// apart the two clocks are.
+    pub date: Option<std::time::SystemTime>,
+    pub received_at: std::time::SystemTime,
 }
 
 impl Response {
@@ -298,6 +320,12 @@ impl KonnectClient {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after)
             .map(|d| d.min(self.options.backoff_max * 6));
+        let date = resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok());
+        let received_at = std::time::SystemTime::now();
         let body = resp.bytes().await.map_err(transport)?;
         tracing::debug!(
             %method,
@@ -312,6 +340,8 @@ impl KonnectClient {
                 body,
                 url,
                 method,
+                date,
+                received_at,
             })
         } else {
             let mut err = ApiError::from_response(method, &url, status, &body);

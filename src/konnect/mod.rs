@@ -1,16 +1,19 @@
 //! The Konnect API, as far as audit logs need it.
 //!
 //! `client` owns HTTP: hosts, authentication, timeouts and retries.
+//! `pull` knows one page of the audit-log pull API (`GET /v3/audit-logs`);
+//! following pages and windows is `source::pull`'s.
 //! `error` owns what a failed call reports (shared with `login`, whose token
 //! renewal fails the same ways). `login` owns the credential: a PAT or
 //! `kongctl login`'s token file. `audit_logs` knows the audit-log endpoints
-//! (webhook and destinations) and the quirks of their payloads. Nothing here
+//! (webhook, destinations, replay job) and the quirks of their payloads. Nothing here
 //! logs or formats the PAT or a destination's authorization value.
 
 pub mod audit_logs;
 pub mod client;
 pub mod error;
 pub mod login;
+pub mod pull;
 
 pub use audit_logs::{AuditLogs, Destination, NewDestination, WebhookState};
 pub use client::{Hosts, KonnectClient};

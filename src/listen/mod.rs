@@ -110,7 +110,7 @@ pub async fn run(settings: Settings, opts: ListenOptions, hooks: Hooks) -> Resul
             Credential::Login(LoginToken::new(path, refresh))
         }
     };
-    let client = KonnectClient::new(hosts, credential, client_options_from_env())
+    let client = KonnectClient::new(hosts, credential, ClientOptions::from_env())
         .map_err(|e| CliError::new(e.to_string()))?;
     for w in &opts.warnings {
         eprintln!("Warning: {w}");
@@ -171,19 +171,6 @@ pub async fn run(settings: Settings, opts: ListenOptions, hooks: Hooks) -> Resul
 
 /// Client timeouts; `KONGCTL_KONNECT_TIMEOUT` (e.g. `5s`) shortens the
 /// per-request timeout for slow or flaky links and for tests.
-pub(crate) fn client_options_from_env() -> ClientOptions {
-    let mut o = ClientOptions::default();
-    if let Some(t) = std::env::var("KONGCTL_KONNECT_TIMEOUT")
-        .ok()
-        .and_then(|v| humantime::parse_duration(v.trim()).ok())
-        .filter(|d| !d.is_zero())
-    {
-        o.request_timeout = t;
-        o.connect_timeout = o.connect_timeout.min(t);
-    }
-    o
-}
-
 impl Run {
     /// Steps 4–8, serving, and the cleanup after it.
     async fn lifecycle(

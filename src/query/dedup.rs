@@ -48,7 +48,14 @@ impl Dedup {
 
     /// Forgets keys whose time is before `t`.
     pub fn evict_before(&mut self, t: Timestamp) {
-        self.seen.retain(|_, time| *time >= t);
+        self.retain(|time| time >= t);
+    }
+
+    /// Keeps only the keys whose time `keep` accepts: a catch-up that pages
+    /// through a long window keeps the keys near the page it is on and
+    /// those the next poll will see again, not the whole window.
+    pub fn retain(&mut self, mut keep: impl FnMut(Timestamp) -> bool) {
+        self.seen.retain(|_, time| keep(*time));
         // Give memory back after a large catch-up.
         if self.seen.capacity() > 4 * self.seen.len().max(1024) {
             self.seen.shrink_to_fit();
@@ -83,6 +90,20 @@ mod tests {
         d.evict_before(t("2026-01-01T00:00:01Z"));
         assert!(!d.contains(&k));
         assert!(d.insert(k, None));
+    }
+
+    #[test]
+    fn retain_keeps_what_the_predicate_accepts() {
+        let mut d = Dedup::new();
+        for (k, ts) in [
+            (1, "2026-01-01T00:00:00Z"),
+            (2, "2026-01-01T00:05:00Z"),
+            (3, "2026-01-01T00:10:00Z"),
+        ] {
+            d.insert(DedupKey(k), Some(t(ts)));
+        }
+        d.retain(|time| time != t("2026-01-01T00:05:00Z"));
+        assert!(d.contains(&DedupKey(1)) && !d.contains(&DedupKey(2)) && d.contains(&DedupKey(3)));
     }
 
     #[test]

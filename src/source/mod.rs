@@ -6,10 +6,12 @@
 //! - [`order`]: time-ordering for sources stored in another order;
 //! - [`stored`]: the profile's store (segments and active file), queried
 //!   in time order or followed across rotation;
-//! - the pull API (added beside these).
+//! - [`pull`]: Konnect's audit-log pull API, windowed on Konnect's clock,
+//!   paged, retried and followed.
 //!
 //! [`Record`]: crate::record::Record
 
 pub mod file;
 pub mod order;
+pub mod pull;
 pub mod stored;

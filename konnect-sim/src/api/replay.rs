@@ -45,7 +45,7 @@ pub(super) fn put(ctx: &Context, region: &'static str, body: &[u8]) -> ApiRespon
     let start = instant(&mut check, "start_at");
     let end = instant(&mut check, "end_at");
     if let (Some(start), Some(end)) = (start, end) {
-        let now = time::now();
+        let now = state.now();
         if start > end {
             check.fail(
                 InvalidParameter::new("end_at", "body", None, "must not be before start_at"),

@@ -22,7 +22,6 @@ use crate::config::{REGIONS, SimConfig};
 use crate::records::Event;
 use crate::snapshot::{Delivery, DeliverySource, TriggerReport};
 use crate::state::SharedState;
-use crate::time;
 
 /// The handle that runs deliveries. Cheap to clone; clones share the lanes.
 #[derive(Clone)]
@@ -111,7 +110,7 @@ impl Deliveries {
         let _lane = self.inner.lanes[region].lock().await;
         let (epoch, events) = {
             let mut state = self.inner.state.lock();
-            let now = time::now();
+            let now = state.now();
             let events: Vec<Event> = (0..count)
                 .map(|_| state.generator.event(region, now))
                 .collect();

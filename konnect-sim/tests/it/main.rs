@@ -10,4 +10,5 @@ mod contract;
 mod delivery;
 mod faults;
 mod login;
+mod pull;
 mod state_machine;
