@@ -14,6 +14,8 @@
 //! | POST | `/_sim/faults` | `{"method"?, "path", "count"?, "status" + ("retry_after" \| "detail")? \| "delay_ms" \| "drop": true}` | 201 `[FaultState]` |
 //! | DELETE | `/_sim/faults` | | 204 |
 //! | POST | `/_sim/reset` | | 204 |
+//! | POST | `/_sim/signing-keys/rotate` | `{"keep_old"?}` (default false) | 200 the new JWKS |
+//! | POST | `/_sim/forgeries` | `{"tampered"?, "unsigned"?}` | 200 `{"tampered", "unsigned"}` still to come |
 //! | POST | `/_sim/logins` | `{"ttl_seconds"?}` (default 3600) | 201 [`crate::LoginGrant`]: what `kongctl login` would store |
 //!
 //! `region` defaults to the region of the `Host` header (`us` on
@@ -62,6 +64,22 @@ struct LoginBody {
 
 fn default_login_ttl() -> u64 {
     3600
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateBody {
+    #[serde(default)]
+    keep_old: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForgeriesBody {
+    #[serde(default)]
+    tampered: u64,
+    #[serde(default)]
+    unsigned: u64,
 }
 
 #[derive(Deserialize)]
@@ -125,6 +143,22 @@ pub(crate) async fn handle(
                 &json!({"region": region, "per_second": body.per_second}),
             )
         }
+        (&Method::POST, "signing-keys/rotate") => {
+            let body: RotateBody = match parse(ctx, body) {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            ctx.rotate_signing_key(body.keep_old);
+            let jwks = ctx.state().signing.jwks();
+            ApiResponse::json(200, &jwks)
+        }
+        (&Method::POST, "forgeries") => {
+            let body: ForgeriesBody = match parse(ctx, body) {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            json_response(200, &ctx.forge_next(body.tampered, body.unsigned))
+        }
         (&Method::GET, "tunnels") => json_response(200, &ctx.snapshot().tunnels),
         (&Method::POST, "tunnels") => {
             let body: TunnelBody = match parse(ctx, body) {
@@ -166,9 +200,17 @@ pub(crate) async fn handle(
             ctx.reset();
             ApiResponse::no_content()
         }
-        (_, "state" | "trigger" | "rate" | "tunnels" | "faults" | "reset") => {
-            problem(&mut ctx.state(), 405, "Method not allowed")
-        }
+        (
+            _,
+            "state"
+            | "trigger"
+            | "rate"
+            | "tunnels"
+            | "faults"
+            | "reset"
+            | "signing-keys/rotate"
+            | "forgeries",
+        ) => problem(&mut ctx.state(), 405, "Method not allowed"),
         _ => problem(
             &mut ctx.state(),
             404,

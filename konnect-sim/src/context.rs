@@ -17,6 +17,7 @@ use crate::config::SimConfig;
 use crate::delivery::Deliveries;
 use crate::fault::{Fault, FaultAction, PendingFault};
 use crate::login::LoginGrant;
+use crate::signing::Forgeries;
 use crate::snapshot::Snapshot;
 use crate::state::{SharedState, State};
 
@@ -106,6 +107,20 @@ impl Context {
     /// See [`crate::Sim::clear_faults`].
     pub fn clear_faults(&self) {
         self.state().faults.clear();
+    }
+
+    /// See [`crate::Sim::rotate_signing_key`].
+    pub fn rotate_signing_key(&self, keep_old: bool) -> String {
+        let mut state = self.state();
+        let state = &mut *state;
+        let kid = state.signing.rotate(&mut state.generator, keep_old);
+        tracing::info!(%kid, keep_old, "signing key rotated");
+        kid
+    }
+
+    /// See [`crate::Sim::forge_next`].
+    pub fn forge_next(&self, tampered: u64, unsigned: u64) -> Forgeries {
+        self.state().signing.forge(tampered, unsigned)
     }
 
     /// See [`crate::Sim::reset`].

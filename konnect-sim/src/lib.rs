@@ -43,6 +43,7 @@ mod login;
 mod problem;
 mod records;
 mod server;
+mod signing;
 mod sim;
 mod snapshot;
 mod state;
@@ -52,6 +53,7 @@ pub use config::{DEMO_PAT, MAX_RETRIES, REGIONS, SimConfig};
 pub use fault::{Fault, FaultAction};
 pub use login::LoginGrant;
 pub use records::{LogFormat, TRACE_ID_BEYOND_F64};
+pub use signing::Forgeries;
 pub use sim::Sim;
 pub use snapshot::{
     Attempt, Delivery, DeliverySource, DestinationState, FaultState, ReplayJobState,
