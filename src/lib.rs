@@ -27,6 +27,7 @@ pub mod record;
 pub mod secret;
 pub mod source;
 pub mod tail;
+pub mod verify;
 
 use cli::{Cli, Command};
 use config::{ProcessEnv, Settings};

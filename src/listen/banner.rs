@@ -122,6 +122,7 @@ mod tests {
             tail: false,
             detach: false,
             jq: None,
+            verify: crate::verify::Mode::Warn,
             warnings: Vec::new(),
         }
     }

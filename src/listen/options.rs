@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use url::Url;
 
-use crate::cli::ListenArgs;
+use crate::cli::{ListenArgs, VerifyMode};
 use crate::error::CliError;
 
 /// Delivery formats Konnect supports.
@@ -71,6 +71,8 @@ pub struct ListenOptions {
     pub tail: bool,
     pub detach: bool,
     pub jq: Option<String>,
+    /// `--verify`: what to do with records' signatures.
+    pub verify: crate::verify::Mode,
     /// Warnings to show once the command has decided where output goes.
     pub warnings: Vec<String>,
 }
@@ -88,6 +90,7 @@ impl std::fmt::Debug for ListenOptions {
             .field("log_format", &self.log_format)
             .field("tail", &self.tail)
             .field("detach", &self.detach)
+            .field("verify", &self.verify)
             .finish_non_exhaustive()
     }
 }
@@ -212,6 +215,11 @@ impl ListenOptions {
             tail,
             detach,
             jq,
+            verify: match args.verify {
+                None | Some(VerifyMode::Warn) => crate::verify::Mode::Warn,
+                Some(VerifyMode::Off) => crate::verify::Mode::Off,
+                Some(VerifyMode::Reject) => crate::verify::Mode::Reject,
+            },
             warnings,
         })
     }

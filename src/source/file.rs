@@ -80,8 +80,29 @@ pub fn read(
 /// [`read`] over an open reader; `name` names it in problems.
 pub fn read_lines(
     name: &str,
-    mut reader: impl BufRead,
+    reader: impl BufRead,
     on_record: &mut dyn FnMut(Record) -> io::Result<bool>,
+    on_problem: &mut dyn FnMut(Problem),
+) -> io::Result<()> {
+    read_numbered_lines(name, reader, &mut |_, record| on_record(record), on_problem)
+}
+
+/// [`read`], handing `on_record` each record's 1-based line number too
+/// (for reports that name a record by its place in the file).
+pub fn read_numbered(
+    path: &Path,
+    on_record: &mut dyn FnMut(u64, Record) -> io::Result<bool>,
+    on_problem: &mut dyn FnMut(Problem),
+) -> io::Result<()> {
+    let name = path.display().to_string();
+    let reader = open(path)?;
+    read_numbered_lines(&name, reader, on_record, on_problem)
+}
+
+fn read_numbered_lines(
+    name: &str,
+    mut reader: impl BufRead,
+    on_record: &mut dyn FnMut(u64, Record) -> io::Result<bool>,
     on_problem: &mut dyn FnMut(Problem),
 ) -> io::Result<()> {
     let mut line = Vec::with_capacity(4096);
@@ -120,7 +141,7 @@ pub fn read_lines(
         }
         match Record::new(Bytes::copy_from_slice(text)) {
             Ok(record) => {
-                if !on_record(record)? {
+                if !on_record(number, record)? {
                     return Ok(());
                 }
             }
@@ -195,6 +216,24 @@ mod tests {
         );
         assert!(problems[1].starts_with("warning: F:3: not an audit record: invalid JSON"));
         assert!(problems[2].starts_with("warning: F:5: torn last line (no newline at the end)"));
+    }
+
+    #[test]
+    fn numbered_reading_gives_each_records_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, format!("\n{A}\nnot a record\n\n{B}")).unwrap();
+        let mut seen = Vec::new();
+        read_numbered(
+            &path,
+            &mut |n, r| {
+                seen.push((n, r.signature().unwrap_or("-").to_owned()));
+                Ok(true)
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(seen, [(2, "a".to_owned()), (5, "b".to_owned())]);
     }
 
     #[test]
