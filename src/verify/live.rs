@@ -5,7 +5,7 @@
 //! saved as `jwks.json` (see `crate::listen`). A record that no key
 //! verifies may be signed by a key Konnect has rotated in since: the
 //! request that meets it fetches the JWKS again, at most once a minute for
-//! the whole listener (requests failing meanwhile wait for that one fetch
+//! the whole listener (the fetch at start aside) (requests failing meanwhile wait for that one fetch
 //! and use its keys), with a short deadline so that Konnect's delivery does
 //! not time out, and checks its failed records again with the new keys.
 //!
@@ -46,7 +46,7 @@ pub const INLINE_RECORDS: usize = 64;
 /// The JWKS is fetched again at most this often.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(60);
 /// How long a request may wait for a JWKS fetched again.
-const REFRESH_DEADLINE: Duration = Duration::from_secs(5);
+const REFRESH_DEADLINE: Duration = Duration::from_secs(3);
 
 /// Why the keys could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -149,13 +149,14 @@ impl LiveVerifier {
     }
 
     /// The first fetch, at start: retried like every Konnect read, no
-    /// deadline. The keys are installed and saved when it succeeds.
+    /// deadline. The keys are installed and saved when it succeeds. It does
+    /// not count against the once a minute of fetching again: a key
+    /// rotated in just after start is fetched at its first record.
     pub async fn fetch_at_start(&self) -> Result<Arc<KeySet>, KeysError> {
         let source = self
             .source
             .as_ref()
             .expect("a verifier that fetches at start has a key source");
-        self.mark_fetch();
         let keys = source.fetch(None).await?;
         Ok(self.install(keys))
     }
