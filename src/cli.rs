@@ -130,6 +130,17 @@ impl OutputFormat {
     }
 }
 
+/// `--verify` of `listen`/`tail`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VerifyMode {
+    /// No check (and no JWKS fetch).
+    Off,
+    /// Check and count; store every record.
+    Warn,
+    /// Check and count; invalid and unsigned records go to rejected.jsonl.
+    Reject,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Receive Konnect audit logs and store them in events.jsonl.
@@ -344,6 +355,16 @@ pub struct ListenArgs {
     /// [default: warn, env: KONGCTL_LISTEN_CHECK]
     #[arg(long, value_enum, value_name = "MODE")]
     pub check: Option<TunnelCheck>,
+
+    /// Check each record's Ed25519 signature against Konnect's public keys
+    /// (JWKS): off, warn or reject.
+    ///
+    /// warn stores every record and counts valid, invalid, unsigned and
+    /// unverifiable (cps) records in listener.json and `ps -o json`; reject
+    /// puts invalid and unsigned records in rejected.jsonl instead of the
+    /// events file, and needs the JWKS at start. [default: warn]
+    #[arg(long, value_enum, value_name = "MODE", hide_possible_values = true)]
+    pub verify: Option<VerifyMode>,
 
     /// Unexpected positional arguments (reported with the original's
     /// message rather than clap's).
@@ -821,6 +842,7 @@ impl TailArgs {
             (l.tail.is_some(), "--tail"),
             (l.detach.is_some(), "--detach"),
             (l.check.is_some(), "--check"),
+            (l.verify.is_some(), "--verify"),
         ]
         .into_iter()
         .find_map(|(given, name)| given.then_some(name))

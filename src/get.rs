@@ -94,6 +94,9 @@ pub fn get_audit_logs(settings: &Settings, args: GetAuditLogs, path: &str) -> Re
             path,
         ));
     }
+    if args.verify {
+        return verify_offline(settings, &args, path);
+    }
     if !args.files.is_empty() {
         if opts.follow {
             return Err(CliError::usage("--follow cannot be used with --file", path));
@@ -110,6 +113,54 @@ pub fn get_audit_logs(settings: &Settings, args: GetAuditLogs, path: &str) -> Re
         return query_stored(settings, opts, args.strict);
     }
     pull(settings, opts)
+}
+
+/// `get audit-logs --stored|--file … --verify`: the signature check of
+/// every record (see [`crate::verify::offline`]); the query flags do not
+/// apply.
+fn verify_offline(settings: &Settings, args: &GetAuditLogs, path: &str) -> Result<(), CliError> {
+    let q = &args.query;
+    let query_flag = [
+        (q.start_time.is_some(), "--start-time"),
+        (q.end_time.is_some(), "--end-time"),
+        (q.since.is_some(), "--since"),
+        (q.event_type.is_some(), "--type"),
+        (q.limit.is_some(), "--limit"),
+        (q.follow.is_some(), "--follow"),
+        (q.poll_interval.is_some(), "--poll-interval"),
+        (q.page_size.is_some(), "--page-size"),
+        (args.jq.is_some(), "--jq"),
+        (q.jq_raw_output, "--jq-raw-output"),
+        (!q.columns.is_empty(), "--columns"),
+    ]
+    .into_iter()
+    .find_map(|(given, name)| given.then_some(name));
+    if let Some(flag) = query_flag {
+        return Err(CliError::usage(
+            format!("--verify checks every record: it cannot be combined with {flag}"),
+            path,
+        ));
+    }
+    let files = if args.stored {
+        let dir = settings.audit_log_dir();
+        crate::verify::offline::stored_files(&dir).map_err(|e| {
+            CliError::new(format!(
+                "failed to list stored events in {}: {e}",
+                dir.display()
+            ))
+        })?
+    } else {
+        args.files.clone()
+    };
+    let keys = crate::verify::offline::load_keys(settings, args.jwks.as_deref())?;
+    crate::verify::offline::run(
+        &files,
+        &keys,
+        &crate::verify::offline::Options {
+            strict: args.strict,
+            format: settings.output.query_format(),
+        },
+    )
 }
 
 /// The pull `tail`: `get audit-logs --follow` with a five-minute catch-up.

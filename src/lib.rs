@@ -32,6 +32,7 @@ pub mod secret;
 pub mod source;
 pub mod tail;
 pub mod version;
+pub mod verify;
 
 use cli::{Cli, Command};
 use config::{ProcessEnv, Settings};

@@ -14,6 +14,8 @@
 //! | POST | `/_sim/faults` | `{"method"?, "path", "count"?, "status" + ("retry_after" \| "detail")? \| "delay_ms" \| "drop": true}` | 201 `[FaultState]` |
 //! | DELETE | `/_sim/faults` | | 204 |
 //! | POST | `/_sim/reset` | | 204 |
+//! | POST | `/_sim/signing-keys/rotate` | `{"keep_old"?}` (default false) | 200 the new JWKS |
+//! | POST | `/_sim/forgeries` | `{"tampered"?, "unsigned"?}` | 200 `{"tampered", "unsigned"}` still to come |
 //! | POST | `/_sim/logins` | `{"ttl_seconds"?}` (default 3600) | 201 [`crate::LoginGrant`]: what `kongctl login` would store |
 //! | POST | `/_sim/audit-logs` | `{"region"?, "count", "start"?, "end"?}` or `{"region"?, "count", "span_seconds"}` or `{"region"?, "records": [{…}]}` | 201 [`crate::SeedReport`] |
 //! | PUT | `/_sim/audit-logs/cursors` | `{"mode": "keyed" \| "offset"}` | 200 `{"mode"}` |
@@ -105,6 +107,22 @@ struct ClockBody {
     offset_seconds: Option<i64>,
     #[serde(default)]
     offset_ms: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateBody {
+    #[serde(default)]
+    keep_old: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForgeriesBody {
+    #[serde(default)]
+    tampered: u64,
+    #[serde(default)]
+    unsigned: u64,
 }
 
 #[derive(Deserialize)]
@@ -211,6 +229,22 @@ pub(crate) async fn handle(
                 None => bad(ctx, "the clock offset must be within 100 years"),
             }
         }
+        (&Method::POST, "signing-keys/rotate") => {
+            let body: RotateBody = match parse(ctx, body) {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            ctx.rotate_signing_key(body.keep_old);
+            let jwks = ctx.state().signing.jwks();
+            ApiResponse::json(200, &jwks)
+        }
+        (&Method::POST, "forgeries") => {
+            let body: ForgeriesBody = match parse(ctx, body) {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            json_response(200, &ctx.forge_next(body.tampered, body.unsigned))
+        }
         (&Method::GET, "tunnels") => json_response(200, &ctx.snapshot().tunnels),
         (&Method::POST, "tunnels") => {
             let body: TunnelBody = match parse(ctx, body) {
@@ -254,8 +288,17 @@ pub(crate) async fn handle(
         }
         (
             _,
-            "state" | "trigger" | "rate" | "tunnels" | "faults" | "reset" | "audit-logs"
-            | "audit-logs/cursors" | "clock",
+            "state"
+            | "trigger"
+            | "rate"
+            | "tunnels"
+            | "faults"
+            | "reset"
+            | "audit-logs"
+            | "audit-logs/cursors"
+            | "clock"
+            | "signing-keys/rotate"
+            | "forgeries",
         ) => problem(&mut ctx.state(), 405, "Method not allowed"),
         _ => problem(
             &mut ctx.state(),

@@ -206,6 +206,16 @@ impl Sim {
         self.sim.clear_faults();
     }
 
+    /// See [`crate::Sim::rotate_signing_key`].
+    pub fn rotate_signing_key(&self, keep_old: bool) -> String {
+        self.sim.rotate_signing_key(keep_old)
+    }
+
+    /// See [`crate::Sim::forge_next`].
+    pub fn forge_next(&self, tampered: u64, unsigned: u64) -> crate::Forgeries {
+        self.sim.forge_next(tampered, unsigned)
+    }
+
     pub fn reset(&self) {
         self.sim.reset();
     }

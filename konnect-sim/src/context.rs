@@ -18,6 +18,7 @@ use crate::delivery::Deliveries;
 use crate::fault::{Fault, FaultAction, PendingFault};
 use crate::history::{CursorMode, SeedReport};
 use crate::login::LoginGrant;
+use crate::signing::Forgeries;
 use crate::snapshot::Snapshot;
 use crate::state::{SharedState, State};
 
@@ -143,6 +144,20 @@ impl Context {
     /// See [`crate::Sim::set_clock_offset`].
     pub fn set_clock_offset(&self, offset: crate::time::Millis) {
         self.state().clock_offset = offset;
+    }
+
+    /// See [`crate::Sim::rotate_signing_key`].
+    pub fn rotate_signing_key(&self, keep_old: bool) -> String {
+        let mut state = self.state();
+        let state = &mut *state;
+        let kid = state.signing.rotate(&mut state.generator, keep_old);
+        tracing::info!(%kid, keep_old, "signing key rotated");
+        kid
+    }
+
+    /// See [`crate::Sim::forge_next`].
+    pub fn forge_next(&self, tampered: u64, unsigned: u64) -> Forgeries {
+        self.state().signing.forge(tampered, unsigned)
     }
 
     /// See [`crate::Sim::reset`].

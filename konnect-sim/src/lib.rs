@@ -44,6 +44,7 @@ mod login;
 mod problem;
 mod records;
 mod server;
+mod signing;
 mod sim;
 mod snapshot;
 mod state;
@@ -54,6 +55,7 @@ pub use fault::{Fault, FaultAction};
 pub use history::{CursorMode, SeedReport};
 pub use login::LoginGrant;
 pub use records::{LogFormat, TRACE_ID_BEYOND_F64};
+pub use signing::Forgeries;
 pub use sim::Sim;
 pub use snapshot::{
     Attempt, Delivery, DeliverySource, DestinationState, FaultState, ReplayJobState,

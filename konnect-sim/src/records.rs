@@ -19,7 +19,7 @@ use serde::{Deserialize as DeriveDeserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::codec::base64url;
+use crate::signing::Seal;
 use crate::time::{self, Millis};
 
 const JSON_SAMPLES: &str = include_str!("../samples/derived/records.json.jsonl");
@@ -156,6 +156,11 @@ impl Fields {
         }
     }
 
+    /// Removes `key` if present.
+    pub fn remove(&mut self, key: &str) {
+        self.0.retain(|(k, _)| k != key);
+    }
+
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(k, _)| k.as_str())
     }
@@ -267,8 +272,11 @@ fn templates() -> &'static [Template] {
         }
         let mut templates: Vec<Template> = Vec::new();
         for line in JSON_SAMPLES.lines().filter(|l| !l.trim().is_empty()) {
-            let fields: Fields = serde_json::from_str(line)
+            let mut fields: Fields = serde_json::from_str(line)
                 .expect("samples/derived/records.json.jsonl is valid JSON");
+            // The sample's signature signs nothing here: each event is
+            // signed when rendered (`signing.rs`).
+            fields.remove("sig");
             let kind = EventKind::classify(&fields.text("event_product"), &fields.text("name"))
                 .expect("every JSON sample is one of the four kinds");
             // The first CEF sample of the same kind gives the layout.
@@ -279,7 +287,12 @@ fn templates() -> &'static [Template] {
             templates.push(Template {
                 kind,
                 fields,
-                cef_keys: cef.extensions.iter().map(|(k, _)| k.clone()).collect(),
+                cef_keys: cef
+                    .extensions
+                    .iter()
+                    .map(|(k, _)| k.clone())
+                    .filter(|k| k != "sig")
+                    .collect(),
             });
         }
         for kind in EventKind::ALL {
@@ -313,23 +326,56 @@ pub(crate) struct Event {
     pub uri: String,
     /// The KRN of an authorization event's resource (pull API `resource`).
     pub resource: String,
+    /// How the event is signed (`Unsigned` as generated; the state seals
+    /// it, see `signing.rs`).
+    pub seal: Seal,
 }
 
 impl Event {
-    /// The record as one line in `format`.
+    /// The record as one line in `format`, signed as its seal says.
     pub fn render(&self, format: LogFormat) -> String {
+        let format = match format {
+            // cps wraps the JSON line, signature included.
+            LogFormat::Cps => return format!("{{\"event\":{}}}", self.render(LogFormat::Json)),
+            other => other,
+        };
+        let line = self.render_unsigned(&self.fields, format);
+        match &self.seal {
+            Seal::Unsigned => line,
+            Seal::Signed(key) => {
+                let sig = key.sign(line.as_bytes());
+                attach_sig(line, &sig, format)
+            }
+            Seal::Tampered(key) => {
+                let sig = key.sign(line.as_bytes());
+                let mut changed = self.fields.clone();
+                changed.set("src", TAMPERED_SRC);
+                attach_sig(self.render_unsigned(&changed, format), &sig, format)
+            }
+        }
+    }
+
+    /// The line without a signature: the bytes a signature covers.
+    fn render_unsigned(&self, fields: &Fields, format: LogFormat) -> String {
         match format {
-            LogFormat::Json => self.fields.to_json(),
-            LogFormat::Cps => format!("{{\"event\":{}}}", self.fields.to_json()),
-            LogFormat::Cef => self.to_cef(),
+            LogFormat::Json | LogFormat::Cps => fields.to_json(),
+            LogFormat::Cef => self.to_cef(fields),
+        }
+    }
+
+    /// The pull API's `signature`: the JSON line's (what it signs in
+    /// Konnect is undocumented).
+    fn pull_signature(&self) -> String {
+        match &self.seal {
+            Seal::Unsigned => String::new(),
+            Seal::Signed(key) | Seal::Tampered(key) => key.sign(self.fields.to_json().as_bytes()),
         }
     }
 
     /// `{event_ts} konghq.com CEF:{version}|{vendor}|{product}|{event_version}|{class}|{name}|{severity}|k=v ...`
     /// with the extensions in the CEF sample's order. A layout key the record
     /// lacks is written empty, as the samples do with `actor_id=`.
-    fn to_cef(&self) -> String {
-        let f = &self.fields;
+    fn to_cef(&self, f: &Fields) -> String {
         let mut out = format!(
             "{} konghq.com CEF:{}|{}|{}|{}|{}|{}|{}|",
             f.text("event_ts"),
@@ -362,12 +408,13 @@ impl Event {
     /// `AuthorizationLog` or `GatewayAccessLog` of the v3 spec).
     pub fn pull_view(&self) -> Value {
         let f = &self.fields;
+        let signature = self.pull_signature();
         let mut entry = match self.kind {
             EventKind::Authentication | EventKind::PortalAuthentication => json!({
                 "type": "authentication",
                 "successful": f.text("success") == "true",
                 "principal_id": f.text("principal_id"),
-                "signature": f.text("sig"),
+                "signature": signature,
                 "org_id": f.text("org_id"),
                 "outcome": f.text("name").trim_start_matches("AUTHENTICATION_OUTCOME_").to_ascii_lowercase(),
                 "authentication_type": f.text("event_class_id").trim_start_matches("AUTHENTICATION_TYPE_").to_ascii_lowercase(),
@@ -379,7 +426,7 @@ impl Event {
             }),
             EventKind::Authorization => json!({
                 "type": "authorization",
-                "signature": f.text("sig"),
+                "signature": signature,
                 "service": f.text("event_class_id"),
                 "resource": self.resource,
                 "action": f.text("action"),
@@ -405,7 +452,7 @@ impl Event {
                 "uri": self.uri,
                 "query": f.text("query"),
                 "status_code": f.get("status").and_then(Value::as_i64).unwrap_or(0),
-                "signature": f.text("sig"),
+                "signature": signature,
             }),
         };
         if let Some(portal) = f.get("portal_id") {
@@ -413,6 +460,28 @@ impl Event {
         }
         entry
     }
+}
+
+/// The `src` of a tampered record: an address generated records never have.
+const TAMPERED_SRC: &str = "203.0.113.255";
+
+/// Adds the signature last, as Kong documents the signed bytes: JSON
+/// `,"sig":"<value>"` before the closing brace, CEF ` sig=<value>`.
+fn attach_sig(mut line: String, sig: &str, format: LogFormat) -> String {
+    match format {
+        LogFormat::Cef => {
+            line.push_str(" sig=");
+            line.push_str(sig);
+        }
+        LogFormat::Json | LogFormat::Cps => {
+            let closing = line.pop();
+            debug_assert_eq!(closing, Some('}'), "a JSON record ends with its object");
+            line.push_str(",\"sig\":\"");
+            line.push_str(sig);
+            line.push_str("\"}");
+        }
+    }
+    line
 }
 
 fn escape_cef_header(value: &str) -> String {
@@ -627,8 +696,6 @@ impl Generator {
         f.set("trace_id", trace_id);
         let user_agent = self.pick(&USER_AGENTS);
         f.set("user_agent", user_agent);
-        let sig = base64url(&self.bytes(64));
-        f.set("sig", sig);
         let principal = Self::pick_owned(&mut self.rng, &self.principals);
         f.set("principal_id", principal);
         let (uri, resource) = match kind {
@@ -743,6 +810,7 @@ impl Generator {
             fields: f,
             uri,
             resource,
+            seal: Seal::Unsigned,
         }
     }
 }
@@ -811,7 +879,8 @@ mod tests {
     }
 
     /// Rendering the CEF sample's own values through the JSON template of its
-    /// kind gives the CEF sample back, byte for byte.
+    /// kind gives the CEF sample back, byte for byte (but for the signature,
+    /// which the emulator makes when it signs).
     #[test]
     fn cef_rendering_reproduces_the_samples() {
         for line in CEF_SAMPLES.lines().take(4) {
@@ -835,8 +904,12 @@ mod tests {
                 fields,
                 uri: String::new(),
                 resource: String::new(),
+                seal: Seal::Unsigned,
             };
-            assert_eq!(event.render(LogFormat::Cef), line);
+            // The samples' signature is last; an unsigned event has none.
+            let (unsigned, sig) = line.rsplit_once(" sig=").unwrap();
+            assert!(!sig.contains(' '), "sig is the last extension: {line}");
+            assert_eq!(event.render(LogFormat::Cef), unsigned);
         }
     }
 

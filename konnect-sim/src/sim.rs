@@ -20,6 +20,7 @@ use crate::fault::Fault;
 use crate::history::{CursorMode, SeedReport};
 use crate::login::LoginGrant;
 use crate::server;
+use crate::signing::Forgeries;
 use crate::snapshot::{DeliverySource, Snapshot, TriggerReport};
 
 /// A running emulator. Cheap to clone; every clone controls the same one.
@@ -253,6 +254,21 @@ impl Sim {
     /// Disarms every fault.
     pub fn clear_faults(&self) {
         self.context().clear_faults();
+    }
+
+    /// A new Ed25519 key signs the records generated from now on; the JWKS
+    /// lists it first, and the earlier keys only if `keep_old`. Returns the
+    /// new key's `kid`. Events generated before keep their signatures.
+    pub fn rotate_signing_key(&self, keep_old: bool) -> String {
+        self.context().rotate_signing_key(keep_old)
+    }
+
+    /// Makes the next `tampered` generated events tampered (signed, then
+    /// their `src` changed, so the signature fails) and the `unsigned`
+    /// after them unsigned (no `sig`). Adds to what is still pending;
+    /// returns the pending counts. A reset drops them.
+    pub fn forge_next(&self, tampered: u64, unsigned: u64) -> Forgeries {
+        self.context().forge_next(tampered, unsigned)
     }
 
     /// Back to the initial state: sentinel webhooks, no destinations, events,

@@ -238,8 +238,9 @@ pub(crate) struct State {
     pub tunnels: BTreeMap<String, SocketAddr>,
     pub faults: Vec<PendingFault>,
     pub rates: BTreeMap<&'static str, f64>,
-    /// The `kid` and `x` of the JWKS key (fixed for the life of the Sim).
-    pub jwk: (String, String),
+    /// The signing keys and the forgeries asked for (`signing.rs`); kept
+    /// across resets, but for the forgeries.
+    pub signing: crate::signing::Signing,
     /// Browser-login tokens issued (see `login.rs`).
     pub logins: crate::login::Logins,
 }
@@ -247,12 +248,7 @@ pub(crate) struct State {
 impl State {
     pub fn new(config: &SimConfig) -> State {
         let mut generator = Generator::new(config.seed);
-        let kid: String = generator
-            .bytes(20)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let x = crate::codec::base64url(&generator.bytes(32));
+        let signing = crate::signing::Signing::new(&mut generator);
         let mut state = State {
             epoch: 0,
             generator,
@@ -270,7 +266,7 @@ impl State {
             tunnels: BTreeMap::new(),
             faults: Vec::new(),
             rates: BTreeMap::new(),
-            jwk: (kid, x),
+            signing,
             logins: crate::login::Logins::default(),
         };
         state.reset();
@@ -294,6 +290,7 @@ impl State {
         self.tunnels.clear();
         self.faults.clear();
         self.rates.clear();
+        self.signing.clear_forgeries();
     }
 
     /// The emulated Konnect's current time (this machine's, plus the

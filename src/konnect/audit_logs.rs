@@ -102,6 +102,21 @@ impl AuditLogs {
         })
     }
 
+    /// GET {regional}/v2/audit-log-webhook/jwks.json: the public keys that
+    /// sign the region's audit records, as the raw JWKS document (kept as
+    /// is in `jwks.json`). Sent with the token (the v2 spec's security
+    /// applies to it), retried like the other reads, until `deadline`.
+    pub async fn jwks(&self, deadline: Option<Instant>) -> Result<bytes::Bytes, KonnectError> {
+        let url = self
+            .client
+            .url(Host::Regional, "/v2/audit-log-webhook/jwks.json", &[]);
+        let resp = self
+            .client
+            .call(Method::GET, url, None, Retry::Transient, deadline)
+            .await?;
+        Ok(resp.body)
+    }
+
     /// GET {regional}/v3/audit-log-webhook: the destination id the webhook
     /// points at, if any (404 means none).
     pub async fn webhook_destination(&self) -> Result<Option<String>, KonnectError> {

@@ -123,6 +123,7 @@ mod tests {
             detach: false,
             jq: None,
             check: crate::listen::check::CheckMode::Warn,
+            verify: crate::verify::Mode::Warn,
             warnings: Vec::new(),
         }
     }

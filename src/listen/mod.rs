@@ -9,7 +9,8 @@
 //! - `bind`: 3. bind the socket, before anything remote changes.
 //! - `check`: the tunnel self-test through the public endpoint, still
 //!   before anything remote changes.
-//! - `reclaim`: 4. first, finish an earlier listener's interrupted cleanup.
+//! - `keys`: 4. before any Konnect change, the JWKS for `--verify`.
+//! - `reclaim`: 4. then, finish an earlier listener's interrupted cleanup.
 //! - `startup`: 4–6. webhook guard, unused name, create the destination
 //!   (recorded in `destination.json`), attach the webhook; undo on failure
 //!   or interrupt.
@@ -28,6 +29,7 @@ mod bind;
 pub mod check;
 pub mod cleanup;
 mod finish;
+mod keys;
 pub mod options;
 mod reclaim;
 mod serve;
@@ -48,6 +50,7 @@ use crate::konnect::client::{ClientOptions, Host};
 use crate::konnect::error::redact_url;
 use crate::konnect::{AuditLogs, Credential, Hosts, KonnectClient, LoginToken};
 use crate::listener::EventStore;
+use crate::verify::{self, LiveVerifier, live::KeySource};
 use bind::bind;
 pub use bind::local_endpoint;
 use cleanup::{Progress, SharedProgress};
@@ -91,6 +94,8 @@ struct Run {
     audit: AuditLogs,
     progress: SharedProgress,
     signals: Signals,
+    /// The signature check (`--verify warn|reject`); `None` under `off`.
+    verifier: Option<Arc<LiveVerifier>>,
 }
 
 /// Runs `listen` or `tail` until stopped; `Ok` after a clean stop whose
@@ -156,13 +161,25 @@ pub async fn run(settings: Settings, opts: ListenOptions, hooks: Hooks) -> Resul
         .local_addr()
         .map_err(|e| CliError::new(format!("failed to read the bound address: {e}")))?;
 
+    let audit = AuditLogs::new(client);
+    let verifier = (opts.verify != verify::Mode::Off).then(|| {
+        Arc::new(LiveVerifier::new(
+            opts.verify,
+            Some(KeySource {
+                audit: audit.clone(),
+                saved: paths.dir.join(verify::JWKS_FILE),
+            }),
+            paths.dir.join(verify::REJECTED_FILE),
+        ))
+    });
     let run = Run {
         settings,
         opts,
         paths,
-        audit: AuditLogs::new(client),
+        audit,
         progress: Arc::new(Mutex::new(Progress::default())),
         signals,
+        verifier,
     };
     let result = run.lifecycle(listener, bound, store, hooks).await;
     drop(lock);

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use url::Url;
 
 use super::check::CheckMode;
-use crate::cli::ListenArgs;
+use crate::cli::{ListenArgs, VerifyMode};
 use crate::error::CliError;
 
 /// Delivery formats Konnect supports.
@@ -74,6 +74,8 @@ pub struct ListenOptions {
     pub jq: Option<String>,
     /// The tunnel self-test before any Konnect change.
     pub check: CheckMode,
+    /// `--verify`: what to do with records' signatures.
+    pub verify: crate::verify::Mode,
     /// Warnings to show once the command has decided where output goes.
     pub warnings: Vec<String>,
 }
@@ -91,6 +93,7 @@ impl std::fmt::Debug for ListenOptions {
             .field("log_format", &self.log_format)
             .field("tail", &self.tail)
             .field("detach", &self.detach)
+            .field("verify", &self.verify)
             .finish_non_exhaustive()
     }
 }
@@ -228,6 +231,11 @@ impl ListenOptions {
             detach,
             jq,
             check,
+            verify: match args.verify {
+                None | Some(VerifyMode::Warn) => crate::verify::Mode::Warn,
+                Some(VerifyMode::Off) => crate::verify::Mode::Off,
+                Some(VerifyMode::Reject) => crate::verify::Mode::Reject,
+            },
             warnings,
         })
     }

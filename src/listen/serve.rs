@@ -62,6 +62,7 @@ impl Run {
             last_event_at: None,
             updated_at: Some(started_at),
             stopped_at: None,
+            verify: self.verifier.as_ref().map(|v| v.counts()),
         }
     }
 
@@ -77,11 +78,15 @@ impl Run {
         let committed = store.committed();
         let tail_start = *committed.borrow();
         let shutdown = CancellationToken::new();
-        let settings = ListenerSettings::new(
+        let mut settings = ListenerSettings::new(
             self.opts.path.clone(),
             self.opts.authorization.expose().to_string(),
             self.opts.max_body_bytes,
         );
+        settings.screen = self
+            .verifier
+            .clone()
+            .map(|v| v as std::sync::Arc<dyn crate::listener::Screen>);
         let mut server = tokio::spawn(crate::listener::serve(
             listener,
             settings,
@@ -117,14 +122,19 @@ impl Run {
             let path = self.paths.listener_file.clone();
             let mut s = listener_state.clone();
             let every = state_refresh_interval();
+            let verifier = self.verifier.clone();
             tokio::spawn(async move {
-                let mut last = (0, 0);
+                let mut last = (0, 0, None);
                 loop {
                     tokio::time::sleep(every).await;
                     let stats = store.stats();
-                    if (stats.records, stats.requests) != last {
-                        last = (stats.records, stats.requests);
+                    let verify = verifier.as_ref().map(|v| v.counts());
+                    // Records refused by `--verify reject` change only
+                    // the verify counts.
+                    if (stats.records, stats.requests, verify) != last {
+                        last = (stats.records, stats.requests, verify);
                         apply_stats(&mut s, &stats);
+                        s.verify = verify;
                         if let Err(e) = state::write_json(&path, &s) {
                             tracing::warn!(error = %e, "failed to refresh listener state file");
                         }
@@ -180,6 +190,7 @@ impl Run {
             }
         }
         apply_stats(&mut listener_state, &stats);
+        listener_state.verify = self.verifier.as_ref().map(|v| v.counts());
         listener_state.running = false;
         listener_state.stopped_at = Some(state::now_rfc3339());
         if let Err(e) = state::write_json(&self.paths.listener_file, &listener_state) {

@@ -75,9 +75,10 @@ impl Run {
         p.destination.as_ref().map(|d| d.id.clone())
     }
 
-    /// Steps 4–7 of startup.
+    /// Steps 4–7 of startup (the signing keys first: they change nothing).
     async fn setup(&self) -> Result<(), CliError> {
         let opts = &self.opts;
+        self.load_signing_keys().await?;
         self.reclaim().await?;
 
         if opts.configure_webhook {
@@ -249,7 +250,7 @@ impl Run {
 }
 
 /// `Error: <step>: <why>`: which startup step failed and why.
-fn step_error(settings: &Settings, step: &str, e: KonnectError) -> CliError {
+pub(super) fn step_error(settings: &Settings, step: &str, e: KonnectError) -> CliError {
     let err = CliError::new(format!("{step}: {e}"));
     match e.status().map(|s| s.as_u16()) {
         Some(401) => err.with_hint(settings.rejected_token_hint()),

@@ -112,6 +112,10 @@ pub struct ListenerState {
     pub updated_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_at: Option<String>,
+    /// Ours: records by signature check outcome (absent under
+    /// `--verify off`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<crate::verify::Counts>,
 }
 
 /// Writes `value` as 2-space JSON, atomically, 0600, no trailing newline

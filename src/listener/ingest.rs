@@ -291,6 +291,32 @@ impl Batch {
         std::mem::take(&mut self.bytes)
     }
 
+    /// Keeps only the records `keep` accepts (called once per record, in
+    /// order), compacting in place.
+    pub fn retain(&mut self, mut keep: impl FnMut(&[u8]) -> bool) {
+        let bytes = &mut self.bytes;
+        let (mut read, mut write, mut kept) = (0, 0, 0);
+        while read < bytes.len() {
+            // Every record is followed by its `\n` (see `from_decoded`).
+            let next = memchr::memchr(b'\n', &bytes[read..]).map_or(bytes.len(), |i| read + i + 1);
+            let end = if bytes[next - 1] == b'\n' {
+                next - 1
+            } else {
+                next
+            };
+            if keep(&bytes[read..end]) {
+                if write != read {
+                    bytes.copy_within(read..next, write);
+                }
+                write += next - read;
+                kept += 1;
+            }
+            read = next;
+        }
+        bytes.truncate(write);
+        self.records = kept;
+    }
+
     /// The records, without their newlines.
     pub fn records(&self) -> impl Iterator<Item = &[u8]> {
         self.bytes
@@ -517,6 +543,30 @@ mod tests {
             }
             let ranges: Vec<Vec<u8>> = record_ranges(&body).map(|r| body[r].to_vec()).collect();
             prop_assert_eq!(ranges, model);
+        }
+
+        #[test]
+        fn retain_keeps_exactly_the_chosen_records(body in line_soup(), pick in any::<u64>()) {
+            let model = model_records(&body);
+            let chosen = |i: usize| pick.rotate_left(i as u32) & 1 == 1;
+            let mut batch = Batch::from_decoded(body);
+            let mut seen = Vec::new();
+            let mut i = 0;
+            batch.retain(|r| {
+                seen.push(r.to_vec());
+                i += 1;
+                chosen(i - 1)
+            });
+            prop_assert_eq!(&seen, &model);
+            let kept: Vec<Vec<u8>> =
+                model.iter().enumerate().filter(|(i, _)| chosen(*i)).map(|(_, r)| r.clone()).collect();
+            prop_assert_eq!(batch.len(), kept.len());
+            let mut expected = Vec::new();
+            for r in &kept {
+                expected.extend_from_slice(r);
+                expected.push(b'\n');
+            }
+            prop_assert_eq!(batch.as_bytes(), &expected[..]);
         }
 
         #[test]

@@ -15,5 +15,5 @@ pub mod server;
 pub mod store;
 
 pub use ingest::Batch;
-pub use server::{ListenerSettings, ServeError, ServeReport, serve};
+pub use server::{ListenerSettings, Screen, ScreenError, ServeError, ServeReport, serve};
 pub use store::{EventStore, Repair, StoreError, StoreStats};

@@ -14,6 +14,7 @@
 //! | body read fails or exceeds `body_read_timeout` | 400 | `failed to read request body` |
 //! | decoded body over the limit | 413 | `decoded request body too large` |
 //! | gzip invalid, or gzip announced without magic bytes | 400 | `failed to decode request body` |
+//! | the screen (signature check) cannot set records aside | 500 | `failed to persist audit-log event` |
 //! | storing fails | 500 | `failed to persist audit-log event` |
 //! | records durable (or none) | 202 | empty |
 //!
@@ -96,6 +97,24 @@ pub struct ListenerSettings {
     /// After shutdown is requested, how long in-flight requests may take
     /// before their connections are dropped.
     pub drain_timeout: Duration,
+    /// Runs on every request's records before they are stored (the
+    /// signature check); none by default.
+    pub screen: Option<Arc<dyn Screen>>,
+}
+
+/// Why a [`Screen`] could not do its part.
+pub type ScreenError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A stage between a request's decoded records and the store, such as the
+/// signature check (`crate::verify`). It may remove records (having put
+/// them elsewhere); when it fails, the request fails as a storage failure
+/// does (500, nothing stored), so Konnect sends the batch again.
+pub trait Screen: Send + Sync {
+    /// The records of `batch` to store.
+    fn screen(
+        &self,
+        batch: Batch,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Batch, ScreenError>> + Send + '_>>;
 }
 
 impl ListenerSettings {
@@ -114,6 +133,7 @@ impl ListenerSettings {
             body_read_timeout: Duration::from_secs(30),
             max_connections: 1024,
             drain_timeout: Duration::from_secs(5),
+            screen: None,
         }
     }
 }
@@ -128,6 +148,7 @@ impl std::fmt::Debug for ListenerSettings {
             .field("body_read_timeout", &self.body_read_timeout)
             .field("max_connections", &self.max_connections)
             .field("drain_timeout", &self.drain_timeout)
+            .field("screen", &self.screen.is_some())
             .finish()
     }
 }
@@ -494,7 +515,13 @@ impl Context {
             DecodeError::TooLarge => Rejection::DecodedTooLarge,
             DecodeError::Corrupt => Rejection::Decode,
         })?;
-        let batch = Batch::from_decoded(decoded);
+        let mut batch = Batch::from_decoded(decoded);
+        if let Some(screen) = &settings.screen {
+            batch = screen.screen(batch).await.map_err(|e| {
+                tracing::error!(error = %e, "failed to screen a batch");
+                Rejection::Persist
+            })?;
+        }
         let records = batch.len();
         self.store.append(batch).await.map_err(|e| {
             tracing::error!(error = %e, records, "failed to persist a batch");

@@ -29,6 +29,9 @@ pub struct ListenerCounters {
     pub requests_received: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_event_at: Option<String>,
+    /// Records by signature check outcome (`--verify warn|reject`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<crate::verify::Counts>,
 }
 
 /// Every record in `processes_dir` with its status, newest first, then by
@@ -216,6 +219,12 @@ mod tests {
             records_received: Some(12),
             requests_received: None,
             last_event_at: Some("2025-03-01T08:01:00Z".into()),
+            verify: Some(crate::verify::Counts {
+                valid: 10,
+                invalid: 1,
+                unsigned: 1,
+                unverifiable: 0,
+            }),
         });
         let q = listed(7, Status::Exited, None);
         assert_eq!(
@@ -232,7 +241,13 @@ mod tests {
     "events_file": "/e/events.jsonl",
     "listener_state_file": "/e/listener.json",
     "records_received": 12,
-    "last_event_at": "2025-03-01T08:01:00Z"
+    "last_event_at": "2025-03-01T08:01:00Z",
+    "verify": {
+      "valid": 10,
+      "invalid": 1,
+      "unsigned": 1,
+      "unverifiable": 0
+    }
   },
   {
     "pid": 7,
@@ -293,7 +308,7 @@ mod tests {
         let state = tmp.path().join("listener.json");
         std::fs::write(
             &state,
-            r#"{"started_at":"x","records_received":3,"requests_received":1}"#,
+            r#"{"started_at":"x","records_received":3,"requests_received":1,"verify":{"valid":2,"invalid":1,"unsigned":0,"unverifiable":0}}"#,
         )
         .unwrap();
         record.listener_state_file = Some(state.display().to_string());
@@ -309,6 +324,11 @@ mod tests {
                 records_received: Some(3),
                 requests_received: Some(1),
                 last_event_at: None,
+                verify: Some(crate::verify::Counts {
+                    valid: 2,
+                    invalid: 1,
+                    ..Default::default()
+                }),
             })
         );
     }

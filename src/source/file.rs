@@ -313,6 +313,18 @@ pub fn read_lines(
     .map(|_| ())
 }
 
+/// [`read`], handing `on_record` each record's 1-based line number too
+/// (for reports that name a record by its place in the file).
+pub fn read_numbered(
+    path: &Path,
+    on_record: &mut dyn FnMut(u64, Record) -> io::Result<bool>,
+    on_problem: &mut dyn FnMut(Problem),
+) -> io::Result<()> {
+    let name = path.display().to_string();
+    let mut lines = LineReader::new(open(path)?);
+    read_records(&name, &mut lines, LastLine::Final, on_record, on_problem).map(|_| ())
+}
+
 /// Reads the records of `lines` to its end, handing each with its line
 /// number to `on_record` (false stops the read) and each problem to
 /// `on_problem`. Returns the stream offset just past the last line taken
@@ -436,6 +448,24 @@ mod tests {
         );
         assert!(problems[1].starts_with("warning: F:3: not an audit record: invalid JSON"));
         assert!(problems[2].starts_with("warning: F:5: torn last line (no newline at the end)"));
+    }
+
+    #[test]
+    fn numbered_reading_gives_each_records_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, format!("\n{A}\nnot a record\n\n{B}")).unwrap();
+        let mut seen = Vec::new();
+        read_numbered(
+            &path,
+            &mut |n, r| {
+                seen.push((n, r.signature().unwrap_or("-").to_owned()));
+                Ok(true)
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(seen, [(2, "a".to_owned()), (5, "b".to_owned())]);
     }
 
     #[test]

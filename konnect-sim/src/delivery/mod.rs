@@ -112,7 +112,11 @@ impl Deliveries {
             let mut state = self.inner.state.lock();
             let now = state.now();
             let events: Vec<Event> = (0..count)
-                .map(|_| state.generator.event(region, now))
+                .map(|_| {
+                    let mut event = state.generator.event(region, now);
+                    event.seal = state.signing.seal_next();
+                    event
+                })
                 .collect();
             state.store_events(&events);
             (state.epoch, events)

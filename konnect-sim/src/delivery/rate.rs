@@ -74,6 +74,12 @@ impl Deliveries {
                 }
                 () = cancel.cancelled() => return,
             }
+            // The sleep and a change to 0 can be ready together, and select
+            // picks either: a rate set to 0 before this point emits nothing
+            // more (callers wait for the last batch, then expect silence).
+            if *rate.borrow() <= 0.0 {
+                return;
+            }
             let now = Instant::now();
             owed =
                 (owed + per_second * now.duration_since(last).as_secs_f64()).min(MAX_RATE_BACKLOG);

@@ -154,3 +154,108 @@ async fn admin_trigger_takes_the_region_from_the_host() {
     assert_eq!(sim.snapshot().events_generated, 2);
     sim.shutdown().await;
 }
+
+/// The signed bytes of a delivered line, by Kong's documented scheme, and
+/// its signature.
+fn signed_parts(line: &str) -> Option<(String, Vec<u8>)> {
+    use base64::Engine;
+    let (message, sig) = if let Some((head, sig)) = line.rsplit_once(" sig=") {
+        (head.to_string(), sig)
+    } else {
+        let at = line.rfind(",\"sig\":\"")?;
+        let sig = line[at + 8..].strip_suffix("\"}")?;
+        (format!("{}}}", &line[..at]), sig)
+    };
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sig)
+        .ok()?;
+    Some((message, sig))
+}
+
+fn verifies(jwks: &serde_json::Value, message: &str, sig: &[u8]) -> bool {
+    use base64::Engine;
+    jwks["keys"].as_array().unwrap().iter().any(|key| {
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(key["x"].as_str().unwrap())
+            .unwrap();
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, x)
+            .verify(message.as_bytes(), sig)
+            .is_ok()
+    })
+}
+
+#[tokio::test]
+async fn records_are_signed_by_the_jwks_key_and_forgeries_and_rotation_work() {
+    let sim = start_sim().await;
+    let api = Api::new(&sim);
+    let receiver = Receiver::start().await;
+    let admin = |method: &'static str, path: &'static str, body: Option<serde_json::Value>| {
+        let api = &api;
+        async move {
+            let bytes = body.map(|b| b.to_string().into_bytes());
+            api.raw(method, path, bytes.as_deref(), Auth::None).await
+        }
+    };
+    sim.add_tunnel("sign.tunnel.test", receiver.addr);
+    for format in ["json", "cef"] {
+        api.enable_webhook(
+            &format!("sign-{format}"),
+            "https://sign.tunnel.test/audit-logs",
+            format,
+        )
+        .await;
+        let jwks = api.get("/v2/audit-log-webhook/jwks.json").await.json();
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+        assert_eq!(jwks["keys"][0]["kty"], "OKP");
+        assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
+
+        let forged = admin(
+            "POST",
+            "/_sim/forgeries",
+            Some(json!({"tampered": 1, "unsigned": 1})),
+        )
+        .await;
+        assert_eq!(forged.status, 200);
+        assert_eq!(forged.json(), json!({"tampered": 1, "unsigned": 1}));
+        let report = sim.trigger("us", 5).await;
+        assert!(report.all_delivered(), "{report:?}");
+        let lines = report.delivered_records();
+        let (tampered_msg, tampered_sig) = signed_parts(lines[0]).unwrap();
+        assert!(tampered_msg.contains("203.0.113.255"), "{}", lines[0]);
+        assert!(!verifies(&jwks, &tampered_msg, &tampered_sig));
+        assert!(signed_parts(lines[1]).is_none(), "unsigned: {}", lines[1]);
+        for line in &lines[2..] {
+            let (message, sig) = signed_parts(line).unwrap();
+            assert_eq!(sig.len(), 64);
+            assert!(verifies(&jwks, &message, &sig), "{format}: {line}");
+        }
+
+        // Rotation: the new key signs; the JWKS keeps the old one if asked.
+        let rotated = admin(
+            "POST",
+            "/_sim/signing-keys/rotate",
+            Some(json!({"keep_old": true})),
+        )
+        .await;
+        assert_eq!(rotated.status, 200);
+        let both = rotated.json();
+        assert_eq!(both["keys"].as_array().unwrap().len(), 2);
+        assert_eq!(both["keys"][1], jwks["keys"][0]);
+        assert_eq!(
+            api.get("/v2/audit-log-webhook/jwks.json").await.json(),
+            both
+        );
+        let report = sim.trigger("us", 2).await;
+        for line in report.delivered_records() {
+            let (message, sig) = signed_parts(line).unwrap();
+            assert!(!verifies(&jwks, &message, &sig), "the old key alone fails");
+            assert!(verifies(&both, &message, &sig));
+        }
+        let kid = sim.rotate_signing_key(false);
+        let only = api.get("/v2/audit-log-webhook/jwks.json").await.json();
+        assert_eq!(only["keys"].as_array().unwrap().len(), 1);
+        assert_eq!(only["keys"][0]["kid"], kid.as_str());
+        sim.reset();
+        sim.add_tunnel("sign.tunnel.test", receiver.addr);
+    }
+}

@@ -1,0 +1,520 @@
+//! Signature checks end to end: the real binary against the emulator, whose
+//! records are signed with a real Ed25519 key (some tampered or unsigned on
+//! request, keys rotated on request), live (`listen`/`tail --verify`) and
+//! offline (`get audit-logs --stored|--file --verify`).
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use konnect_sim::Fault;
+use serde_json::Value;
+
+const JWKS_PATH: &str = "/v2/audit-log-webhook/jwks.json";
+
+fn json_file(path: &Path) -> Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn counts(valid: u64, invalid: u64, unsigned: u64, unverifiable: u64) -> Value {
+    serde_json::json!({
+        "valid": valid,
+        "invalid": invalid,
+        "unsigned": unsigned,
+        "unverifiable": unverifiable,
+    })
+}
+
+/// The emulator's current JWKS, as a client sees it.
+fn served_jwks(w: &World) -> Value {
+    let reply = test_support::exchange(
+        w.sim.addr(),
+        &test_support::request("GET", JWKS_PATH, &[], b""),
+    );
+    assert_eq!(reply.status, 200);
+    serde_json::from_slice(&reply.body).unwrap()
+}
+
+fn jwks_fetches(w: &World) -> usize {
+    w.calls("GET", JWKS_PATH)
+}
+
+#[test]
+fn warn_stores_every_record_and_counts_each_kind() {
+    for format in ["json", "cef"] {
+        let w = World::new();
+        let mut l = w.start_listener("listen", &["--log-format", format]);
+        let dir = w.storage_dir("default");
+        assert_eq!(jwks_fetches(&w), 1, "{format}: fetched at start");
+        // Saved, private, as served (this read is one more fetch).
+        assert_eq!(json_file(&dir.join("jwks.json")), served_jwks(&w));
+        assert_eq!(mode(&dir.join("jwks.json")), 0o600);
+
+        w.sim.forge_next(2, 3);
+        let report = w.sim.trigger("us", 20);
+        assert!(report.all_delivered(), "{report:?}");
+        let delivered = w.delivered_records();
+        assert_eq!(read_lines(&w.events_file()), delivered, "{format}");
+        let tampered = delivered
+            .iter()
+            .filter(|r| r.contains("203.0.113.255"))
+            .count();
+        assert_eq!(tampered, 2, "{format}: the emulator tampered two");
+        assert_eq!(
+            delivered
+                .iter()
+                .filter(|r| !r.contains("\"sig\":") && !r.contains(" sig="))
+                .count(),
+            3,
+            "{format}: and left three unsigned"
+        );
+
+        l.stop_ok();
+        let state = json_file(&dir.join("listener.json"));
+        assert_eq!(state["verify"], counts(15, 2, 3, 0), "{format}");
+        assert_eq!(state["records_received"], 20);
+        assert!(!dir.join("rejected.jsonl").exists());
+        // A mismatch asks for the keys again (they did not change).
+        assert_eq!(
+            jwks_fetches(&w),
+            3,
+            "{format}: start, the test's, once again"
+        );
+        assert!(!l.proc.stderr().contains("Warning"), "{}", l.proc.stderr());
+    }
+}
+
+#[test]
+fn reject_sets_invalid_and_unsigned_records_aside_and_still_acknowledges() {
+    let w = World::new();
+    let mut l = w.start_listener("tail", &["--verify", "reject"]);
+    w.sim.forge_next(1, 2);
+    let report = w.sim.trigger("us", 10);
+    // Konnect hears 202: it must not send the refused records again.
+    assert!(report.all_delivered(), "{report:?}");
+    assert!(
+        report
+            .deliveries
+            .iter()
+            .all(|d| d.attempts.len() == 1 && d.attempts[0].status == Some(202)),
+        "{report:?}"
+    );
+    let delivered = w.delivered_records();
+    let (forged, kept): (Vec<&String>, Vec<&String>) = delivered
+        .iter()
+        .partition(|r| r.contains("203.0.113.255") || !r.contains("\"sig\":"));
+    assert_eq!((forged.len(), kept.len()), (3, 7));
+    assert_eq!(
+        read_lines(&w.events_file()),
+        kept.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    );
+    // tail prints what is stored, only that.
+    let out = l.proc.wait_stdout("7 records", |o| o.lines().count() >= 7);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        kept.iter().map(|s| s.as_str()).collect::<Vec<_>>()
+    );
+
+    let rejected_file = w.storage_dir("default").join("rejected.jsonl");
+    assert_eq!(mode(&rejected_file), 0o600);
+    let rejected: Vec<Value> = read_lines(&rejected_file)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rejected.len(), 3);
+    assert_eq!(rejected[0]["reason"], "invalid_signature");
+    assert_eq!(rejected[0]["record"], forged[0].as_str());
+    for (entry, record) in rejected[1..].iter().zip(&forged[1..]) {
+        assert_eq!(entry["reason"], "missing_signature");
+        assert_eq!(entry["record"], record.as_str());
+    }
+    for entry in &rejected {
+        let at = entry["received_at"].as_str().unwrap();
+        assert!(
+            at.parse::<jiff::Timestamp>().is_ok() && at.ends_with('Z'),
+            "{at}"
+        );
+        assert_eq!(entry.as_object().unwrap().len(), 3, "{entry}");
+    }
+
+    l.stop_ok();
+    let state = json_file(&w.storage_dir("default").join("listener.json"));
+    assert_eq!(state["verify"], counts(7, 1, 2, 0));
+    assert_eq!(state["records_received"], 7);
+    w.assert_konnect_clean();
+}
+
+#[test]
+fn a_rotated_key_is_fetched_at_the_first_record_it_signed() {
+    let w = World::new();
+    let mut l = w.start_listener("listen", &["--verify", "reject"]);
+    assert!(w.sim.trigger("us", 5).all_delivered());
+    assert_eq!(jwks_fetches(&w), 1);
+
+    // Konnect rotates (the old key is gone from the JWKS).
+    let kid = w.sim.rotate_signing_key(false);
+    assert!(w.sim.trigger("us", 5).all_delivered());
+    assert_eq!(read_lines(&w.events_file()), w.delivered_records());
+    assert_eq!(jwks_fetches(&w), 2, "fetched again once");
+    let saved = json_file(&w.storage_dir("default").join("jwks.json"));
+    assert_eq!(saved["keys"][0]["kid"], kid.as_str());
+
+    // Within the minute, a forgery does not fetch the keys again (nor
+    // would a second rotation: its records are refused until a minute
+    // after this fetch).
+    w.sim.forge_next(1, 0);
+    assert!(w.sim.trigger("us", 1).all_delivered());
+    assert_eq!(jwks_fetches(&w), 2);
+    l.stop_ok();
+    let state = json_file(&w.storage_dir("default").join("listener.json"));
+    assert_eq!(state["verify"], counts(10, 1, 0, 0));
+    assert_eq!(read_lines(&w.events_file()).len(), 10);
+    assert_eq!(
+        read_lines(&w.storage_dir("default").join("rejected.jsonl")).len(),
+        1
+    );
+}
+
+#[test]
+fn reject_without_the_keys_fails_before_any_konnect_change() {
+    let w = World::new();
+    w.sim
+        .inject_fault(Fault::status(Some("GET"), JWKS_PATH, 100, 503));
+    let (mut cmd, _host) = w.listener_command("listen", &["--verify", "reject"]);
+    let out = Running::run_command({
+        cmd.env("KONGCTL_KONNECT_TIMEOUT", "2s");
+        cmd
+    });
+    assert_eq!(out.code(), Some(1), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("Error: fetch audit-log signing keys (JWKS): "),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("503"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("Hint: --verify reject needs Konnect's signing keys"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    // Nothing but the JWKS was asked for: Konnect is as it was.
+    let s = w.snapshot();
+    assert!(s.is_pristine(), "{s:?}");
+    assert!(
+        s.requests.iter().all(|r| r.path == JWKS_PATH),
+        "{:?}",
+        s.requests
+    );
+    assert!(!w.storage_dir("default").join("jwks.json").exists());
+}
+
+#[test]
+fn warn_without_the_keys_starts_with_a_warning_and_stores_everything() {
+    let w = World::new();
+    w.sim
+        .inject_fault(Fault::status(Some("GET"), JWKS_PATH, 1000, 503));
+    let mut l = w.start_listener("listen", &[]);
+    assert!(
+        l.proc
+            .stderr()
+            .contains("Warning: fetch audit-log signing keys (JWKS): "),
+        "{}",
+        l.proc.stderr()
+    );
+    assert!(
+        l.proc
+            .stderr()
+            .contains("signed records count as unverifiable until the keys can be fetched"),
+        "{}",
+        l.proc.stderr()
+    );
+    w.sim.forge_next(0, 1);
+    assert!(w.sim.trigger("us", 4).all_delivered());
+    assert_eq!(read_lines(&w.events_file()), w.delivered_records());
+    l.stop_ok();
+    let state = json_file(&w.storage_dir("default").join("listener.json"));
+    assert_eq!(state["verify"], counts(0, 0, 1, 3));
+    w.assert_konnect_clean();
+}
+
+#[test]
+fn warn_falls_back_to_the_saved_keys() {
+    let w = World::new();
+    let mut l = w.start_listener("listen", &[]);
+    l.stop_ok();
+    w.sim
+        .inject_fault(Fault::status(Some("GET"), JWKS_PATH, 1000, 503));
+    let mut l = w.start_listener("listen", &[]);
+    let saved = w.storage_dir("default").join("jwks.json");
+    assert!(
+        l.proc.stderr().contains(&format!(
+            "checking signatures with the keys saved in {}",
+            saved.display()
+        )),
+        "{}",
+        l.proc.stderr()
+    );
+    assert!(w.sim.trigger("us", 3).all_delivered());
+    l.stop_ok();
+    let state = json_file(&w.storage_dir("default").join("listener.json"));
+    assert_eq!(state["verify"], counts(3, 0, 0, 0));
+}
+
+#[test]
+fn off_fetches_no_keys_and_counts_nothing() {
+    let w = World::new();
+    let mut l = w.start_listener("listen", &["--verify", "off"]);
+    w.sim.forge_next(1, 1);
+    assert!(w.sim.trigger("us", 5).all_delivered());
+    assert_eq!(read_lines(&w.events_file()), w.delivered_records());
+    l.stop_ok();
+    assert_eq!(jwks_fetches(&w), 0);
+    let dir = w.storage_dir("default");
+    assert!(
+        json_file(&dir.join("listener.json"))
+            .get("verify")
+            .is_none()
+    );
+    assert!(!dir.join("jwks.json").exists());
+    assert!(!dir.join("rejected.jsonl").exists());
+}
+
+#[test]
+fn cps_records_are_unverifiable_and_kept_under_reject() {
+    let w = World::new();
+    let mut l = w.start_listener("listen", &["--log-format", "cps", "--verify", "reject"]);
+    assert!(w.sim.trigger("us", 6).all_delivered());
+    assert_eq!(read_lines(&w.events_file()), w.delivered_records());
+    l.stop_ok();
+    let state = json_file(&w.storage_dir("default").join("listener.json"));
+    assert_eq!(state["verify"], counts(0, 0, 0, 6));
+    assert!(!w.storage_dir("default").join("rejected.jsonl").exists());
+}
+
+#[test]
+fn ps_json_shows_a_detached_listeners_counts() {
+    let w = World::new();
+    let host = w.tunnel_host();
+    let endpoint = format!("https://{host}/audit-logs");
+    let mut cmd = w.kongctl();
+    cmd.env("KONGCTL_TEST_STATE_REFRESH", "20ms").args([
+        "listen",
+        "--endpoint",
+        &endpoint,
+        "--listen-address",
+        "127.0.0.1:0",
+        "--authorization",
+        "Bearer test-secret",
+        "--verify",
+        "reject",
+        "-d",
+    ]);
+    let out = Running::run_command(cmd);
+    assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+    let pid = detached_pid(&out.stdout);
+    let _guard = PidGuard(pid);
+    let state = json_file(&w.storage_dir("default").join("listener.json"));
+    w.sim.add_tunnel(
+        &host,
+        state["listen_address"].as_str().unwrap().parse().unwrap(),
+    );
+    w.sim.forge_next(2, 1);
+    assert!(w.sim.trigger("us", 8).all_delivered());
+
+    let mut listed = Value::Null;
+    eventually("ps -o json to show the counts", || {
+        let out = w.run(&["ps", "-o", "json"]);
+        listed = serde_json::from_str(&out.stdout).unwrap();
+        // Counted before stored: the two may show in different refreshes.
+        listed[0]["verify"] == counts(5, 2, 1, 0) && listed[0]["records_received"] == 5
+    });
+    assert_eq!(listed[0]["pid"], pid);
+    let stop = w.run(&["ps", "stop", "--all"]);
+    assert_eq!(stop.code(), Some(0), "{}\n{}", stop.stdout, stop.stderr);
+    w.assert_konnect_clean();
+}
+
+/// A listener's archive: `n` records (with the forgeries asked for) stored
+/// by a listener that has stopped.
+fn archive(w: &World, n: usize, unsigned: u64) -> PathBuf {
+    let mut l = w.start_listener("listen", &[]);
+    w.sim.forge_next(0, unsigned);
+    assert!(w.sim.trigger("us", n).all_delivered());
+    l.stop_ok();
+    w.events_file()
+}
+
+#[test]
+fn offline_check_passes_a_valid_archive_and_names_a_tampered_record() {
+    let w = World::new();
+    let events = archive(&w, 12, 0);
+    let out = w.run(&["get", "audit-logs", "--stored", "--verify"]);
+    assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "{}: valid 12, invalid 0, unsigned 0, unverifiable 0\n",
+            events.display()
+        )
+    );
+    assert_eq!(out.stderr, "");
+
+    // Change one record's principal: the only difference is one byte.
+    let mut lines = read_lines(&events);
+    let original = lines[4].clone();
+    let pos = original.find("\"principal_id\":\"").unwrap() + 16;
+    let mut bytes = original.clone().into_bytes();
+    bytes[pos] = if bytes[pos] == b'0' { b'1' } else { b'0' };
+    lines[4] = String::from_utf8(bytes).unwrap();
+    std::fs::write(&events, lines.join("\n") + "\n").unwrap();
+
+    let out = w.run(&["get", "audit-logs", "--stored", "--verify"]);
+    assert_eq!(out.code(), Some(1), "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "{}: valid 11, invalid 1, unsigned 0, unverifiable 0\n",
+            events.display()
+        )
+    );
+    assert!(
+        out.stderr.starts_with(&format!(
+            "{}:5: invalid_signature: no key of the JWKS verifies the signature",
+            events.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .ends_with("Error: signature check failed: 1 record(s) with an invalid signature\n"),
+        "{}",
+        out.stderr
+    );
+
+    // -o jsonl lists it, with its line and raw bytes.
+    let out = w.run(&[
+        "get",
+        "audit-logs",
+        "--file",
+        events.to_str().unwrap(),
+        "--verify",
+        "-o",
+        "jsonl",
+    ]);
+    assert_eq!(out.code(), Some(1), "{}\n{}", out.stdout, out.stderr);
+    let rows: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{}", out.stdout);
+    assert_eq!(rows[0]["file"], events.to_str().unwrap());
+    assert_eq!(rows[0]["line"], 5);
+    assert_eq!(rows[0]["reason"], "invalid_signature");
+    assert_eq!(rows[0]["record"], lines[4].as_str());
+    assert!(
+        out.stderr.starts_with(&format!(
+            "{}: valid 11, invalid 1, unsigned 0, unverifiable 0\n",
+            events.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    // Offline needs no Konnect: the saved keys were used.
+    assert_eq!(jwks_fetches(&w), 1, "only the listener's fetch");
+}
+
+#[test]
+fn offline_keys_come_from_jwks_flag_saved_file_or_konnect() {
+    let w = World::new();
+    let events = archive(&w, 5, 2);
+    let copy = w.dir.path().join("archive.jsonl.gz");
+    std::fs::write(&copy, gzip(&std::fs::read(&events).unwrap())).unwrap();
+    let file = copy.to_str().unwrap();
+    let summary = format!("{file}: valid 3, invalid 0, unsigned 2, unverifiable 0\n");
+
+    // Unsigned records fail only with --strict.
+    let out = w.run(&["get", "audit-logs", "--file", file, "--verify"]);
+    assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.stdout, summary);
+    let out = w.run(&["get", "audit-logs", "--file", file, "--verify", "--strict"]);
+    assert_eq!(out.code(), Some(1));
+    assert_eq!(out.stdout, summary);
+    assert!(
+        out.stderr.ends_with(
+            "Error: signature check failed: 2 record(s) without a signature (--strict)\n"
+        ),
+        "{}",
+        out.stderr
+    );
+
+    // --jwks with another key: every signed record fails.
+    let other = w.dir.path().join("other-jwks.json");
+    std::fs::write(
+        &other,
+        r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#,
+    )
+    .unwrap();
+    let out = w.run(&[
+        "get",
+        "audit-logs",
+        "--file",
+        file,
+        "--verify",
+        "--jwks",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code(), Some(1));
+    assert_eq!(
+        out.stdout,
+        format!("{file}: valid 0, invalid 3, unsigned 2, unverifiable 0\n")
+    );
+
+    // No saved keys: Konnect's are fetched.
+    std::fs::remove_file(w.storage_dir("default").join("jwks.json")).unwrap();
+    let before = jwks_fetches(&w);
+    let out = w.run(&["get", "audit-logs", "--file", file, "--verify"]);
+    assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.stdout, summary);
+    assert_eq!(jwks_fetches(&w), before + 1);
+}
+
+#[test]
+fn offline_verify_refuses_query_flags() {
+    let w = World::new();
+    let out = w.run(&[
+        "get",
+        "audit-logs",
+        "--file",
+        "x",
+        "--verify",
+        "--type",
+        "authorization",
+    ]);
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr.starts_with(
+            "Error: --verify checks every record: it cannot be combined with --type\n"
+        ),
+        "{}",
+        out.stderr
+    );
+    let out = w.run(&["get", "audit-logs", "--verify"]);
+    assert!(
+        out.stderr
+            .starts_with("Error: --verify requires --stored or --file"),
+        "{}",
+        out.stderr
+    );
+}
