@@ -108,6 +108,12 @@ impl Context {
         self.state().faults.clear();
     }
 
+    /// See [`crate::Sim::set_receiver_down`].
+    pub fn set_receiver_down(&self, down: bool) {
+        self.state().receiver_down = down;
+        tracing::info!(down, "receiver switched");
+    }
+
     /// See [`crate::Sim::reset`].
     pub fn reset(&self) {
         self.deliveries.restart();
