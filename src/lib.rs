@@ -24,6 +24,7 @@ pub mod output;
 pub mod ps;
 pub mod query;
 pub mod record;
+pub mod replay;
 pub mod secret;
 pub mod source;
 pub mod tail;

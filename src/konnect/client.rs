@@ -114,6 +114,9 @@ pub struct Response {
     pub body: Bytes,
     pub url: Url,
     pub method: Method,
+    /// The answer's `Date` header: Konnect's clock, which replay windows
+    /// are measured against (ours may be off).
+    pub date: Option<std::time::SystemTime>,
 }
 
 impl Response {
@@ -298,6 +301,11 @@ impl KonnectClient {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after)
             .map(|d| d.min(self.options.backoff_max * 6));
+        let date = resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok());
         let body = resp.bytes().await.map_err(transport)?;
         tracing::debug!(
             %method,
@@ -312,6 +320,7 @@ impl KonnectClient {
                 body,
                 url,
                 method,
+                date,
             })
         } else {
             let mut err = ApiError::from_response(method, &url, status, &body);

@@ -122,6 +122,7 @@ mod tests {
             tail: false,
             detach: false,
             jq: None,
+            backfill: crate::replay::Backfill::Auto,
             warnings: Vec::new(),
         }
     }

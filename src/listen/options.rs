@@ -71,6 +71,8 @@ pub struct ListenOptions {
     pub tail: bool,
     pub detach: bool,
     pub jq: Option<String>,
+    /// `--backfill`: what gap healing replays (`crate::replay`).
+    pub backfill: crate::replay::Backfill,
     /// Warnings to show once the command has decided where output goes.
     pub warnings: Vec<String>,
 }
@@ -163,6 +165,11 @@ impl ListenOptions {
             .map_err(|e| usage(format!("endpoint must be a valid URL: {e}")))?;
         let log_format = LogFormat::parse(&args.log_format).map_err(usage)?;
 
+        let backfill = match args.backfill.as_deref() {
+            None => crate::replay::Backfill::Auto,
+            Some(text) => crate::replay::Backfill::parse(text).map_err(usage)?,
+        };
+
         let listen_address = parse_listen_address(&args.listen_address).map_err(usage)?;
         if args.max_body_bytes <= 0 {
             return Err(usage("max-body-bytes must be greater than zero".into()));
@@ -212,6 +219,7 @@ impl ListenOptions {
             tail,
             detach,
             jq,
+            backfill,
             warnings,
         })
     }
@@ -437,6 +445,14 @@ mod tests {
         );
 
         let mut a = args();
+        a.backfill = Some("soon".into());
+        assert!(
+            err(&a).starts_with("invalid --backfill \"soon\": "),
+            "{}",
+            err(&a)
+        );
+
+        let mut a = args();
         a.listen_address = " ".into();
         assert_eq!(err(&a), "listen address cannot be empty");
 
@@ -460,6 +476,7 @@ mod tests {
             "--endpoint wins"
         );
         assert!(o.configure_webhook);
+        assert_eq!(o.backfill, crate::replay::Backfill::Auto);
         assert!(!o.tail && !o.detach);
         assert_eq!(o.authorization_origin, AuthorizationOrigin::Generated);
         assert!(o.authorization.expose().starts_with("Bearer kongctl-"));

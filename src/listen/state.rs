@@ -112,6 +112,9 @@ pub struct ListenerState {
     pub updated_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_at: Option<String>,
+    /// Gap healing: the replay status and any window still missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<crate::replay::ReplayReport>,
 }
 
 /// Writes `value` as 2-space JSON, atomically, 0600, no trailing newline

@@ -4,12 +4,16 @@
 //! decoding, line splitting), `store` appends them durably to `events.jsonl`
 //! with group commit, and `server` speaks HTTP and enforces the contract
 //! (path, method, authorization, size limits) before anything is stored.
+//! `dedup` is the gate that drops replayed duplicates on their way to the
+//! store while gap healing (`crate::replay`) has Konnect replay a window.
 //! Konnect itself, state files and signal handling belong to the caller.
 
+pub mod dedup;
 pub mod ingest;
 pub mod server;
 pub mod store;
 
+pub use dedup::DedupGate;
 pub use ingest::Batch;
 pub use server::{ListenerSettings, ServeError, ServeReport, serve};
 pub use store::{EventStore, Repair, StoreError, StoreStats};

@@ -62,6 +62,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::dedup::DedupGate;
 use super::ingest::{self, Batch, BodyEncoding, DecodeError};
 use super::store::EventStore;
 
@@ -92,6 +93,9 @@ pub struct ListenerSettings {
     /// After shutdown is requested, how long in-flight requests may take
     /// before their connections are dropped.
     pub drain_timeout: Duration,
+    /// Drops replayed duplicates while gap healing has it open (closed,
+    /// and free, otherwise).
+    pub dedup: DedupGate,
 }
 
 impl ListenerSettings {
@@ -110,6 +114,7 @@ impl ListenerSettings {
             body_read_timeout: Duration::from_secs(30),
             max_connections: 1024,
             drain_timeout: Duration::from_secs(5),
+            dedup: DedupGate::new(),
         }
     }
 }
@@ -124,6 +129,7 @@ impl std::fmt::Debug for ListenerSettings {
             .field("body_read_timeout", &self.body_read_timeout)
             .field("max_connections", &self.max_connections)
             .field("drain_timeout", &self.drain_timeout)
+            .field("dedup", &self.dedup)
             .finish()
     }
 }
@@ -483,12 +489,14 @@ impl Context {
             DecodeError::TooLarge => Rejection::DecodedTooLarge,
             DecodeError::Corrupt => Rejection::Decode,
         })?;
-        let batch = Batch::from_decoded(decoded);
+        let mut batch = Batch::from_decoded(decoded);
+        let admission = settings.dedup.admit(&mut batch);
         let records = batch.len();
-        self.store.append(batch).await.map_err(|e| {
+        if let Err(e) = self.store.append(batch).await {
+            admission.revoke();
             tracing::error!(error = %e, records, "failed to persist a batch");
-            Rejection::Persist
-        })?;
+            return Err(Rejection::Persist);
+        }
         Ok(records)
     }
 }

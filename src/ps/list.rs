@@ -29,6 +29,9 @@ pub struct ListenerCounters {
     pub requests_received: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_event_at: Option<String>,
+    /// Gap healing's status (`crate::replay`), with any missing window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<crate::replay::ReplayReport>,
 }
 
 /// Every record in `processes_dir` with its status, newest first, then by
@@ -216,6 +219,7 @@ mod tests {
             records_received: Some(12),
             requests_received: None,
             last_event_at: Some("2025-03-01T08:01:00Z".into()),
+            ..ListenerCounters::default()
         });
         let q = listed(7, Status::Exited, None);
         assert_eq!(
@@ -269,6 +273,24 @@ mod tests {
     }
 
     #[test]
+    fn json_shows_the_replay_status_and_missing_window() {
+        let mut p = listed(4242, Status::Running, Some("dev"));
+        let state = r#"{"records_received": 5, "replay": {"state": "idle", "backfill": "auto",
+            "trigger": "sleep", "window": {"start": "2025-03-01T07:58:00Z", "end": "2025-03-01T08:30:00Z"},
+            "job_status": "failed", "jobs_completed": 1, "jobs_failed": 1, "duplicates_dropped": 3,
+            "missing_window": {"start": "2025-03-01T07:58:00Z", "end": "2025-03-01T08:30:00Z"},
+            "last_error": "Konnect's replay job failed"}}"#;
+        p.counters = Some(serde_json::from_str(state).unwrap());
+        let json: serde_json::Value = serde_json::from_str(&render_json(&[p])).unwrap();
+        assert_eq!(json[0]["records_received"], 5);
+        assert_eq!(json[0]["replay"]["jobs_failed"], 1);
+        assert_eq!(
+            json[0]["replay"]["missing_window"],
+            serde_json::json!({"start": "2025-03-01T07:58:00Z", "end": "2025-03-01T08:30:00Z"})
+        );
+    }
+
+    #[test]
     fn yaml_sorts_keys() {
         assert_eq!(render_yaml(&[]), "[]\n");
         assert_eq!(
@@ -309,6 +331,7 @@ mod tests {
                 records_received: Some(3),
                 requests_received: Some(1),
                 last_event_at: None,
+                replay: None,
             })
         );
     }
