@@ -167,7 +167,14 @@ impl ListenOptions {
 
         let backfill = match args.backfill.as_deref() {
             None => crate::replay::Backfill::Auto,
-            Some(text) => crate::replay::Backfill::parse(text).map_err(usage)?,
+            Some(text) => match crate::replay::Backfill::parse(text).map_err(usage)? {
+                crate::replay::Backfill::From(t) if t > jiff::Timestamp::now() => {
+                    return Err(usage(format!(
+                        "invalid --backfill {text:?}: the time is in the future"
+                    )));
+                }
+                backfill => backfill,
+            },
         };
 
         let listen_address = parse_listen_address(&args.listen_address).map_err(usage)?;

@@ -138,34 +138,23 @@ impl Healer {
     }
 
     async fn attempt(&mut self, trigger: &Trigger) -> Outcome {
-        // Konnect's clock first: windows end at its now.
-        let now = match self
-            .retrying("read the replay job", || self.h.audit.replay_job())
-            .await
-        {
-            Ok(dated) => konnect_now(dated.date),
-            Err(e) => return Outcome::Unasked(e),
-        };
-        let floor = match trigger {
-            Trigger::Startup => self.h.backfill.floor(now),
+        // The store first: with nothing stored and nothing asked for, there
+        // is nothing to replay and no reason to call Konnect. Its keys are
+        // gathered from a little before any start the window can get (a
+        // `--backfill` duration is measured on Konnect's clock, below).
+        let startup_floor = match trigger {
+            Trigger::Startup => self
+                .h
+                .backfill
+                .floor(Timestamp::now())
+                .map(|f| window::sub(f, CLOCK_SKEW)),
             _ => None,
         };
-        if let (Trigger::Startup, Backfill::Since(_) | Backfill::From(_)) =
-            (trigger, &self.h.backfill)
-            && floor.is_some_and(|f| f >= now)
-        {
-            return Outcome::Unasked(format!(
-                "--backfill {} is not in the past on Konnect's clock ({})",
-                self.h.backfill.text(),
-                fmt(now)
-            ));
-        }
-        let floor = min_opt(floor, self.missing.map(|m| m.start));
-
+        let scan_floor = min_opt(startup_floor, self.missing.map(|m| m.start));
         let committed = *self.h.store.committed().borrow();
         let files = self.h.files.clone();
         let scanned =
-            tokio::task::spawn_blocking(move || scan::scan(&files, committed, floor, OVERLAP))
+            tokio::task::spawn_blocking(move || scan::scan(&files, committed, scan_floor, OVERLAP))
                 .await;
         let scanned: StoreScan = match scanned {
             Ok(Ok(s)) => s,
@@ -181,11 +170,35 @@ impl Healer {
             problems = scanned.problems,
             "replay: store read"
         );
+        if scanned.newest.is_none() && scan_floor.is_none() && *trigger == Trigger::Startup {
+            return Outcome::Nothing;
+        }
+
+        // Konnect's clock: windows end at its now.
+        let now = match self
+            .retrying("read the replay job", || self.h.audit.replay_job())
+            .await
+        {
+            Ok(dated) => konnect_now(dated.date),
+            Err(e) => return Outcome::Unasked(e),
+        };
+        let backfill_floor = match trigger {
+            Trigger::Startup => self.h.backfill.floor(now),
+            _ => None,
+        };
+        if backfill_floor.is_some_and(|f| f >= now) {
+            return Outcome::Unasked(format!(
+                "--backfill {} is not in the past on Konnect's clock ({})",
+                self.h.backfill.text(),
+                fmt(now)
+            ));
+        }
+        let floor = min_opt(backfill_floor, self.missing.map(|m| m.start));
         // A gap noticed while running, before anything was stored: what
         // was sent since the listener started.
-        let floor = match (trigger, scanned.newest, floor) {
-            (Trigger::Startup, _, f) | (_, Some(_), f) => f,
-            (_, None, f) => min_opt(f, Some(self.started_at)),
+        let floor = match (trigger, scanned.newest) {
+            (Trigger::Startup, _) | (_, Some(_)) => floor,
+            (_, None) => min_opt(floor, Some(self.started_at)),
         };
         let Some((w, clamped)) = window::plan(Plan {
             newest_stored: scanned.newest,
@@ -311,6 +324,10 @@ impl Healer {
         }
     }
 }
+
+/// How far our clock may be from Konnect's, for the keys gathered before
+/// Konnect's clock is known (extra keys cost only memory, until evicted).
+const CLOCK_SKEW: Duration = Duration::from_secs(300);
 
 fn is_conflict(e: &KonnectError) -> bool {
     e.status() == Some(reqwest::StatusCode::CONFLICT)

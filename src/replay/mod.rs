@@ -145,15 +145,21 @@ impl Default for Timing {
 /// `sleep_jump` scaled from this one (e.g. `20ms`), so tests run in
 /// milliseconds what takes seconds and minutes for real.
 const TICK_ENV: &str = "KONGCTL_TEST_REPLAY_TICK";
+/// Test only, not for users: the webhook status monitor's interval alone
+/// (e.g. `1h`, so that a test of another trigger is not raced by it).
+const STATUS_EVERY_ENV: &str = "KONGCTL_TEST_WEBHOOK_STATUS_EVERY";
 
 impl Timing {
-    /// [`Timing::default`], or the test-only scaling of [`TICK_ENV`].
+    /// [`Timing::default`], or the test-only values of [`TICK_ENV`] and
+    /// [`STATUS_EVERY_ENV`].
     pub fn from_env() -> Timing {
-        let tick = std::env::var(TICK_ENV)
-            .ok()
-            .and_then(|v| humantime::parse_duration(v.trim()).ok())
-            .filter(|d| !d.is_zero());
-        match tick {
+        let env = |name| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| humantime::parse_duration(v.trim()).ok())
+                .filter(|d| !d.is_zero())
+        };
+        let mut timing = match env(TICK_ENV) {
             None => Timing::default(),
             Some(tick) => Timing {
                 job_poll: tick,
@@ -164,7 +170,11 @@ impl Timing {
                 gate_grace: tick * 25,
                 ..Timing::default()
             },
+        };
+        if let Some(every) = env(STATUS_EVERY_ENV) {
+            timing.status_every = every;
         }
+        timing
     }
 }
 
