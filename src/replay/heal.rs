@@ -74,12 +74,19 @@ impl Healer {
             // Triggers that came during the last replay are covered by one
             // more: its window reaches to now.
             while triggers.try_recv().is_ok() {}
-            self.replay(trigger).await;
-            close_gate_at = Some(Instant::now() + self.h.timing.gate_grace);
+            if self.replay(trigger).await {
+                close_gate_at = Some(Instant::now() + self.h.timing.gate_grace);
+            } else if close_gate_at.is_none() {
+                // No job was asked for, and none is in its grace period:
+                // nothing will come twice.
+                self.h.gate.close();
+            }
         }
     }
 
-    async fn replay(&mut self, trigger: Trigger) {
+    /// One replay; true if a job was asked for (its batches may still be
+    /// arriving).
+    async fn replay(&mut self, trigger: Trigger) -> bool {
         tracing::info!(trigger = trigger.name(), "replay: starting");
         self.h.report.update(|r| {
             r.state = Phase::Scanning;
@@ -89,6 +96,7 @@ impl Healer {
         self.h.gate.open();
         let outcome = self.attempt(&trigger).await;
         let dropped = self.h.gate.dropped();
+        let requested = matches!(outcome, Outcome::Completed(_) | Outcome::Failed(..));
         match outcome {
             Outcome::Completed(w) => {
                 tracing::info!(window = %w, "replay: completed");
@@ -135,6 +143,7 @@ impl Healer {
                 });
             }
         }
+        requested
     }
 
     async fn attempt(&mut self, trigger: &Trigger) -> Outcome {
