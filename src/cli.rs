@@ -366,6 +366,17 @@ pub struct ListenArgs {
     #[arg(long, value_enum, value_name = "MODE", hide_possible_values = true)]
     pub verify: Option<VerifyMode>,
 
+    /// Have Konnect send again what no listener received: auto, off, a
+    /// duration (e.g. 2h) or an RFC3339 time. [default: auto]
+    ///
+    /// auto: at start, replay from the newest stored record (less 2
+    /// minutes) to now, and again whenever the machine wakes from sleep or
+    /// Konnect reports a failed delivery. A duration or a time replays from
+    /// there at start, even with nothing stored. Konnect keeps 7 days.
+    /// Records already stored are not stored again.
+    #[arg(long, value_name = "WHEN")]
+    pub backfill: Option<String>,
+
     /// Unexpected positional arguments (reported with the original's
     /// message rather than clap's).
     #[arg(hide = true, value_name = "ARGS")]
@@ -843,6 +854,7 @@ impl TailArgs {
             (l.detach.is_some(), "--detach"),
             (l.check.is_some(), "--check"),
             (l.verify.is_some(), "--verify"),
+            (l.backfill.is_some(), "--backfill"),
         ]
         .into_iter()
         .find_map(|(given, name)| given.then_some(name))

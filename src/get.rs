@@ -361,7 +361,7 @@ fn inspect_setup(
                     .await
                     .map_err(|e| konnect_err(what, e))?;
                 let status = api
-                    .webhook_status()
+                    .webhook_status_document()
                     .await
                     .map_err(|e| konnect_err(what, e))?;
                 let view = inspect::WebhookView::new(&v2, v3.as_ref(), status);
@@ -371,7 +371,7 @@ fn inspect_setup(
                 })
             }
             AuditLogResource::ReplayJob => {
-                let job = api.replay_job().await.map_err(|e| {
+                let job = api.replay_job_document().await.map_err(|e| {
                     konnect_err("failed to retrieve the regional audit-log replay job", e)
                 })?;
                 Ok::<String, CliError>(match output {

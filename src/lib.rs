@@ -28,6 +28,7 @@ pub mod parse_error;
 pub mod ps;
 pub mod query;
 pub mod record;
+pub mod replay;
 pub mod secret;
 pub mod source;
 pub mod tail;

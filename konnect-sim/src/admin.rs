@@ -13,6 +13,8 @@
 //! | GET | `/_sim/faults` | | 200 `[FaultState]` |
 //! | POST | `/_sim/faults` | `{"method"?, "path", "count"?, "status" + ("retry_after" \| "detail")? \| "delay_ms" \| "drop": true}` | 201 `[FaultState]` |
 //! | DELETE | `/_sim/faults` | | 204 |
+//! | POST | `/_sim/receiver` | `{"down": bool}` | 200 `{"down"}`: deliveries fail as if the receiver were down |
+//! | POST | `/_sim/replay-jobs` | `{"fail"?: n, "hold"?: bool}` | 200 `{"fail", "hold"}`: the next `n` jobs fail; held jobs stay `pending` |
 //! | POST | `/_sim/reset` | | 204 |
 //! | POST | `/_sim/signing-keys/rotate` | `{"keep_old"?}` (default false) | 200 the new JWKS |
 //! | POST | `/_sim/forgeries` | `{"tampered"?, "unsigned"?}` | 200 `{"tampered", "unsigned"}` still to come |
@@ -58,6 +60,21 @@ struct RateBody {
     #[serde(default)]
     region: Option<String>,
     per_second: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReceiverBody {
+    down: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayJobsBody {
+    #[serde(default)]
+    fail: Option<u32>,
+    #[serde(default)]
+    hold: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -282,6 +299,31 @@ pub(crate) async fn handle(
             ctx.clear_faults();
             ApiResponse::no_content()
         }
+        (&Method::POST, "receiver") => {
+            let body: ReceiverBody = match parse(ctx, body) {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            ctx.set_receiver_down(body.down);
+            json_response(200, &json!({"down": body.down}))
+        }
+        (&Method::POST, "replay-jobs") => {
+            let body: ReplayJobsBody = match parse(ctx, body) {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            let mut state = ctx.state();
+            let control = &mut state.replay_control;
+            if let Some(fail) = body.fail {
+                control.fail_next = fail;
+            }
+            if let Some(hold) = body.hold {
+                control.hold = hold;
+            }
+            let answer = json!({"fail": control.fail_next, "hold": control.hold});
+            drop(state);
+            json_response(200, &answer)
+        }
         (&Method::POST, "reset") => {
             ctx.reset();
             ApiResponse::no_content()
@@ -293,6 +335,8 @@ pub(crate) async fn handle(
             | "rate"
             | "tunnels"
             | "faults"
+            | "receiver"
+            | "replay-jobs"
             | "reset"
             | "audit-logs"
             | "audit-logs/cursors"

@@ -220,6 +220,21 @@ impl Sim {
         self.sim.reset();
     }
 
+    /// See [`crate::Sim::set_receiver_down`].
+    pub fn set_receiver_down(&self, down: bool) {
+        self.sim.set_receiver_down(down);
+    }
+
+    /// See [`crate::Sim::fail_replay_jobs`].
+    pub fn fail_replay_jobs(&self, count: u32) {
+        self.sim.fail_replay_jobs(count);
+    }
+
+    /// See [`crate::Sim::hold_replay_jobs`].
+    pub fn hold_replay_jobs(&self, hold: bool) {
+        self.sim.hold_replay_jobs(hold);
+    }
+
     /// Stops the emulator and its thread.
     pub fn shutdown(mut self) {
         self.stop_and_join();

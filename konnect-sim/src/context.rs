@@ -160,6 +160,12 @@ impl Context {
         self.state().signing.forge(tampered, unsigned)
     }
 
+    /// See [`crate::Sim::set_receiver_down`].
+    pub fn set_receiver_down(&self, down: bool) {
+        self.state().receiver_down = down;
+        tracing::info!(down, "receiver switched");
+    }
+
     /// See [`crate::Sim::reset`].
     pub fn reset(&self) {
         self.deliveries.restart();

@@ -271,8 +271,31 @@ impl Sim {
         self.context().forge_next(tampered, unsigned)
     }
 
+    /// While `down`, every delivery attempt (triggers, rates, replay jobs)
+    /// fails at once with a connection error, as if the receiver were down:
+    /// Konnect retries, gives up, and the events are not delivered, so a
+    /// listener misses them as it would while stopped or asleep. The events
+    /// are still stored, for the pull API and replay jobs.
+    pub fn set_receiver_down(&self, down: bool) {
+        self.context().set_receiver_down(down);
+    }
+
+    /// The next `count` replay jobs (any region) fail: they go `running`,
+    /// deliver nothing and end `failed`.
+    pub fn fail_replay_jobs(&self, count: u32) {
+        self.context().state().replay_control.fail_next = count;
+    }
+
+    /// While `hold` is set, accepted replay jobs wait in `pending` (so a
+    /// second `PUT` meets the 409 of a running job); clearing it lets them
+    /// run.
+    pub fn hold_replay_jobs(&self, hold: bool) {
+        self.context().state().replay_control.hold = hold;
+    }
+
     /// Back to the initial state: sentinel webhooks, no destinations, events,
-    /// deliveries, requests, tunnels, faults or rates. Retries and replay
+    /// deliveries, requests, tunnels, faults or rates, the receiver up and
+    /// replay jobs neither held nor made to fail. Retries and replay
     /// jobs in progress stop and record nothing more.
     pub fn reset(&self) {
         self.context().reset();

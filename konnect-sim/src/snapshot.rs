@@ -43,6 +43,10 @@ pub struct Snapshot {
     pub faults: Vec<FaultState>,
     /// Steady event rates (events per second) of the regions that have one.
     pub rates: BTreeMap<String, f64>,
+    /// Whether deliveries fail as if the receiver were down
+    /// ([`crate::Sim::set_receiver_down`]).
+    #[serde(default)]
+    pub receiver_down: bool,
 }
 
 impl Snapshot {

@@ -150,6 +150,9 @@ pub(crate) struct Target {
 pub(crate) enum ReplayStatus {
     Unconfigured,
     Accepted,
+    /// Accepted and waiting for its turn on the region's delivery lane
+    /// (or held by [`crate::Sim::hold_replay_jobs`]).
+    Pending,
     Running,
     Completed,
     Failed,
@@ -160,6 +163,7 @@ impl ReplayStatus {
         match self {
             ReplayStatus::Unconfigured => "unconfigured",
             ReplayStatus::Accepted => "accepted",
+            ReplayStatus::Pending => "pending",
             ReplayStatus::Running => "running",
             ReplayStatus::Completed => "completed",
             ReplayStatus::Failed => "failed",
@@ -167,7 +171,10 @@ impl ReplayStatus {
     }
 
     pub fn is_active(self) -> bool {
-        matches!(self, ReplayStatus::Accepted | ReplayStatus::Running)
+        matches!(
+            self,
+            ReplayStatus::Accepted | ReplayStatus::Pending | ReplayStatus::Running
+        )
     }
 }
 
@@ -243,6 +250,22 @@ pub(crate) struct State {
     pub signing: crate::signing::Signing,
     /// Browser-login tokens issued (see `login.rs`).
     pub logins: crate::login::Logins,
+    /// Every delivery attempt fails at once with a connection error, as
+    /// if the receiver (a listener, its tunnel) were down
+    /// ([`crate::Sim::set_receiver_down`]).
+    pub receiver_down: bool,
+    /// Test knobs of replay jobs ([`crate::Sim::fail_replay_jobs`],
+    /// [`crate::Sim::hold_replay_jobs`]).
+    pub replay_control: ReplayControl,
+}
+
+/// How the emulator bends its replay jobs for tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ReplayControl {
+    /// The next this many jobs fail (after `running`) without delivering.
+    pub fail_next: u32,
+    /// Jobs stay `pending` while this is set.
+    pub hold: bool,
 }
 
 impl State {
@@ -268,6 +291,8 @@ impl State {
             rates: BTreeMap::new(),
             signing,
             logins: crate::login::Logins::default(),
+            receiver_down: false,
+            replay_control: ReplayControl::default(),
         };
         state.reset();
         state
@@ -290,6 +315,8 @@ impl State {
         self.tunnels.clear();
         self.faults.clear();
         self.rates.clear();
+        self.receiver_down = false;
+        self.replay_control = ReplayControl::default();
         self.signing.clear_forgeries();
     }
 
@@ -571,6 +598,7 @@ impl State {
                 .iter()
                 .map(|(r, rate)| (r.to_string(), *rate))
                 .collect(),
+            receiver_down: self.receiver_down,
         }
     }
 }

@@ -247,7 +247,7 @@ impl AuditLogs {
 
     /// The webhook's delivery status: GET {regional}/v3/audit-log-webhook/status,
     /// else the v2 one; `None` if neither exists.
-    pub async fn webhook_status(&self) -> Result<Option<Value>, KonnectError> {
+    pub async fn webhook_status_document(&self) -> Result<Option<Value>, KonnectError> {
         match self
             .get_json(Host::Regional, "/v3/audit-log-webhook/status")
             .await?
@@ -261,7 +261,7 @@ impl AuditLogs {
     }
 
     /// GET {regional}/v3/audit-log-replay-job; `None` on 404.
-    pub async fn replay_job(&self) -> Result<Option<Value>, KonnectError> {
+    pub async fn replay_job_document(&self) -> Result<Option<Value>, KonnectError> {
         self.get_json(Host::Regional, "/v3/audit-log-replay-job")
             .await
     }

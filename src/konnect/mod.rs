@@ -6,7 +6,10 @@
 //! `error` owns what a failed call reports (shared with `login`, whose token
 //! renewal fails the same ways). `login` owns the credential: a PAT or
 //! `kongctl login`'s token file. `audit_logs` knows the audit-log endpoints
-//! (webhook, destinations, replay job) and the quirks of their payloads. Nothing here
+//! (webhook, destinations, replay job) and the quirks of their payloads;
+//! `replay_job` the region's replay job and the webhook's delivery status,
+//! which gap healing (`crate::replay`) watches; `pull` the pull API's
+//! pages. Nothing here
 //! logs or formats the PAT or a destination's authorization value.
 
 pub mod audit_logs;
@@ -14,6 +17,7 @@ pub mod client;
 pub mod error;
 pub mod login;
 pub mod pull;
+pub mod replay_job;
 
 pub use audit_logs::{AuditLogs, Destination, NewDestination, WebhookState};
 pub use client::{Hosts, KonnectClient};

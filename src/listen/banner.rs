@@ -124,6 +124,7 @@ mod tests {
             jq: None,
             check: crate::listen::check::CheckMode::Warn,
             verify: crate::verify::Mode::Warn,
+            backfill: crate::replay::Backfill::Auto,
             warnings: Vec::new(),
         }
     }

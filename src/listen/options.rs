@@ -76,6 +76,8 @@ pub struct ListenOptions {
     pub check: CheckMode,
     /// `--verify`: what to do with records' signatures.
     pub verify: crate::verify::Mode,
+    /// `--backfill`: what gap healing replays (`crate::replay`).
+    pub backfill: crate::replay::Backfill,
     /// Warnings to show once the command has decided where output goes.
     pub warnings: Vec<String>,
 }
@@ -169,6 +171,18 @@ impl ListenOptions {
             .map_err(|e| usage(format!("endpoint must be a valid URL: {e}")))?;
         let log_format = LogFormat::parse(&args.log_format).map_err(usage)?;
 
+        let backfill = match args.backfill.as_deref() {
+            None => crate::replay::Backfill::Auto,
+            Some(text) => match crate::replay::Backfill::parse(text).map_err(usage)? {
+                crate::replay::Backfill::From(t) if t > jiff::Timestamp::now() => {
+                    return Err(usage(format!(
+                        "invalid --backfill {text:?}: the time is in the future"
+                    )));
+                }
+                backfill => backfill,
+            },
+        };
+
         let listen_address = parse_listen_address(&args.listen_address).map_err(usage)?;
         if args.max_body_bytes <= 0 {
             return Err(usage("max-body-bytes must be greater than zero".into()));
@@ -236,6 +250,7 @@ impl ListenOptions {
                 Some(VerifyMode::Off) => crate::verify::Mode::Off,
                 Some(VerifyMode::Reject) => crate::verify::Mode::Reject,
             },
+            backfill,
             warnings,
         })
     }
@@ -461,6 +476,14 @@ mod tests {
         );
 
         let mut a = args();
+        a.backfill = Some("soon".into());
+        assert!(
+            err(&a).starts_with("invalid --backfill \"soon\": "),
+            "{}",
+            err(&a)
+        );
+
+        let mut a = args();
         a.listen_address = " ".into();
         assert_eq!(err(&a), "listen address cannot be empty");
 
@@ -484,6 +507,7 @@ mod tests {
             "--endpoint wins"
         );
         assert!(o.configure_webhook);
+        assert_eq!(o.backfill, crate::replay::Backfill::Auto);
         assert!(!o.tail && !o.detach);
         assert_eq!(o.authorization_origin, AuthorizationOrigin::Generated);
         assert!(o.authorization.expose().starts_with("Bearer kongctl-"));

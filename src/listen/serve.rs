@@ -4,7 +4,8 @@
 //! drains and the follower prints every acknowledged record. This module
 //! also owns `listener.json`'s content: its first version (written by
 //! `run` in startup step 7), its counters refreshed while serving, and its
-//! final `running: false` write.
+//! final `running: false` write. Gap healing (`crate::replay`) runs beside
+//! the listener while it serves, its status kept in `listener.json`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::Run;
 use super::state::{self, ListenerState};
-use crate::listener::{EventStore, ListenerSettings};
+use crate::listener::{DedupGate, EventStore, ListenerSettings};
+use crate::replay::{Healing, ReplayReport, SharedReport, StoreFiles, Timing};
 
 /// How often listener.json's counters are refreshed.
 const STATE_REFRESH: Duration = Duration::from_secs(2);
@@ -63,6 +65,10 @@ impl Run {
             updated_at: Some(started_at),
             stopped_at: None,
             verify: self.verifier.as_ref().map(|v| v.counts()),
+            replay: Some(crate::replay::initial_report(
+                &self.opts.backfill,
+                self.opts.configure_webhook,
+            )),
         }
     }
 
@@ -87,12 +93,29 @@ impl Run {
             .verifier
             .clone()
             .map(|v| v as std::sync::Arc<dyn crate::listener::Screen>);
+        let gate = settings.dedup.clone();
         let mut server = tokio::spawn(crate::listener::serve(
             listener,
             settings,
             store.clone(),
             shutdown.clone(),
         ));
+        // Gap healing, once the listener serves (replayed records arrive
+        // through it).
+        let report = SharedReport::new(listener_state.replay.clone().unwrap_or_default());
+        let healing = crate::replay::start(Healing {
+            audit: self.audit.clone(),
+            store: store.clone(),
+            files: StoreFiles {
+                dir: self.paths.dir.clone(),
+                active: self.paths.events_file.clone(),
+            },
+            gate: gate.clone(),
+            backfill: self.opts.backfill.clone(),
+            automatic: self.opts.configure_webhook,
+            report: report.clone(),
+            timing: Timing::from_env(),
+        });
 
         let stdout_closed = CancellationToken::new();
         let follower = if self.opts.tail {
@@ -123,18 +146,27 @@ impl Run {
             let mut s = listener_state.clone();
             let every = state_refresh_interval();
             let verifier = self.verifier.clone();
+            let report = report.clone();
+            let gate = gate.clone();
             tokio::spawn(async move {
-                let mut last = (0, 0, None);
+                let mut last = (0, 0, None, report.version(), 0);
                 loop {
                     tokio::time::sleep(every).await;
                     let stats = store.stats();
-                    let verify = verifier.as_ref().map(|v| v.counts());
                     // Records refused by `--verify reject` change only
                     // the verify counts.
-                    if (stats.records, stats.requests, verify) != last {
-                        last = (stats.records, stats.requests, verify);
+                    let now = (
+                        stats.records,
+                        stats.requests,
+                        verifier.as_ref().map(|v| v.counts()),
+                        report.version(),
+                        gate.dropped(),
+                    );
+                    if now != last {
+                        last = now;
                         apply_stats(&mut s, &stats);
-                        s.verify = verify;
+                        s.verify = now.2;
+                        s.replay = Some(replay_report(&report, &gate));
                         if let Err(e) = state::write_json(&path, &s) {
                             tracing::warn!(error = %e, "failed to refresh listener state file");
                         }
@@ -179,6 +211,10 @@ impl Run {
         // to end, so the final write below is the last one.
         refresher.abort();
         let _ = refresher.await;
+        if let Some(healing) = healing {
+            healing.stop().await;
+        }
+        listener_state.replay = Some(replay_report(&report, &gate));
         let stats = store.stats();
         store.close();
         if let Some(f) = follower {
@@ -198,6 +234,13 @@ impl Run {
         }
         reason
     }
+}
+
+/// The replay report with the gate's current count of dropped duplicates.
+fn replay_report(report: &SharedReport, gate: &DedupGate) -> ReplayReport {
+    let mut r = report.get();
+    r.duplicates_dropped = gate.dropped();
+    r
 }
 
 fn apply_stats(s: &mut ListenerState, stats: &crate::listener::StoreStats) {

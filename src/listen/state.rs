@@ -116,6 +116,9 @@ pub struct ListenerState {
     /// `--verify off`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<crate::verify::Counts>,
+    /// Gap healing: the replay status and any window still missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<crate::replay::ReplayReport>,
 }
 
 /// Writes `value` as 2-space JSON, atomically, 0600, no trailing newline

@@ -291,29 +291,25 @@ impl Batch {
         std::mem::take(&mut self.bytes)
     }
 
-    /// Keeps only the records `keep` accepts (called once per record, in
-    /// order), compacting in place.
+    /// Keeps only the records `keep` accepts (asked once per record, in
+    /// order), compacting in place: what the replay dedup gate
+    /// (`super::dedup`) drops never reaches the file.
     pub fn retain(&mut self, mut keep: impl FnMut(&[u8]) -> bool) {
-        let bytes = &mut self.bytes;
-        let (mut read, mut write, mut kept) = (0, 0, 0);
-        while read < bytes.len() {
-            // Every record is followed by its `\n` (see `from_decoded`).
-            let next = memchr::memchr(b'\n', &bytes[read..]).map_or(bytes.len(), |i| read + i + 1);
-            let end = if bytes[next - 1] == b'\n' {
-                next - 1
-            } else {
-                next
-            };
-            if keep(&bytes[read..end]) {
-                if write != read {
-                    bytes.copy_within(read..next, write);
-                }
-                write += next - read;
+        let mut out = 0;
+        let mut start = 0;
+        let mut kept = 0;
+        while start < self.bytes.len() {
+            let end =
+                memchr::memchr(b'\n', &self.bytes[start..]).map_or(self.bytes.len(), |i| start + i);
+            let next = (end + 1).min(self.bytes.len());
+            if keep(&self.bytes[start..end]) {
+                self.bytes.copy_within(start..next, out);
+                out += next - start;
                 kept += 1;
             }
-            read = next;
+            start = next;
         }
-        bytes.truncate(write);
+        self.bytes.truncate(out);
         self.records = kept;
     }
 
@@ -347,6 +343,22 @@ mod tests {
             .map(|l| trim_ascii_space(l).to_vec())
             .filter(|l| !l.is_empty())
             .collect()
+    }
+
+    #[test]
+    fn retain_keeps_the_chosen_records_in_order() {
+        let mut batch = Batch::from_decoded(b"a\nbb\n  ccc\r\nd".to_vec());
+        let mut asked = Vec::new();
+        batch.retain(|r| {
+            asked.push(r.to_vec());
+            r != b"bb" && r != b"d"
+        });
+        assert_eq!(asked, [&b"a"[..], b"bb", b"ccc", b"d"]);
+        assert_eq!(batch.as_bytes(), b"a\nccc\n");
+        assert_eq!(batch.len(), 2);
+        batch.retain(|_| false);
+        assert!(batch.is_empty());
+        assert_eq!(batch.as_bytes(), b"");
     }
 
     #[test]

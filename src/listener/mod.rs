@@ -5,15 +5,19 @@
 //! with group commit, and `server` speaks HTTP and enforces the contract
 //! (path, method, authorization, size limits) before anything is stored;
 //! `linger` lets a client whose body was refused unread read the answer;
-//! `probe` answers the tunnel self-test before serving starts.
+//! `probe` answers the tunnel self-test before serving starts. `dedup` is
+//! the gate that drops replayed duplicates on their way to the store while
+//! gap healing (`crate::replay`) has Konnect replay a window.
 //! Konnect itself, state files and signal handling belong to the caller.
 
+pub mod dedup;
 pub mod ingest;
 pub mod linger;
 pub mod probe;
 pub mod server;
 pub mod store;
 
+pub use dedup::DedupGate;
 pub use ingest::Batch;
 pub use server::{ListenerSettings, Screen, ScreenError, ServeError, ServeReport, serve};
 pub use store::{EventStore, Repair, StoreError, StoreStats};

@@ -66,6 +66,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::dedup::DedupGate;
 use super::ingest::{self, Batch, BodyEncoding, DecodeError};
 use super::linger::{Linger, LingeringIo};
 use super::store::EventStore;
@@ -100,6 +101,9 @@ pub struct ListenerSettings {
     /// Runs on every request's records before they are stored (the
     /// signature check); none by default.
     pub screen: Option<Arc<dyn Screen>>,
+    /// Drops replayed duplicates while gap healing has it open (closed,
+    /// and free, otherwise).
+    pub dedup: DedupGate,
 }
 
 /// Why a [`Screen`] could not do its part.
@@ -134,6 +138,7 @@ impl ListenerSettings {
             max_connections: 1024,
             drain_timeout: Duration::from_secs(5),
             screen: None,
+            dedup: DedupGate::new(),
         }
     }
 }
@@ -149,6 +154,7 @@ impl std::fmt::Debug for ListenerSettings {
             .field("max_connections", &self.max_connections)
             .field("drain_timeout", &self.drain_timeout)
             .field("screen", &self.screen.is_some())
+            .field("dedup", &self.dedup)
             .finish()
     }
 }
@@ -516,17 +522,23 @@ impl Context {
             DecodeError::Corrupt => Rejection::Decode,
         })?;
         let mut batch = Batch::from_decoded(decoded);
+        let admission = settings.dedup.admit(&mut batch);
         if let Some(screen) = &settings.screen {
-            batch = screen.screen(batch).await.map_err(|e| {
-                tracing::error!(error = %e, "failed to screen a batch");
-                Rejection::Persist
-            })?;
+            batch = match screen.screen(batch).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    admission.revoke();
+                    tracing::error!(error = %e, "failed to screen a batch");
+                    return Err(Rejection::Persist);
+                }
+            };
         }
         let records = batch.len();
-        self.store.append(batch).await.map_err(|e| {
+        if let Err(e) = self.store.append(batch).await {
+            admission.revoke();
             tracing::error!(error = %e, records, "failed to persist a batch");
-            Rejection::Persist
-        })?;
+            return Err(Rejection::Persist);
+        }
         Ok(records)
     }
 }

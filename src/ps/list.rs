@@ -32,6 +32,9 @@ pub struct ListenerCounters {
     /// Records by signature check outcome (`--verify warn|reject`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<crate::verify::Counts>,
+    /// Gap healing's status (`crate::replay`), with any missing window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<crate::replay::ReplayReport>,
 }
 
 /// Every record in `processes_dir` with its status, newest first, then by
@@ -225,6 +228,7 @@ mod tests {
                 unsigned: 1,
                 unverifiable: 0,
             }),
+            ..ListenerCounters::default()
         });
         let q = listed(7, Status::Exited, None);
         assert_eq!(
@@ -284,6 +288,24 @@ mod tests {
     }
 
     #[test]
+    fn json_shows_the_replay_status_and_missing_window() {
+        let mut p = listed(4242, Status::Running, Some("dev"));
+        let state = r#"{"records_received": 5, "replay": {"state": "idle", "backfill": "auto",
+            "trigger": "sleep", "window": {"start": "2025-03-01T07:58:00Z", "end": "2025-03-01T08:30:00Z"},
+            "job_status": "failed", "jobs_completed": 1, "jobs_failed": 1, "duplicates_dropped": 3,
+            "missing_window": {"start": "2025-03-01T07:58:00Z", "end": "2025-03-01T08:30:00Z"},
+            "last_error": "Konnect's replay job failed"}}"#;
+        p.counters = Some(serde_json::from_str(state).unwrap());
+        let json: serde_json::Value = serde_json::from_str(&render_json(&[p])).unwrap();
+        assert_eq!(json[0]["records_received"], 5);
+        assert_eq!(json[0]["replay"]["jobs_failed"], 1);
+        assert_eq!(
+            json[0]["replay"]["missing_window"],
+            serde_json::json!({"start": "2025-03-01T07:58:00Z", "end": "2025-03-01T08:30:00Z"})
+        );
+    }
+
+    #[test]
     fn yaml_sorts_keys() {
         assert_eq!(render_yaml(&[]), "[]\n");
         assert_eq!(
@@ -329,6 +351,7 @@ mod tests {
                     invalid: 1,
                     ..Default::default()
                 }),
+                replay: None,
             })
         );
     }

@@ -46,6 +46,11 @@ impl Dedup {
         self.seen.contains_key(key)
     }
 
+    /// Forgets `key` (a record whose storing failed); true if it was there.
+    pub fn remove(&mut self, key: &DedupKey) -> bool {
+        self.seen.remove(key).is_some()
+    }
+
     /// Forgets keys whose time is before `t`.
     pub fn evict_before(&mut self, t: Timestamp) {
         self.retain(|time| time >= t);
@@ -90,6 +95,9 @@ mod tests {
         d.evict_before(t("2026-01-01T00:00:01Z"));
         assert!(!d.contains(&k));
         assert!(d.insert(k, None));
+        assert!(d.remove(&k));
+        assert!(!d.remove(&k));
+        assert!(d.insert(k, None), "a removed key is new again");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! One batch, delivered as Konnect documents it: one gzip POST per batch of
 //! newline-terminated records, with the destination's `Authorization` value,
 //! `Content-Type: text/plain` and `Content-Encoding: application/gzip`,
-//! retried on a connection error, 429 or 500 (at most 4 retries).
+//! retried on a connection error, 429 or 500 (at most 4 retries). While
+//! the receiver is switched down (`Sim::set_receiver_down`) every attempt
+//! fails as a refused connection would.
 //!
 //! The emulator has no TLS client. An endpoint whose host is mapped by a
 //! tunnel is delivered to over plain HTTP at the tunnel's local address (with
@@ -187,6 +189,14 @@ async fn post_once(
     target: &Target,
     body: Bytes,
 ) -> Result<(u16, String), AttemptError> {
+    if state.lock().receiver_down {
+        // What a sender sees when the receiving host is down: retried
+        // like any connection error, so Konnect's retries run out.
+        return Err(AttemptError::connection(
+            "connect: connection refused (the receiver is down: Sim::set_receiver_down)"
+                .to_string(),
+        ));
+    }
     let url = Url::parse(&target.endpoint)
         .map_err(|e| AttemptError::fatal(format!("endpoint is not a URL: {e}")))?;
     let host = url

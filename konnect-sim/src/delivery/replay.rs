@@ -1,13 +1,20 @@
-//! Replay jobs: once the API has accepted a job (`api/replay.rs`), the
-//! region's stored events of the job's range are re-delivered to the current
-//! webhook, and the job goes `running`, then `completed` (every batch
-//! delivered) or `failed`.
+//! Replay jobs: once the API has accepted a job (`api/replay.rs`), it waits
+//! `pending` for the region's delivery lane (and while tests hold replay
+//! jobs), then goes `running` while the region's stored events of the job's
+//! range are re-delivered to the current webhook, and ends `completed`
+//! (every batch delivered) or `failed` (a batch was not delivered, or a test
+//! asked for the failure with `Sim::fail_replay_jobs`).
+
+use std::time::Duration;
 
 use super::Deliveries;
 use crate::records::Event;
 use crate::snapshot::DeliverySource;
 use crate::state::{ReplayStatus, State};
 use crate::time::{self, Millis};
+
+/// How often a held job looks whether it may go on.
+const HOLD_POLL: Duration = Duration::from_millis(5);
 
 impl Deliveries {
     /// Runs an accepted replay job of `[start, end]` in the background, on
@@ -17,21 +24,40 @@ impl Deliveries {
         let deliveries = self.clone();
         let cancel = self.work_token();
         self.inner.runtime.spawn(async move {
+            {
+                let mut state = deliveries.inner.state.lock();
+                if state.epoch != epoch {
+                    return;
+                }
+                set_replay_status(&mut state, region, ReplayStatus::Pending);
+            }
+            while deliveries.inner.state.lock().replay_control.hold {
+                tokio::select! {
+                    () = tokio::time::sleep(HOLD_POLL) => {}
+                    () = cancel.cancelled() => return,
+                }
+            }
             let _lane = deliveries.inner.lanes[region].lock().await;
-            let events: Vec<Event> = {
+            let (events, forced_failure): (Vec<Event>, bool) = {
                 let mut state = deliveries.inner.state.lock();
                 if state.epoch != epoch {
                     return;
                 }
                 set_replay_status(&mut state, region, ReplayStatus::Running);
-                state
+                let control = &mut state.replay_control;
+                let forced_failure = control.fail_next > 0;
+                control.fail_next = control.fail_next.saturating_sub(1);
+                let events = state
                     .events
                     .iter()
                     .filter(|e| e.region == region && e.ts >= start && e.ts <= end)
                     .cloned()
-                    .collect()
+                    .collect();
+                (events, forced_failure)
             };
-            let ok = if events.is_empty() {
+            let ok = if forced_failure {
+                false
+            } else if events.is_empty() {
                 true
             } else {
                 let (batches, not_delivered) = deliveries
@@ -50,6 +76,7 @@ impl Deliveries {
                 tracing::info!(
                     region,
                     events = events.len(),
+                    forced_failure,
                     status = status.as_str(),
                     "replay job finished"
                 );

@@ -101,8 +101,28 @@ async fn admin_api_round_trip() {
         404
     );
 
+    // The receiver switch and the replay-job knobs.
+    let down = admin("POST", "/_sim/receiver", Some(json!({"down": true}))).await;
+    assert_eq!(down.json(), json!({"down": true}));
+    let state: Snapshot =
+        serde_json::from_slice(&admin("GET", "/_sim/state", None).await.body).unwrap();
+    assert!(state.receiver_down);
+    admin("POST", "/_sim/receiver", Some(json!({"down": false}))).await;
+    let knobs = admin("POST", "/_sim/replay-jobs", Some(json!({"fail": 2}))).await;
+    assert_eq!(knobs.json(), json!({"fail": 2, "hold": false}));
+    let knobs = admin("POST", "/_sim/replay-jobs", Some(json!({"hold": true}))).await;
+    assert_eq!(knobs.json(), json!({"fail": 2, "hold": true}));
+    admin(
+        "POST",
+        "/_sim/replay-jobs",
+        Some(json!({"fail": 0, "hold": false})),
+    )
+    .await;
+
     // Bad input is a 400 problem, not a panic.
     for (path, body) in [
+        ("/_sim/receiver", json!({})),
+        ("/_sim/replay-jobs", json!({"fail": -1})),
         ("/_sim/trigger", json!({"count": "many"})),
         ("/_sim/trigger", json!({"count": 1, "region": "mars"})),
         ("/_sim/rate", json!({"per_second": -1})),

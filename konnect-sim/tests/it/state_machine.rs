@@ -597,6 +597,84 @@ async fn the_pull_api_pages_through_the_regions_events() {
 }
 
 #[tokio::test]
+async fn a_down_receiver_misses_events_that_a_replay_job_then_brings() {
+    let sim = start_sim().await;
+    let api = Api::new(&sim);
+    let receiver = Receiver::start().await;
+    api.enable_webhook("gap", &receiver.url("/gap"), "json")
+        .await;
+    sim.trigger("us", 3).await;
+
+    // Down: every attempt is a refused connection, retried and given up.
+    sim.set_receiver_down(true);
+    assert!(sim.snapshot().receiver_down);
+    let missed = sim.trigger("us", 4).await;
+    assert!(!missed.all_delivered());
+    let attempts = &missed.deliveries[0].attempts;
+    assert_eq!(attempts.len(), konnect_sim::MAX_RETRIES + 1);
+    assert!(attempts.iter().all(|a| a.status.is_none()), "{attempts:?}");
+    let status = api.get("/v3/audit-log-webhook/status").await.json();
+    assert_eq!(status["webhook_status"], "inactive");
+    assert_eq!(receiver.records().len(), 3);
+    sim.set_receiver_down(false);
+
+    // Held: the job waits `pending`, and a second PUT meets the 409.
+    sim.hold_replay_jobs(true);
+    let range = json!({
+        "start_at": rfc3339(SystemTime::now() - Duration::from_secs(600)),
+        "end_at": rfc3339(SystemTime::now() + Duration::from_secs(2)),
+    });
+    assert_eq!(
+        api.put("/v3/audit-log-replay-job", range.clone())
+            .await
+            .json()["status"],
+        "accepted"
+    );
+    sim.wait_for(Duration::from_secs(5), |s| {
+        s.replay_jobs["us"].status == "pending"
+    })
+    .await
+    .expect("a held job is pending");
+    let conflict = api
+        .put("/v3/audit-log-replay-job", range.clone())
+        .await
+        .problem(409);
+    assert_eq!(conflict["detail"], "A replay job is currently running");
+    sim.hold_replay_jobs(false);
+    sim.wait_for(Duration::from_secs(5), |s| {
+        s.replay_jobs["us"].status == "completed"
+    })
+    .await
+    .expect("the released job completes");
+    // All 7 again: the 3 delivered and the 4 missed.
+    assert_eq!(receiver.records().len(), 3 + 7);
+
+    // Made to fail: nothing is delivered.
+    sim.fail_replay_jobs(1);
+    assert_eq!(
+        api.put("/v3/audit-log-replay-job", range.clone())
+            .await
+            .status,
+        202
+    );
+    sim.wait_for(Duration::from_secs(5), |s| {
+        s.replay_jobs["us"].status == "failed"
+    })
+    .await
+    .expect("the job fails");
+    assert_eq!(receiver.records().len(), 10);
+    // The knob counts down: the next job runs.
+    api.put("/v3/audit-log-replay-job", range).await;
+    sim.wait_for(Duration::from_secs(5), |s| {
+        s.replay_jobs["us"].status == "completed"
+    })
+    .await
+    .expect("the next job completes");
+    assert_eq!(receiver.records().len(), 17);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn replay_jobs_redeliver_stored_events() {
     let sim = start_sim().await;
     let api = Api::new(&sim);

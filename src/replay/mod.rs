@@ -1,0 +1,312 @@
+//! Gap healing: Konnect retries a failed delivery only 4 times, so events
+//! sent while no listener ran (stopped, crashed, the laptop asleep, the
+//! tunnel down) are lost to a webhook. Konnect keeps them for 7 days and
+//! sends a time range again on request (the region's replay job); this
+//! module asks for that range whenever a gap may exist, and makes sure
+//! nothing is stored twice.
+//!
+//! - `window`: the range, from the newest stored record's own time less
+//!   2 minutes to now on Konnect's clock, clamped to the 7 days.
+//! - `scan`: the store (active file and segments) read for that newest time
+//!   and for the keys of the records in the window.
+//! - `heal`: one replay from start to end (gate open, scan, `PUT`, 409
+//!   waits, watching the job), with its outcome in the report.
+//! - `triggers`: what starts one: the listener's start, a jump of the wall
+//!   clock against the monotonic one (the machine slept), Konnect's webhook
+//!   status reporting a failed delivery after the newest stored record.
+//! - `report`: the `replay` object of `listener.json` and `ps -o json`.
+//!
+//! Replayed records arrive through the listener like live ones; the
+//! listener's dedup gate (`crate::listener::dedup`) drops those already
+//! stored. Which records to replay and when is decided here; receiving and
+//! storing them is the listener's.
+
+mod heal;
+pub mod report;
+pub mod scan;
+mod triggers;
+pub mod window;
+
+use std::time::{Duration, SystemTime};
+
+use jiff::Timestamp;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::konnect::AuditLogs;
+use crate::listener::{DedupGate, EventStore};
+pub use report::{Phase, ReplayReport, SharedReport};
+pub use scan::StoreFiles;
+pub use window::Window;
+
+/// `--backfill`: what to replay at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backfill {
+    /// From the newest stored record (less the overlap), if any; and heal
+    /// gaps noticed while running.
+    Auto,
+    /// Never replay.
+    Off,
+    /// From this long before now (on Konnect's clock), even with nothing
+    /// stored; then as `Auto`.
+    Since(Duration),
+    /// From this time, even with nothing stored; then as `Auto`.
+    From(Timestamp),
+}
+
+impl Backfill {
+    /// `auto`, `off`, a Go duration (`90m`, `2h`, `1h30m`) or an RFC 3339
+    /// time (`2026-08-23T14:00:00Z`).
+    pub fn parse(text: &str) -> Result<Backfill, String> {
+        let t = text.trim();
+        let bad = |why: &str| {
+            format!(
+                "invalid --backfill {text:?}: {why}; use auto, off, a duration such as 2h, or an RFC3339 time such as 2026-08-23T14:00:00Z"
+            )
+        };
+        match t.to_ascii_lowercase().as_str() {
+            "auto" => return Ok(Backfill::Auto),
+            "off" => return Ok(Backfill::Off),
+            _ => {}
+        }
+        if t.as_bytes().first().is_some_and(u8::is_ascii_digit) && t.contains('T') {
+            return crate::query::options::parse_rfc3339(t)
+                .map(Backfill::From)
+                .map_err(|e| bad(&e));
+        }
+        if t.starts_with('-') {
+            return Err(bad("a duration must be positive"));
+        }
+        match crate::gofmt::parse_duration(t) {
+            Ok(d) if !d.is_zero() => Ok(Backfill::Since(d)),
+            Ok(_) => Err(bad("a duration must be positive")),
+            Err(e) => Err(bad(&e)),
+        }
+    }
+
+    /// The start this asks for, at `now` on Konnect's clock.
+    pub fn floor(&self, now: Timestamp) -> Option<Timestamp> {
+        match self {
+            Backfill::Auto | Backfill::Off => None,
+            Backfill::Since(d) => Some(window::sub(now, *d)),
+            Backfill::From(t) => Some(*t),
+        }
+    }
+
+    /// As the user would write it.
+    pub fn text(&self) -> String {
+        match self {
+            Backfill::Auto => "auto".into(),
+            Backfill::Off => "off".into(),
+            Backfill::Since(d) => humantime::format_duration(*d).to_string(),
+            Backfill::From(t) => format!("{t:.0}"),
+        }
+    }
+}
+
+/// How often things happen; production values, or test ones.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Between two looks at a running job.
+    pub job_poll: Duration,
+    /// First wait after a 409 (another job runs) or a Konnect failure;
+    /// doubles up to `retry_max`.
+    pub retry_first: Duration,
+    pub retry_max: Duration,
+    /// Between two looks at the webhook's delivery status.
+    pub status_every: Duration,
+    /// Between two readings of the clocks.
+    pub clock_tick: Duration,
+    /// A wall clock ahead of the monotonic clock by more than this since
+    /// the last reading means the machine slept (or the clock was set
+    /// forward): Konnect's retries (1 to 30 s apart, 4 of them) may have
+    /// run out meanwhile.
+    pub sleep_jump: Duration,
+    /// How long the dedup gate stays open after the last job ended
+    /// (batches of the job still in flight).
+    pub gate_grace: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            job_poll: Duration::from_secs(2),
+            retry_first: Duration::from_secs(5),
+            retry_max: Duration::from_secs(120),
+            status_every: Duration::from_secs(60),
+            clock_tick: Duration::from_secs(1),
+            sleep_jump: Duration::from_secs(10),
+            gate_grace: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Test only, not for users: every interval of [`Timing`] but
+/// `sleep_jump` scaled from this one (e.g. `20ms`), so tests run in
+/// milliseconds what takes seconds and minutes for real.
+const TICK_ENV: &str = "KONGCTL_TEST_REPLAY_TICK";
+/// Test only, not for users: the webhook status monitor's interval alone
+/// (e.g. `1h`, so that a test of another trigger is not raced by it).
+const STATUS_EVERY_ENV: &str = "KONGCTL_TEST_WEBHOOK_STATUS_EVERY";
+
+impl Timing {
+    /// [`Timing::default`], or the test-only values of [`TICK_ENV`] and
+    /// [`STATUS_EVERY_ENV`].
+    pub fn from_env() -> Timing {
+        let env = |name| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| humantime::parse_duration(v.trim()).ok())
+                .filter(|d| !d.is_zero())
+        };
+        let mut timing = match env(TICK_ENV) {
+            None => Timing::default(),
+            Some(tick) => Timing {
+                job_poll: tick,
+                retry_first: tick,
+                retry_max: tick * 8,
+                status_every: tick * 5,
+                clock_tick: tick,
+                gate_grace: tick * 25,
+                ..Timing::default()
+            },
+        };
+        if let Some(every) = env(STATUS_EVERY_ENV) {
+            timing.status_every = every;
+        }
+        timing
+    }
+}
+
+/// Everything healing works with.
+pub struct Healing {
+    pub audit: AuditLogs,
+    pub store: EventStore,
+    pub files: StoreFiles,
+    pub gate: DedupGate,
+    pub backfill: Backfill,
+    /// Replay at start (`auto` only when the listener configured the
+    /// webhook) and on gaps noticed while running; explicit backfills are
+    /// requested either way.
+    pub automatic: bool,
+    pub report: SharedReport,
+    pub timing: Timing,
+}
+
+/// The running healer and its triggers; [`Running::stop`] ends them.
+pub struct Running {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops healing (a job already requested goes on at Konnect; what it
+    /// sends after the listener stopped is not received).
+    pub async fn stop(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// The report a listener starts with.
+pub fn initial_report(backfill: &Backfill, automatic: bool) -> ReplayReport {
+    ReplayReport {
+        state: if *backfill == Backfill::Off {
+            Phase::Off
+        } else {
+            Phase::Idle
+        },
+        backfill: if automatic || *backfill == Backfill::Off {
+            backfill.text()
+        } else {
+            format!(
+                "{} (no automatic healing: --configure-webhook=false)",
+                backfill.text()
+            )
+        },
+        ..ReplayReport::default()
+    }
+}
+
+/// Starts healing on the current runtime: the replay at start (if any) and,
+/// when automatic, the sleep detector and the webhook status monitor.
+/// `None` under `--backfill off`.
+pub fn start(healing: Healing) -> Option<Running> {
+    if healing.backfill == Backfill::Off {
+        return None;
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let explicit = !matches!(healing.backfill, Backfill::Auto);
+    if healing.automatic || explicit {
+        let _ = tx.send(triggers::Trigger::Startup);
+    }
+    let mut tasks = Vec::new();
+    if healing.automatic {
+        tasks.push(tokio::spawn(triggers::watch_clock(
+            tx.clone(),
+            healing.timing,
+        )));
+        tasks.push(tokio::spawn(triggers::watch_webhook_status(
+            tx.clone(),
+            healing.audit.clone(),
+            healing.store.clone(),
+            healing.files.clone(),
+            healing.timing,
+        )));
+    }
+    drop(tx);
+    let started_at = Timestamp::try_from(SystemTime::now()).unwrap_or(Timestamp::UNIX_EPOCH);
+    tasks.push(tokio::spawn(heal::Healer::new(healing, started_at).run(rx)));
+    Some(Running { tasks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backfill_values() {
+        assert_eq!(Backfill::parse("auto"), Ok(Backfill::Auto));
+        assert_eq!(Backfill::parse(" OFF "), Ok(Backfill::Off));
+        assert_eq!(
+            Backfill::parse("1h30m"),
+            Ok(Backfill::Since(Duration::from_secs(5400)))
+        );
+        let t: Timestamp = "2026-08-23T12:00:00Z".parse().unwrap();
+        assert_eq!(
+            Backfill::parse("2026-08-23T14:00:00+02:00"),
+            Ok(Backfill::From(t))
+        );
+        for bad in [
+            "",
+            "0s",
+            "-5m",
+            "yesterday",
+            "2026-08-23",
+            "2026-08-23T12:00:00",
+        ] {
+            let e = Backfill::parse(bad).unwrap_err();
+            assert!(
+                e.starts_with(&format!("invalid --backfill {bad:?}: ")),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            Backfill::Since(Duration::from_secs(7200))
+                .floor("2026-08-23T12:00:00Z".parse().unwrap()),
+            Some("2026-08-23T10:00:00Z".parse().unwrap())
+        );
+        assert_eq!(Backfill::Since(Duration::from_secs(5400)).text(), "1h 30m");
+        assert_eq!(Backfill::From(t).text(), "2026-08-23T12:00:00Z");
+    }
+
+    #[test]
+    fn test_timing_scales_from_one_tick() {
+        let t = Timing::default();
+        assert_eq!(t.sleep_jump, Duration::from_secs(10));
+        assert!(t.gate_grace >= super::window::OVERLAP);
+    }
+}

@@ -1,0 +1,504 @@
+//! Reads the profile's store for what a replay needs: the newest stored
+//! record's own time (where the window starts) and the keys of the records
+//! in the window (what the dedup gate must drop when Konnect sends them
+//! again).
+//!
+//! The store is the active `events.jsonl` plus closed segments
+//! (`events-<time>-<seq>.jsonl`, later `.jsonl.gz`) listed in
+//! `segments.json` (the store layout contract, ENGINE.md). A record may sit
+//! on either side of a rotation, so both are read: the active file up to
+//! its last acknowledged byte, and the segments whose `newest_event_at`
+//! reaches the window. Without a readable index, segment files are read
+//! newest first until one holds nothing as new as the window; a segment
+//! that is on disk but not in the index is read; one listed but gone is
+//! skipped; of a segment in both forms (during compression) the plain file
+//! is read. Records are read with `crate::source::file`.
+//!
+//! The active file is opened before the segments are listed, so a rotation
+//! in between leaves the file being read among the segments too (read
+//! twice, which a set of keys does not mind) rather than nowhere.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Deserialize;
+
+use super::window::sub;
+use crate::record::{DedupKey, Record};
+use crate::source::file;
+
+/// The index the store writes (only the fields read here).
+#[derive(Deserialize)]
+struct Index {
+    version: u32,
+    #[serde(default)]
+    segments: Vec<IndexEntry>,
+}
+
+#[derive(Deserialize)]
+struct IndexEntry {
+    file: String,
+    #[serde(default)]
+    newest_event_at: Option<String>,
+}
+
+/// What the store holds that a replay needs.
+#[derive(Debug, Default)]
+pub struct StoreScan {
+    /// The newest record's own time, if any record has one.
+    pub newest: Option<Timestamp>,
+    /// Keys and times of the records at or after [`StoreScan::bound`].
+    pub keys: Vec<(DedupKey, Timestamp)>,
+    /// The oldest time whose records were collected.
+    pub bound: Option<Timestamp>,
+    /// Files read, for the log.
+    pub files: usize,
+    /// Lines that were not records (reported by `source::file`).
+    pub problems: usize,
+}
+
+/// Where the store is.
+#[derive(Debug, Clone)]
+pub struct StoreFiles {
+    /// The profile directory (segments and `segments.json`).
+    pub dir: PathBuf,
+    /// The active `events.jsonl`.
+    pub active: PathBuf,
+}
+
+/// Collects the keys of records at or after `min(floor, newest - overlap)`
+/// (the earliest a replay window can start), reading the active file only
+/// up to `committed` bytes (what was acknowledged: a batch written but not
+/// yet synced may still be cut, and Konnect then sends it again).
+pub fn scan(
+    files: &StoreFiles,
+    committed: u64,
+    floor: Option<Timestamp>,
+    overlap: Duration,
+) -> io::Result<StoreScan> {
+    let mut acc = Collector::new(floor, overlap);
+    let active = match File::open(&files.active) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let on_disk = segment_files(&files.dir)?;
+    let index = read_index(&files.dir);
+
+    if let Some(f) = active {
+        let name = files.active.display().to_string();
+        let reader = BufReader::with_capacity(256 * 1024, f.take(committed));
+        acc.read(&name, reader)?;
+    }
+
+    // Segments: by index where it knows them, else newest first until one
+    // is older than the window.
+    let listed: BTreeMap<String, Option<Timestamp>> = index
+        .as_ref()
+        .map(|i| {
+            i.segments
+                .iter()
+                .map(|e| {
+                    let newest = e.newest_event_at.as_deref().and_then(|t| t.parse().ok());
+                    (stem(&e.file).to_string(), newest)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for newest in listed.values().flatten() {
+        acc.saw_time(*newest);
+    }
+    let mut stop_when_older = index.is_none();
+    for (stem, path) in on_disk.iter().rev() {
+        match listed.get(stem) {
+            Some(Some(newest)) if acc.bound().is_some_and(|b| *newest < b) => continue,
+            Some(_) => {}
+            None if stop_when_older => {
+                let newest = acc.read_segment(path)?;
+                if let (Some(newest), Some(bound)) = (newest, acc.bound())
+                    && newest < bound
+                {
+                    break;
+                }
+                continue;
+            }
+            // On disk but not in an index that exists: stale index.
+            None => stop_when_older = false,
+        }
+        acc.read_segment(path)?;
+    }
+    Ok(acc.finish())
+}
+
+/// How much of the active file's end [`newest_in_tail`] reads.
+const TAIL_BYTES: u64 = 1 << 20;
+
+/// The newest record time among the last MiB of acknowledged records of the
+/// active file: cheap, and a lower bound of the newest stored time (a
+/// replay may have appended older records after newer ones), which errs on
+/// the side of replaying. `None` if the file is empty or unreadable.
+pub fn newest_in_tail(active: &Path, committed: u64) -> Option<Timestamp> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = File::open(active).ok()?;
+    let from = committed.saturating_sub(TAIL_BYTES);
+    f.seek(SeekFrom::Start(from)).ok()?;
+    let mut reader = BufReader::new(f.take(committed - from));
+    if from > 0 {
+        // The first line is probably cut: skip to the next one.
+        let mut skipped = Vec::new();
+        io::BufRead::read_until(&mut reader, b'\n', &mut skipped).ok()?;
+    }
+    let mut newest: Option<Timestamp> = None;
+    file::read_lines(
+        &active.display().to_string(),
+        reader,
+        &mut |record: Record| {
+            if let Some(t) = record.time()
+                && newest.is_none_or(|n| t > n)
+            {
+                newest = Some(t);
+            }
+            Ok(true)
+        },
+        &mut |_| {},
+    )
+    .ok()?;
+    newest
+}
+
+/// Gathers keys, dropping those that fall behind the bound as it moves.
+struct Collector {
+    floor: Option<Timestamp>,
+    overlap: Duration,
+    newest: Option<Timestamp>,
+    keys: Vec<(DedupKey, Timestamp)>,
+    files: usize,
+    problems: usize,
+}
+
+/// Keys gathered between prunes of those behind the bound.
+const PRUNE_EVERY: usize = 1 << 16;
+
+impl Collector {
+    fn new(floor: Option<Timestamp>, overlap: Duration) -> Collector {
+        Collector {
+            floor,
+            overlap,
+            newest: None,
+            keys: Vec::new(),
+            files: 0,
+            problems: 0,
+        }
+    }
+
+    fn bound(&self) -> Option<Timestamp> {
+        let from_newest = self.newest.map(|t| sub(t, self.overlap));
+        match (from_newest, self.floor) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn saw_time(&mut self, t: Timestamp) {
+        if self.newest.is_none_or(|n| t > n) {
+            self.newest = Some(t);
+        }
+    }
+
+    /// Reads one file; returns the newest time in it.
+    fn read(&mut self, name: &str, reader: impl io::Read) -> io::Result<Option<Timestamp>> {
+        self.files += 1;
+        let mut newest_here: Option<Timestamp> = None;
+        let mut problems = 0;
+        file::read_lines(
+            name,
+            reader,
+            &mut |record: Record| {
+                if let Some(t) = record.time() {
+                    self.saw_time(t);
+                    if newest_here.is_none_or(|n| t > n) {
+                        newest_here = Some(t);
+                    }
+                    if self.bound().is_none_or(|b| t >= b) {
+                        self.keys.push((record.dedup_key(), t));
+                        if self.keys.len().is_multiple_of(PRUNE_EVERY) {
+                            self.prune();
+                        }
+                    }
+                }
+                Ok(true)
+            },
+            &mut |problem| {
+                problems += 1;
+                tracing::debug!(%problem, "replay scan: skipped a line");
+            },
+        )?;
+        self.problems += problems;
+        Ok(newest_here)
+    }
+
+    fn read_segment(&mut self, path: &Path) -> io::Result<Option<Timestamp>> {
+        match file::open(path) {
+            Ok(reader) => self.read(&path.display().to_string(), reader),
+            // Removed by retention since it was listed.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn prune(&mut self) {
+        if let Some(bound) = self.bound() {
+            self.keys.retain(|(_, t)| *t >= bound);
+        }
+    }
+
+    fn finish(mut self) -> StoreScan {
+        self.prune();
+        StoreScan {
+            newest: self.newest,
+            bound: self.bound(),
+            keys: self.keys,
+            files: self.files,
+            problems: self.problems,
+        }
+    }
+}
+
+/// The index, if it is there and readable (any trouble reads as absent:
+/// then every segment is read).
+fn read_index(dir: &Path) -> Option<Index> {
+    let bytes = std::fs::read(dir.join("segments.json")).ok()?;
+    let index: Index = serde_json::from_slice(&bytes)
+        .map_err(|e| tracing::debug!(error = %e, "segments.json unreadable; reading every segment"))
+        .ok()?;
+    (index.version == 1).then_some(index)
+}
+
+/// A segment's name without `.jsonl` / `.jsonl.gz`.
+fn stem(name: &str) -> &str {
+    name.strip_suffix(".jsonl.gz")
+        .or_else(|| name.strip_suffix(".jsonl"))
+        .unwrap_or(name)
+}
+
+/// The closed segments on disk, by stem in rotation order (names sort so),
+/// each with the file to read: the plain one while it exists (a `.gz` next
+/// to it may still be being written), else the `.gz`.
+fn segment_files(dir: &Path) -> io::Result<BTreeMap<String, PathBuf>> {
+    let mut found: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with("events-") {
+            continue;
+        }
+        let plain = name.ends_with(".jsonl");
+        if !plain && !name.ends_with(".jsonl.gz") {
+            continue;
+        }
+        let path = entry.path();
+        let slot = found.entry(stem(name).to_string()).or_insert(path.clone());
+        if plain {
+            *slot = path;
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn rec(sig: &str, ts: &str) -> String {
+        format!(
+            r#"{{"event_ts":"{ts}","event_class_id":"konnect","name":"Authz.x","sig":"{sig}"}}"#
+        )
+    }
+
+    fn key(line: &str) -> DedupKey {
+        Record::from_slice(line.as_bytes()).unwrap().dedup_key()
+    }
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn write(path: &Path, lines: &[String]) {
+        let mut text = lines.join("\n");
+        text.push('\n');
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn write_gz(path: &Path, lines: &[String]) {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        for l in lines {
+            e.write_all(l.as_bytes()).unwrap();
+            e.write_all(b"\n").unwrap();
+        }
+        std::fs::write(path, e.finish().unwrap()).unwrap();
+    }
+
+    fn files(dir: &Path) -> StoreFiles {
+        StoreFiles {
+            dir: dir.to_path_buf(),
+            active: dir.join("events.jsonl"),
+        }
+    }
+
+    const MIN2: Duration = Duration::from_secs(120);
+
+    #[test]
+    fn newest_time_and_the_window_keys_of_the_active_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = rec("a", "2026-08-23T10:00:00Z");
+        let near = rec("b", "2026-08-23T11:58:30Z");
+        let newest = rec("c", "2026-08-23T12:00:00Z");
+        // A replayed older record appended after the newest one.
+        let late = rec("d", "2026-08-23T11:59:00Z");
+        write(
+            &dir.path().join("events.jsonl"),
+            &[old.clone(), near.clone(), newest.clone(), late.clone()],
+        );
+        let len = std::fs::metadata(dir.path().join("events.jsonl"))
+            .unwrap()
+            .len();
+        let s = scan(&files(dir.path()), len, None, MIN2).unwrap();
+        assert_eq!(s.newest, Some(t("2026-08-23T12:00:00Z")));
+        assert_eq!(s.bound, Some(t("2026-08-23T11:58:00Z")));
+        let keys: Vec<DedupKey> = s.keys.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, [key(&near), key(&newest), key(&late)]);
+
+        // Only up to the acknowledged length.
+        let first_two = (old.len() + near.len() + 2) as u64;
+        let s = scan(&files(dir.path()), first_two, None, MIN2).unwrap();
+        assert_eq!(s.newest, Some(t("2026-08-23T11:58:30Z")));
+
+        // A floor reaches further back.
+        let s = scan(
+            &files(dir.path()),
+            len,
+            Some(t("2026-08-23T09:00:00Z")),
+            MIN2,
+        )
+        .unwrap();
+        assert_eq!(s.keys.len(), 4);
+    }
+
+    #[test]
+    fn the_tail_gives_the_newest_recent_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let mut lines: Vec<String> = (0..30_000)
+            .map(|i| rec(&format!("s{i}"), "2026-08-23T10:00:00Z"))
+            .collect();
+        lines.push(rec("new", "2026-08-23T12:00:00Z"));
+        lines.push(rec("late", "2026-08-23T11:00:00Z"));
+        write(&path, &lines);
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(len > TAIL_BYTES);
+        assert_eq!(newest_in_tail(&path, len), Some(t("2026-08-23T12:00:00Z")));
+        assert_eq!(newest_in_tail(&path, 0), None);
+        assert_eq!(newest_in_tail(&dir.path().join("none"), 10), None);
+    }
+
+    #[test]
+    fn an_empty_store_has_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = scan(&files(&dir.path().join("missing")), 0, None, MIN2).unwrap();
+        assert_eq!(s.newest, None);
+        assert!(s.keys.is_empty());
+    }
+
+    #[test]
+    fn records_across_a_rotation_are_found_with_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let before = rec("old", "2026-08-20T00:00:00Z");
+        let just_rotated = rec("r", "2026-08-23T11:59:00Z");
+        let in_gz = rec("g", "2026-08-23T11:58:10Z");
+        write_gz(
+            &d.join("events-20260820T000000Z-000001.jsonl.gz"),
+            std::slice::from_ref(&before),
+        );
+        write_gz(
+            &d.join("events-20260823T115800Z-000002.jsonl.gz"),
+            std::slice::from_ref(&in_gz),
+        );
+        // Being compressed: both forms, the plain one is read.
+        write(
+            &d.join("events-20260823T115900Z-000003.jsonl"),
+            std::slice::from_ref(&just_rotated),
+        );
+        std::fs::write(
+            d.join("events-20260823T115900Z-000003.jsonl.gz"),
+            b"partial",
+        )
+        .unwrap();
+        let active = rec("now", "2026-08-23T12:00:00Z");
+        write(&d.join("events.jsonl"), std::slice::from_ref(&active));
+        std::fs::write(
+            d.join("segments.json"),
+            serde_json::json!({"version": 1, "next_seq": 4, "segments": [
+                {"file": "events-20260820T000000Z-000001.jsonl.gz", "first_received_at": "2026-08-20T00:00:00Z",
+                 "oldest_event_at": "2026-08-20T00:00:00Z", "newest_event_at": "2026-08-20T00:00:00Z", "records": 1, "bytes": 1},
+                {"file": "events-20260823T115800Z-000002.jsonl.gz", "first_received_at": "2026-08-23T11:58:00Z",
+                 "oldest_event_at": "2026-08-23T11:58:10Z", "newest_event_at": "2026-08-23T11:58:10Z", "records": 1, "bytes": 1},
+                {"file": "events-20260823T115900Z-000003.jsonl.gz", "first_received_at": "2026-08-23T11:59:00Z",
+                 "oldest_event_at": "2026-08-23T11:59:00Z", "newest_event_at": "2026-08-23T11:59:00Z", "records": 1, "bytes": 1},
+                {"file": "events-20260819T000000Z-000000.jsonl.gz", "first_received_at": "2026-08-19T00:00:00Z",
+                 "oldest_event_at": null, "newest_event_at": null, "records": 0, "bytes": 0}
+            ]})
+            .to_string(),
+        )
+        .unwrap();
+        let len = std::fs::metadata(d.join("events.jsonl")).unwrap().len();
+        let s = scan(&files(d), len, None, MIN2).unwrap();
+        let mut keys: Vec<DedupKey> = s.keys.iter().map(|(k, _)| *k).collect();
+        keys.sort();
+        let mut want = vec![key(&active), key(&just_rotated), key(&in_gz)];
+        want.sort();
+        assert_eq!(keys, want);
+        assert_eq!(s.files, 3, "the old segment is skipped by the index");
+    }
+
+    #[test]
+    fn without_an_index_segments_are_read_newest_first_until_older_than_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write_gz(
+            &d.join("events-20260801T000000Z-000001.jsonl.gz"),
+            &[rec("ancient", "2026-08-01T00:00:00Z")],
+        );
+        write_gz(
+            &d.join("events-20260823T100000Z-000002.jsonl.gz"),
+            &[rec("older", "2026-08-23T10:00:00Z")],
+        );
+        let recent = rec("recent", "2026-08-23T11:59:30Z");
+        write(
+            &d.join("events-20260823T115930Z-000003.jsonl"),
+            std::slice::from_ref(&recent),
+        );
+        // The active file was just rotated: empty.
+        std::fs::write(d.join("events.jsonl"), b"").unwrap();
+        std::fs::write(d.join("segments.json"), b"{not json").unwrap();
+        let s = scan(&files(d), 0, None, MIN2).unwrap();
+        assert_eq!(s.newest, Some(t("2026-08-23T11:59:30Z")));
+        let keys: Vec<DedupKey> = s.keys.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, [key(&recent)]);
+        assert_eq!(
+            s.files, 3,
+            "stops after the first segment older than the window"
+        );
+    }
+}
