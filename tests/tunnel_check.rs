@@ -100,6 +100,12 @@ fn silent_server() -> u16 {
 /// A proxy in front of `target` that drops the Authorization header (as a
 /// misconfigured tunnel can); one request per connection.
 fn header_dropping_proxy(target: u16) -> u16 {
+    authorization_rewriting_proxy(target, None)
+}
+
+/// A proxy in front of `target` that replaces the Authorization header
+/// with `replacement` (`None`: drops it); one request per connection.
+fn authorization_rewriting_proxy(target: u16, replacement: Option<&'static str>) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -107,7 +113,13 @@ fn header_dropping_proxy(target: u16) -> u16 {
             let head = String::from_utf8_lossy(&read_head(&mut client)).into_owned();
             let kept: String = head
                 .split_inclusive("\r\n")
-                .filter(|line| !line.to_ascii_lowercase().starts_with("authorization:"))
+                .filter_map(|line| {
+                    if !line.to_ascii_lowercase().starts_with("authorization:") {
+                        Some(line.to_string())
+                    } else {
+                        replacement.map(|r| format!("Authorization: {r}\r\n"))
+                    }
+                })
                 .collect();
             let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", target)) else {
                 continue;
@@ -246,6 +258,77 @@ fn strict_reports_an_authorization_removed_on_the_way() {
             .contains("reaches this listener, but the Authorization header was removed on the way"),
         "{stderr}"
     );
+}
+
+#[test]
+fn strict_reports_an_authorization_changed_on_the_way() {
+    let w = World::new();
+    let port = free_port();
+    let proxy = authorization_rewriting_proxy(port, Some("Basic dHVubmVsOnVzZXI="));
+    let stderr = strict_failure(&w, &format!("http://127.0.0.1:{proxy}/audit-logs"), port);
+    assert!(
+        stderr.contains(
+            "reaches this listener, but the Authorization header was changed on the way: \
+             Konnect's deliveries would get 401"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("dHVubmVs"),
+        "a header value was shown: {stderr}"
+    );
+}
+
+/// `tail` with a webhook listener runs the same check: strict stops before
+/// Konnect, and a probe through the tail's own socket passes.
+#[test]
+fn tail_checks_the_tunnel_too() {
+    let w = World::new();
+    let closed = free_port();
+    let mut cmd = w.kongctl();
+    cmd.args([
+        "tail",
+        "--endpoint",
+        &format!("http://127.0.0.1:{closed}/audit-logs"),
+        "--listen-address",
+        "127.0.0.1:0",
+        "--check",
+        "strict",
+    ]);
+    let out = Running::run_command(cmd);
+    assert_eq!(out.code(), Some(1), "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr.contains(&format!(
+            "Error: tunnel check: http://127.0.0.1:{closed}/audit-logs does not reach this \
+             listener: the connection failed ("
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(w.snapshot().is_pristine());
+
+    let port = free_port();
+    let mut cmd = w.kongctl();
+    cmd.args([
+        "tail",
+        "--endpoint",
+        &format!("http://127.0.0.1:{port}/audit-logs"),
+        "--listen-address",
+        &format!("127.0.0.1:{port}"),
+        "--authorization",
+        "Bearer test-secret",
+        "--check",
+        "strict",
+    ]);
+    let mut proc = Running::spawn(cmd);
+    proc.wait_for_listener_state(&w.storage_dir("default"));
+    assert!(!proc.stderr().contains("tunnel check"), "{}", proc.stderr());
+    assert_eq!(w.snapshot().destinations.len(), 1);
+    proc.interrupt();
+    assert!(proc.wait_exit(Duration::from_secs(60)).success());
+    assert_eq!(proc.stdout(), "", "the probe was printed as an event");
+    w.assert_konnect_clean();
 }
 
 #[test]
