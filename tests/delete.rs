@@ -252,6 +252,45 @@ fn what_a_running_listener_owns_is_refused_with_its_pid_unless_forced() {
 }
 
 #[test]
+fn a_detached_listeners_objects_are_refused_with_its_pid() {
+    let w = World::new();
+    let host = w.tunnel_host();
+    let out = w.run(&[
+        "listen",
+        "--endpoint",
+        &format!("https://{host}/audit-logs"),
+        "--listen-address",
+        "127.0.0.1:0",
+        "--detach",
+    ]);
+    assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+    let pid = detached_pid(&out.stdout);
+    let _guard = PidGuard(pid);
+    let id = w.snapshot().destinations[0].id.clone();
+    for args in [
+        vec!["delete", "audit-logs", "webhook", "--yes"],
+        vec!["delete", "audit-logs", "destination", id.as_str(), "--yes"],
+    ] {
+        let out = w.run(&args);
+        assert_eq!(out.code(), Some(1), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!(
+                "belongs to a running kongctl listener (pid {pid}, profile \"default\")"
+            )) && out
+                .stderr
+                .contains(&format!("Hint: stop it instead (kongctl ps stop {pid}, ")),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(w.snapshot().destinations.len(), 1);
+    assert!(w.snapshot().webhooks["us"].enabled);
+    let stop = w.run(&["ps", "stop", &pid.to_string()]);
+    assert_eq!(stop.code(), Some(0), "{}", stop.stderr);
+    w.assert_konnect_clean();
+}
+
+#[test]
 fn a_dead_listeners_leftovers_can_be_deleted() {
     let w = World::new();
     let mut l = w.start_listener("listen", &[]);
