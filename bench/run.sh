@@ -40,6 +40,15 @@
 #   WRK_THREADS=2            wrk threads for more than one sender
 #   PARTS="ingest memory startup tail"   what to measure (the report shows those)
 #   GUNZIP_SECS=3 / 1        length of each one-core gunzip measurement
+#   VERIFY=warn              kongctl's --verify (off|warn|reject: with
+#                            reject, the unsigned-by-Konnect bodies below
+#                            would all be set aside)
+#   SIGNED=0                 1 signs every record of the bodies with a test
+#                            key (Kong's scheme; not the emulator's key, so
+#                            each record costs kongctl one full Ed25519
+#                            check and fails it); 0: random sig values,
+#                            mostly not 64 bytes, rejected before any
+#                            Ed25519 work
 #   GO_MODEL=bench/baseline  the Go model to build: a Go module directory,
 #                            or one .go file (built GOPATH-style) taking the
 #                            same -addr -path -auth -file flags
@@ -74,6 +83,8 @@ TAIL_RUNS=${TAIL_RUNS:-$(q 2 5)}
 STARTUP_RUNS=${STARTUP_RUNS:-$(q 7 21)}
 WRK_THREADS=${WRK_THREADS:-2}
 GUNZIP_SECS=${GUNZIP_SECS:-$(q 1 3)}
+VERIFY=${VERIFY:-warn}
+SIGNED=${SIGNED:-0}
 GO_MODEL=${GO_MODEL:-$REPO/bench/baseline}
 [[ $GO_MODEL == /* ]] || GO_MODEL=$PWD/$GO_MODEL
 GO_MODEL_B=${GO_MODEL_B:-}
@@ -216,7 +227,9 @@ setup() {
   [[ -z $GO_MODEL_B ]] || build_go_model "$GO_MODEL_B" "$WORK/bin/go-model-b"
 
   log "generating bodies, bomb and a $TAIL_RECORDS-record corpus"
-  BODY_INFO=$("$TOOL" bodies --records $BATCH --bodies $BODIES --seed 42 --out "$WORK/bodies")
+  local signed=()
+  [[ $SIGNED == 1 ]] && signed=(--signed)
+  BODY_INFO=$("$TOOL" bodies --records $BATCH --bodies $BODIES --seed 42 "${signed[@]+"${signed[@]}"}" --out "$WORK/bodies")
   BOMB_INFO=$("$TOOL" bomb --decoded-mib 64 --out "$WORK/bomb.gz")
   echo "$WORK/bomb.gz" >"$WORK/list.bomb"
   CORPUS_INFO=$("$TOOL" corpus --records "$TAIL_RECORDS" --seed 7 --out "$WORK/corpus.jsonl")
@@ -260,7 +273,7 @@ start_kongctl() {
   host=bench-$START_N.tunnel.test
   XDG_CONFIG_HOME=$RDIR/config KONGCTL_DEFAULT_KONNECT_PAT=$SIM_PAT \
     "$KONGCTL" listen --base-url "$SIM_URL" --endpoint "https://$host$LISTEN_PATH" \
-    --listen-address 127.0.0.1:0 --authorization "$AUTH" --check off >"$RDIR/target.log" 2>&1 &
+    --listen-address 127.0.0.1:0 --authorization "$AUTH" --check off --verify "$VERIFY" >"$RDIR/target.log" 2>&1 &
   TPID=$!
   PIDS+=("$TPID")
   until grep -q '"running": true' "$state" 2>/dev/null; do
@@ -705,7 +718,7 @@ report_bars() {
 report() {
   echo "# kongctl benchmark $1"
   echo
-  echo "Command: \`bench/run.sh$( ((QUICK)) && echo ' --quick')\` (DURATION=$DURATION REPEATS=$REPEATS WRK_THREADS=$WRK_THREADS PARTS=\"$PARTS\"; targets interleaved within each cell, their order rotated every round)"
+  echo "Command: \`bench/run.sh$( ((QUICK)) && echo ' --quick')\` (DURATION=$DURATION REPEATS=$REPEATS WRK_THREADS=$WRK_THREADS PARTS=\"$PARTS\" VERIFY=$VERIFY SIGNED=$SIGNED; targets interleaved within each cell, their order rotated every round)"
   echo
   machine
   echo "- load: wrk with bench/post.lua, batches of $BATCH records ($(kv "$BODY_INFO" avg_plain_bytes) B plain, $(kv "$BODY_INFO" avg_gzip_bytes) B gzip on average, $BODIES different bodies; gzip ones with Content-Encoding: application/gzip as Konnect sends, \`gzip\` to the Go model, which like the original decodes only that), keep-alive, $WRK_THREADS wrk threads (1 for 1 sender)"

@@ -19,6 +19,7 @@
 
 mod corpus;
 mod measure;
+mod sign;
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
@@ -64,6 +65,12 @@ enum Command {
         /// The directory to write them to (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Sign every record with a fixed test key (Kong's scheme, `sig`
+        /// last), so that a listener checking signatures does one Ed25519
+        /// verification per record (the key is not Konnect's: the records
+        /// fail the check, at the full cost of one).
+        #[arg(long)]
+        signed: bool,
     },
     /// Writes a gzip body that decodes to N MiB of newlines.
     Bomb {
@@ -76,6 +83,9 @@ enum Command {
     },
     /// Measures how fast one core merely gunzips the listed bodies.
     Gunzip(measure::GunzipArgs),
+    /// Measures how fast one core checks the signatures of the listed
+    /// (plain) bodies' records, as they are and validly signed.
+    Sigcheck(measure::SigcheckArgs),
     /// Checks that every line of FILE is one JSON object and that there are
     /// at least MIN_LINES lines (exit 0 on PASS, 1 on FAIL).
     Verify {
@@ -109,9 +119,11 @@ fn main() -> ExitCode {
             bodies,
             seed,
             out,
-        } => bodies_cmd(records, bodies, seed, &out),
+            signed,
+        } => bodies_cmd(records, bodies, seed, signed, &out),
         Command::Bomb { decoded_mib, out } => bomb_cmd(decoded_mib, &out),
         Command::Gunzip(args) => measure::gunzip_cmd(&args),
+        Command::Sigcheck(args) => measure::sigcheck_cmd(&args),
         Command::Verify { file, min_lines } => return verify_cmd(&file, min_lines),
         Command::GoEscape => go_escape(io::stdin().lock(), io::stdout().lock()),
         Command::Disk(args) => measure::disk_cmd(&args),
@@ -160,16 +172,32 @@ fn gzip(data: &[u8], level: u32) -> Vec<u8> {
     e.finish().expect("writing to a Vec cannot fail")
 }
 
-fn bodies_cmd(per_body: usize, count: usize, seed: u64, dir: &Path) -> Result<(), String> {
+fn bodies_cmd(
+    per_body: usize,
+    count: usize,
+    seed: u64,
+    signed: bool,
+    dir: &Path,
+) -> Result<(), String> {
     fs::create_dir_all(dir).map_err(err("create", dir))?;
     let dir = fs::canonicalize(dir).map_err(err("resolve", dir))?;
     let mut g = corpus::Generator::new(seed);
+    let key = signed.then(sign::TestKey::new);
+    let mut line = String::new();
     let (mut plain_list, mut gzip_list) = (String::new(), String::new());
     let (mut plain_bytes, mut gzip_bytes) = (0, 0);
     for i in 0..count {
         let mut body = String::new();
         for _ in 0..per_body {
-            g.record(&mut body);
+            line.clear();
+            g.record(&mut line);
+            match &key {
+                Some(key) => {
+                    body.push_str(&key.sign(line.trim_end_matches('\n')));
+                    body.push('\n');
+                }
+                None => body.push_str(&line),
+            }
         }
         // Go's gzip default level, which Konnect's sender uses.
         let gz = gzip(body.as_bytes(), 6);
@@ -189,7 +217,7 @@ fn bodies_cmd(per_body: usize, count: usize, seed: u64, dir: &Path) -> Result<()
     write("list.plain", &plain_list)?;
     write("list.gzip", &gzip_list)?;
     println!(
-        "bodies={count} records_per_body={per_body} avg_plain_bytes={} avg_gzip_bytes={} dir={}",
+        "bodies={count} records_per_body={per_body} signed={signed} avg_plain_bytes={} avg_gzip_bytes={} dir={}",
         plain_bytes / count.max(1),
         gzip_bytes / count.max(1),
         dir.display()
@@ -397,7 +425,15 @@ mod tests {
         };
         assert!(matches!(
             parse("bodies --records 50 --bodies 16 --seed 42 --out /w/bodies"),
-            Command::Bodies { records: 50, bodies: 16, seed: 42, out } if out == Path::new("/w/bodies")
+            Command::Bodies { records: 50, bodies: 16, seed: 42, out, signed: false } if out == Path::new("/w/bodies")
+        ));
+        assert!(matches!(
+            parse("bodies --records 50 --bodies 16 --seed 42 --signed --out /w/bodies"),
+            Command::Bodies { signed: true, .. }
+        ));
+        assert!(matches!(
+            parse("sigcheck --list /w/bodies/list.plain --secs 1"),
+            Command::Sigcheck(_)
         ));
         assert!(matches!(
             parse("bomb --decoded-mib 64 --out /w/bomb.gz"),

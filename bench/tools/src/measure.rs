@@ -1,4 +1,5 @@
-//! Measurements: the one-core gunzip rate and the time to listening.
+//! Measurements: the one-core gunzip and signature check rates and the
+//! time to listening.
 
 use std::ffi::OsString;
 use std::fs;
@@ -51,6 +52,69 @@ pub fn gunzip_cmd(args: &GunzipArgs) -> Result<(), String> {
         (rounds * decoded_per_round) as f64 / elapsed / 1e6,
         bodies.len()
     );
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct SigcheckArgs {
+    /// File listing the plain bodies, one path per line.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) list: PathBuf,
+    /// How long to measure each case, in seconds.
+    #[arg(long, value_name = "S", default_value_t = 3.0)]
+    pub(crate) secs: f64,
+}
+
+/// Runs the listener's signature check (`kongctl::verify::check`, what
+/// `--verify warn|reject` runs per record) over the records of the listed
+/// bodies on this one thread, for `--secs` seconds per case, and prints
+/// records/s: `as_is` with the bodies' own `sig` values (random ones are
+/// mostly not 64 bytes, so rejected before any Ed25519 work: what the
+/// ingest benchmark's listener does by default), and `signed` with every
+/// record signed anew by the test key, which the check is given (one
+/// Ed25519 verification each: what a listener receiving real Konnect
+/// records does).
+pub fn sigcheck_cmd(args: &SigcheckArgs) -> Result<(), String> {
+    use kongctl::verify::{KeySet, check};
+
+    let key = crate::sign::TestKey::new();
+    let keys = KeySet::parse(key.jwks().as_bytes()).map_err(|e| e.to_string())?;
+    let as_is: Vec<Vec<u8>> = read_bodies(&args.list)?
+        .iter()
+        .flat_map(|b| {
+            b.split(|&c| c == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let signed: Vec<Vec<u8>> = as_is
+        .iter()
+        .map(|line| key.sign(&String::from_utf8_lossy(line)).into_bytes())
+        .collect();
+    let limit = secs(args.secs)?;
+    let mut scratch = Vec::new();
+    let mut line = format!("sigcheck records={}", as_is.len());
+    for (name, records) in [("as_is", &as_is), ("signed", &signed)] {
+        let mut outcomes = [0u64; 4];
+        for r in records.iter() {
+            outcomes[check::check_line(r, &keys, &mut scratch).kind() as usize] += 1;
+        }
+        let started = Instant::now();
+        let mut rounds = 0u64;
+        while started.elapsed() < limit {
+            for r in records.iter() {
+                std::hint::black_box(check::check_line(r, &keys, &mut scratch));
+            }
+            rounds += 1;
+        }
+        let per_s = (rounds * records.len() as u64) as f64 / started.elapsed().as_secs_f64();
+        line.push_str(&format!(
+            " {name}_records_per_s={per_s:.0} {name}_valid={} {name}_invalid={}",
+            outcomes[0], outcomes[1]
+        ));
+    }
+    println!("{line}");
     Ok(())
 }
 
