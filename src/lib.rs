@@ -32,8 +32,8 @@ pub mod replay;
 pub mod secret;
 pub mod source;
 pub mod tail;
-pub mod version;
 pub mod verify;
+pub mod version;
 
 use cli::{Cli, Command};
 use config::{ProcessEnv, Settings};

@@ -122,9 +122,14 @@ impl Context {
         let mut state = self.state();
         let state = &mut *state;
         let end = end.unwrap_or_else(|| state.now());
-        state
-            .history
-            .seed(&mut state.generator, region, count, start.min(end), end)
+        state.history.seed(
+            &mut state.generator,
+            &state.signing.current_key(),
+            region,
+            count,
+            start.min(end),
+            end,
+        )
     }
 
     /// See [`crate::Sim::add_raw_audit_logs`].

@@ -25,11 +25,13 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::config::REGIONS;
 use crate::records::{Event, Generator};
+use crate::signing::{Seal, SigningKey};
 use crate::time::Millis;
 
 /// Generated events kept for the pull API (as `state::MAX_EVENTS` keeps
@@ -63,8 +65,14 @@ impl Key {
 enum Entry {
     /// A generated event's `AuditLog` JSON.
     Rendered { kind: &'static str, text: Box<str> },
-    /// Record `n` of the series of `series`, made again on demand.
-    Seeded { kind: &'static str, series: u64 },
+    /// Record `n` of the series of `series`, made again on demand, signed
+    /// by the key that signed when it was seeded (so that its `signature`
+    /// stays the same across reads, as a stored record's does).
+    Seeded {
+        kind: &'static str,
+        series: u64,
+        key: Arc<SigningKey>,
+    },
     /// A record as a test gave it.
     Raw {
         kind: Option<&'static str>,
@@ -219,6 +227,7 @@ impl History {
     pub fn seed(
         &mut self,
         generator: &mut Generator,
+        signer: &Arc<SigningKey>,
         region: &'static str,
         count: usize,
         start: Millis,
@@ -241,8 +250,14 @@ impl History {
                 .event_in_series(series, key.n, region, ts)
                 .kind
                 .pull_type();
-            self.region_mut(region)
-                .insert(key, Entry::Seeded { kind, series });
+            self.region_mut(region).insert(
+                key,
+                Entry::Seeded {
+                    kind,
+                    series,
+                    key: signer.clone(),
+                },
+            );
             oldest = Some(oldest.map_or(ts, |o: Millis| o.min(ts)));
             newest = Some(newest.map_or(ts, |o: Millis| o.max(ts)));
         }
@@ -378,10 +393,15 @@ impl History {
             .into_iter()
             .map(|(key, entry)| match entry {
                 Entry::Rendered { text, .. } | Entry::Raw { text, .. } => text.to_string(),
-                Entry::Seeded { series, .. } => generator
-                    .event_in_series(*series, key.n, region, key.ts)
-                    .pull_view()
-                    .to_string(),
+                Entry::Seeded {
+                    series,
+                    key: signer,
+                    ..
+                } => {
+                    let mut event = generator.event_in_series(*series, key.n, region, key.ts);
+                    event.seal = Seal::Signed(signer.clone());
+                    event.pull_view().to_string()
+                }
             })
             .collect();
         Page {
@@ -397,6 +417,10 @@ mod tests {
     use super::*;
 
     const T0: Millis = 1_750_000_000_000;
+
+    fn test_key() -> Arc<SigningKey> {
+        Arc::new(SigningKey::generate(&mut Generator::new(7)))
+    }
 
     fn query(size: usize) -> PageQuery<'static> {
         PageQuery {
@@ -433,7 +457,14 @@ mod tests {
     fn records_are_listed_by_time_then_arrival() {
         let mut generator = Generator::new(1);
         let mut history = History::new();
-        history.seed(&mut generator, "us", 3, T0 + 10_000, T0 + 12_000);
+        history.seed(
+            &mut generator,
+            &test_key(),
+            "us",
+            3,
+            T0 + 10_000,
+            T0 + 12_000,
+        );
         let late = format!(
             r#"{{"ts":"{}","type":"authorization","n":1}}"#,
             crate::time::format_seconds(T0 + 11_000)
@@ -459,7 +490,7 @@ mod tests {
     fn seeded_records_are_the_same_every_time_they_are_shown() {
         let mut generator = Generator::new(1);
         let mut history = History::new();
-        let report = history.seed(&mut generator, "eu", 1000, T0, T0 + 999_000);
+        let report = history.seed(&mut generator, &test_key(), "eu", 1000, T0, T0 + 999_000);
         assert_eq!(report.added, 1000);
         assert_eq!(report.oldest.as_deref(), Some("2025-06-15T15:06:40Z"));
         let first = history.page(&mut generator, "eu", &query(1000));
@@ -481,7 +512,14 @@ mod tests {
         for mode in [CursorMode::Keyed, CursorMode::Offset] {
             let mut history = History::new();
             history.cursors = mode;
-            history.seed(&mut generator, "us", 4, T0 + 10_000, T0 + 40_000);
+            history.seed(
+                &mut generator,
+                &test_key(),
+                "us",
+                4,
+                T0 + 10_000,
+                T0 + 40_000,
+            );
             let first = history.page(&mut generator, "us", &query(2));
             // A late record, older than the whole first page.
             let late = format!(r#"{{"ts":"{}"}}"#, crate::time::format_seconds(T0));

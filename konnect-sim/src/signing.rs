@@ -37,7 +37,7 @@ impl fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    fn generate(generator: &mut Generator) -> SigningKey {
+    pub(crate) fn generate(generator: &mut Generator) -> SigningKey {
         let kid: String = generator
             .bytes(20)
             .iter()
@@ -104,6 +104,11 @@ impl Signing {
             tampered: 0,
             unsigned: 0,
         }
+    }
+
+    /// The key that signs now.
+    pub fn current_key(&self) -> Arc<SigningKey> {
+        self.keys[0].clone()
     }
 
     /// The seal of the next event: a forgery if some are asked for

@@ -67,8 +67,12 @@ fn audit_logs(settings: &Settings) -> Result<AuditLogs, CliError> {
             Credential::Login(LoginToken::new(path, refresh))
         }
     };
-    let client = KonnectClient::new(hosts, credential, crate::konnect::client::ClientOptions::from_env())
-        .map_err(|e| CliError::new(e.to_string()))?;
+    let client = KonnectClient::new(
+        hosts,
+        credential,
+        crate::konnect::client::ClientOptions::from_env(),
+    )
+    .map_err(|e| CliError::new(e.to_string()))?;
     Ok(AuditLogs::new(client))
 }
 
