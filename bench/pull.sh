@@ -72,6 +72,8 @@ sim_rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$SIM_PID/status")
 # CPU time (user + system, seconds) of the emulator so far.
 sim_cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$SIM_PID/stat"; }
 
+# Read before HOME moves: rustup finds its toolchain through HOME.
+RUSTC_VERSION=$(rustc --version 2>/dev/null | cut -d' ' -f1-2 || echo "rustc ?")
 export XDG_CONFIG_HOME=$WORK_DIR HOME=$WORK_DIR
 export KONGCTL_DEFAULT_KONNECT_PAT=$KONNECT_PAT KONGCTL_DEFAULT_KONNECT_BASE_URL=$KONNECT_BASE_URL
 rows=()
@@ -110,7 +112,7 @@ report=$REPO/bench/results/pull-$stamp.md
   echo "Command: \`bench/pull.sh\` (RECORDS=$RECORDS PAGE_SIZE=$PAGE_SIZE RUNS=$RUNS)"
   echo
   echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, kernel $(uname -r)"
-  echo "- kongctl $(git -C "$REPO" rev-parse --short HEAD), $(rustc --version | cut -d' ' -f1-2)"
+  echo "- kongctl $(git -C "$REPO" rev-parse --short HEAD), $RUSTC_VERSION"
   echo "- emulator: $RECORDS records over the last 24 h seeded in ${seed_secs}s, its RSS then $((sim_rss_kb / 1024)) MiB"
   echo "- measured: \`kongctl get audit-logs --since 25h --page-size $PAGE_SIZE -o jsonl > file\`, wall time and peak RSS by GNU time"
   echo
