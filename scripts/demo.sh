@@ -4,6 +4,8 @@
 # have the emulator deliver audit events (gzip'd batches, as Konnect does)
 # through its built-in "tunnel" to the listener, watch them stream and get
 # stored, then stop with SIGINT and show that Konnect is left as it was.
+# Then the same events without any tunnel: `kongctl get audit-logs --since
+# 10m -o jsonl` pulls them from the emulator's pull API.
 #
 # Needs: cargo, curl. Traffic stays on 127.0.0.1. Everything is written to a
 # temporary directory that is removed at the end.
@@ -78,3 +80,11 @@ echo "first stored record: $(head -c 160 "$EVENTS")..."
 echo "Regional webhook after: $(api /v2/audit-log-webhook)"
 echo "Destinations after: $(api /v3/audit-log-destinations)"
 grep -o 'Listener stopped[^"]*' "$XDG_CONFIG_HOME/kongctl/logs/kongctl.log" | tail -1 || true
+
+say "Without a tunnel: kongctl get audit-logs --since 10m -o jsonl"
+# Konnect keeps every event for its pull API: the same 16, no webhook needed.
+"$BIN/kongctl" get audit-logs --base-url "$KONNECT_BASE_URL" --since 10m -o jsonl >"$WORK/pulled.jsonl"
+echo "pulled $(wc -l <"$WORK/pulled.jsonl") records; the first:"
+head -n 1 "$WORK/pulled.jsonl"
+say "And the five most recent as a table: kongctl get audit-logs --limit 5"
+"$BIN/kongctl" get audit-logs --base-url "$KONNECT_BASE_URL" --limit 5

@@ -1212,3 +1212,70 @@ fn the_regions_setup_can_be_inspected() {
         "Error: invalid output format \"jsonl\": webhook supports text, json or yaml"
     ));
 }
+
+#[test]
+fn jq_works_while_following_and_skips_a_record_it_fails_on() {
+    let w = world();
+    let ts = |s: u64| rfc3339(ago(s));
+    let odd = raw_record("authorization", 2, &ts(20))
+        .replace("\"trace_id\":\"trace-2\"", "\"trace_id\":42");
+    let records = [
+        raw_record("authentication", 1, &ts(30)),
+        odd,
+        raw_record("gateway_access", 3, &ts(10)),
+    ];
+    let refs: Vec<&str> = records.iter().map(String::as_str).collect();
+    w.sim.add_raw_audit_logs("us", &refs).unwrap();
+
+    // Text output while following takes --jq too (upstream: jsonl only).
+    let mut tail = w.spawn(&[
+        "tail",
+        "--jq",
+        "{type, n: .future_field.exact}",
+        "--poll-interval",
+        "150ms",
+    ]);
+    tail.wait_stdout("three lines", |out| out.lines().count() >= 3);
+    tail.interrupt();
+    assert!(tail.wait_exit(PATIENCE).success());
+    assert_eq!(
+        tail.stdout(),
+        "{\"n\":9007199254740993,\"type\":\"authentication\"}\n{\"n\":9007199254740993,\"type\":\"authorization\"}\n{\"n\":9007199254740993,\"type\":\"gateway_access\"}\n"
+    );
+
+    // A record the filter fails on is skipped with a warning; the follow
+    // goes on and prints what comes later.
+    let mut tail = w.spawn(&[
+        "tail",
+        "-o",
+        "jsonl",
+        "--jq",
+        ".trace_id | ascii_downcase",
+        "-r",
+        "--poll-interval",
+        "150ms",
+    ]);
+    tail.wait_stdout("the two others", |out| out.lines().count() >= 2);
+    w.sim
+        .add_raw_audit_logs(
+            "us",
+            &[&raw_record(
+                "authentication",
+                4,
+                &rfc3339(SystemTime::now()),
+            )],
+        )
+        .unwrap();
+    tail.wait_stdout("a later record", |out| out.lines().count() >= 3);
+    tail.interrupt();
+    assert!(tail.wait_exit(PATIENCE).success());
+    assert_eq!(tail.stdout(), "trace-1\ntrace-3\ntrace-4\n");
+    let stderr = tail.stderr();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "skipping non-JSON or invalid jq record for filter \".trace_id | ascii_downcase\": "
+        ),
+        "{stderr}"
+    );
+}
