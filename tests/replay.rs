@@ -7,6 +7,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::process::Command;
 use std::time::Duration;
 
@@ -159,6 +160,94 @@ fn a_killed_listener_misses_nothing_after_a_restart() {
         .count();
     assert_eq!(put, 1);
 
+    second.stop_ok();
+    w.assert_konnect_clean();
+}
+
+/// The event time of a stored line.
+fn event_ts(line: &str) -> String {
+    serde_json::from_str::<Value>(line).unwrap()["event_ts"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn records_already_rotated_into_segments_are_not_stored_again() {
+    // The store layout contract (ENGINE.md): closed segments next to the
+    // active file, compressed or not, listed in segments.json or not yet.
+    // A restart's replay must find the window's records in all of them.
+    let w = World::new();
+    let (cmd, host) = command(&w, "listen", &[]);
+    let mut first = start(&w, cmd, &host);
+    let before = w.sim.trigger("us", 40);
+    assert!(before.all_delivered(), "{before:?}");
+    kill(&mut first);
+    let during = w.sim.trigger("us", 20);
+    assert!(during.deliveries.iter().all(|d| !d.delivered));
+
+    // Rotate by hand: the first 30 records into a compressed segment the
+    // index lists, the next 10 into a plain one it does not list yet (a
+    // stale index), and no active file at all.
+    let dir = w.storage_dir("default");
+    let stored = read_lines(&w.events_file());
+    assert_eq!(stored.len(), 40);
+    let (old, new) = stored.split_at(30);
+    let gz_name = "events-20260101T000000Z-000001.jsonl.gz";
+    let gz_file = std::fs::File::create(dir.join(gz_name)).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(gz_file, flate2::Compression::fast());
+    for line in old {
+        writeln!(gz, "{line}").unwrap();
+    }
+    gz.finish().unwrap();
+    let plain_name = "events-20260101T000100Z-000002.jsonl";
+    std::fs::write(dir.join(plain_name), new.join("\n") + "\n").unwrap();
+    let times: Vec<String> = old.iter().map(|l| event_ts(l)).collect();
+    let index = serde_json::json!({
+        "version": 1,
+        "next_seq": 2,
+        "segments": [{
+            "file": gz_name,
+            "first_received_at": "2026-01-01T00:00:00Z",
+            "oldest_event_at": times.iter().min(),
+            "newest_event_at": times.iter().max(),
+            "records": old.len(),
+            "bytes": std::fs::metadata(dir.join(gz_name)).unwrap().len(),
+        }],
+    });
+    std::fs::write(dir.join("segments.json"), index.to_string()).unwrap();
+    std::fs::remove_file(w.events_file()).unwrap();
+
+    let (cmd, host) = command(&w, "listen", &[]);
+    let mut second = start(&w, cmd, &host);
+    let done = wait_replay(&w, "the startup replay completes", |r| {
+        r["jobs_completed"] == 1
+    });
+    // The window starts 2 minutes before the newest record, found in the
+    // unlisted plain segment.
+    let newest: jiff::Timestamp = new
+        .iter()
+        .map(|l| event_ts(l))
+        .max()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let start_at: jiff::Timestamp = done["window"]["start"].as_str().unwrap().parse().unwrap();
+    assert_eq!(newest.as_second() - start_at.as_second(), 120, "{done}");
+    eventually("the duplicates are counted", || {
+        replay(&w)["duplicates_dropped"] == 40
+    });
+    let mut all = Vec::new();
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(dir.join(gz_name)).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    all.extend(text.lines().map(str::to_string));
+    all.extend(read_lines(&dir.join(plain_name)));
+    let active = read_lines(&w.events_file());
+    assert_eq!(active.len(), 20, "only the missed records are new");
+    all.extend(active);
+    assert_each_once(&all, &emitted(&[&before, &during]));
     second.stop_ok();
     w.assert_konnect_clean();
 }
