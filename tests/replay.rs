@@ -496,6 +496,59 @@ fn a_backfill_duration_replays_even_with_nothing_stored_and_tail_prints_it() {
 }
 
 #[test]
+fn a_backfill_time_replays_from_that_time() {
+    let w = World::new();
+    let earlier = w.sim.trigger("us", 6);
+    assert!(earlier.deliveries.is_empty());
+    let from = format!(
+        "{:.0}",
+        jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600)
+    );
+    let (cmd, host) = command(&w, "listen", &["--backfill", &from]);
+    let mut listener = start(&w, cmd, &host);
+    let done = wait_replay(&w, "the backfill completes", |r| r["jobs_completed"] == 1);
+    assert_eq!(done["backfill"], from.as_str());
+    assert_eq!(done["window"]["start"], from.as_str(), "{done}");
+    let replayed: Vec<String> = w
+        .snapshot()
+        .deliveries
+        .iter()
+        .filter(|d| d.source == konnect_sim::DeliverySource::Replay)
+        .flat_map(|d| d.records.clone())
+        .collect();
+    assert_eq!(replayed.len(), 6);
+    assert_each_once(&read_lines(&w.events_file()), &replayed);
+    listener.stop_ok();
+}
+
+#[test]
+fn without_configuring_the_webhook_auto_does_not_replay() {
+    // The region's webhook may point elsewhere: a replay would go there.
+    let w = World::new();
+    let (cmd, host) = command(&w, "listen", &[]);
+    let mut first = start(&w, cmd, &host);
+    assert!(w.sim.trigger("us", 3).all_delivered());
+    first.stop_ok();
+
+    let (cmd, host) = command(&w, "listen", &["--configure-webhook=false"]);
+    let mut second = start(&w, cmd, &host);
+    let r = replay(&w);
+    assert_eq!(r["state"], "off", "{r}");
+    assert_eq!(
+        r["backfill"], "auto (no automatic healing: --configure-webhook=false)",
+        "{r}"
+    );
+    second.stop_ok();
+    let replay_calls = w
+        .snapshot()
+        .requests
+        .iter()
+        .filter(|r| r.path.ends_with("/audit-log-replay-job"))
+        .count();
+    assert_eq!(replay_calls, 0);
+}
+
+#[test]
 fn backfill_off_asks_konnect_for_nothing() {
     let w = World::new();
     let (cmd, host) = command(&w, "listen", &[]);

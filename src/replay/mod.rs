@@ -214,7 +214,7 @@ impl Running {
 /// The report a listener starts with.
 pub fn initial_report(backfill: &Backfill, automatic: bool) -> ReplayReport {
     ReplayReport {
-        state: if *backfill == Backfill::Off {
+        state: if !healing_runs(backfill, automatic) {
             Phase::Off
         } else {
             Phase::Idle
@@ -231,11 +231,22 @@ pub fn initial_report(backfill: &Backfill, automatic: bool) -> ReplayReport {
     }
 }
 
+/// Whether a listener heals at all: not under `--backfill off`, nor under
+/// `auto` when it does not configure the webhook (a replay would go to
+/// whatever webhook the region has, perhaps not this listener).
+fn healing_runs(backfill: &Backfill, automatic: bool) -> bool {
+    match backfill {
+        Backfill::Off => false,
+        Backfill::Auto => automatic,
+        Backfill::Since(_) | Backfill::From(_) => true,
+    }
+}
+
 /// Starts healing on the current runtime: the replay at start (if any) and,
 /// when automatic, the sleep detector and the webhook status monitor.
-/// `None` under `--backfill off`.
+/// `None` when it does not heal at all (`healing_runs`).
 pub fn start(healing: Healing) -> Option<Running> {
-    if healing.backfill == Backfill::Off {
+    if !healing_runs(&healing.backfill, healing.automatic) {
         return None;
     }
     let (tx, rx) = mpsc::unbounded_channel();
@@ -301,6 +312,27 @@ mod tests {
         );
         assert_eq!(Backfill::Since(Duration::from_secs(5400)).text(), "1h 30m");
         assert_eq!(Backfill::From(t).text(), "2026-08-23T12:00:00Z");
+    }
+
+    #[test]
+    fn healing_is_off_under_off_and_under_auto_without_the_webhook() {
+        let since = Backfill::Since(Duration::from_secs(60));
+        for (backfill, automatic, state) in [
+            (Backfill::Auto, true, Phase::Idle),
+            (Backfill::Auto, false, Phase::Off),
+            (Backfill::Off, true, Phase::Off),
+            (since.clone(), false, Phase::Idle),
+        ] {
+            assert_eq!(
+                initial_report(&backfill, automatic).state,
+                state,
+                "{backfill:?} automatic={automatic}"
+            );
+        }
+        assert_eq!(
+            initial_report(&since, false).backfill,
+            "1m (no automatic healing: --configure-webhook=false)"
+        );
     }
 
     #[test]
