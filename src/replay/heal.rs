@@ -231,6 +231,7 @@ impl Healer {
         }
         self.h.gate.seed(scanned.keys);
         self.h.gate.evict_before(w.start);
+        self.h.gate.remember_only(w.start, w.end);
 
         // PUT, waiting out other jobs.
         let mut wait = self.h.timing.retry_first;
