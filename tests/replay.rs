@@ -468,6 +468,54 @@ fn a_failed_replay_job_is_reported_with_its_missing_window_then_healed() {
 }
 
 #[test]
+fn a_replay_konnect_refuses_is_reported_with_its_missing_window_then_healed() {
+    let w = World::new();
+    let offset = w.dir.path().join("clock-offset");
+    let (cmd, host) = command(&w, "listen", &[]);
+    let mut first = start(&w, cmd, &host);
+    let before = w.sim.trigger("us", 10);
+    kill(&mut first);
+    let during = w.sim.trigger("us", 5);
+
+    // Konnect refuses (not a passing failure: no retry) to say how the
+    // region's replay job stands: no job can be asked for.
+    w.sim.inject_fault(konnect_sim::Fault::status(
+        Some("GET"),
+        "/v3/audit-log-replay-job",
+        1,
+        403,
+    ));
+    let (mut cmd, host) = command(&w, "listen", &[]);
+    cmd.env("KONGCTL_TEST_CLOCK_OFFSET_FILE", &offset);
+    let mut second = start(&w, cmd, &host);
+    let failed = wait_replay(&w, "the refusal is reported", |r| r["jobs_failed"] == 1);
+    assert_eq!(failed["state"], "idle");
+    assert!(failed.get("job_status").is_none(), "{failed}");
+    assert_eq!(failed["missing_window"], failed["window"], "{failed}");
+    let why = failed["last_error"].as_str().unwrap();
+    assert!(why.starts_with("failed to read the replay job: "), "{why}");
+    let missing = failed["missing_window"].clone();
+    let warning = format!(
+        "Warning: audit-log replay failed: events from {} to {} may be missing ({why}); the next replay includes them",
+        missing["start"].as_str().unwrap(),
+        missing["end"].as_str().unwrap()
+    );
+    eventually("the warning is on stderr", || {
+        second.proc.stderr().contains(&warning)
+    });
+    assert_eq!(read_lines(&w.events_file()).len(), 10);
+
+    // The next replay covers the missing window.
+    std::fs::write(&offset, "10m").unwrap();
+    let healed = wait_replay(&w, "a later replay completes", |r| r["jobs_completed"] == 1);
+    assert!(healed.get("missing_window").is_none(), "{healed}");
+    assert_eq!(healed["window"]["start"], missing["start"], "{healed}");
+    assert_each_once(&read_lines(&w.events_file()), &emitted(&[&before, &during]));
+    second.stop_ok();
+    w.assert_konnect_clean();
+}
+
+#[test]
 fn a_backfill_duration_replays_even_with_nothing_stored_and_tail_prints_it() {
     let w = World::new();
     // Events from before any listener: stored at Konnect, never delivered.
