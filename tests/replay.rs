@@ -516,6 +516,53 @@ fn a_replay_konnect_refuses_is_reported_with_its_missing_window_then_healed() {
 }
 
 #[test]
+fn a_window_left_missing_is_replayed_by_the_next_listener() {
+    let w = World::new();
+    let (cmd, host) = command(&w, "listen", &[]);
+    let mut first = start(&w, cmd, &host);
+    let before = w.sim.trigger("us", 10);
+    kill(&mut first);
+    let during = w.sim.trigger("us", 5);
+
+    // The second listener's replay is refused: a window stays missing.
+    w.sim.inject_fault(konnect_sim::Fault::status(
+        Some("GET"),
+        "/v3/audit-log-replay-job",
+        1,
+        403,
+    ));
+    let (cmd, host) = command(&w, "listen", &[]);
+    let mut second = start(&w, cmd, &host);
+    let failed = wait_replay(&w, "the refusal is reported", |r| r["jobs_failed"] == 1);
+    let missing = failed["missing_window"].clone();
+    let missing_start: jiff::Timestamp = missing["start"].as_str().unwrap().parse().unwrap();
+    // Newer records are stored live (a second later at least, as windows
+    // are whole seconds), so "the newest stored record less 2 minutes" no
+    // longer reaches back to the missing window.
+    eventually("the clock is past the newest stored second", || {
+        jiff::Timestamp::now().as_second() > missing_start.as_second() + 120
+    });
+    let live = w.sim.trigger("us", 5);
+    assert!(live.all_delivered(), "{live:?}");
+    second.stop_ok();
+
+    // The next listener replays from the missing window's start.
+    let (cmd, host) = command(&w, "listen", &[]);
+    let mut third = start(&w, cmd, &host);
+    let done = wait_replay(&w, "the missing window is replayed", |r| {
+        r["jobs_completed"] == 1
+    });
+    assert_eq!(done["window"]["start"], missing["start"], "{done}");
+    assert!(done.get("missing_window").is_none(), "{done}");
+    assert_each_once(
+        &read_lines(&w.events_file()),
+        &emitted(&[&before, &during, &live]),
+    );
+    third.stop_ok();
+    w.assert_konnect_clean();
+}
+
+#[test]
 fn a_backfill_duration_replays_even_with_nothing_stored_and_tail_prints_it() {
     let w = World::new();
     // Events from before any listener: stored at Konnect, never delivered.

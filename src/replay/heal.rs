@@ -51,10 +51,13 @@ pub(super) struct Healer {
 
 impl Healer {
     pub fn new(h: Healing, started_at: Timestamp) -> Healer {
+        // A window the previous listener left missing is covered by the
+        // first replay.
+        let missing = h.report.get().missing_window.and_then(|text| text.window());
         Healer {
             h,
             started_at,
-            missing: None,
+            missing,
         }
     }
 

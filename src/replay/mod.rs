@@ -211,9 +211,27 @@ impl Running {
     }
 }
 
-/// The report a listener starts with.
-pub fn initial_report(backfill: &Backfill, automatic: bool) -> ReplayReport {
+/// The window the profile's previous listener left missing (a replay of it
+/// failed and none covered it before that listener stopped), from its
+/// `listener.json`; the next replay covers it. Anything unreadable is no
+/// window.
+pub fn previous_missing_window(listener_file: &std::path::Path) -> Option<Window> {
+    let bytes = std::fs::read(listener_file).ok()?;
+    let state: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let text: window::WindowText =
+        serde_json::from_value(state.get("replay")?.get("missing_window")?.clone()).ok()?;
+    text.window()
+}
+
+/// The report a listener starts with; `missing` is the window the previous
+/// listener left missing, if any.
+pub fn initial_report(
+    backfill: &Backfill,
+    automatic: bool,
+    missing: Option<Window>,
+) -> ReplayReport {
     ReplayReport {
+        missing_window: missing.map(|w| w.text()),
         state: if !healing_runs(backfill, automatic) {
             Phase::Off
         } else {
@@ -324,13 +342,13 @@ mod tests {
             (since.clone(), false, Phase::Idle),
         ] {
             assert_eq!(
-                initial_report(&backfill, automatic).state,
+                initial_report(&backfill, automatic, None).state,
                 state,
                 "{backfill:?} automatic={automatic}"
             );
         }
         assert_eq!(
-            initial_report(&since, false).backfill,
+            initial_report(&since, false, None).backfill,
             "1m (no automatic healing: --configure-webhook=false)"
         );
     }
