@@ -7,6 +7,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::process::Command;
 use std::time::Duration;
 
@@ -159,6 +160,94 @@ fn a_killed_listener_misses_nothing_after_a_restart() {
         .count();
     assert_eq!(put, 1);
 
+    second.stop_ok();
+    w.assert_konnect_clean();
+}
+
+/// The event time of a stored line.
+fn event_ts(line: &str) -> String {
+    serde_json::from_str::<Value>(line).unwrap()["event_ts"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn records_already_rotated_into_segments_are_not_stored_again() {
+    // The store layout contract (ENGINE.md): closed segments next to the
+    // active file, compressed or not, listed in segments.json or not yet.
+    // A restart's replay must find the window's records in all of them.
+    let w = World::new();
+    let (cmd, host) = command(&w, "listen", &[]);
+    let mut first = start(&w, cmd, &host);
+    let before = w.sim.trigger("us", 40);
+    assert!(before.all_delivered(), "{before:?}");
+    kill(&mut first);
+    let during = w.sim.trigger("us", 20);
+    assert!(during.deliveries.iter().all(|d| !d.delivered));
+
+    // Rotate by hand: the first 30 records into a compressed segment the
+    // index lists, the next 10 into a plain one it does not list yet (a
+    // stale index), and no active file at all.
+    let dir = w.storage_dir("default");
+    let stored = read_lines(&w.events_file());
+    assert_eq!(stored.len(), 40);
+    let (old, new) = stored.split_at(30);
+    let gz_name = "events-20260101T000000Z-000001.jsonl.gz";
+    let gz_file = std::fs::File::create(dir.join(gz_name)).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(gz_file, flate2::Compression::fast());
+    for line in old {
+        writeln!(gz, "{line}").unwrap();
+    }
+    gz.finish().unwrap();
+    let plain_name = "events-20260101T000100Z-000002.jsonl";
+    std::fs::write(dir.join(plain_name), new.join("\n") + "\n").unwrap();
+    let times: Vec<String> = old.iter().map(|l| event_ts(l)).collect();
+    let index = serde_json::json!({
+        "version": 1,
+        "next_seq": 2,
+        "segments": [{
+            "file": gz_name,
+            "first_received_at": "2026-01-01T00:00:00Z",
+            "oldest_event_at": times.iter().min(),
+            "newest_event_at": times.iter().max(),
+            "records": old.len(),
+            "bytes": std::fs::metadata(dir.join(gz_name)).unwrap().len(),
+        }],
+    });
+    std::fs::write(dir.join("segments.json"), index.to_string()).unwrap();
+    std::fs::remove_file(w.events_file()).unwrap();
+
+    let (cmd, host) = command(&w, "listen", &[]);
+    let mut second = start(&w, cmd, &host);
+    let done = wait_replay(&w, "the startup replay completes", |r| {
+        r["jobs_completed"] == 1
+    });
+    // The window starts 2 minutes before the newest record, found in the
+    // unlisted plain segment.
+    let newest: jiff::Timestamp = new
+        .iter()
+        .map(|l| event_ts(l))
+        .max()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let start_at: jiff::Timestamp = done["window"]["start"].as_str().unwrap().parse().unwrap();
+    assert_eq!(newest.as_second() - start_at.as_second(), 120, "{done}");
+    eventually("the duplicates are counted", || {
+        replay(&w)["duplicates_dropped"] == 40
+    });
+    let mut all = Vec::new();
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(dir.join(gz_name)).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    all.extend(text.lines().map(str::to_string));
+    all.extend(read_lines(&dir.join(plain_name)));
+    let active = read_lines(&w.events_file());
+    assert_eq!(active.len(), 20, "only the missed records are new");
+    all.extend(active);
+    assert_each_once(&all, &emitted(&[&before, &during]));
     second.stop_ok();
     w.assert_konnect_clean();
 }
@@ -379,6 +468,101 @@ fn a_failed_replay_job_is_reported_with_its_missing_window_then_healed() {
 }
 
 #[test]
+fn a_replay_konnect_refuses_is_reported_with_its_missing_window_then_healed() {
+    let w = World::new();
+    let offset = w.dir.path().join("clock-offset");
+    let (cmd, host) = command(&w, "listen", &[]);
+    let mut first = start(&w, cmd, &host);
+    let before = w.sim.trigger("us", 10);
+    kill(&mut first);
+    let during = w.sim.trigger("us", 5);
+
+    // Konnect refuses (not a passing failure: no retry) to say how the
+    // region's replay job stands: no job can be asked for.
+    w.sim.inject_fault(konnect_sim::Fault::status(
+        Some("GET"),
+        "/v3/audit-log-replay-job",
+        1,
+        403,
+    ));
+    let (mut cmd, host) = command(&w, "listen", &[]);
+    cmd.env("KONGCTL_TEST_CLOCK_OFFSET_FILE", &offset);
+    let mut second = start(&w, cmd, &host);
+    let failed = wait_replay(&w, "the refusal is reported", |r| r["jobs_failed"] == 1);
+    assert_eq!(failed["state"], "idle");
+    assert!(failed.get("job_status").is_none(), "{failed}");
+    assert_eq!(failed["missing_window"], failed["window"], "{failed}");
+    let why = failed["last_error"].as_str().unwrap();
+    assert!(why.starts_with("failed to read the replay job: "), "{why}");
+    let missing = failed["missing_window"].clone();
+    let warning = format!(
+        "Warning: audit-log replay failed: events from {} to {} may be missing ({why}); the next replay includes them",
+        missing["start"].as_str().unwrap(),
+        missing["end"].as_str().unwrap()
+    );
+    eventually("the warning is on stderr", || {
+        second.proc.stderr().contains(&warning)
+    });
+    assert_eq!(read_lines(&w.events_file()).len(), 10);
+
+    // The next replay covers the missing window.
+    std::fs::write(&offset, "10m").unwrap();
+    let healed = wait_replay(&w, "a later replay completes", |r| r["jobs_completed"] == 1);
+    assert!(healed.get("missing_window").is_none(), "{healed}");
+    assert_eq!(healed["window"]["start"], missing["start"], "{healed}");
+    assert_each_once(&read_lines(&w.events_file()), &emitted(&[&before, &during]));
+    second.stop_ok();
+    w.assert_konnect_clean();
+}
+
+#[test]
+fn a_window_left_missing_is_replayed_by_the_next_listener() {
+    let w = World::new();
+    let (cmd, host) = command(&w, "listen", &[]);
+    let mut first = start(&w, cmd, &host);
+    let before = w.sim.trigger("us", 10);
+    kill(&mut first);
+    let during = w.sim.trigger("us", 5);
+
+    // The second listener's replay is refused: a window stays missing.
+    w.sim.inject_fault(konnect_sim::Fault::status(
+        Some("GET"),
+        "/v3/audit-log-replay-job",
+        1,
+        403,
+    ));
+    let (cmd, host) = command(&w, "listen", &[]);
+    let mut second = start(&w, cmd, &host);
+    let failed = wait_replay(&w, "the refusal is reported", |r| r["jobs_failed"] == 1);
+    let missing = failed["missing_window"].clone();
+    let missing_start: jiff::Timestamp = missing["start"].as_str().unwrap().parse().unwrap();
+    // Newer records are stored live (a second later at least, as windows
+    // are whole seconds), so "the newest stored record less 2 minutes" no
+    // longer reaches back to the missing window.
+    eventually("the clock is past the newest stored second", || {
+        jiff::Timestamp::now().as_second() > missing_start.as_second() + 120
+    });
+    let live = w.sim.trigger("us", 5);
+    assert!(live.all_delivered(), "{live:?}");
+    second.stop_ok();
+
+    // The next listener replays from the missing window's start.
+    let (cmd, host) = command(&w, "listen", &[]);
+    let mut third = start(&w, cmd, &host);
+    let done = wait_replay(&w, "the missing window is replayed", |r| {
+        r["jobs_completed"] == 1
+    });
+    assert_eq!(done["window"]["start"], missing["start"], "{done}");
+    assert!(done.get("missing_window").is_none(), "{done}");
+    assert_each_once(
+        &read_lines(&w.events_file()),
+        &emitted(&[&before, &during, &live]),
+    );
+    third.stop_ok();
+    w.assert_konnect_clean();
+}
+
+#[test]
 fn a_backfill_duration_replays_even_with_nothing_stored_and_tail_prints_it() {
     let w = World::new();
     // Events from before any listener: stored at Konnect, never delivered.
@@ -404,6 +588,59 @@ fn a_backfill_duration_replays_even_with_nothing_stored_and_tail_prints_it() {
     let printed: Vec<String> = out.lines().map(str::to_string).collect();
     assert_each_once(&printed, &replayed);
     listener.stop_ok();
+}
+
+#[test]
+fn a_backfill_time_replays_from_that_time() {
+    let w = World::new();
+    let earlier = w.sim.trigger("us", 6);
+    assert!(earlier.deliveries.is_empty());
+    let from = format!(
+        "{:.0}",
+        jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600)
+    );
+    let (cmd, host) = command(&w, "listen", &["--backfill", &from]);
+    let mut listener = start(&w, cmd, &host);
+    let done = wait_replay(&w, "the backfill completes", |r| r["jobs_completed"] == 1);
+    assert_eq!(done["backfill"], from.as_str());
+    assert_eq!(done["window"]["start"], from.as_str(), "{done}");
+    let replayed: Vec<String> = w
+        .snapshot()
+        .deliveries
+        .iter()
+        .filter(|d| d.source == konnect_sim::DeliverySource::Replay)
+        .flat_map(|d| d.records.clone())
+        .collect();
+    assert_eq!(replayed.len(), 6);
+    assert_each_once(&read_lines(&w.events_file()), &replayed);
+    listener.stop_ok();
+}
+
+#[test]
+fn without_configuring_the_webhook_auto_does_not_replay() {
+    // The region's webhook may point elsewhere: a replay would go there.
+    let w = World::new();
+    let (cmd, host) = command(&w, "listen", &[]);
+    let mut first = start(&w, cmd, &host);
+    assert!(w.sim.trigger("us", 3).all_delivered());
+    first.stop_ok();
+
+    let (cmd, host) = command(&w, "listen", &["--configure-webhook=false"]);
+    let mut second = start(&w, cmd, &host);
+    let r = replay(&w);
+    assert_eq!(r["state"], "off", "{r}");
+    assert_eq!(
+        r["backfill"], "auto (no automatic healing: --configure-webhook=false)",
+        "{r}"
+    );
+    second.stop_ok();
+    let replay_calls = w
+        .snapshot()
+        .requests
+        .iter()
+        .filter(|r| r.path.ends_with("/audit-log-replay-job"))
+        .count();
+    assert_eq!(replay_calls, 0);
 }
 
 #[test]

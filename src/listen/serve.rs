@@ -68,6 +68,8 @@ impl Run {
             replay: Some(crate::replay::initial_report(
                 &self.opts.backfill,
                 self.opts.configure_webhook,
+                // Read before this state replaces the previous listener's.
+                crate::replay::previous_missing_window(&self.paths.listener_file),
             )),
         }
     }

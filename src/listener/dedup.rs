@@ -9,6 +9,10 @@
 //! with those keys, and closes it once its jobs are over; the keys it holds
 //! are those of the replay window and of what arrived while it was open,
 //! and [`DedupGate::evict_before`] forgets what is older than the window.
+//! Once the window is known ([`DedupGate::remember_only`]), records outside
+//! it are still checked but no longer remembered: Konnect will not send
+//! them again in this replay, so a long wait for the job (another job
+//! running) costs no memory for the live records meanwhile.
 //!
 //! A record's key is taken when it is admitted, before it is written; if
 //! the write fails, the request's keys are given back
@@ -35,6 +39,8 @@ pub struct DedupGate {
 struct Inner {
     open: AtomicBool,
     seen: Mutex<Dedup>,
+    /// The replay window, once known: only records in it are remembered.
+    window: Mutex<Option<(Timestamp, Timestamp)>>,
     dropped: AtomicU64,
 }
 
@@ -81,16 +87,30 @@ impl DedupGate {
         self.inner.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn window(&self) -> MutexGuard<'_, Option<(Timestamp, Timestamp)>> {
+        self.inner.window.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// From now on, every record admitted is remembered and its duplicates
-    /// dropped. The keys already held are kept.
+    /// dropped (until [`DedupGate::remember_only`] narrows what is
+    /// remembered). The keys already held are kept.
     pub fn open(&self) {
+        *self.window() = None;
         self.inner.open.store(true, Ordering::SeqCst);
     }
 
     /// Lets everything through again and forgets every key.
     pub fn close(&self) {
         self.inner.open.store(false, Ordering::SeqCst);
+        *self.window() = None;
         *self.seen() = Dedup::new();
+    }
+
+    /// From now on, only records whose own time is in `[start, end]` (the
+    /// replay window) are remembered; the others are still dropped if
+    /// already known. Records without a time are always remembered.
+    pub fn remember_only(&self, start: Timestamp, end: Timestamp) {
+        *self.window() = Some((start, end));
     }
 
     pub fn is_open(&self) -> bool {
@@ -139,6 +159,11 @@ impl DedupGate {
                     .map(|r| (r.dedup_key(), r.time()))
             })
             .collect();
+        let window = *self.window();
+        let remembered = |time: &Option<Timestamp>| match (window, time) {
+            (Some((start, end)), Some(t)) => start <= *t && *t <= end,
+            _ => true,
+        };
         let mut keys = Vec::with_capacity(records.len());
         let mut keep = Vec::with_capacity(records.len());
         {
@@ -147,6 +172,7 @@ impl DedupGate {
             for record in &records {
                 keep.push(match record {
                     None => true,
+                    Some((key, time)) if !remembered(time) => !seen.contains(key),
                     Some((key, time)) => {
                         let new = seen.insert(*key, *time);
                         if new {
@@ -241,6 +267,32 @@ mod tests {
         let mut retry = batch(std::slice::from_ref(&a));
         let _ = gate.admit(&mut retry);
         assert_eq!(retry.len(), 1);
+    }
+
+    #[test]
+    fn only_records_in_the_window_are_remembered_once_it_is_known() {
+        let gate = DedupGate::new();
+        gate.open();
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        gate.remember_only(t("2026-08-23T11:00:00Z"), t("2026-08-23T12:00:00Z"));
+        let inside = line("s1", "2026-08-23T12:00:00Z");
+        let after = line("s2", "2026-08-23T12:00:01Z");
+        let seeded_after = line("s3", "2026-08-23T12:30:00Z");
+        gate.seed([key(&seeded_after)]);
+        let mut b = batch(&[inside.clone(), after.clone(), seeded_after.clone()]);
+        let _ = gate.admit(&mut b);
+        assert_eq!(b.len(), 2, "a known record outside the window is dropped");
+        assert_eq!(gate.keys(), 2, "the one after the window is not remembered");
+        let mut again = batch(&[inside, after]);
+        let _ = gate.admit(&mut again);
+        assert_eq!(again.len(), 1);
+        // A new replay remembers everything until its window is known.
+        gate.open();
+        let later = line("s4", "2026-08-23T13:00:00Z");
+        let _ = gate.admit(&mut batch(std::slice::from_ref(&later)));
+        let mut twice = batch(&[later]);
+        let _ = gate.admit(&mut twice);
+        assert!(twice.is_empty());
     }
 
     #[test]

@@ -28,10 +28,15 @@ use crate::konnect::replay_job::{JobStatus, ReplayJob};
 /// How a replay ended.
 enum Outcome {
     Completed(Window),
+    /// The job failed, or Konnect refused to run it: the window stays
+    /// missing.
     Failed(Window, String),
+    /// Konnect refused (not a passing failure) before a job was requested:
+    /// the window, on our clock, stays missing.
+    Refused(Window, String),
     /// Nothing to replay (nothing stored, no backfill asked for).
     Nothing,
-    /// Konnect could not be asked (not even for its clock): no window.
+    /// The store could not be read: no window.
     Unasked(String),
 }
 
@@ -46,10 +51,13 @@ pub(super) struct Healer {
 
 impl Healer {
     pub fn new(h: Healing, started_at: Timestamp) -> Healer {
+        // A window the previous listener left missing is covered by the
+        // first replay.
+        let missing = h.report.get().missing_window.and_then(|text| text.window());
         Healer {
             h,
             started_at,
-            missing: None,
+            missing,
         }
     }
 
@@ -97,6 +105,7 @@ impl Healer {
         let outcome = self.attempt(&trigger).await;
         let dropped = self.h.gate.dropped();
         let requested = matches!(outcome, Outcome::Completed(_) | Outcome::Failed(..));
+        let refused = matches!(outcome, Outcome::Refused(..));
         match outcome {
             Outcome::Completed(w) => {
                 tracing::info!(window = %w, "replay: completed");
@@ -112,7 +121,7 @@ impl Healer {
                     r.missing_window = missing;
                 });
             }
-            Outcome::Failed(w, why) => {
+            Outcome::Failed(w, why) | Outcome::Refused(w, why) => {
                 let missing = self.missing.map_or(w, |m| m.hull(w));
                 self.missing = Some(missing);
                 warn(&format!(
@@ -123,6 +132,10 @@ impl Healer {
                 ));
                 self.h.report.update(|r| {
                     r.state = Phase::Idle;
+                    r.window = Some(w.text());
+                    if refused {
+                        r.job_status = None;
+                    }
                     r.jobs_failed += 1;
                     r.duplicates_dropped = dropped;
                     r.missing_window = Some(missing.text());
@@ -189,31 +202,24 @@ impl Healer {
             .await
         {
             Ok(dated) => konnect_now(dated.date),
-            Err(e) => return Outcome::Unasked(e),
+            Err(e) => {
+                // Konnect refused: what stays missing, on our clock.
+                return match self.plan(trigger, scanned.newest, Timestamp::now()) {
+                    Some((w, _)) => Outcome::Refused(w, e),
+                    None => Outcome::Unasked(e),
+                };
+            }
         };
-        let backfill_floor = match trigger {
-            Trigger::Startup => self.h.backfill.floor(now),
-            _ => None,
-        };
-        if backfill_floor.is_some_and(|f| f >= now) {
+        if let Trigger::Startup = trigger
+            && self.h.backfill.floor(now).is_some_and(|f| f >= now)
+        {
             return Outcome::Unasked(format!(
                 "--backfill {} is not in the past on Konnect's clock ({})",
                 self.h.backfill.text(),
                 fmt(now)
             ));
         }
-        let floor = min_opt(backfill_floor, self.missing.map(|m| m.start));
-        // A gap noticed while running, before anything was stored: what
-        // was sent since the listener started.
-        let floor = match (trigger, scanned.newest) {
-            (Trigger::Startup, _) | (_, Some(_)) => floor,
-            (_, None) => min_opt(floor, Some(self.started_at)),
-        };
-        let Some((w, clamped)) = window::plan(Plan {
-            newest_stored: scanned.newest,
-            floor,
-            now,
-        }) else {
+        let Some((w, clamped)) = self.plan(trigger, scanned.newest, now) else {
             return Outcome::Nothing;
         };
         if clamped {
@@ -231,6 +237,7 @@ impl Healer {
         }
         self.h.gate.seed(scanned.keys);
         self.h.gate.evict_before(w.start);
+        self.h.gate.remember_only(w.start, w.end);
 
         // PUT, waiting out other jobs.
         let mut wait = self.h.timing.retry_first;
@@ -256,7 +263,7 @@ impl Healer {
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(self.h.timing.retry_max);
                 }
-                Err(e) => return Outcome::Failed(w, format!("the replay request failed: {e}")),
+                Err(e) => return Outcome::Refused(w, format!("the replay request failed: {e}")),
             }
         }
         tracing::info!(window = %w, trigger = trigger.name(), "replay: job requested");
@@ -267,6 +274,33 @@ impl Healer {
             r.last_error = None;
         });
         self.watch(w).await
+    }
+
+    /// The window to replay at `now` (Konnect's clock), with whether it
+    /// was clamped to Konnect's retention; `None` if there is nothing to
+    /// replay.
+    fn plan(
+        &self,
+        trigger: &Trigger,
+        newest_stored: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Option<(Window, bool)> {
+        let backfill_floor = match trigger {
+            Trigger::Startup => self.h.backfill.floor(now),
+            _ => None,
+        };
+        let floor = min_opt(backfill_floor, self.missing.map(|m| m.start));
+        // A gap noticed while running, before anything was stored: what
+        // was sent since the listener started.
+        let floor = match (trigger, newest_stored) {
+            (Trigger::Startup, _) | (_, Some(_)) => floor,
+            (_, None) => min_opt(floor, Some(self.started_at)),
+        };
+        window::plan(Plan {
+            newest_stored,
+            floor,
+            now,
+        })
     }
 
     /// Looks at the job until it ends.
@@ -291,6 +325,9 @@ impl Healer {
             match job.status {
                 JobStatus::Completed => return Outcome::Completed(w),
                 JobStatus::Failed => {
+                    self.h
+                        .report
+                        .update(|r| r.job_status = Some(JobStatus::Failed.to_string()));
                     return Outcome::Failed(w, "Konnect's replay job failed".into());
                 }
                 status if status != shown => {

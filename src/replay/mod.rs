@@ -211,10 +211,28 @@ impl Running {
     }
 }
 
-/// The report a listener starts with.
-pub fn initial_report(backfill: &Backfill, automatic: bool) -> ReplayReport {
+/// The window the profile's previous listener left missing (a replay of it
+/// failed and none covered it before that listener stopped), from its
+/// `listener.json`; the next replay covers it. Anything unreadable is no
+/// window.
+pub fn previous_missing_window(listener_file: &std::path::Path) -> Option<Window> {
+    let bytes = std::fs::read(listener_file).ok()?;
+    let state: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let text: window::WindowText =
+        serde_json::from_value(state.get("replay")?.get("missing_window")?.clone()).ok()?;
+    text.window()
+}
+
+/// The report a listener starts with; `missing` is the window the previous
+/// listener left missing, if any.
+pub fn initial_report(
+    backfill: &Backfill,
+    automatic: bool,
+    missing: Option<Window>,
+) -> ReplayReport {
     ReplayReport {
-        state: if *backfill == Backfill::Off {
+        missing_window: missing.map(|w| w.text()),
+        state: if !healing_runs(backfill, automatic) {
             Phase::Off
         } else {
             Phase::Idle
@@ -231,11 +249,22 @@ pub fn initial_report(backfill: &Backfill, automatic: bool) -> ReplayReport {
     }
 }
 
+/// Whether a listener heals at all: not under `--backfill off`, nor under
+/// `auto` when it does not configure the webhook (a replay would go to
+/// whatever webhook the region has, perhaps not this listener).
+fn healing_runs(backfill: &Backfill, automatic: bool) -> bool {
+    match backfill {
+        Backfill::Off => false,
+        Backfill::Auto => automatic,
+        Backfill::Since(_) | Backfill::From(_) => true,
+    }
+}
+
 /// Starts healing on the current runtime: the replay at start (if any) and,
 /// when automatic, the sleep detector and the webhook status monitor.
-/// `None` under `--backfill off`.
+/// `None` when it does not heal at all (`healing_runs`).
 pub fn start(healing: Healing) -> Option<Running> {
-    if healing.backfill == Backfill::Off {
+    if !healing_runs(&healing.backfill, healing.automatic) {
         return None;
     }
     let (tx, rx) = mpsc::unbounded_channel();
@@ -301,6 +330,27 @@ mod tests {
         );
         assert_eq!(Backfill::Since(Duration::from_secs(5400)).text(), "1h 30m");
         assert_eq!(Backfill::From(t).text(), "2026-08-23T12:00:00Z");
+    }
+
+    #[test]
+    fn healing_is_off_under_off_and_under_auto_without_the_webhook() {
+        let since = Backfill::Since(Duration::from_secs(60));
+        for (backfill, automatic, state) in [
+            (Backfill::Auto, true, Phase::Idle),
+            (Backfill::Auto, false, Phase::Off),
+            (Backfill::Off, true, Phase::Off),
+            (since.clone(), false, Phase::Idle),
+        ] {
+            assert_eq!(
+                initial_report(&backfill, automatic, None).state,
+                state,
+                "{backfill:?} automatic={automatic}"
+            );
+        }
+        assert_eq!(
+            initial_report(&since, false, None).backfill,
+            "1m (no automatic healing: --configure-webhook=false)"
+        );
     }
 
     #[test]

@@ -63,6 +63,16 @@ pub struct WindowText {
     pub end: String,
 }
 
+impl WindowText {
+    /// The window again; `None` if either end is not an RFC 3339 time or
+    /// they are out of order.
+    pub fn window(&self) -> Option<Window> {
+        let start: Timestamp = self.start.parse().ok()?;
+        let end: Timestamp = self.end.parse().ok()?;
+        (start <= end).then_some(Window { start, end })
+    }
+}
+
 /// What the window was planned from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
@@ -190,6 +200,25 @@ mod tests {
         .unwrap();
         assert_eq!(w.start, t("2026-08-23T11:58:00Z"));
         assert!(w.start < w.end);
+    }
+
+    #[test]
+    fn a_window_survives_its_text() {
+        let w = Window {
+            start: t("2026-08-23T10:00:00Z"),
+            end: t("2026-08-23T12:00:00Z"),
+        };
+        assert_eq!(w.text().window(), Some(w));
+        let backwards = WindowText {
+            start: "2026-08-23T12:00:00Z".into(),
+            end: "2026-08-23T10:00:00Z".into(),
+        };
+        assert_eq!(backwards.window(), None);
+        let garbage = WindowText {
+            start: "soon".into(),
+            end: "2026-08-23T10:00:00Z".into(),
+        };
+        assert_eq!(garbage.window(), None);
     }
 
     #[test]
