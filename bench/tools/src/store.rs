@@ -9,7 +9,7 @@
 //! authorization (`konnect`, `Authz.*`, half of them), gateway access
 //! (`KongGateway`, `Ingress`) and authentication (`AUTHENTICATION_TYPE_*`),
 //! about 550 bytes each, in time order: each segment covers `span`, the
-//! active file the last `active_span`, ending at `end`.
+//! active file the last `active_span`, ending at `end` (default now).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -37,6 +37,9 @@ pub struct StoreArgs {
     /// Time covered by the active file.
     #[arg(long, value_name = "DURATION", default_value = "30m")]
     pub active_span: humantime::Duration,
+    /// When the active file's time span ends (RFC 3339); default now.
+    #[arg(long, value_name = "TIME")]
+    pub end: Option<humantime::Timestamp>,
     /// Seed of the generator.
     #[arg(long, value_name = "S", default_value_t = 11)]
     pub seed: u64,
@@ -133,7 +136,9 @@ pub fn store_cmd(args: &StoreArgs) -> Result<(), String> {
     let mut r = Rng::new(args.seed);
     let orgs: Vec<String> = (0..3).map(|_| r.uuid()).collect();
     let principals: Vec<String> = (0..50).map(|_| r.uuid()).collect();
-    let now_ms = SystemTime::now()
+    let now_ms = args
+        .end
+        .map_or_else(SystemTime::now, SystemTime::from)
         .duration_since(UNIX_EPOCH)
         .expect("after 1970")
         .as_millis() as u64;
