@@ -25,6 +25,12 @@
 #            3 expressions, outputs compared.
 #   memory   idle RSS, peak RSS (VmHWM) during the ingest runs and under a
 #            gzip bomb; startup to listening; release binary size.
+#   stored   `kongctl get audit-logs --stored --limit 0 --type authorization
+#            -o jsonl --jq EXPR` over a ~1 GB store (gzip'd segments and an
+#            active file, written by `kongctl-bench store`) against
+#            `zcat segments; cat active | gojq -c 'select(...) | EXPR'`,
+#            outputs compared byte for byte; and `--since 1h` over 365 daily
+#            segments against the same query over 1 segment.
 #
 # Every acknowledged record must be in the events file (lines >= 2xx x 50,
 # each line one JSON object) and tail outputs must match, else the run fails
@@ -38,7 +44,14 @@
 #   TARGETS="kongctl go-model nginx"
 #   TAIL_RECORDS=200000 / 50000   TAIL_RUNS=5 / 2   STARTUP_RUNS=21 / 7
 #   WRK_THREADS=2            wrk threads for more than one sender
-#   PARTS="ingest memory startup tail"   what to measure (the report shows those)
+#   PARTS="ingest memory startup tail stored"   what to measure (the report shows those)
+#   STORE_SEGMENTS=8 / 2  STORE_SEGMENT_RECORDS=225000  STORE_ACTIVE_RECORDS=100000
+#                            the big store (~550 B a record: ~1 GB / ~300 MB)
+#   STORED_RUNS=3 / 1        runs of the big stored query per tool
+#   DAY_RECORDS=1000         records per daily segment (365 of them, and 1)
+#   SINCE_RUNS=11 / 5        runs of each --since 1h query
+#   STORED_B=                a second kongctl binary to time on the big
+#                            stored query (tool kongctl-b), e.g. an older build
 #   GUNZIP_SECS=3 / 1        length of each one-core gunzip measurement
 #   VERIFY=warn              kongctl's --verify (off|warn|reject: with
 #                            reject, the unsigned-by-Konnect bodies below
@@ -94,7 +107,15 @@ if [[ -n $GO_MODEL_B ]]; then
 fi
 KEEP_WORK=${KEEP_WORK:-0}
 NO_BUILD=${NO_BUILD:-0}
-PARTS=${PARTS:-ingest memory startup tail}
+PARTS=${PARTS:-ingest memory startup tail stored}
+STORE_SEGMENTS=${STORE_SEGMENTS:-$(q 2 8)}
+STORE_SEGMENT_RECORDS=${STORE_SEGMENT_RECORDS:-225000}
+STORE_ACTIVE_RECORDS=${STORE_ACTIVE_RECORDS:-100000}
+STORED_RUNS=${STORED_RUNS:-$(q 1 3)}
+DAY_RECORDS=${DAY_RECORDS:-1000}
+SINCE_RUNS=${SINCE_RUNS:-$(q 5 11)}
+STORED_B=${STORED_B:-}
+STORED_EXPR='{ts: .event_ts, name, principal_id, granted}'
 BATCH=50
 BODIES=16
 AUTH="Bearer kbench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
@@ -220,11 +241,17 @@ setup() {
   fi
   local rel=${CARGO_TARGET_DIR:-$REPO/target}/release
   KONGCTL=$rel/kongctl SIM=$rel/konnect-sim TOOL=$rel/kongctl-bench
-  for b in "$KONGCTL" "$SIM" "$TOOL"; do [[ -x $b ]] || die "missing $b"; done
+  for b in "$KONGCTL" "$SIM" "$TOOL"; do
+    # The emulator is for the listener parts only.
+    [[ $b == "$SIM" ]] && ! part ingest && ! part memory && ! part startup && continue
+    [[ -x $b ]] || die "missing $b"
+  done
 
   mkdir -p "$WORK/bin"
-  build_go_model "$GO_MODEL" "$WORK/bin/go-model"
-  [[ -z $GO_MODEL_B ]] || build_go_model "$GO_MODEL_B" "$WORK/bin/go-model-b"
+  if part ingest; then
+    build_go_model "$GO_MODEL" "$WORK/bin/go-model"
+    [[ -z $GO_MODEL_B ]] || build_go_model "$GO_MODEL_B" "$WORK/bin/go-model-b"
+  fi
 
   log "generating bodies, bomb and a $TAIL_RECORDS-record corpus"
   local signed=()
@@ -232,8 +259,12 @@ setup() {
   BODY_INFO=$("$TOOL" bodies --records $BATCH --bodies $BODIES --seed 42 "${signed[@]+"${signed[@]}"}" --out "$WORK/bodies")
   BOMB_INFO=$("$TOOL" bomb --decoded-mib 64 --out "$WORK/bomb.gz")
   echo "$WORK/bomb.gz" >"$WORK/list.bomb"
-  CORPUS_INFO=$("$TOOL" corpus --records "$TAIL_RECORDS" --seed 7 --out "$WORK/corpus.jsonl")
+  if part tail; then
+    CORPUS_INFO=$("$TOOL" corpus --records "$TAIL_RECORDS" --seed 7 --out "$WORK/corpus.jsonl")
+  fi
 
+  # Only the listener parts need the emulator.
+  part ingest || part memory || part startup || return 0
   log "starting the Konnect emulator"
   "$SIM" --listen 127.0.0.1:0 --retry-wait-ms 50 >"$WORK/sim.env" 2>"$WORK/sim.log" &
   PIDS+=($!)
@@ -531,6 +562,94 @@ tail_bench() {
   done
 }
 
+# ------------------------------------------------------------------ stored
+# stored_cmd TOOL CONFIG: sets CMD to the stored query's command line
+stored_cmd() {
+  local bin=$KONGCTL
+  [[ $1 == kongctl-b ]] && bin=$STORED_B
+  CMD=(env XDG_CONFIG_HOME="$2" "$bin" get audit-logs --stored)
+}
+# timed TSV LABEL CMD...: appends LABEL, seconds and peak RSS (KiB) of CMD
+# (output discarded) to TSV
+timed() {
+  local tsv=$1 label=$2 s e; shift 2
+  s=$(date +%s%N)
+  /usr/bin/time -f %M -o "$WORK/time.out" "$@" >/dev/null || fail "$label: exit $?"
+  e=$(date +%s%N)
+  printf '%s\t%s\t%s\n' "$label" "$(awk -v n=$((e - s)) 'BEGIN {printf "%.3f", n / 1e9}')" \
+    "$(tail -n1 "$WORK/time.out")" >>"$tsv"
+}
+stored_bench() {
+  STOREDTSV=$WORK/stored.tsv
+  printf 'tool\trun\tsecs\tkib\n' >"$STOREDTSV"
+  local big=$WORK/store-big run tool tools n end
+  log "stored: writing a store of $STORE_SEGMENTS x $STORE_SEGMENT_RECORDS + $STORE_ACTIVE_RECORDS records"
+  STORE_INFO=$("$TOOL" store --segments "$STORE_SEGMENTS" --segment-records "$STORE_SEGMENT_RECORDS" \
+    --active-records "$STORE_ACTIVE_RECORDS" --out "$big")
+  local q=(--limit 0 --type authorization -o jsonl --jq "$STORED_EXPR")
+  # The baseline: the segments in stored order, then the active file, through
+  # gojq with the --type as a select.
+  local dir=$big/kongctl/audit-logs/default
+  cat >"$WORK/gojq-store.sh" <<EOF
+{ zcat "$dir"/events-*.jsonl.gz; cat "$dir/events.jsonl"; } |
+  gojq -c 'select(.event_class_id == "konnect") | $STORED_EXPR'
+EOF
+  tools=(kongctl gojq)
+  [[ -z $STORED_B ]] || tools+=(kongctl-b)
+  for run in $(seq 1 "$STORED_RUNS"); do
+    # Rotate which tool goes first.
+    for n in $(seq 0 $((${#tools[@]} - 1))); do
+      tool=${tools[$(((n + run - 1) % ${#tools[@]}))]}
+      case $tool in
+        gojq) timed "$STOREDTSV" "gojq	$run" bash "$WORK/gojq-store.sh" ;;
+        *) stored_cmd "$tool" "$big" && timed "$STOREDTSV" "$tool	$run" "${CMD[@]}" "${q[@]}" ;;
+      esac
+      log "stored: $tool run $run: $(tail -n1 "$STOREDTSV" | cut -f3)s"
+    done
+  done
+  # Same output, byte for byte (the records are in time order as stored,
+  # and Kong's records have no character Go and jaq escape differently).
+  stored_cmd kongctl "$big"
+  "${CMD[@]}" "${q[@]}" >"$WORK/stored.ours" 2>"$WORK/stored.err" || fail "stored query: exit $?"
+  STORED_LINES=$(wc -l <"$WORK/stored.ours")
+  bash "$WORK/gojq-store.sh" >"$WORK/stored.gojq"
+  if [[ $STORED_LINES -gt 0 ]] && cmp -s "$WORK/stored.ours" "$WORK/stored.gojq"; then STORED_SAME=yes; else
+    STORED_SAME=NO
+    fail "stored query: output differs from gojq's ($(wc -l <"$WORK/stored.gojq") lines from gojq, $STORED_LINES from kongctl)"
+  fi
+  [[ ! -s $WORK/stored.err ]] || fail "stored query warned: $(head -c 300 "$WORK/stored.err")"
+  if [[ -n $STORED_B ]]; then
+    stored_cmd kongctl-b "$big"
+    cmp -s "$WORK/stored.ours" <("${CMD[@]}" "${q[@]}") || fail "stored query: kongctl-b's output differs"
+  fi
+  rm -rf "$big" "$WORK/stored.ours" "$WORK/stored.gojq"
+  log "stored: $STORED_LINES lines, identical=$STORED_SAME"
+
+  # --since 1h: 365 daily segments against 1, both ending at the same time,
+  # so that both have as many records in the last hour.
+  SINCETSV=$WORK/since.tsv
+  printf 'tool\trun\tsecs\tkib\n' >"$SINCETSV"
+  end=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  log "stored: writing 365 daily segments of $DAY_RECORDS records, and 1"
+  DAYS_INFO=$("$TOOL" store --segments 365 --segment-records "$DAY_RECORDS" --active-records "$DAY_RECORDS" --end "$end" --out "$WORK/store-365")
+  "$TOOL" store --segments 1 --segment-records "$DAY_RECORDS" --active-records "$DAY_RECORDS" --end "$end" --out "$WORK/store-1" >/dev/null
+  for run in $(seq 1 "$SINCE_RUNS"); do
+    tools=(365 1)
+    ((run % 2 == 0)) && tools=(1 365)
+    for n in "${tools[@]}"; do
+      stored_cmd kongctl "$WORK/store-$n" && timed "$SINCETSV" "$n	$run" "${CMD[@]}" --since 1h -o jsonl --limit 0
+    done
+  done
+  SINCE_LINES=()
+  for n in 365 1; do
+    stored_cmd kongctl "$WORK/store-$n"
+    SINCE_LINES+=("$("${CMD[@]}" --since 1h -o jsonl --limit 0 | wc -l)")
+  done
+  [[ ${SINCE_LINES[0]} -gt 0 && ${SINCE_LINES[0]} == "${SINCE_LINES[1]}" ]] ||
+    fail "--since 1h: ${SINCE_LINES[0]} lines over 365 segments, ${SINCE_LINES[1]} over 1"
+  rm -rf "$WORK/store-365" "$WORK/store-1"
+  log "stored: --since 1h: ${SINCE_LINES[0]} lines"
+}
 # ------------------------------------------------------------------ report
 machine() {
   local cpu fs
@@ -654,6 +773,41 @@ report_tail() {
   echo
 }
 
+# stored_secs TSV TOOL: median seconds
+stored_secs() { FMT=%.3f med $(col "$1" secs tool=$2); }
+
+report_stored() {
+  local t secs kib tools=(kongctl gojq)
+  [[ -z $STORED_B ]] || tools+=(kongctl-b)
+  echo "## get audit-logs --stored"
+  echo
+  echo "A store of $STORE_SEGMENTS gzip'd segments of $STORE_SEGMENT_RECORDS records and an active file of $STORE_ACTIVE_RECORDS (\`kongctl-bench store\`): $(kv "$STORE_INFO" records) Konnect webhook records, $(kv "$STORE_INFO" raw_bytes) B ($(kv "$STORE_INFO" avg_record_bytes) B a record), $(kv "$STORE_INFO" gz_bytes) B gzip'd. Seconds and peak RSS: min / median / max of $STORED_RUNS runs, rotating which tool goes first."
+  echo
+  echo "| command | seconds | MB/s of records (median) | peak RSS MiB | output identical |"
+  echo "| --- | ---: | ---: | ---: | --- |"
+  for t in "${tools[@]}"; do
+    mapfile -t secs < <(col "$STOREDTSV" secs tool=$t)
+    mapfile -t kib < <(col "$STOREDTSV" kib tool=$t)
+    local name="kongctl get audit-logs --stored --limit 0 --type authorization -o jsonl --jq '$STORED_EXPR'"
+    case $t in
+      gojq) name="{ zcat events-*.jsonl.gz; cat events.jsonl; } \\| gojq -c 'select(.event_class_id == \"konnect\") \\| $STORED_EXPR'" ;;
+      kongctl-b) name="kongctl-b (\`$STORED_B\`), the same" ;;
+    esac
+    echo "| \`${name}\` | $(FMT=%.2f mmm "${secs[@]}") | $(awk -v b="$(kv "$STORE_INFO" raw_bytes)" -v s="$(stored_secs "$STOREDTSV" "$t")" 'BEGIN {printf "%.0f", b / s / 1e6}') | $(FMT=%.1f mmm $(for k in "${kib[@]}"; do mib "$k"; echo; done)) | $([[ $t == gojq ]] && echo - || echo "${STORED_SAME:-?} ($STORED_LINES lines)") |"
+  done
+  echo
+  echo "\`--since 1h -o jsonl --limit 0\` over 365 daily segments of $DAY_RECORDS records against the same over 1 segment (each store with an active file of $DAY_RECORDS records over the last 30 minutes, ending at the same time; ${SINCE_LINES[0]:-?} and ${SINCE_LINES[1]:-?} records printed); seconds, min / median / max of $SINCE_RUNS runs, alternating:"
+  echo
+  echo "| store | seconds | peak RSS MiB |"
+  echo "| --- | ---: | ---: |"
+  for t in 365 1; do
+    mapfile -t secs < <(col "$SINCETSV" secs tool=$t)
+    mapfile -t kib < <(col "$SINCETSV" kib tool=$t)
+    echo "| $t segment$([[ $t == 1 ]] || echo s) | $(FMT=%.3f mmm "${secs[@]}") | $(FMT=%.1f mmm $(for k in "${kib[@]}"; do mib "$k"; echo; done)) |"
+  done
+  echo
+}
+
 report_memory() {
   local vals peak_go rmin rmed rmax pmed
   echo "## Memory, startup, size"
@@ -706,6 +860,12 @@ report_bars() {
       echo "- tail --jq \`${JQ_EXPRS[$i]}\` >= 2x gojq, output identical: ${m}x, identical=${TAIL_SAME[$i]:-?}: $([[ ${TAIL_SAME[$i]:-} == yes ]] && bar "$m" ">=" 2 || echo "**NOT met**")"
     done
   fi
+  if part stored; then
+    m=$(ratio "$(stored_secs "$STOREDTSV" gojq)" "$(stored_secs "$STOREDTSV" kongctl)")
+    echo "- stored query over ~1 GB with --type and --jq >= 2x \`zcat | gojq\`, output identical: ${m}x, identical=${STORED_SAME:-?}: $([[ ${STORED_SAME:-} == yes ]] && bar "$m" ">=" 2 || echo "**NOT met**")"
+    m=$(ratio "$(stored_secs "$SINCETSV" 365)" "$(stored_secs "$SINCETSV" 1)")
+    echo "- \`--since 1h\` over 365 daily segments within 2x of 1 segment: ${m}x: $(bar "$m" "<" 2)"
+  fi
   if part memory; then
     echo "- idle RSS < 10 MiB: $(bar "$IDLE_KIB" "<" 10240); peak RSS under a gzip bomb < 64 MiB: $(bar "$BOMB_HWM" "<" 65536)"
   fi
@@ -731,6 +891,7 @@ report() {
     report_ingest
   fi
   part tail && report_tail
+  part stored && report_stored
   report_memory
   report_bars
   if ((${#FAILURES[@]})); then
@@ -751,6 +912,7 @@ if part ingest; then ingest; fi
 if part memory; then memory; fi
 if part startup; then startup; fi
 if part tail; then tail_bench; fi
+if part stored; then stored_bench; fi
 SUFFIX=""; ((QUICK)) && SUFFIX=-quick
 OUT=$REPO/bench/results/$STAMP$SUFFIX.md
 mkdir -p "$(dirname "$OUT")"

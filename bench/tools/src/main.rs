@@ -3,6 +3,8 @@
 //! Debian packages.
 //!
 //! - `corpus`: Konnect-like records (JSONL) for `tail --jq`;
+//! - `store`: a profile's store (gzip'd segments, index, active file) of
+//!   Konnect webhook records, for `get audit-logs --stored`;
 //! - `bodies`: request bodies of N records, plain and gzip, for the load;
 //! - `bomb`: a gzip body that decodes to far more than the listener's limit;
 //! - `gunzip`: how many of the gzip bodies one core can merely gunzip per
@@ -20,6 +22,7 @@
 mod corpus;
 mod measure;
 mod sign;
+mod store;
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
@@ -50,6 +53,9 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Writes a profile's store (segments.json, gzip'd segments, an active
+    /// events.jsonl) of Konnect webhook records ending now.
+    Store(store::StoreArgs),
     /// Writes request bodies of N records each, plain and gzip, with lists
     /// of their paths (list.plain, list.gzip).
     Bodies {
@@ -122,6 +128,7 @@ fn main() -> ExitCode {
             signed,
         } => bodies_cmd(records, bodies, seed, signed, &out),
         Command::Bomb { decoded_mib, out } => bomb_cmd(decoded_mib, &out),
+        Command::Store(args) => store::store_cmd(&args),
         Command::Gunzip(args) => measure::gunzip_cmd(&args),
         Command::Sigcheck(args) => measure::sigcheck_cmd(&args),
         Command::Verify { file, min_lines } => return verify_cmd(&file, min_lines),
