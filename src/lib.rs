@@ -26,6 +26,7 @@ pub mod query;
 pub mod record;
 pub mod secret;
 pub mod source;
+pub mod store;
 pub mod tail;
 
 use cli::{Cli, Command};
@@ -102,7 +103,7 @@ fn listen_command(
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
-    let opts = ListenOptions::from_args(&args, &command_path, &check_jq)?;
+    let opts = ListenOptions::from_args(&args, &settings.store, &command_path, &check_jq)?;
     // A credential is needed before anything else happens.
     settings.auth().map_err(CliError::new)?;
     if opts.detach {

@@ -122,6 +122,7 @@ mod tests {
             tail: false,
             detach: false,
             jq: None,
+            store: crate::store::StorePolicy::default(),
             warnings: Vec::new(),
         }
     }

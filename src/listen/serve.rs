@@ -60,6 +60,7 @@ impl Run {
             records_received: 0,
             requests_received: 0,
             last_event_at: None,
+            store: None,
             updated_at: Some(started_at),
             stopped_at: None,
         }
@@ -74,8 +75,7 @@ impl Run {
     ) -> StopReason {
         // Tail from here: taken before the server starts, so no record
         // acknowledged by this run is missed.
-        let committed = store.committed();
-        let tail_start = *committed.borrow();
+        let feed = self.opts.tail.then(|| store.subscribe());
         let shutdown = CancellationToken::new();
         let settings = ListenerSettings::new(
             self.opts.path.clone(),
@@ -90,14 +90,13 @@ impl Run {
         ));
 
         let stdout_closed = CancellationToken::new();
-        let follower = if self.opts.tail {
+        let follower = if let Some(feed) = feed {
             let filter = self.opts.jq.as_deref().map(|expr| {
                 crate::tail::JqFilter::compile(expr).expect("the filter compiled during validation")
             });
-            let path = self.paths.events_file.clone();
             let closed = stdout_closed.clone();
             Some(tokio::spawn(async move {
-                let end = crate::tail::run(path, tail_start, committed, filter).await;
+                let end = crate::tail::run(feed, filter).await;
                 if matches!(
                     end,
                     Ok(crate::tail::TailEnd {
@@ -118,13 +117,18 @@ impl Run {
             let mut s = listener_state.clone();
             let every = state_refresh_interval();
             tokio::spawn(async move {
-                let mut last = (0, 0);
+                let mut last = (0, 0, store.summary());
                 loop {
                     tokio::time::sleep(every).await;
                     let stats = store.stats();
-                    if (stats.records, stats.requests) != last {
-                        last = (stats.records, stats.requests);
+                    let summary = store.summary();
+                    // The store also changes without records arriving
+                    // (compression, retention, the first scan).
+                    let now = (stats.records, stats.requests, summary);
+                    if now != last {
+                        last = now;
                         apply_stats(&mut s, &stats);
+                        s.store = last.2.clone();
                         if let Err(e) = state::write_json(&path, &s) {
                             tracing::warn!(error = %e, "failed to refresh listener state file");
                         }
@@ -170,6 +174,7 @@ impl Run {
         refresher.abort();
         let _ = refresher.await;
         let stats = store.stats();
+        listener_state.store = store.summary();
         store.close();
         if let Some(f) = follower {
             match tokio::time::timeout(Duration::from_secs(10), f).await {

@@ -2,7 +2,8 @@
 //!
 //! `ingest` turns a request body into records (gzip detection, bounded
 //! decoding, line splitting), `store` appends them durably to `events.jsonl`
-//! with group commit, and `server` speaks HTTP and enforces the contract
+//! with group commit and rotates it into segments (whose upkeep is
+//! `crate::store`'s), and `server` speaks HTTP and enforces the contract
 //! (path, method, authorization, size limits) before anything is stored.
 //! Konnect itself, state files and signal handling belong to the caller.
 
@@ -12,4 +13,4 @@ pub mod store;
 
 pub use ingest::Batch;
 pub use server::{ListenerSettings, ServeError, ServeReport, serve};
-pub use store::{EventStore, Repair, StoreError, StoreStats};
+pub use store::{EventStore, Opened, Repair, StoreError, StoreStats, Subscription};

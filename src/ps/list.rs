@@ -29,6 +29,9 @@ pub struct ListenerCounters {
     pub requests_received: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_event_at: Option<String>,
+    /// The store: closed segments, bytes on disk, record time range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<crate::store::StoreSummary>,
 }
 
 /// Every record in `processes_dir` with its status, newest first, then by
@@ -216,6 +219,7 @@ mod tests {
             records_received: Some(12),
             requests_received: None,
             last_event_at: Some("2025-03-01T08:01:00Z".into()),
+            store: None,
         });
         let q = listed(7, Status::Exited, None);
         assert_eq!(
@@ -309,6 +313,7 @@ mod tests {
                 records_received: Some(3),
                 requests_received: Some(1),
                 last_event_at: None,
+                store: None,
             })
         );
     }
