@@ -353,9 +353,21 @@ impl Settings {
                 Some(serde_yaml_ng::Value::String(s)) => s.clone(),
                 Some(serde_yaml_ng::Value::Number(n)) => n.to_string(),
                 Some(other) => {
+                    let kind = match other {
+                        serde_yaml_ng::Value::Bool(b) => {
+                            if *b {
+                                "true"
+                            } else {
+                                "false"
+                            }
+                        }
+                        serde_yaml_ng::Value::Sequence(_) => "a list",
+                        serde_yaml_ng::Value::Mapping(_) => "a mapping",
+                        _ => "a tagged value",
+                    };
                     return Err(ConfigError::Invalid {
                         key: "audit-logs setting",
-                        value: format!("{key}: {other:?}"),
+                        value: format!("{key}: {kind}"),
                         origin: config_file.display().to_string(),
                         reason: "use a number or a string such as 128MiB or 7d".into(),
                     });
