@@ -821,12 +821,20 @@ fn kill_9_inside_each_store_step_loses_and_duplicates_nothing() {
         l.proc.wait_exit(PATIENCE);
 
         let mut l = w.start_listener("listen", &flags);
-        let stderr = l.proc.stderr();
-        for note in notes {
+        // Written before listener.json, but read from the pipe by a thread
+        // of this test: wait for it.
+        let said = |stderr: &str| {
+            stderr.contains(&format!("Warning: {}", dir.display()))
+                && notes.iter().all(|n| stderr.contains(n))
+        };
+        let deadline = Instant::now() + PATIENCE;
+        while !said(&l.proc.stderr()) {
             assert!(
-                stderr.contains(&format!("Warning: {}", dir.display())) && stderr.contains(note),
-                "{point}: {note:?} not in the log:\n{stderr}"
+                Instant::now() < deadline,
+                "{point}: {notes:?} not in the log:\n{}",
+                l.proc.stderr()
             );
+            std::thread::sleep(Duration::from_millis(20));
         }
         // The store settles: every closed segment compressed and indexed,
         // nothing temporary left.
