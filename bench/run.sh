@@ -300,11 +300,13 @@ start_target() {
 # probe (one round trip through the real tunnel, at most 3 s) is not part of
 # what is compared.
 start_kongctl() {
+  # --max-file-size 0: one events file, as the Go model writes, so that
+  # verify counts every record (a cell writes more than the default 128 MiB).
   local state=$RDIR/config/kongctl/audit-logs/default/listener.json t=0 host addr report
   host=bench-$START_N.tunnel.test
   XDG_CONFIG_HOME=$RDIR/config KONGCTL_DEFAULT_KONNECT_PAT=$SIM_PAT \
     "$KONGCTL" listen --base-url "$SIM_URL" --endpoint "https://$host$LISTEN_PATH" \
-    --listen-address 127.0.0.1:0 --authorization "$AUTH" --check off --verify "$VERIFY" >"$RDIR/target.log" 2>&1 &
+    --listen-address 127.0.0.1:0 --authorization "$AUTH" --check off --verify "$VERIFY" --max-file-size 0 >"$RDIR/target.log" 2>&1 &
   TPID=$!
   PIDS+=("$TPID")
   until grep -q '"running": true' "$state" 2>/dev/null; do

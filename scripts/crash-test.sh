@@ -11,7 +11,14 @@
 # every record that got a 202 is in events.jsonl exactly once as a whole
 # line, a torn final line was repaired and reported, the dead listener's
 # destination and webhook were reclaimed; at the end a clean stop leaves the
-# emulated Konnect clean. Everything runs on 127.0.0.1 against the bundled
+# emulated Konnect clean. Then the store's own steps:
+# `kill_9_under_load_while_rotating_loses_and_duplicates_nothing` (KILLS/4
+# rounds, at least 1, within SECONDS: random kills under load while the store
+# rotates every 64 KiB and gzips in the background; the whole store must hold
+# every acknowledged record exactly once) and
+# `kill_9_inside_each_store_step_loses_and_duplicates_nothing` (a kill inside
+# each step of rotation, compression and retention deletion; the next start
+# must finish or undo it and say so). Everything runs on 127.0.0.1 against the bundled
 # emulator, in a temporary directory that is removed afterwards (the events
 # file is kept under 64 MiB plus one round).
 #
@@ -41,11 +48,15 @@ trap 'rm -f "$log"' EXIT
 status=0
 # The budget stops new rounds; the hard limit also covers the last round and
 # the final checks.
-KONGCTL_CRASH_KILLS="$kills" KONGCTL_CRASH_SECONDS="$seconds" \
-	timeout --signal=INT --kill-after=30 "$((seconds + 300))" \
-	cargo test "${profile[@]}" --test crash kill_9_under_load -- --nocapture --test-threads=1 \
-	2>&1 | tee "$log" || status=$?
+rotate_kills=$((kills / 4 > 0 ? kills / 4 : 1))
+KONGCTL_CRASH_KILLS="$kills" KONGCTL_CRASH_ROTATE_KILLS="$rotate_kills" \
+	KONGCTL_CRASH_SECONDS="$seconds" \
+	timeout --signal=INT --kill-after=30 "$((2 * seconds + 300))" \
+	cargo test "${profile[@]}" --test crash -- kill_9_under_load kill_9_inside_each_store_step \
+	--nocapture --test-threads=1 2>&1 | tee "$log" || status=$?
 
 echo
+grep -ho 'crash: kill inside .*' "$log" || true
+grep -ho 'crash rotate: round .*' "$log" | tail -n 1 || true
 grep -h '^crash summary:' "$log" || echo "no summary: the test failed (status $status)"
 exit "$status"

@@ -377,6 +377,39 @@ pub struct ListenArgs {
     #[arg(long, value_name = "WHEN")]
     pub backfill: Option<String>,
 
+    /// Rotate events.jsonl once it reaches this size; 0 never rotates.
+    ///
+    /// The batch that reaches the size is written first (a batch is never
+    /// split), then the file becomes a closed segment
+    /// events-<time>-<seq>.jsonl, gzip'd in the background, and a new
+    /// events.jsonl begins. Bytes, or KiB, MiB, GiB. Also
+    /// `audit-logs: max-file-size:` under the profile in config.yaml.
+    /// [default: 128MiB]
+    #[arg(long, value_name = "SIZE", help_heading = "Rotation and retention")]
+    pub max_file_size: Option<String>,
+
+    /// Also rotate events.jsonl once its first record is this old, e.g.
+    /// 1h or 1d; 0 is off.
+    ///
+    /// Also `audit-logs: rotate-every:` in config.yaml. [default: off]
+    #[arg(long, value_name = "DURATION", help_heading = "Rotation and retention")]
+    pub rotate_every: Option<String>,
+
+    /// Delete closed segments whose newest record is older than this, e.g.
+    /// 30d; 0 keeps everything.
+    ///
+    /// Also `audit-logs: retain:` in config.yaml. [default: off]
+    #[arg(long, value_name = "DURATION", help_heading = "Rotation and retention")]
+    pub retain: Option<String>,
+
+    /// Delete the oldest closed segments while the compressed ones take
+    /// more than this on disk (events.jsonl not counted); 0 is off.
+    ///
+    /// Bytes, or KiB, MiB, GiB. Also `audit-logs: retain-size:` in
+    /// config.yaml. [default: off]
+    #[arg(long, value_name = "SIZE", help_heading = "Rotation and retention")]
+    pub retain_size: Option<String>,
+
     /// Unexpected positional arguments (reported with the original's
     /// message rather than clap's).
     #[arg(hide = true, value_name = "ARGS")]
@@ -855,6 +888,10 @@ impl TailArgs {
             (l.check.is_some(), "--check"),
             (l.verify.is_some(), "--verify"),
             (l.backfill.is_some(), "--backfill"),
+            (l.max_file_size.is_some(), "--max-file-size"),
+            (l.rotate_every.is_some(), "--rotate-every"),
+            (l.retain.is_some(), "--retain"),
+            (l.retain_size.is_some(), "--retain-size"),
         ]
         .into_iter()
         .find_map(|(given, name)| given.then_some(name))

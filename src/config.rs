@@ -48,6 +48,42 @@ struct ProfileFile {
     log_level: Option<String>,
     #[serde(rename = "log-file", alias = "log_file")]
     log_file: Option<PathBuf>,
+    #[serde(default, rename = "audit-logs", alias = "audit_logs")]
+    audit_logs: AuditLogsFile,
+}
+
+/// `<profile>.audit-logs`: the listener's store settings. Values are kept
+/// as given (a YAML number or string) and checked by `listen`, which owns
+/// their meaning.
+#[derive(Debug, Default, Deserialize)]
+struct AuditLogsFile {
+    #[serde(rename = "max-file-size", alias = "max_file_size")]
+    max_file_size: Option<serde_yaml_ng::Value>,
+    #[serde(rename = "rotate-every", alias = "rotate_every")]
+    rotate_every: Option<serde_yaml_ng::Value>,
+    retain: Option<serde_yaml_ng::Value>,
+    #[serde(rename = "retain-size", alias = "retain_size")]
+    retain_size: Option<serde_yaml_ng::Value>,
+}
+
+/// A setting as the user wrote it and where: an environment variable's
+/// name or the config file's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Given {
+    pub value: String,
+    pub origin: String,
+}
+
+/// The store settings of the profile from the environment
+/// (`KONGCTL_<PROFILE>_AUDIT_LOGS_MAX_FILE_SIZE`, …) or config.yaml
+/// (`audit-logs: max-file-size:` …), not yet checked; the `listen` flags
+/// of the same names override them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreSettings {
+    pub max_file_size: Option<Given>,
+    pub rotate_every: Option<Given>,
+    pub retain: Option<Given>,
+    pub retain_size: Option<Given>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,6 +143,7 @@ pub struct Settings {
     /// `konnect.page-size`: records per pull-API page (checked with the
     /// query flags; 0 means the default, as upstream).
     pub page_size: Option<i64>,
+    pub store: StoreSettings,
 }
 
 /// The environment, injectable for tests.
@@ -338,6 +375,52 @@ impl Settings {
             .unwrap_or_else(|| config_dir.join("logs").join("kongctl.log"));
         let log_file = expand_pid(&log_file, std::process::id());
 
+        let given = |key: &str, file_value: &Option<serde_yaml_ng::Value>| {
+            let env_name = env_key(&profile, &format!("audit-logs.{key}"));
+            if let Some(value) = env.var(&env_name) {
+                return Ok(Some(Given {
+                    value,
+                    origin: env_name,
+                }));
+            }
+            let value = match file_value {
+                None | Some(serde_yaml_ng::Value::Null) => return Ok(None),
+                Some(serde_yaml_ng::Value::String(s)) => s.clone(),
+                Some(serde_yaml_ng::Value::Number(n)) => n.to_string(),
+                Some(other) => {
+                    let kind = match other {
+                        serde_yaml_ng::Value::Bool(b) => {
+                            if *b {
+                                "true"
+                            } else {
+                                "false"
+                            }
+                        }
+                        serde_yaml_ng::Value::Sequence(_) => "a list",
+                        serde_yaml_ng::Value::Mapping(_) => "a mapping",
+                        _ => "a tagged value",
+                    };
+                    return Err(ConfigError::Invalid {
+                        key: "audit-logs setting",
+                        value: format!("{key}: {kind}"),
+                        origin: config_file.display().to_string(),
+                        reason: "use a number or a string such as 128MiB or 7d".into(),
+                    });
+                }
+            };
+            Ok(Some(Given {
+                value,
+                origin: config_file.display().to_string(),
+            }))
+        };
+        let a = &file.audit_logs;
+        let store = StoreSettings {
+            max_file_size: given("max-file-size", &a.max_file_size)?,
+            rotate_every: given("rotate-every", &a.rotate_every)?,
+            retain: given("retain", &a.retain)?,
+            retain_size: given("retain-size", &a.retain_size)?,
+        };
+
         Ok(Settings {
             profile,
             config_dir,
@@ -353,6 +436,7 @@ impl Settings {
             output,
             output_given,
             page_size,
+            store,
         })
     }
 

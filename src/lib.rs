@@ -31,6 +31,7 @@ pub mod record;
 pub mod replay;
 pub mod secret;
 pub mod source;
+pub mod store;
 pub mod tail;
 pub mod verify;
 pub mod version;
@@ -158,7 +159,7 @@ fn listen_command(
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
-    let opts = ListenOptions::from_args(&args, &command_path, &check_jq)?;
+    let opts = ListenOptions::from_args(&args, &settings.store, &command_path, &check_jq)?;
     // A credential is needed before anything else happens.
     settings.auth().map_err(CliError::new)?;
     if opts.detach {

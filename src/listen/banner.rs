@@ -125,6 +125,7 @@ mod tests {
             check: crate::listen::check::CheckMode::Warn,
             verify: crate::verify::Mode::Warn,
             backfill: crate::replay::Backfill::Auto,
+            store: crate::store::StorePolicy::default(),
             warnings: Vec::new(),
         }
     }

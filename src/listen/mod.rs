@@ -141,13 +141,19 @@ pub async fn run(settings: Settings, opts: ListenOptions, hooks: Hooks) -> Resul
             "{holder}use another --profile for a second listener"
         ))
     })?;
-    let (store, repair) = EventStore::open(&paths.events_file).map_err(|e| {
+    let (store, opened) = EventStore::open(&paths.events_file, opts.store).map_err(|e| {
         CliError::new(format!(
             "failed to open events file {}: {e}",
             paths.events_file.display()
         ))
     })?;
-    if let Some(r) = repair {
+    // What an interrupted rotation, compression or deletion left, finished
+    // or undone (stderr is the log file of a detached listener).
+    for note in &opened.notes {
+        eprintln!("Warning: {note}");
+        tracing::warn!(note = %note, "store recovered");
+    }
+    if let Some(r) = opened.repair {
         eprintln!(
             "Warning: {}: removed a torn final line ({} bytes) left by an interrupted write; \
              it was never acknowledged, so Konnect delivers it again",
@@ -205,7 +211,8 @@ impl Run {
 
         // Step 7: listener.json (destination.json was written during setup).
         let local_endpoint = local_endpoint(bound, &self.opts.path);
-        let listener_state = self.first_listener_state(bound, &local_endpoint);
+        let mut listener_state = self.first_listener_state(bound, &local_endpoint);
+        listener_state.store = store.summary();
         if let Err(e) = state::write_json(&self.paths.listener_file, &listener_state) {
             let err = CliError::new(format!(
                 "failed to write listener state file {}: {e}",

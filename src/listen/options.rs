@@ -11,7 +11,10 @@ use url::Url;
 
 use super::check::CheckMode;
 use crate::cli::{ListenArgs, VerifyMode};
+use crate::config::{Given, StoreSettings};
 use crate::error::CliError;
+use crate::store::StorePolicy;
+use crate::store::policy::{parse_duration, parse_optional_size};
 
 /// Delivery formats Konnect supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +81,8 @@ pub struct ListenOptions {
     pub verify: crate::verify::Mode,
     /// `--backfill`: what gap healing replays (`crate::replay`).
     pub backfill: crate::replay::Backfill,
+    /// Rotation and retention of the store.
+    pub store: StorePolicy,
     /// Warnings to show once the command has decided where output goes.
     pub warnings: Vec<String>,
 }
@@ -108,10 +113,12 @@ pub fn default_tail_if_unset(args: &mut ListenArgs) {
 }
 
 impl ListenOptions {
-    /// Validates `args`. `check_jq` compiles the filter (so an invalid
-    /// expression fails before anything remote happens).
+    /// Validates `args`, with the profile's store settings under them.
+    /// `check_jq` compiles the filter (so an invalid expression fails
+    /// before anything remote happens).
     pub fn from_args(
         args: &ListenArgs,
+        configured: &StoreSettings,
         command_path: &str,
         check_jq: &dyn Fn(&str) -> Result<(), String>,
     ) -> Result<ListenOptions, CliError> {
@@ -189,6 +196,7 @@ impl ListenOptions {
         }
         let max_body_bytes = usize::try_from(args.max_body_bytes)
             .map_err(|_| usage("max-body-bytes is too large for this machine".into()))?;
+        let store = store_policy(args, configured, &usage)?;
 
         let name = match args
             .name
@@ -251,9 +259,74 @@ impl ListenOptions {
                 Some(VerifyMode::Reject) => crate::verify::Mode::Reject,
             },
             backfill,
+            store,
             warnings,
         })
     }
+}
+
+/// `--max-file-size`, `--rotate-every`, `--retain`, `--retain-size`, each
+/// from its flag, else the environment or config.yaml, else its default.
+/// A bad flag is a usage error; a bad configured value names where it came
+/// from.
+fn store_policy(
+    args: &ListenArgs,
+    configured: &StoreSettings,
+    usage: &dyn Fn(String) -> CliError,
+) -> Result<StorePolicy, CliError> {
+    fn pick<T>(
+        flag: (&'static str, &Option<String>),
+        configured: &Option<Given>,
+        parse: fn(&str) -> Result<Option<T>, String>,
+        usage: &dyn Fn(String) -> CliError,
+    ) -> Result<Option<Option<T>>, CliError> {
+        let (name, value) = flag;
+        if let Some(v) = value {
+            return parse(v)
+                .map(Some)
+                .map_err(|e| usage(format!("invalid --{name} {v:?}: {e}")));
+        }
+        match configured {
+            Some(g) => parse(&g.value).map(Some).map_err(|e| {
+                CliError::new(format!(
+                    "invalid audit-logs.{name} {:?} in {}: {e}",
+                    g.value, g.origin
+                ))
+            }),
+            None => Ok(None),
+        }
+    }
+    let default = StorePolicy::default();
+    Ok(StorePolicy {
+        max_file_size: pick(
+            ("max-file-size", &args.max_file_size),
+            &configured.max_file_size,
+            parse_optional_size,
+            usage,
+        )?
+        .unwrap_or(default.max_file_size),
+        rotate_every: pick(
+            ("rotate-every", &args.rotate_every),
+            &configured.rotate_every,
+            parse_duration,
+            usage,
+        )?
+        .unwrap_or(default.rotate_every),
+        retain: pick(
+            ("retain", &args.retain),
+            &configured.retain,
+            parse_duration,
+            usage,
+        )?
+        .unwrap_or(default.retain),
+        retain_size: pick(
+            ("retain-size", &args.retain_size),
+            &configured.retain_size,
+            parse_optional_size,
+            usage,
+        )?
+        .unwrap_or(default.retain_size),
+    })
 }
 
 /// `--path`: trimmed, empty means `/audit-logs`, always starts with `/`.
@@ -392,7 +465,7 @@ mod tests {
     }
 
     fn err(a: &ListenArgs) -> String {
-        ListenOptions::from_args(a, "kongctl listen", &ok_jq)
+        ListenOptions::from_args(a, &StoreSettings::default(), "kongctl listen", &ok_jq)
             .unwrap_err()
             .message
     }
@@ -444,7 +517,7 @@ mod tests {
         let mut a = args();
         a.tail = Some(true);
         a.jq = Some(".records[".into());
-        let e = ListenOptions::from_args(&a, "kongctl tail", &|_| {
+        let e = ListenOptions::from_args(&a, &StoreSettings::default(), "kongctl tail", &|_| {
             Err("invalid jq expression: boom".into())
         })
         .unwrap_err();
@@ -498,7 +571,8 @@ mod tests {
         a.log_format = " CEF ".into();
         a.path = "hooks".into();
         a.public_url = Some("https://ignored.test".into());
-        let o = ListenOptions::from_args(&a, "kongctl listen", &ok_jq).unwrap();
+        let o = ListenOptions::from_args(&a, &StoreSettings::default(), "kongctl listen", &ok_jq)
+            .unwrap();
         assert_eq!(o.log_format, LogFormat::Cef);
         assert_eq!(o.path, "/hooks");
         assert_eq!(
@@ -518,7 +592,8 @@ mod tests {
         let mut a = args();
         a.endpoint = Some("http://h.test/a".into());
         a.listen_address = ":0".into();
-        let o = ListenOptions::from_args(&a, "kongctl listen", &ok_jq).unwrap();
+        let o = ListenOptions::from_args(&a, &StoreSettings::default(), "kongctl listen", &ok_jq)
+            .unwrap();
         assert_eq!(o.warnings.len(), 1);
         assert_eq!(o.listen_address, "0.0.0.0:0".parse().unwrap());
     }

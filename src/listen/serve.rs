@@ -62,6 +62,7 @@ impl Run {
             records_received: 0,
             requests_received: 0,
             last_event_at: None,
+            store: None,
             updated_at: Some(started_at),
             stopped_at: None,
             verify: self.verifier.as_ref().map(|v| v.counts()),
@@ -83,8 +84,7 @@ impl Run {
     ) -> StopReason {
         // Tail from here: taken before the server starts, so no record
         // acknowledged by this run is missed.
-        let committed = store.committed();
-        let tail_start = *committed.borrow();
+        let feed = self.opts.tail.then(|| store.subscribe());
         let shutdown = CancellationToken::new();
         let mut settings = ListenerSettings::new(
             self.opts.path.clone(),
@@ -120,14 +120,13 @@ impl Run {
         });
 
         let stdout_closed = CancellationToken::new();
-        let follower = if self.opts.tail {
+        let follower = if let Some(feed) = feed {
             let filter = self.opts.jq.as_deref().map(|expr| {
                 crate::tail::JqFilter::compile(expr).expect("the filter compiled during validation")
             });
-            let path = self.paths.events_file.clone();
             let closed = stdout_closed.clone();
             Some(tokio::spawn(async move {
-                let end = crate::tail::run(path, tail_start, committed, filter).await;
+                let end = crate::tail::run(feed, filter).await;
                 if matches!(
                     end,
                     Ok(crate::tail::TailEnd {
@@ -151,24 +150,28 @@ impl Run {
             let report = report.clone();
             let gate = gate.clone();
             tokio::spawn(async move {
-                let mut last = (0, 0, None, report.version(), 0);
+                let mut last = (0, 0, None, report.version(), 0, store.summary());
                 loop {
                     tokio::time::sleep(every).await;
                     let stats = store.stats();
                     // Records refused by `--verify reject` change only
-                    // the verify counts.
+                    // the verify counts; the store also changes without
+                    // records arriving (compression, retention, the first
+                    // scan).
                     let now = (
                         stats.records,
                         stats.requests,
                         verifier.as_ref().map(|v| v.counts()),
                         report.version(),
                         gate.dropped(),
+                        store.summary(),
                     );
                     if now != last {
-                        last = now;
                         apply_stats(&mut s, &stats);
                         s.verify = now.2;
                         s.replay = Some(replay_report(&report, &gate));
+                        s.store = now.5.clone();
+                        last = now;
                         if let Err(e) = state::write_json(&path, &s) {
                             tracing::warn!(error = %e, "failed to refresh listener state file");
                         }
@@ -218,6 +221,7 @@ impl Run {
         }
         listener_state.replay = Some(replay_report(&report, &gate));
         let stats = store.stats();
+        listener_state.store = store.summary();
         store.close();
         if let Some(f) = follower {
             match tokio::time::timeout(Duration::from_secs(10), f).await {

@@ -2,7 +2,8 @@
 //!
 //! `ingest` turns a request body into records (gzip detection, bounded
 //! decoding, line splitting), `store` appends them durably to `events.jsonl`
-//! with group commit, and `server` speaks HTTP and enforces the contract
+//! with group commit and rotates it into segments (whose upkeep is
+//! `crate::store`'s), and `server` speaks HTTP and enforces the contract
 //! (path, method, authorization, size limits) before anything is stored;
 //! `linger` lets a client whose body was refused unread read the answer;
 //! `probe` answers the tunnel self-test before serving starts. `dedup` is
@@ -20,4 +21,4 @@ pub mod store;
 pub use dedup::DedupGate;
 pub use ingest::Batch;
 pub use server::{ListenerSettings, Screen, ScreenError, ServeError, ServeReport, serve};
-pub use store::{EventStore, Repair, StoreError, StoreStats};
+pub use store::{EventStore, Opened, Repair, StoreError, StoreStats, Subscription};

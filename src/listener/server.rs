@@ -629,7 +629,8 @@ mod tests {
         async fn start_with(tune: impl FnOnce(&mut ListenerSettings)) -> Fixture {
             let dir = tempfile::tempdir().unwrap();
             let events = dir.path().join("profile/events.jsonl");
-            let (store, _) = EventStore::open(&events).unwrap();
+            let (store, _) =
+                EventStore::open(&events, crate::store::StorePolicy::keep_one_file()).unwrap();
             Fixture::start_on(dir, events, store, tune).await
         }
 

@@ -35,6 +35,9 @@ pub struct ListenerCounters {
     /// Gap healing's status (`crate::replay`), with any missing window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<crate::replay::ReplayReport>,
+    /// The store: closed segments, bytes on disk, record time range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<crate::store::StoreSummary>,
 }
 
 /// Every record in `processes_dir` with its status, newest first, then by
@@ -352,6 +355,7 @@ mod tests {
                     ..Default::default()
                 }),
                 replay: None,
+                store: None,
             })
         );
     }

@@ -173,17 +173,31 @@ impl Healer {
             _ => None,
         };
         let scan_floor = min_opt(startup_floor, self.missing.map(|m| m.start));
-        let committed = *self.h.store.committed().borrow();
-        let files = self.h.files.clone();
-        let scanned =
-            tokio::task::spawn_blocking(move || scan::scan(&files, committed, scan_floor, OVERLAP))
-                .await;
-        let scanned: StoreScan = match scanned {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                return Outcome::Unasked(format!("failed to read the stored events: {e}"));
+        // The acknowledged length belongs to one generation of the active
+        // file: if the store rotated during the scan, the length may not
+        // fit the file that was read, so the scan is done again (a rotation
+        // takes at least a batch, so this ends).
+        let mut tries = 0;
+        let scanned: StoreScan = loop {
+            tries += 1;
+            let committed = *self.h.store.committed().borrow();
+            let files = self.h.files.clone();
+            let scanned = tokio::task::spawn_blocking(move || {
+                scan::scan(&files, committed.offset, scan_floor, OVERLAP)
+            })
+            .await;
+            let scanned = match scanned {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    return Outcome::Unasked(format!("failed to read the stored events: {e}"));
+                }
+                Err(e) => return Outcome::Unasked(format!("store scan failed: {e}")),
+            };
+            let rotated = self.h.store.committed().borrow().generation != committed.generation;
+            if !rotated || tries >= 5 {
+                break scanned;
             }
-            Err(e) => return Outcome::Unasked(format!("store scan failed: {e}")),
+            tracing::debug!("replay: the store rotated while it was read; reading again");
         };
         tracing::info!(
             newest = ?scanned.newest,

@@ -128,7 +128,10 @@ pub(super) async fn watch_webhook_status(
             continue;
         }
         handled = Some(at);
-        let committed = *store.committed().borrow();
+        // If the store rotates meanwhile, this may read into a batch still
+        // being written: one that arrived after the failed attempt, which
+        // the status will show as the latest next time.
+        let committed = store.committed().borrow().offset;
         let active = files.active.clone();
         let newest = tokio::task::spawn_blocking(move || newest_in_tail(&active, committed))
             .await

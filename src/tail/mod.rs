@@ -1,7 +1,8 @@
 //! `tail`: print stored records as they are acknowledged, optionally through
 //! a jq filter run by jaq.
 //!
-//! [`follow`] reads the events file up to the offset the store has fsynced,
+//! [`follow`] reads the events file up to the offset the store has fsynced
+//! (and on into the next file at each rotation),
 //! [`filter`] compiles `--jq` once and runs it per record, printing results
 //! as the original did, and [`printer`] writes the lines to stdout and the
 //! warnings to stderr. Starting and stopping the listener is left to the
@@ -15,9 +16,9 @@ pub use filter::{FilterCompileError, JqFilter, RecordSkip};
 pub use follow::{FollowEnd, Followed, RecordSink, follow};
 pub use printer::TailPrinter;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use tokio::sync::watch;
+use crate::listener::Subscription;
 
 /// How printing ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,18 +27,13 @@ pub struct TailEnd {
     pub stdout_closed: bool,
 }
 
-/// Prints to stdout every record committed to `path` after offset `start`,
+/// Prints to stdout every record committed after the subscription's start,
 /// through `filter` if given, until the store closes (after its last
 /// record) or stdout is closed. Runs on a blocking thread of its own: a
 /// slow stdout never holds up the listener.
-pub async fn run(
-    path: PathBuf,
-    start: u64,
-    committed: watch::Receiver<u64>,
-    filter: Option<JqFilter>,
-) -> std::io::Result<TailEnd> {
+pub async fn run(feed: Subscription, filter: Option<JqFilter>) -> std::io::Result<TailEnd> {
     let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || print_committed(&handle, &path, start, committed, filter))
+    tokio::task::spawn_blocking(move || print_committed(&handle, feed, filter))
         .await
         .map_err(std::io::Error::other)?
 }
@@ -50,20 +46,17 @@ pub async fn run(
 /// to time `tail --jq` on a large file against gojq without the listener's
 /// ingest in the measurement.
 pub fn print_file(path: &Path, filter: Option<JqFilter>) -> std::io::Result<TailEnd> {
-    let len = std::fs::metadata(path)?.len();
-    let (store, committed) = watch::channel(len);
-    drop(store);
+    let file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-    print_committed(runtime.handle(), path, 0, committed, filter)
+    print_committed(runtime.handle(), Subscription::finished(file, len), filter)
 }
 
-/// Follows `path` from `start` as far as `committed` allows, printing to
-/// stdout, until the store closes or stdout does. Blocks the thread.
+/// Follows the subscription, printing to stdout, until the store closes or
+/// stdout does. Blocks the thread.
 fn print_committed(
     handle: &tokio::runtime::Handle,
-    path: &Path,
-    start: u64,
-    committed: watch::Receiver<u64>,
+    feed: Subscription,
     filter: Option<JqFilter>,
 ) -> std::io::Result<TailEnd> {
     let mut sink = StdoutSink(TailPrinter::new(
@@ -71,7 +64,7 @@ fn print_committed(
         std::io::stderr(),
         filter,
     ));
-    let followed = handle.block_on(follow::follow(path, start, committed, &mut sink))?;
+    let followed = handle.block_on(follow::follow(feed, &mut sink))?;
     let _ = sink.0.flush();
     Ok(TailEnd {
         stdout_closed: followed.end == FollowEnd::OutputClosed,
