@@ -16,11 +16,10 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use crate::cli::{ConfirmArgs, DeleteResource};
-use crate::config::{Auth, Settings};
+use crate::config::Settings;
 use crate::error::CliError;
 use crate::konnect::audit_logs::Removal;
-use crate::konnect::client::Host;
-use crate::konnect::{AuditLogs, Credential, Destination, Hosts, KonnectClient, LoginToken};
+use crate::konnect::{AuditLogs, Destination};
 use owners::Owner;
 
 /// How long deleting may wait out "destination is in use", as cleanup.
@@ -54,25 +53,9 @@ pub fn run(
 
 /// The Konnect client for `settings` (PAT, else the login token file).
 fn audit_logs(settings: &Settings) -> Result<AuditLogs, CliError> {
-    let hosts = Hosts::resolve(
-        settings.base_url.as_deref(),
-        &settings.region,
-        settings.konnect_domain,
-    )
-    .map_err(CliError::new)?;
-    let credential = match settings.auth().map_err(CliError::new)? {
-        Auth::Pat(pat) => Credential::Pat(pat),
-        Auth::LoginFile(path) => {
-            let refresh = hosts.url(Host::Regional, &settings.refresh_path, &[]);
-            Credential::Login(LoginToken::new(path, refresh))
-        }
-    };
-    let client = KonnectClient::new(
-        hosts,
-        credential,
-        crate::konnect::client::ClientOptions::from_env(),
-    )
-    .map_err(|e| CliError::new(e.to_string()))?;
+    let client = settings
+        .konnect_client(crate::konnect::client::ClientOptions::from_env())
+        .map_err(CliError::new)?;
     Ok(AuditLogs::new(client))
 }
 

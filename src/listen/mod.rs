@@ -44,11 +44,11 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::config::{Auth, Settings};
+use crate::config::Settings;
 use crate::error::CliError;
-use crate::konnect::client::{ClientOptions, Host};
+use crate::konnect::AuditLogs;
+use crate::konnect::client::ClientOptions;
 use crate::konnect::error::redact_url;
-use crate::konnect::{AuditLogs, Credential, Hosts, KonnectClient, LoginToken};
 use crate::listener::EventStore;
 use crate::verify::{self, LiveVerifier, live::KeySource};
 use bind::bind;
@@ -102,21 +102,9 @@ struct Run {
 /// cleanup succeeded.
 pub async fn run(settings: Settings, opts: ListenOptions, hooks: Hooks) -> Result<(), CliError> {
     let signals = Signals::install()?;
-    let hosts = Hosts::resolve(
-        settings.base_url.as_deref(),
-        &settings.region,
-        settings.konnect_domain,
-    )
-    .map_err(CliError::new)?;
-    let credential = match settings.auth().map_err(CliError::new)? {
-        Auth::Pat(pat) => Credential::Pat(pat),
-        Auth::LoginFile(path) => {
-            let refresh = hosts.url(Host::Regional, &settings.refresh_path, &[]);
-            Credential::Login(LoginToken::new(path, refresh))
-        }
-    };
-    let client = KonnectClient::new(hosts, credential, ClientOptions::from_env())
-        .map_err(|e| CliError::new(e.to_string()))?;
+    let client = settings
+        .konnect_client(ClientOptions::from_env())
+        .map_err(CliError::new)?;
     for w in &opts.warnings {
         eprintln!("Warning: {w}");
     }
