@@ -81,6 +81,10 @@ echo "Regional webhook after: $(api /v2/audit-log-webhook)"
 echo "Destinations after: $(api /v3/audit-log-destinations)"
 grep -o 'Listener stopped[^"]*' "$XDG_CONFIG_HOME/kongctl/logs/kongctl.log" | tail -1 || true
 
+say "Read the store back: kongctl get audit-logs --stored --type authorization --limit 3"
+# What the listener stored, queried from its files (no Konnect call).
+"$BIN/kongctl" get audit-logs --stored --type authorization --limit 3
+
 say "Without a tunnel: kongctl get audit-logs --since 10m -o jsonl"
 # Konnect keeps every event for its pull API: the same 16, no webhook needed.
 "$BIN/kongctl" get audit-logs --base-url "$KONNECT_BASE_URL" --since 10m -o jsonl >"$WORK/pulled.jsonl"
