@@ -63,25 +63,20 @@ struct FileReport {
 
 /// The profile's stored events, oldest first: the closed segments
 /// (`events-<time>-<seq>.jsonl`, or `.jsonl.gz` once compressed; the plain
-/// one while both exist), in name order, which is rotation order, then the
-/// active `events.jsonl`.
+/// one while both exist), in rotation order (their seq), then the active
+/// `events.jsonl`.
 pub fn stored_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut segments: Vec<String> = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        if name.starts_with("events-") && (name.ends_with(".jsonl") || name.ends_with(".jsonl.gz"))
-        {
-            segments.push(name);
-        }
-    }
-    segments.sort();
-    let mut files: Vec<PathBuf> = segments
-        .iter()
-        .filter(|name| {
-            // Mid-compression both exist: the plain one is whole.
-            !(name.ends_with(".gz") && segments.contains(&name[..name.len() - 3].to_string()))
+    // The store reader's listing: segments in rotation (seq) order, the
+    // plain file where a compression is under way (it is the whole one).
+    let mut files: Vec<PathBuf> = crate::source::stored::list_segments(dir)?
+        .into_iter()
+        .map(|segment| {
+            if segment.plain {
+                dir.join(&segment.stem)
+            } else {
+                dir.join(format!("{}.gz", segment.stem))
+            }
         })
-        .map(|name| dir.join(name))
         .collect();
     let active = dir.join("events.jsonl");
     if active.exists() {
