@@ -249,7 +249,7 @@ impl AuditLogs {
     /// else the v2 one; `None` if neither exists.
     pub async fn webhook_status_document(&self) -> Result<Option<Value>, KonnectError> {
         match self
-            .get_json(Host::Regional, "/v3/audit-log-webhook/status")
+            .get_json(Host::Regional, super::replay_job::WEBHOOK_STATUS_PATH)
             .await?
         {
             Some(v) => Ok(Some(v)),
@@ -262,7 +262,7 @@ impl AuditLogs {
 
     /// GET {regional}/v3/audit-log-replay-job; `None` on 404.
     pub async fn replay_job_document(&self) -> Result<Option<Value>, KonnectError> {
-        self.get_json(Host::Regional, "/v3/audit-log-replay-job")
+        self.get_json(Host::Regional, super::replay_job::REPLAY_JOB_PATH)
             .await
     }
 

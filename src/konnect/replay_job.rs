@@ -21,8 +21,8 @@ use super::audit_logs::AuditLogs;
 use super::client::{Host, Retry};
 use super::error::KonnectError;
 
-const REPLAY_JOB_PATH: &str = "/v3/audit-log-replay-job";
-const WEBHOOK_STATUS_PATH: &str = "/v3/audit-log-webhook/status";
+pub(super) const REPLAY_JOB_PATH: &str = "/v3/audit-log-replay-job";
+pub(super) const WEBHOOK_STATUS_PATH: &str = "/v3/audit-log-webhook/status";
 
 /// A replay job's `status`, the spec's enum (anything else is kept as
 /// given).
@@ -127,7 +127,7 @@ impl WebhookStatus {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct JobBody {
     #[serde(default)]
     start_at: Option<String>,
@@ -137,7 +137,7 @@ struct JobBody {
     status: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct StatusBody {
     #[serde(default)]
     webhook_status: Option<String>,
@@ -206,13 +206,7 @@ impl AuditLogs {
             .client()
             .call(Method::GET, url, None, Retry::Transient, None)
             .await?;
-        let body: StatusBody = serde_json::from_value(resp.json()?).unwrap_or(StatusBody {
-            webhook_status: None,
-            webhook_enabled: None,
-            last_attempt_at: None,
-            last_response_code: None,
-            last_response_message: None,
-        });
+        let body: StatusBody = serde_json::from_value(resp.json()?).unwrap_or_default();
         Ok(Dated {
             value: WebhookStatus {
                 webhook_status: body.webhook_status,
@@ -229,11 +223,7 @@ impl AuditLogs {
 /// The job in an answer; an unreadable body reads as an unconfigured job
 /// with an `Other` status, so the caller keeps watching rather than fail.
 fn job_from(value: &serde_json::Value) -> ReplayJob {
-    let body: JobBody = serde_json::from_value(value.clone()).unwrap_or(JobBody {
-        start_at: None,
-        end_at: None,
-        status: None,
-    });
+    let body: JobBody = serde_json::from_value(value.clone()).unwrap_or_default();
     ReplayJob {
         start_at: instant(body.start_at.as_deref()),
         end_at: instant(body.end_at.as_deref()),
