@@ -1047,27 +1047,32 @@ mod tests {
         assert_eq!(fs::read(&lone).unwrap(), b"");
     }
 
-    #[test]
-    fn concurrent_batches_are_contiguous_and_each_stored_once() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("events.jsonl");
-        let (store, _) = EventStore::open(&path, StorePolicy::keep_one_file()).unwrap();
-        let rt = runtime();
-        rt.block_on(async {
-            let mut tasks = Vec::new();
-            for t in 0..32 {
+    /// `tasks` tasks each append 20 batches of 5 records `t<task> r<batch>
+    /// i<record>` at once.
+    fn append_concurrently(store: &EventStore, tasks: u32) {
+        runtime().block_on(async {
+            let mut handles = Vec::new();
+            for t in 0..tasks {
                 let store = store.clone();
-                tasks.push(tokio::spawn(async move {
+                handles.push(tokio::spawn(async move {
                     for r in 0..20 {
                         let body: String = (0..5).map(|i| format!("t{t} r{r} i{i}\n")).collect();
                         store.append(batch(&body)).await.unwrap();
                     }
                 }));
             }
-            for t in tasks {
-                t.await.unwrap();
+            for h in handles {
+                h.await.unwrap();
             }
         });
+    }
+
+    #[test]
+    fn concurrent_batches_are_contiguous_and_each_stored_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("events.jsonl");
+        let (store, _) = EventStore::open(&path, StorePolicy::keep_one_file()).unwrap();
+        append_concurrently(&store, 32);
         let content = fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = content.lines().collect();
         assert_eq!(lines.len(), 32 * 20 * 5);
@@ -1284,22 +1289,7 @@ mod tests {
         let (store, _) = EventStore::open(&dir.join("events.jsonl"), policy).unwrap();
         let mut follower = store.subscribe();
         assert_eq!((follower.generation, follower.start), (0, 0));
-        let rt = runtime();
-        rt.block_on(async {
-            let mut tasks = Vec::new();
-            for t in 0..16 {
-                let store = store.clone();
-                tasks.push(tokio::spawn(async move {
-                    for r in 0..20 {
-                        let body: String = (0..5).map(|i| format!("t{t} r{r} i{i}\n")).collect();
-                        store.append(batch(&body)).await.unwrap();
-                    }
-                }));
-            }
-            for t in tasks {
-                t.await.unwrap();
-            }
-        });
+        append_concurrently(&store, 16);
         let rotations = store.stats().rotations;
         assert!(rotations > 20, "{rotations}");
         let lines = stored_lines(&dir);
