@@ -86,7 +86,7 @@ pub fn scan(
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
-    let on_disk = segment_files(&files.dir)?;
+    let on_disk = crate::source::stored::list_segments(&files.dir)?;
     let index = read_index(&files.dir);
 
     if let Some(f) = active {
@@ -113,8 +113,9 @@ pub fn scan(
         acc.saw_time(*newest);
     }
     let mut stop_when_older = index.is_none();
-    for (stem, path) in on_disk.iter().rev() {
-        match listed.get(stem) {
+    for segment in on_disk.iter().rev() {
+        let path = &segment.file(&files.dir);
+        match listed.get(stem(&segment.stem)) {
             Some(Some(newest)) if acc.bound().is_some_and(|b| *newest < b) => continue,
             Some(_) => {}
             None if stop_when_older => {
@@ -283,36 +284,6 @@ fn stem(name: &str) -> &str {
     name.strip_suffix(".jsonl.gz")
         .or_else(|| name.strip_suffix(".jsonl"))
         .unwrap_or(name)
-}
-
-/// The closed segments on disk, by stem in rotation order (names sort so),
-/// each with the file to read: the plain one while it exists (a `.gz` next
-/// to it may still be being written), else the `.gz`.
-fn segment_files(dir: &Path) -> io::Result<BTreeMap<String, PathBuf>> {
-    let mut found: BTreeMap<String, PathBuf> = BTreeMap::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !name.starts_with("events-") {
-            continue;
-        }
-        let plain = name.ends_with(".jsonl");
-        if !plain && !name.ends_with(".jsonl.gz") {
-            continue;
-        }
-        let path = entry.path();
-        let slot = found.entry(stem(name).to_string()).or_insert(path.clone());
-        if plain {
-            *slot = path;
-        }
-    }
-    Ok(found)
 }
 
 #[cfg(test)]

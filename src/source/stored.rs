@@ -67,6 +67,16 @@ pub struct Segment {
 }
 
 impl Segment {
+    /// The file to read: the plain one while it is listed (a `.gz` beside
+    /// it may still be being written), else the `.gz`.
+    pub fn file(&self, dir: &Path) -> PathBuf {
+        if self.plain {
+            dir.join(&self.stem)
+        } else {
+            dir.join(format!("{}.gz", self.stem))
+        }
+    }
+
     /// Whether a query over `window` can skip this segment without reading
     /// it: the index says it holds nothing in the window.
     pub fn outside(&self, window: &Window) -> bool {

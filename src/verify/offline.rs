@@ -70,13 +70,7 @@ pub fn stored_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     // plain file where a compression is under way (it is the whole one).
     let mut files: Vec<PathBuf> = crate::source::stored::list_segments(dir)?
         .into_iter()
-        .map(|segment| {
-            if segment.plain {
-                dir.join(&segment.stem)
-            } else {
-                dir.join(format!("{}.gz", segment.stem))
-            }
-        })
+        .map(|segment| segment.file(dir))
         .collect();
     let active = dir.join("events.jsonl");
     if active.exists() {
