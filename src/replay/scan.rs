@@ -25,26 +25,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Deserialize;
 
 use super::window::sub;
 use crate::record::{DedupKey, Record};
 use crate::source::file;
-
-/// The index the store writes (only the fields read here).
-#[derive(Deserialize)]
-struct Index {
-    version: u32,
-    #[serde(default)]
-    segments: Vec<IndexEntry>,
-}
-
-#[derive(Deserialize)]
-struct IndexEntry {
-    file: String,
-    #[serde(default)]
-    newest_event_at: Option<String>,
-}
 
 /// What the store holds that a replay needs.
 #[derive(Debug, Default)]
@@ -87,7 +71,12 @@ pub fn scan(
         Err(e) => return Err(e),
     };
     let on_disk = crate::source::stored::list_segments(&files.dir)?;
-    let index = read_index(&files.dir);
+    // Any trouble with the index reads as no index: every segment is then
+    // read, newest first.
+    let index = crate::store::index::Index::read(&files.dir)
+        .map_err(|e| tracing::debug!(error = %e, "segments.json unusable; reading every segment"))
+        .ok()
+        .flatten();
 
     if let Some(f) = active {
         let name = files.active.display().to_string();
@@ -102,10 +91,7 @@ pub fn scan(
         .map(|i| {
             i.segments
                 .iter()
-                .map(|e| {
-                    let newest = e.newest_event_at.as_deref().and_then(|t| t.parse().ok());
-                    (stem(&e.file).to_string(), newest)
-                })
+                .map(|e| (stem(&e.file).to_string(), e.newest_event_at))
                 .collect()
         })
         .unwrap_or_default();
@@ -267,16 +253,6 @@ impl Collector {
             problems: self.problems,
         }
     }
-}
-
-/// The index, if it is there and readable (any trouble reads as absent:
-/// then every segment is read).
-fn read_index(dir: &Path) -> Option<Index> {
-    let bytes = std::fs::read(dir.join("segments.json")).ok()?;
-    let index: Index = serde_json::from_slice(&bytes)
-        .map_err(|e| tracing::debug!(error = %e, "segments.json unreadable; reading every segment"))
-        .ok()?;
-    (index.version == 1).then_some(index)
 }
 
 /// A segment's name without `.jsonl` / `.jsonl.gz`.
