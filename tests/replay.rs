@@ -456,12 +456,20 @@ fn a_failed_replay_job_is_reported_with_its_missing_window_then_healed() {
     assert_eq!(r["last_error"], "Konnect's replay job failed");
     assert_eq!(r["state"], "idle");
     let missing = r["missing_window"].clone();
-    let log = std::fs::read_to_string(listed[0]["log_file"].as_str().unwrap()).unwrap();
+    let log_file = listed[0]["log_file"].as_str().unwrap().to_string();
     let warning = format!(
         "Warning: audit-log replay failed: events from {} to {} may be missing (Konnect's replay job failed); the next replay includes them",
         missing["start"].as_str().unwrap(),
         missing["end"].as_str().unwrap()
     );
+    // The state file can show the failure before the log writer (a
+    // background thread) has written the warning: wait for it.
+    let read_log = || std::fs::read_to_string(&log_file).unwrap_or_default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !read_log().contains(&warning) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = read_log();
     assert!(log.contains(&warning), "{warning}\nnot in the log:\n{log}");
     assert_eq!(read_lines(&w.events_file()).len(), 10);
 
