@@ -26,7 +26,7 @@
 //!   shortest form (`1e+21`, `1e-7`, `0.1`), NaN and infinities refused.
 //!   [`write_str`] is its string encoder alone.
 //!
-//! Running filters is left to [`crate::tail::filter`], reading files to its
+//! Running filters is left to [`crate::jq`], reading files to its
 //! callers. The tests of `differential` check the parser against serde_json
 //! on generated input, with each known difference between Go and serde_json
 //! spelled out.

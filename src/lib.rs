@@ -19,6 +19,7 @@ pub mod get;
 pub mod gofmt;
 pub mod gojson;
 pub mod inspect;
+pub mod jq;
 pub mod konnect;
 pub mod listen;
 pub mod listener;
@@ -137,7 +138,7 @@ fn print_or_closed(text: &str) -> Result<(), CliError> {
 }
 
 fn tail_file_command(args: &cli::TailFileArgs) -> Result<(), CliError> {
-    let filter = tail::JqFilter::from_flag(args.jq.as_deref().unwrap_or(""))
+    let filter = jq::JqFilter::from_flag(args.jq.as_deref().unwrap_or(""))
         .map_err(|e| CliError::new(e.to_string()))?;
     // A closed stdout (`| head`) is a normal end, as in `tail`.
     tail::print_file(&args.file, filter)
@@ -155,7 +156,7 @@ fn listen_command(
         listen::options::default_tail_if_unset(&mut args);
     }
     let check_jq = |expr: &str| {
-        tail::filter::JqFilter::compile(expr)
+        jq::JqFilter::compile(expr)
             .map(|_| ())
             .map_err(|e| e.to_string())
     };

@@ -24,9 +24,9 @@ pub mod rows;
 
 use std::io::{self, Write};
 
+use crate::jq::JqFilter;
 use crate::ps::columns::Column;
 use crate::record::Record;
-use crate::tail::filter::JqFilter;
 
 /// `-o` for queries: upstream's `json|yaml|text`, plus `jsonl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
