@@ -204,7 +204,7 @@ fn pull(settings: &Settings, mut opts: QueryOptions) -> Result<(), CliError> {
         std::mem::take(&mut opts.output),
         stdout.lock(),
         io::stderr(),
-        crate::ps::terminal_width(),
+        crate::output::table::terminal_width(),
     );
     let mut pipeline = Pipeline::new(query, printer);
     let mut puller = Puller::new(AuditLogs::new(client), &opts, stop.clone());
@@ -431,7 +431,7 @@ pub fn tail_stored(settings: &Settings, args: TailArgs, path: &str) -> Result<()
         opts.output,
         stdout.lock(),
         io::stderr(),
-        crate::ps::terminal_width(),
+        crate::output::table::terminal_width(),
     );
     let mut sink = TailSink {
         pipeline: Pipeline::new(query, printer),
@@ -530,7 +530,7 @@ fn query_files(opts: QueryOptions, files: &[PathBuf], strict: bool) -> Result<()
         spec,
         stdout.lock(),
         io::stderr(),
-        crate::ps::terminal_width(),
+        crate::output::table::terminal_width(),
     );
     finish_output(print_all(query, printer, records, dropped).map(|_| ()))?;
     strict_check(strict, problems)
@@ -547,7 +547,7 @@ fn query_stored(settings: &Settings, opts: QueryOptions, strict: bool) -> Result
         opts.output,
         stdout.lock(),
         io::stderr(),
-        crate::ps::terminal_width(),
+        crate::output::table::terminal_width(),
     );
     let mut pipeline = Pipeline::new(query, printer);
     let mut problems = 0usize;

@@ -208,7 +208,7 @@ fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> 
         ));
     }
     let dir = settings.processes_dir();
-    let width = ps::terminal_width();
+    let width = output::table::terminal_width();
     match cmd.action {
         None => {
             if !cmd.positional.is_empty() {
@@ -217,9 +217,11 @@ fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> 
                     "kongctl ps",
                 ));
             }
-            let columns =
-                ps::columns::resolve(&cmd.columns.columns, settings.output == OutputFormat::Text)
-                    .map_err(|e| CliError::usage(e.to_string(), "kongctl ps"))?;
+            let columns = output::columns::resolve(
+                &cmd.columns.columns,
+                settings.output == OutputFormat::Text,
+            )
+            .map_err(|e| CliError::usage(e.to_string(), "kongctl ps"))?;
             let listed = ps::list(&dir).map_err(|e| {
                 CliError::new(format!(
                     "failed to read process records in {}: {e}",
@@ -244,7 +246,7 @@ fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> 
             // Checked before the targets, as in the original.
             let mut values = cmd.columns.columns;
             values.extend(args.columns.columns);
-            let columns = ps::columns::resolve(&values, settings.output == OutputFormat::Text)
+            let columns = output::columns::resolve(&values, settings.output == OutputFormat::Text)
                 .map_err(|e| CliError::usage(e.to_string(), "kongctl ps stop"))?;
             let pids: Vec<String> = args.pid.into_iter().collect();
             let target = ps::resolve_target(&pids, args.all)
