@@ -22,7 +22,7 @@ use crate::config::Settings;
 use crate::error::CliError;
 use crate::inspect;
 use crate::konnect::client::ClientOptions;
-use crate::konnect::{AuditLogs, KonnectError};
+use crate::konnect::{AuditLogs, KonnectClient, KonnectError};
 use crate::output::{self, Output, Summary};
 use crate::query::options::{QueryFlags, QueryOptions};
 use crate::query::{Limit, Pipeline, Query, Window};
@@ -188,7 +188,7 @@ fn pull(settings: &Settings, mut opts: QueryOptions) -> Result<(), CliError> {
         backoff_max: std::time::Duration::from_secs(60),
         ..ClientOptions::from_env()
     };
-    let client = settings.konnect_client(options).map_err(CliError::new)?;
+    let client = KonnectClient::from_settings(settings, options).map_err(CliError::new)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -311,9 +311,8 @@ fn inspect_setup(
         ));
     }
     settings.auth().map_err(CliError::new)?;
-    let client = settings
-        .konnect_client(ClientOptions::from_env())
-        .map_err(CliError::new)?;
+    let client =
+        KonnectClient::from_settings(settings, ClientOptions::from_env()).map_err(CliError::new)?;
     let api = AuditLogs::new(client);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
