@@ -6,10 +6,10 @@
 //! gojq on it and printed each result with `json.Marshal`. This module keeps
 //! what users can see of that:
 //!
-//! - [`parse`] reads one record's bytes into a jaq [`Val`]. It accepts
-//!   exactly the JSON that Go's scanner accepts (no comments, `NaN`, leading
-//!   `+` or trailing data, nesting at most [`MAX_DEPTH`] deep) and fails with
-//!   the same message, e.g.
+//! - [`parse`] reads one record's bytes into a jaq [`Val`](jaq_json::Val).
+//!   It accepts exactly the JSON that Go's scanner accepts (no comments,
+//!   `NaN`, leading `+` or trailing data, nesting at most [`MAX_DEPTH`]
+//!   deep) and fails with the same message, e.g.
 //!   `invalid character 'o' in literal null (expecting 'u')`. Strings decode as
 //!   Go does: a lone surrogate escape or an invalid UTF-8 byte becomes U+FFFD.
 //!   Object keys are stored sorted, because gojq keeps objects sorted, so
