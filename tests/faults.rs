@@ -348,7 +348,9 @@ fn logged(w: &World, call: Call) -> Vec<Logged> {
         .iter()
         .filter(|r| call.matches(&r.method, &r.path))
         .map(|r| Logged {
-            at: humantime::parse_rfc3339(&r.at).expect("request time is RFC 3339"),
+            at: kongctl::time::parse_rfc3339(&r.at)
+                .map(SystemTime::from)
+                .expect("request time is RFC 3339"),
             status: r.status,
             faulted: r.fault.is_some(),
         })

@@ -317,6 +317,49 @@ fn since_reads_recent_records_relative_to_now() {
 }
 
 #[test]
+fn since_takes_days() {
+    let w = World::new();
+    let dir = store(&w);
+    let now = jiff::Timestamp::now();
+    let hours_ago = |h: i64| {
+        (now - jiff::SignedDuration::from_hours(h))
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    write_segment(
+        &dir,
+        1,
+        &lines(&[
+            rec(&hours_ago(8 * 24), "authz", "week-ago"),
+            rec(&hours_ago(6 * 24), "authz", "days-ago"),
+        ]),
+        true,
+    );
+    std::fs::write(
+        dir.join("events.jsonl"),
+        lines(&[
+            rec(&hours_ago(30), "authz", "yesterday"),
+            rec(&hours_ago(0), "authn", "now"),
+        ]),
+    )
+    .unwrap();
+    let out = get(&w, &["--stored", "-o", "jsonl", "--since", "7d"]);
+    assert_eq!(sigs(ok(&out)), ["days-ago", "yesterday", "now"]);
+    let out = get(&w, &["--stored", "-o", "jsonl", "--since", "1d12h"]);
+    assert_eq!(sigs(ok(&out)), ["yesterday", "now"]);
+    // An unknown unit is still Go's error.
+    let out = get(&w, &["--stored", "--since", "7x"]);
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr.starts_with(
+            "Error: invalid argument \"7x\" for \"--since\" flag: time: unknown unit \"x\" in duration \"7x\""
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn stored_query_prints_every_output() {
     let w = World::new();
     mixed_store(&w);
