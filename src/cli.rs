@@ -1040,6 +1040,13 @@ pub struct GetAuditLogs {
     #[command(flatten)]
     pub read: ReadArgs,
 
+    /// Print a summary instead of the records: the window, totals by type
+    /// and outcome, the top principals and actions, a count per alert rule
+    /// and the events over time as a bar chart (`-o json|yaml` for
+    /// scripts). Without --limit every record of the window is counted.
+    #[arg(long, help_heading = "Who, what, how much")]
+    pub summary: bool,
+
     /// Query this profile's stored events (every segment and the active
     /// file) instead of Konnect.
     #[arg(long, help_heading = "Stored events")]

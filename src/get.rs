@@ -23,6 +23,7 @@ use crate::error::CliError;
 use crate::inspect;
 use crate::konnect::client::ClientOptions;
 use crate::konnect::{AuditLogs, KonnectClient, KonnectError};
+use crate::output::summary::SummaryPrinter;
 use crate::output::{self, Output, Summary};
 use crate::query::options::{QueryFlags, QueryOptions};
 use crate::query::{Limit, Pipeline, Query, Window};
@@ -67,14 +68,17 @@ pub fn get_audit_logs(settings: &Settings, args: GetAuditLogs, path: &str) -> Re
     if let Some(resource) = args.resource {
         return inspect_setup(settings, resource, path);
     }
-    let flags = query_flags(
-        &args.query,
-        &args.read,
-        args.jq.as_ref(),
-        &args.positional,
-        settings.output,
-        false,
-    )
+    let flags = QueryFlags {
+        summary: args.summary,
+        ..query_flags(
+            &args.query,
+            &args.read,
+            args.jq.as_ref(),
+            &args.positional,
+            settings.output,
+            false,
+        )
+    }
     .page_size_from_profile(settings.page_size);
     let mut opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
     select_principals(&mut opts);
@@ -215,12 +219,7 @@ fn pull(settings: &Settings, mut opts: QueryOptions) -> Result<(), CliError> {
     let stdout = io::stdout();
     let query = Puller::pipeline_query(&opts);
     // The printer takes the output settings; the puller the rest.
-    let printer = output::printer(
-        std::mem::take(&mut opts.output),
-        stdout.lock(),
-        io::stderr(),
-        crate::output::table::terminal_width(),
-    );
+    let printer = query_printer(&mut opts, stdout.lock());
     let mut pipeline = Pipeline::new(query, printer);
     let mut puller = Puller::new(AuditLogs::new(client), &opts, stop.clone());
     let result = runtime.block_on(async {
@@ -522,7 +521,7 @@ fn finish_output(result: io::Result<()>) -> Result<(), CliError> {
 
 /// `get audit-logs --file PATH...`: every record of the files, in time
 /// order.
-fn query_files(opts: QueryOptions, files: &[PathBuf], strict: bool) -> Result<(), CliError> {
+fn query_files(mut opts: QueryOptions, files: &[PathBuf], strict: bool) -> Result<(), CliError> {
     let query = opts.query(Timestamp::now());
     let mut order = TimeOrder::new(query);
     let mut problems = 0usize;
@@ -541,31 +540,20 @@ fn query_files(opts: QueryOptions, files: &[PathBuf], strict: bool) -> Result<()
         .map_err(|e| CliError::new(format!("failed to read {}: {e}", path.display())))?;
     }
     let (records, dropped) = order.into_sorted();
-    let spec = opts.output;
     let stdout = io::stdout();
-    let printer = output::printer(
-        spec,
-        stdout.lock(),
-        io::stderr(),
-        crate::output::table::terminal_width(),
-    );
+    let printer = query_printer(&mut opts, stdout.lock());
     finish_output(print_all(query, printer, records, dropped).map(|_| ()))?;
     strict_check(strict, problems)
 }
 
 /// `get audit-logs --stored`: the profile's segments and active file, in
 /// time order.
-fn query_stored(settings: &Settings, opts: QueryOptions, strict: bool) -> Result<(), CliError> {
+fn query_stored(settings: &Settings, mut opts: QueryOptions, strict: bool) -> Result<(), CliError> {
     let query = opts.query(Timestamp::now());
     let dir = settings.audit_log_dir();
     let mut snapshot = Snapshot::take(&dir).map_err(|e| CliError::new(e.to_string()))?;
     let stdout = io::stdout();
-    let printer = output::printer(
-        opts.output,
-        stdout.lock(),
-        io::stderr(),
-        crate::output::table::terminal_width(),
-    );
+    let printer = query_printer(&mut opts, stdout.lock());
     let mut pipeline = Pipeline::new(query, printer);
     let mut problems = 0usize;
     let result = stored::query(&mut snapshot, &mut pipeline, &mut |problem| {
@@ -575,6 +563,27 @@ fn query_stored(settings: &Settings, opts: QueryOptions, strict: bool) -> Result
     .and_then(|()| pipeline.finish(false).map(|_| ()));
     finish_output(result)?;
     strict_check(strict, problems)
+}
+
+/// The printer of a query: the one `-o` chose, or with `--summary` the
+/// summary (of the query's window, on this machine's clock).
+fn query_printer<'a, W: io::Write + 'a>(opts: &mut QueryOptions, out: W) -> Box<dyn Output + 'a> {
+    let spec = std::mem::take(&mut opts.output);
+    if opts.summary {
+        let window = opts.time.window(Timestamp::now());
+        return Box::new(SummaryPrinter::new(
+            out,
+            spec.format,
+            window,
+            output::chart::width(),
+        ));
+    }
+    output::printer(
+        spec,
+        out,
+        io::stderr(),
+        crate::output::table::terminal_width(),
+    )
 }
 
 /// `--strict`: any line that could not be read fails the command.

@@ -642,3 +642,148 @@ fn principal_keeps_one_principals_records_by_id_or_konnects_name() {
     );
     assert_eq!(run(&["--principal", "nobody"]), "");
 }
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/summary")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| !v.is_empty() && v != "0") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
+    assert_eq!(
+        actual,
+        expected,
+        "{} differs (UPDATE_GOLDEN=1 cargo test --test read rewrites it)",
+        path.display()
+    );
+}
+
+/// Six hours of the events above, more each hour, from two principals
+/// and the cps, CEF and JSON formats.
+fn six_hours() -> Vec<String> {
+    let alice = "87655c36-8d63-48fe-9a1e-53b28dfbc19b";
+    let bob = "eb999f01-5976-4f4b-9fbc-dd5d514bd675";
+    let formats = ["json", "cef", "cps"];
+    let all = events();
+    let mut out = Vec::new();
+    for hour in 0..6u32 {
+        for i in 0..(hour * 4 + 1) {
+            let (event, _) = &all[(i as usize * 5 + hour as usize) % all.len()];
+            let ts = format!("2026-08-23T{:02}:{:02}:00Z", 10 + hour, i % 60);
+            let line = match formats[i as usize % 3] {
+                "json" => event.json(&ts),
+                "cef" => event.cef(&ts),
+                _ => event.cps(&ts),
+            };
+            out.push(if i % 4 == 3 {
+                line.replace(alice, bob)
+            } else {
+                line
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn the_summary_counts_a_window_and_charts_it_to_the_terminals_width() {
+    let w = World::new();
+    let file = write_file(w.dir.path(), "six-hours.log", &six_hours());
+    let summary = |columns: &str, extra: &[&str]| {
+        let mut cmd = w.kongctl();
+        cmd.env("COLUMNS", columns).args([
+            "get",
+            "audit-logs",
+            "--file",
+            file.to_str().unwrap(),
+            "--start-time",
+            "2026-08-23T09:00:00Z",
+            "--end-time",
+            "2026-08-23T16:59:59Z",
+            "--summary",
+        ]);
+        cmd.args(extra);
+        let out = Running::run_command(cmd);
+        ok(&out).to_owned()
+    };
+    let narrow = summary("60", &[]);
+    golden("six-hours-60.txt", &narrow);
+    let wide = summary("100", &[]);
+    golden("six-hours-100.txt", &wide);
+    for (text, width) in [(&narrow, 60), (&wide, 100)] {
+        let chart: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("EVENTS PER HOUR"))
+            .skip(1)
+            .collect();
+        // 09:00 to 16:00, the busiest hour's bar filling the width.
+        assert_eq!(chart.len(), 8, "{text}");
+        assert!(chart.iter().all(|l| l.chars().count() == width), "{text}");
+        assert!(chart[6].contains(&"█".repeat(width - 24)), "{text}");
+    }
+    // The same numbers for scripts.
+    let doc: Value = serde_json::from_str(&summary("100", &["-o", "json"])).unwrap();
+    let records: u64 = (0..6).map(|h| h * 4 + 1).sum();
+    assert_eq!(doc["records"], records);
+    assert_eq!(doc["buckets"]["unit"], "hour");
+    let counts: Vec<u64> = doc["buckets"]["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["records"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts, [0, 1, 5, 9, 13, 17, 21, 0]);
+    let alerts: u64 = doc["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["records"].as_u64().unwrap())
+        .sum();
+    assert!(alerts > 0);
+    let yaml: Value = serde_yaml_ng::from_str(&summary("100", &["-o", "yaml"])).expect("YAML");
+    assert_eq!(yaml["records"], records);
+    // With a filter: the summary of the alerts.
+    let doc: Value =
+        serde_json::from_str(&summary("100", &["-o", "json", "--alert", "denied"])).unwrap();
+    assert_eq!(doc["types"][0]["type"], "authorization");
+    assert_eq!(doc["types"][0]["outcomes"][0]["outcome"], "denied");
+    assert_eq!(doc["records"], doc["alerts"][2]["records"]);
+}
+
+#[test]
+fn summary_flags_that_make_no_sense_are_refused() {
+    let w = World::new();
+    for (args, message) in [
+        (
+            &["--summary", "--follow"][..],
+            "--summary cannot be used with --follow",
+        ),
+        (
+            &["--summary", "-o", "jsonl"][..],
+            "--summary supports --output text, json or yaml",
+        ),
+        (
+            &["--summary", "-o", "json", "--jq", "."][..],
+            "--summary cannot be combined with --jq",
+        ),
+        (
+            &["--summary", "--columns", "A=.a"][..],
+            "--summary cannot be combined with --columns",
+        ),
+    ] {
+        let mut all = vec!["get", "audit-logs"];
+        all.extend_from_slice(args);
+        let out = w.run(&all);
+        assert_eq!(out.code(), Some(1), "{args:?}");
+        assert!(
+            out.stderr.starts_with(&format!("Error: {message}")),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(w.calls("GET", "/v3/audit-logs"), 0);
+}

@@ -29,7 +29,7 @@ use crate::output::{Output, Summary};
 use crate::record::{EventType, Record};
 pub use alert::{Rule, Rules};
 pub use dedup::Dedup;
-pub use principal::Principals;
+pub use principal::{PrincipalKey, Principals};
 pub use view::RecordView;
 
 /// An inclusive time window; a missing bound is open.
