@@ -15,6 +15,9 @@
 //! | DELETE | `/_sim/faults` | | 204 |
 //! | POST | `/_sim/receiver` | `{"down": bool}` | 200 `{"down"}`: deliveries fail as if the receiver were down |
 //! | POST | `/_sim/replay-jobs` | `{"fail"?: n, "hold"?: bool}` | 200 `{"fail", "hold"}`: the next `n` jobs fail; held jobs stay `pending` |
+//! | GET | `/_sim/contract-violations` | | 200 `[ContractViolation]`: requests that broke the OpenAPI contract |
+//! | DELETE | `/_sim/contract-violations` | | 204: forgets them |
+//! | GET | `/_sim/request-counts` | | 200 `{"GET /v3/users/{userId}": n, …}` |
 //! | POST | `/_sim/reset` | | 204 |
 //! | POST | `/_sim/signing-keys/rotate` | `{"keep_old"?}` (default false) | 200 the new JWKS |
 //! | POST | `/_sim/forgeries` | `{"tampered"?, "unsigned"?}` | 200 `{"tampered", "unsigned"}` still to come |
@@ -324,6 +327,17 @@ pub(crate) async fn handle(
             drop(state);
             json_response(200, &answer)
         }
+        (&Method::GET, "contract-violations") => {
+            json_response(200, &ctx.state().contract_violations())
+        }
+        (&Method::DELETE, "contract-violations") => {
+            ctx.state().clear_contract_violations();
+            ApiResponse::no_content()
+        }
+        (&Method::GET, "request-counts") => {
+            let counts = ctx.state().request_counts.clone();
+            json_response(200, &counts)
+        }
         (&Method::POST, "reset") => {
             ctx.reset();
             ApiResponse::no_content()
@@ -342,7 +356,9 @@ pub(crate) async fn handle(
             | "audit-logs/cursors"
             | "clock"
             | "signing-keys/rotate"
-            | "forgeries",
+            | "forgeries"
+            | "contract-violations"
+            | "request-counts",
         ) => problem(&mut ctx.state(), 405, "Method not allowed"),
         _ => problem(
             &mut ctx.state(),

@@ -37,6 +37,7 @@ pub mod blocking;
 mod codec;
 mod config;
 mod context;
+pub mod contract;
 mod delivery;
 mod fault;
 mod history;
@@ -58,6 +59,6 @@ pub use records::{LogFormat, TRACE_ID_BEYOND_F64};
 pub use signing::Forgeries;
 pub use sim::Sim;
 pub use snapshot::{
-    Attempt, Delivery, DeliverySource, DestinationState, FaultState, ReplayJobState,
-    RequestLogEntry, Snapshot, TriggerReport, WebhookState,
+    Attempt, ContractViolation, Delivery, DeliverySource, DestinationState, FaultState,
+    ReplayJobState, RequestLogEntry, Snapshot, TriggerReport, WebhookState,
 };

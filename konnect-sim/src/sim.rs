@@ -293,6 +293,44 @@ impl Sim {
         self.context().state().replay_control.hold = hold;
     }
 
+    /// The requests that broke the OpenAPI contract since start, the last
+    /// reset or [`Sim::clear_contract_violations`], oldest first: an
+    /// undocumented path or method, an undeclared or ill-typed query or
+    /// path parameter, a body that does not match the request schema or
+    /// names a property the schema does not (see
+    /// [`crate::contract::Contract::check_request`]). The emulator still
+    /// answers such requests as Konnect would; a client's test asserts this
+    /// list is empty to prove it keeps the contract.
+    pub fn contract_violations(&self) -> Vec<crate::ContractViolation> {
+        self.context().state().contract_violations()
+    }
+
+    /// Forgets the contract violations recorded so far (a test that sent
+    /// bad requests on purpose, before the part that must be clean).
+    pub fn clear_contract_violations(&self) {
+        self.context().state().clear_contract_violations();
+    }
+
+    /// How many API calls `method route` got since start or the last reset,
+    /// faulted ones included; `route` is the path as the specs spell it,
+    /// with the version: `sim.request_count("GET", "/v3/users/{userId}")`.
+    /// A path in no spec is counted under itself.
+    pub fn request_count(&self, method: &str, route: &str) -> u64 {
+        let key = format!("{} {route}", method.to_ascii_uppercase());
+        self.context()
+            .state()
+            .request_counts
+            .get(&key)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Every per-route count ([`Sim::request_count`]), keyed
+    /// `"METHOD /v3/route"`.
+    pub fn request_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.context().state().request_counts.clone()
+    }
+
     /// Back to the initial state: sentinel webhooks, no destinations, events,
     /// deliveries, requests, tunnels, faults or rates, the receiver up and
     /// replay jobs neither held nor made to fail. Retries and replay

@@ -47,6 +47,15 @@ pub struct Snapshot {
     /// ([`crate::Sim::set_receiver_down`]).
     #[serde(default)]
     pub receiver_down: bool,
+    /// API calls per operation since start or the last reset, keyed
+    /// `"METHOD /v3/path/{template}"` as the specs spell the path (a path
+    /// in no spec is counted under itself), injected faults included.
+    #[serde(default)]
+    pub request_counts: BTreeMap<String, u64>,
+    /// Requests that broke the OpenAPI contract, oldest first (the last
+    /// 1,000 are kept); see [`crate::contract::Contract::check_request`].
+    #[serde(default)]
+    pub contract_violations: Vec<ContractViolation>,
 }
 
 impl Snapshot {
@@ -201,6 +210,21 @@ pub struct RequestLogEntry {
     pub status: u16,
     /// The injected fault that shaped this answer, if any.
     pub fault: Option<String>,
+}
+
+/// A request that broke the OpenAPI contract.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractViolation {
+    pub at: String,
+    pub method: String,
+    pub path: String,
+    /// The raw query string, empty if none.
+    pub query: String,
+    /// The spec's `operationId` of the call, if the path and method are in
+    /// a spec.
+    pub operation: Option<String>,
+    /// What is wrong, one entry per problem.
+    pub problems: Vec<String>,
 }
 
 /// One region's replay job, as `GET /v3/audit-log-replay-job` shows it.

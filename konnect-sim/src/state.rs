@@ -19,7 +19,8 @@ use crate::fault::{FaultAction, PendingFault};
 use crate::history::History;
 use crate::records::{Event, Generator, LogFormat};
 use crate::snapshot::{
-    Attempt, Delivery, DestinationState, ReplayJobState, RequestLogEntry, Snapshot, WebhookState,
+    Attempt, ContractViolation, Delivery, DestinationState, ReplayJobState, RequestLogEntry,
+    Snapshot, WebhookState,
 };
 use crate::time::{self, Millis, ZERO_TIME};
 
@@ -30,6 +31,8 @@ pub(crate) const MAX_EVENTS: usize = 20_000;
 pub(crate) const MAX_DELIVERIES: usize = 500;
 /// Entries kept in the request log.
 pub(crate) const MAX_REQUESTS: usize = 10_000;
+/// Contract violations kept.
+pub(crate) const MAX_VIOLATIONS: usize = 1_000;
 
 /// A value that must never be shown: `Debug` prints `<redacted>`, and there is
 /// no `Serialize`.
@@ -241,6 +244,10 @@ pub(crate) struct State {
     deliveries: VecDeque<Delivery>,
     next_delivery_id: u64,
     requests: VecDeque<RequestLogEntry>,
+    /// API calls per operation (`"GET /v3/users/{userId}"`).
+    pub request_counts: BTreeMap<String, u64>,
+    /// Requests that broke the OpenAPI contract (`contract.rs`).
+    contract_violations: VecDeque<ContractViolation>,
     pub replay_jobs: BTreeMap<&'static str, ReplayJob>,
     pub tunnels: BTreeMap<String, SocketAddr>,
     pub faults: Vec<PendingFault>,
@@ -285,6 +292,8 @@ impl State {
             deliveries: VecDeque::new(),
             next_delivery_id: 1,
             requests: VecDeque::new(),
+            request_counts: BTreeMap::new(),
+            contract_violations: VecDeque::new(),
             replay_jobs: BTreeMap::new(),
             tunnels: BTreeMap::new(),
             faults: Vec::new(),
@@ -312,6 +321,8 @@ impl State {
         self.clock_offset = 0;
         self.deliveries.clear();
         self.requests.clear();
+        self.request_counts.clear();
+        self.contract_violations.clear();
         self.tunnels.clear();
         self.faults.clear();
         self.rates.clear();
@@ -552,6 +563,26 @@ impl State {
         }
     }
 
+    /// Counts a call of `route` (`"GET /v3/users/{userId}"`).
+    pub fn count_request(&mut self, route: String) {
+        *self.request_counts.entry(route).or_default() += 1;
+    }
+
+    pub fn record_violation(&mut self, violation: ContractViolation) {
+        self.contract_violations.push_back(violation);
+        while self.contract_violations.len() > MAX_VIOLATIONS {
+            self.contract_violations.pop_front();
+        }
+    }
+
+    pub fn contract_violations(&self) -> Vec<ContractViolation> {
+        self.contract_violations.iter().cloned().collect()
+    }
+
+    pub fn clear_contract_violations(&mut self) {
+        self.contract_violations.clear();
+    }
+
     /// The action of the first armed fault matching the request, counting
     /// the request against it.
     pub fn take_fault(&mut self, method: &str, path: &str) -> Option<FaultAction> {
@@ -599,6 +630,8 @@ impl State {
                 .map(|(r, rate)| (r.to_string(), *rate))
                 .collect(),
             receiver_down: self.receiver_down,
+            request_counts: self.request_counts.clone(),
+            contract_violations: self.contract_violations(),
         }
     }
 }

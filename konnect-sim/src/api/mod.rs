@@ -38,6 +38,8 @@ use crate::problem::{InvalidParameter, Problem};
 use crate::state::State;
 use route::{Route, Version};
 
+pub(crate) use login::REFRESH_PATH;
+
 const JSON: &str = "application/json";
 const PROBLEM_JSON: &str = "application/problem+json";
 
