@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin;
 use crate::api::{self, ApiRequest, ApiResponse};
-use crate::config::region_of_host;
+use crate::config::{host_kind, region_of_host};
 use crate::context::Context;
 use crate::contract::Contract;
 use crate::fault::FaultAction;
@@ -110,6 +110,7 @@ async fn handle(
         .unwrap_or("")
         .to_string();
     let region = region_of_host(&host);
+    let host = host_kind(&host);
 
     if path == "/_sim" || path.starts_with("/_sim/") {
         let response = match read_body(request).await {
@@ -192,6 +193,7 @@ async fn handle(
                 path,
                 query,
                 region,
+                host,
                 authorization,
                 cookie,
                 body,
