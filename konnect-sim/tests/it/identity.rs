@@ -361,15 +361,7 @@ async fn lookups_can_be_throttled_failed_and_counted() {
 async fn admin_api_seeds_users_and_system_accounts() {
     let sim = start_sim().await;
     let api = Api::new(&sim);
-    let admin = |method: &'static str, path: &'static str, body: Option<Value>| {
-        let api = &api;
-        async move {
-            let bytes = body.map(|b| b.to_string().into_bytes());
-            api.raw(method, path, bytes.as_deref(), Auth::None).await
-        }
-    };
-    let user = admin(
-        "POST",
+    let user = api.admin("POST",
         "/_sim/users",
         Some(json!({"email": "ana@example.test", "full_name": "Ana Admin", "preferred_name": "A"})),
     )
@@ -377,7 +369,7 @@ async fn admin_api_seeds_users_and_system_accounts() {
     assert_eq!(user.status, 201);
     assert_eq!(user.json()["preferred_name"], "A");
     assert_eq!(
-        admin(
+        api.admin(
             "POST",
             "/_sim/users",
             Some(json!({"email": "ana@example.test", "full_name": "Again"}))
@@ -387,23 +379,24 @@ async fn admin_api_seeds_users_and_system_accounts() {
         400
     );
     assert_eq!(
-        admin("POST", "/_sim/users", Some(json!({"email": "x@y.test"})))
+        api.admin("POST", "/_sim/users", Some(json!({"email": "x@y.test"})))
             .await
             .status,
         400,
         "full_name is required"
     );
-    let account = admin(
-        "POST",
-        "/_sim/system-accounts",
-        Some(json!({"name": "deck", "konnect_managed": true})),
-    )
-    .await;
+    let account = api
+        .admin(
+            "POST",
+            "/_sim/system-accounts",
+            Some(json!({"name": "deck", "konnect_managed": true})),
+        )
+        .await;
     assert_eq!(account.status, 201);
     assert_eq!(account.json()["description"], "");
-    let listed = admin("GET", "/_sim/users", None).await.json();
+    let listed = api.admin("GET", "/_sim/users", None).await.json();
     assert_eq!(listed.as_array().unwrap().len(), 1);
-    let listed = admin("GET", "/_sim/system-accounts", None).await.json();
+    let listed = api.admin("GET", "/_sim/system-accounts", None).await.json();
     assert_eq!(listed[0]["konnect_managed"], true);
     let snapshot = sim.snapshot();
     assert_eq!(snapshot.users.len(), 1);

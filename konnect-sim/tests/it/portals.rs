@@ -752,16 +752,8 @@ async fn admin_api_seeds_portals_and_triggers_their_events() {
     let sim = start_sim().await;
     let api = Api::new(&sim);
     let receiver = Receiver::start().await;
-    let admin = |method: &'static str, path: String, body: Option<Value>| {
-        let api = &api;
-        async move {
-            let bytes = body.map(|b| b.to_string().into_bytes());
-            api.raw(method, &path, bytes.as_deref(), Auth::None).await
-        }
-    };
-    let created = admin(
-        "POST",
-        "/_sim/portals".into(),
+    let created = api.admin("POST",
+        "/_sim/portals",
         Some(
             json!({"name": "Partner Portal", "description": "for partners", "rbac_enabled": true}),
         ),
@@ -770,25 +762,27 @@ async fn admin_api_seeds_portals_and_triggers_their_events() {
     assert_eq!(created.status, 201, "{}", created.text());
     let id = created.json()["id"].as_str().unwrap().to_string();
     assert_eq!(created.json()["region"], "us");
-    let taken = admin(
-        "POST",
-        "/_sim/portals".into(),
-        Some(json!({"name": "Partner Portal"})),
-    )
-    .await;
+    let taken = api
+        .admin(
+            "POST",
+            "/_sim/portals",
+            Some(json!({"name": "Partner Portal"})),
+        )
+        .await;
     assert_eq!(taken.status, 400);
     assert!(taken.text().contains("unique"), "{}", taken.text());
-    let eu = admin(
-        "POST",
-        "/_sim/portals".into(),
-        Some(json!({"name": "Partner Portal", "region": "eu"})),
-    )
-    .await;
+    let eu = api
+        .admin(
+            "POST",
+            "/_sim/portals",
+            Some(json!({"name": "Partner Portal", "region": "eu"})),
+        )
+        .await;
     assert_eq!(eu.status, 201);
     assert_eq!(
-        admin(
+        api.admin(
             "POST",
-            "/_sim/portals".into(),
+            "/_sim/portals",
             Some(json!({"name": "x", "colour": 1}))
         )
         .await
@@ -799,12 +793,15 @@ async fn admin_api_seeds_portals_and_triggers_their_events() {
     assert_eq!(shown["description"], "for partners");
     assert_eq!(shown["rbac_enabled"], true);
 
-    let developer = admin(
-        "POST",
-        format!("/_sim/portals/{id}/developers"),
-        Some(json!({"email": "jane@example.test", "full_name": "Jane Dev", "status": "pending"})),
-    )
-    .await;
+    let developer = api
+        .admin(
+            "POST",
+            &format!("/_sim/portals/{id}/developers"),
+            Some(
+                json!({"email": "jane@example.test", "full_name": "Jane Dev", "status": "pending"}),
+            ),
+        )
+        .await;
     assert_eq!(developer.status, 201, "{}", developer.text());
     let developer_id = developer.json()["id"].as_str().unwrap().to_string();
     assert_eq!(
@@ -814,9 +811,9 @@ async fn admin_api_seeds_portals_and_triggers_their_events() {
         "pending"
     );
     assert_eq!(
-        admin(
+        api.admin(
             "POST",
-            format!("/_sim/portals/{UNKNOWN}/developers"),
+            &format!("/_sim/portals/{UNKNOWN}/developers"),
             Some(json!({"email": "a@b.test", "full_name": "A"}))
         )
         .await
@@ -832,12 +829,13 @@ async fn admin_api_seeds_portals_and_triggers_their_events() {
         json!({"audit_log_destination_id": destination, "enabled": true}),
     )
     .await;
-    let triggered = admin(
-        "POST",
-        "/_sim/trigger".into(),
-        Some(json!({"portal_id": id, "count": 3})),
-    )
-    .await;
+    let triggered = api
+        .admin(
+            "POST",
+            "/_sim/trigger",
+            Some(json!({"portal_id": id, "count": 3})),
+        )
+        .await;
     assert_eq!(triggered.status, 200, "{}", triggered.text());
     let report: konnect_sim::TriggerReport = serde_json::from_slice(&triggered.body).unwrap();
     assert!(report.all_delivered(), "{report:?}");
@@ -849,38 +847,39 @@ async fn admin_api_seeds_portals_and_triggers_their_events() {
         );
     }
     assert_eq!(
-        admin(
+        api.admin(
             "POST",
-            "/_sim/trigger".into(),
+            "/_sim/trigger",
             Some(json!({"portal_id": UNKNOWN, "count": 1}))
         )
         .await
         .status,
         404
     );
-    let knobs = admin(
-        "POST",
-        "/_sim/replay-jobs".into(),
-        Some(json!({"portal_id": id, "fail": 2})),
-    )
-    .await
-    .json();
+    let knobs = api
+        .admin(
+            "POST",
+            "/_sim/replay-jobs",
+            Some(json!({"portal_id": id, "fail": 2})),
+        )
+        .await
+        .json();
     assert_eq!(knobs["fail_portals"][&id], 2);
     assert_eq!(knobs["fail"], 0, "the any-stream count is untouched");
 
-    let listed = admin("GET", "/_sim/portals".into(), None).await.json();
+    let listed = api.admin("GET", "/_sim/portals", None).await.json();
     assert_eq!(listed.as_array().unwrap().len(), 2);
     assert_eq!(listed[0]["developers"][0]["email"], "jane@example.test");
     assert_eq!(listed[0]["webhook"]["enabled"], true);
     // Removing a portal takes its webhook along; the destination stays.
     assert_eq!(
-        admin("DELETE", format!("/_sim/portals/{id}"), None)
+        api.admin("DELETE", &format!("/_sim/portals/{id}"), None)
             .await
             .status,
         204
     );
     assert_eq!(
-        admin("DELETE", format!("/_sim/portals/{id}"), None)
+        api.admin("DELETE", &format!("/_sim/portals/{id}"), None)
             .await
             .status,
         404
