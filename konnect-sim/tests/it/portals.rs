@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use konnect_sim::{Fault, FaultAction, NewPortal, SimConfig};
 use serde_json::{Value, json};
 
-use crate::common::{Answer, Api, Auth, Contract, Operation, Receiver, start_sim, start_sim_with};
+use crate::common::{Api, Auth, Contract, Operation, Receiver, start_sim, start_sim_with};
 
 const READONLY: &str = "kpat_readonly_portal_test_token_00000000000000000";
 const UNKNOWN: &str = "9b4b8f0e-55a4-4b51-9d2b-4c1c8b1f0d11";
@@ -128,7 +128,8 @@ async fn every_documented_portal_response_matches_the_spec() {
         .await
         .problem(404);
     api.call("GET", &replay, None, none()).await.problem(401);
-    receiver.script([Answer::Delayed(Duration::from_millis(400), 202)]);
+    // Held, the job stays pending (active) until released.
+    sim.hold_replay_jobs(true);
     assert_eq!(api.put(&replay, last_hour()).await.status, 202);
     let conflict = api.put(&replay, last_hour()).await.problem(409);
     assert_eq!(conflict["detail"], "A replay job is currently running");
@@ -149,6 +150,7 @@ async fn every_documented_portal_response_matches_the_spec() {
     api.call("PUT", &replay, Some(last_hour()), readonly())
         .await
         .problem(403);
+    sim.hold_replay_jobs(false);
     sim.wait_for(Duration::from_secs(10), |s| {
         s.portal(&portal.id).unwrap().replay_job.status == "completed"
     })
