@@ -617,7 +617,11 @@ fn cleanup_gives_up(case: Case) {
 /// (`id` deleted), starts normally, and leaves Konnect clean on stop.
 fn assert_reclaimed(w: &World, id: &str) {
     let mut l = w.start_listener("listen", &[]);
-    let err = l.proc.stderr();
+    // Printed before listener.json says it serves, but stderr's reader
+    // thread may not have it yet.
+    let err = l
+        .proc
+        .wait_stderr("the reclaim's report", |err| err.contains("Reclaimed: "));
     assert!(
         err.contains("Reclaiming Konnect state left by an earlier listener of profile \"default\"")
             && err.contains(&format!("destination {id}")),
