@@ -925,6 +925,19 @@ pub struct ReadArgs {
         help_heading = "Who, what, how much"
     )]
     pub principals: Vec<String>,
+
+    /// Add `principal_name` (the principal's name, looked up in Konnect) to
+    /// each JSON record that lacks it; `=false` turns off all lookups
+    /// (tables then show ids). [default: names in tables when a token is at
+    /// hand]
+    #[arg(
+        long,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "BOOL",
+        help_heading = "Who, what, how much"
+    )]
+    pub resolve: Option<bool>,
 }
 
 /// The flags of an audit-log query, shared by `get audit-logs` and `tail`

@@ -16,6 +16,7 @@
 
 pub mod alert;
 pub mod dedup;
+pub mod names;
 pub mod options;
 pub mod principal;
 pub mod view;
