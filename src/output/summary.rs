@@ -296,7 +296,9 @@ impl<W: Write> SummaryPrinter<W> {
     /// The numbers, as the JSON document `-o json` prints.
     pub fn document(&self, summary: &Summary) -> Value {
         let t = &self.tally;
-        let time = |t: Option<Timestamp>| t.map(|t| t.to_string());
+        // Whole seconds, as records have them (a --since window ends at a
+        // fraction of a second).
+        let time = |t: Option<Timestamp>| t.map(|t| format!("{t:.0}"));
         let types: Vec<Value> = t
             .types
             .iter()
