@@ -561,14 +561,9 @@ fn alert_rules_apply_to_pull_records_and_narrow_the_pull_to_their_type() {
     assert_eq!(ids(ok(&out)), ["p-denied"]);
 }
 
-#[test]
-fn the_listeners_live_tail_prints_only_the_alerts_and_stores_everything() {
-    let w = World::new();
-    let mut l = w.start_listener("tail", &["--alert", "denied,server-error"]);
-    let mut body = lines_of("json");
-    body.extend(lines_of("cef"));
-    body.extend(lines_of("cps"));
-    let body = body.join("\n") + "\n";
+/// Posts `lines` to the listener as Konnect does (one gzip'd batch).
+fn deliver(l: &Listener, lines: &[String]) {
+    let body = lines.join("\n") + "\n";
     let status = post(
         l.addr,
         "/audit-logs",
@@ -579,6 +574,16 @@ fn the_listeners_live_tail_prints_only_the_alerts_and_stores_everything() {
         &gzip(body.as_bytes()),
     );
     assert_eq!(status, 202);
+}
+
+#[test]
+fn the_listeners_live_tail_prints_only_the_alerts_and_stores_everything() {
+    let w = World::new();
+    let mut l = w.start_listener("tail", &["--alert", "denied,server-error"]);
+    let mut body = lines_of("json");
+    body.extend(lines_of("cef"));
+    body.extend(lines_of("cps"));
+    deliver(&l, &body);
     let want: Vec<&str> = ["json", "cef", "cps"]
         .iter()
         .flat_map(|_| expected(&["denied", "server-error"]))
@@ -1345,17 +1350,7 @@ fn the_listeners_live_tail_names_records_with_resolve_and_filters_by_email() {
         ],
     );
     let records = named_records(&p);
-    let body = records.join("\n") + "\n";
-    let status = post(
-        l.addr,
-        "/audit-logs",
-        &[
-            ("Authorization", AUTH),
-            ("Content-Encoding", "application/gzip"),
-        ],
-        &gzip(body.as_bytes()),
-    );
-    assert_eq!(status, 202);
+    deliver(&l, &records);
     l.proc
         .wait_stdout("three records", |out| out.lines().count() >= 3);
     let out = l.stop_ok();

@@ -636,6 +636,15 @@ mod tests {
         String::from_utf8(std::mem::take(&mut p.out)).unwrap()
     }
 
+    fn bucket_counts(doc: &Value) -> Vec<u64> {
+        doc["buckets"]["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["records"].as_u64().unwrap())
+            .collect()
+    }
+
     fn authz(ts: &str, who: &str, granted: bool, name: &str) -> String {
         format!(
             r#"{{"event_class_id":"konnect","event_ts":"{ts}","name":"{name}","action":"list","granted":{granted},"principal_id":"{who}"}}"#
@@ -739,12 +748,7 @@ mod tests {
         );
         // Less than two days: hours, from the first record's to the last's.
         assert_eq!(doc["buckets"]["unit"], "hour");
-        let counts: Vec<u64> = doc["buckets"]["counts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["records"].as_u64().unwrap())
-            .collect();
+        let counts = bucket_counts(&doc);
         assert_eq!(counts, [2, 0, 3]);
         assert_eq!(doc["buckets"]["counts"][0]["start"], "2026-08-23T10:00:00Z");
     }
@@ -762,12 +766,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(doc["buckets"]["unit"], "day");
-        let counts: Vec<u64> = doc["buckets"]["counts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["records"].as_u64().unwrap())
-            .collect();
+        let counts = bucket_counts(&doc);
         assert_eq!(counts, [0, 0, 1, 0]);
         assert_eq!(doc["window"]["start"], "2026-08-20T00:00:00Z");
     }

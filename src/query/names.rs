@@ -653,22 +653,21 @@ mod tests {
 
     const ALICE: &str = "87655c36-8d63-48fe-9a1e-53b28dfbc19b";
 
-    fn cached(key: &str, entry: Entry) -> Names {
+    /// Names that know Ana from the cache, and nobody else.
+    fn ana_cached() -> Names {
         let mut cache = Cache::in_memory();
-        cache.put(key.into(), entry);
+        let ana = user_entry(
+            "ana@example.test".into(),
+            "Ana Admin".into(),
+            Timestamp::now(),
+        );
+        cache.put(ALICE.into(), ana);
         Names::new(cache, None, Box::new(|_| {}))
     }
 
     #[test]
     fn names_come_from_the_cache_without_a_token_and_ids_that_are_no_uuid_are_left_alone() {
-        let names = cached(
-            ALICE,
-            user_entry(
-                "ana@example.test".into(),
-                "Ana Admin".into(),
-                Timestamp::now(),
-            ),
-        );
+        let names = ana_cached();
         let alice = PrincipalKey {
             id: ALICE.into(),
             portal_id: None,
@@ -697,14 +696,7 @@ mod tests {
                 Ok(())
             }
         }
-        let names = cached(
-            ALICE,
-            user_entry(
-                "ana@example.test".into(),
-                "Ana Admin".into(),
-                Timestamp::now(),
-            ),
-        );
+        let names = ana_cached();
         let mut stage = Named::new(Lines::default(), names);
         let plain = format!(r#"{{"event_class_id":"konnect","principal_id":"{ALICE}"}}"#);
         let sent = format!(
