@@ -371,9 +371,12 @@ fn inspect_setup(
                 })
             }
             AuditLogResource::ReplayJob => {
-                let job = api.replay_job_document().await.map_err(|e| {
-                    konnect_err("failed to retrieve the regional audit-log replay job", e)
-                })?;
+                let job = api
+                    .replay_job_document(&crate::konnect::Stream::Org)
+                    .await
+                    .map_err(|e| {
+                        konnect_err("failed to retrieve the regional audit-log replay job", e)
+                    })?;
                 Ok::<String, CliError>(match output {
                     OutputFormat::Text => inspect::replay_job_text(job.as_ref()),
                     _ => inspect::document(&job, output),

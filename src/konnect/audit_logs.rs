@@ -249,7 +249,7 @@ impl AuditLogs {
     /// else the v2 one; `None` if neither exists.
     pub async fn webhook_status_document(&self) -> Result<Option<Value>, KonnectError> {
         match self
-            .get_json(Host::Regional, super::replay_job::WEBHOOK_STATUS_PATH)
+            .get_json(Host::Regional, &super::Stream::Org.status_path())
             .await?
         {
             Some(v) => Ok(Some(v)),
@@ -260,14 +260,22 @@ impl AuditLogs {
         }
     }
 
-    /// GET {regional}/v3/audit-log-replay-job; `None` on 404.
-    pub async fn replay_job_document(&self) -> Result<Option<Value>, KonnectError> {
-        self.get_json(Host::Regional, super::replay_job::REPLAY_JOB_PATH)
+    /// GET {regional}/v3/audit-log-replay-job, or the portal's; `None` on
+    /// 404.
+    pub async fn replay_job_document(
+        &self,
+        stream: &super::Stream,
+    ) -> Result<Option<Value>, KonnectError> {
+        self.get_json(Host::Regional, &stream.replay_job_path())
             .await
     }
 
     /// A GET's JSON body; `None` on 404.
-    async fn get_json(&self, host: Host, path: &str) -> Result<Option<Value>, KonnectError> {
+    pub(super) async fn get_json(
+        &self,
+        host: Host,
+        path: &str,
+    ) -> Result<Option<Value>, KonnectError> {
         let url = self.client.url(host, path, &[]);
         match self
             .client
@@ -506,7 +514,7 @@ fn find_first<'a>(value: &'a Value, pred: &dyn Fn(&str, &Value) -> bool) -> Opti
 }
 
 /// Percent-encodes an id for use as one path segment.
-fn path_segment(id: &str) -> String {
+pub(super) fn path_segment(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
     for b in id.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

@@ -212,7 +212,9 @@ impl Healer {
 
         // Konnect's clock: windows end at its now.
         let now = match self
-            .retrying("read the replay job", || self.h.audit.replay_job())
+            .retrying("read the replay job", || {
+                self.h.audit.replay_job(&crate::konnect::Stream::Org)
+            })
             .await
         {
             Ok(dated) => konnect_now(dated.date),
@@ -256,7 +258,12 @@ impl Healer {
         // PUT, waiting out other jobs.
         let mut wait = self.h.timing.retry_first;
         loop {
-            match self.h.audit.request_replay(w.start, w.end).await {
+            match self
+                .h
+                .audit
+                .request_replay(&crate::konnect::Stream::Org, w.start, w.end)
+                .await
+            {
                 Ok(_) => break,
                 Err(e) if is_conflict(&e) || e.is_transient() => {
                     let why = if is_conflict(&e) {
@@ -322,7 +329,7 @@ impl Healer {
         let mut shown = JobStatus::Accepted;
         loop {
             tokio::time::sleep(self.h.timing.job_poll).await;
-            let job: ReplayJob = match self.h.audit.replay_job().await {
+            let job: ReplayJob = match self.h.audit.replay_job(&crate::konnect::Stream::Org).await {
                 Ok(dated) => dated.value,
                 Err(e) => {
                     tracing::debug!(error = %e, "replay: job status unavailable; looking again");

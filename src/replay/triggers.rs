@@ -111,7 +111,7 @@ pub(super) async fn watch_webhook_status(
     let mut handled: Option<Timestamp> = Timestamp::try_from(SystemTime::now()).ok();
     loop {
         tokio::time::sleep(timing.status_every).await;
-        let status = match audit.webhook_status().await {
+        let status = match audit.webhook_status(&crate::konnect::Stream::Org).await {
             Ok(dated) => dated.value,
             Err(e) => {
                 tracing::debug!(error = %e, "webhook status unavailable");
