@@ -17,12 +17,12 @@ use std::path::PathBuf;
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{AuditLogResource, GetAuditLogs, OutputFormat, QueryArgs, TailArgs};
+use crate::cli::{AuditLogResource, GetAuditLogs, OutputFormat, PortalArg, QueryArgs, TailArgs};
 use crate::config::Settings;
 use crate::error::CliError;
 use crate::inspect;
 use crate::konnect::client::ClientOptions;
-use crate::konnect::{AuditLogs, KonnectError};
+use crate::konnect::{AuditLogs, KonnectError, Stream};
 use crate::output::{self, Output, Summary};
 use crate::query::options::{QueryFlags, QueryOptions};
 use crate::query::{Limit, Pipeline, Query, Window};
@@ -300,8 +300,8 @@ fn inspect_setup(
     let child = match &resource {
         AuditLogResource::Destinations => "destinations",
         AuditLogResource::Destination { .. } => "destination",
-        AuditLogResource::Webhook => "webhook",
-        AuditLogResource::ReplayJob => "replay-job",
+        AuditLogResource::Webhook(_) => "webhook",
+        AuditLogResource::ReplayJob(_) => "replay-job",
     };
     let command = format!("{path} {child}");
     if settings.output == OutputFormat::Jsonl {
@@ -350,7 +350,25 @@ fn inspect_setup(
                     _ => inspect::document(&views, output),
                 })
             }
-            AuditLogResource::Webhook => {
+            AuditLogResource::Webhook(PortalArg { portal: Some(text) }) => {
+                let portal = crate::portal::resolve(settings, &api, &text).await?;
+                let what = "failed to retrieve the Dev Portal's audit-log webhook configuration";
+                let stream = Stream::Portal(portal.id.clone());
+                let hook = api
+                    .stream_webhook_document(&stream)
+                    .await
+                    .map_err(|e| konnect_err(what, e))?;
+                let status = api
+                    .portal_status_document(&portal.id)
+                    .await
+                    .map_err(|e| konnect_err(what, e))?;
+                let view = inspect::PortalWebhookView::new(&portal, hook.as_ref(), status);
+                Ok(match output {
+                    OutputFormat::Text => inspect::portal_webhook_text(&view),
+                    _ => inspect::document(&view, output),
+                })
+            }
+            AuditLogResource::Webhook(PortalArg { portal: None }) => {
                 let what = "failed to retrieve regional audit-log webhook configuration";
                 let v2 = api
                     .webhook_document()
@@ -370,15 +388,28 @@ fn inspect_setup(
                     _ => inspect::document(&view, output),
                 })
             }
-            AuditLogResource::ReplayJob => {
+            AuditLogResource::ReplayJob(PortalArg { portal }) => {
+                let portal = match portal {
+                    Some(text) => Some(crate::portal::resolve(settings, &api, &text).await?),
+                    None => None,
+                };
+                let (stream, what) = match &portal {
+                    Some(p) => (
+                        Stream::Portal(p.id.clone()),
+                        "failed to retrieve the Dev Portal's audit-log replay job",
+                    ),
+                    None => (
+                        Stream::Org,
+                        "failed to retrieve the regional audit-log replay job",
+                    ),
+                };
                 let job = api
-                    .replay_job_document(&crate::konnect::Stream::Org)
+                    .replay_job_document(&stream)
                     .await
-                    .map_err(|e| {
-                        konnect_err("failed to retrieve the regional audit-log replay job", e)
-                    })?;
+                    .map_err(|e| konnect_err(what, e))?;
+                let label = portal.as_ref().map(crate::konnect::Portal::label);
                 Ok::<String, CliError>(match output {
-                    OutputFormat::Text => inspect::replay_job_text(job.as_ref()),
+                    OutputFormat::Text => inspect::replay_job_text(job.as_ref(), label.as_deref()),
                     _ => inspect::document(&job, output),
                 })
             }

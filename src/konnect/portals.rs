@@ -117,19 +117,88 @@ impl PortalWebhook {
     }
 }
 
-/// What `<id|name>` named.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
-    Found(Portal),
+/// Why `<id|name>` does not name one portal.
+#[derive(Debug)]
+pub enum ResolveError {
+    Konnect(KonnectError),
     /// No portal has that id or name; `known` lists the region's portals
     /// (at most [`KNOWN_SHOWN`] of `known_total`), for the message.
-    NotFound {
+    Unknown {
+        text: String,
         known: Vec<Portal>,
         known_total: usize,
     },
     /// More than one portal has that name (names should be unique, but
     /// the list is what Konnect says).
-    Ambiguous(Vec<Portal>),
+    Ambiguous {
+        text: String,
+        matches: Vec<Portal>,
+    },
+}
+
+impl From<KonnectError> for ResolveError {
+    fn from(e: KonnectError) -> Self {
+        ResolveError::Konnect(e)
+    }
+}
+
+impl fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResolveError::Konnect(e) => write!(f, "{e}"),
+            ResolveError::Unknown { text, .. } => {
+                write!(f, "no Dev Portal has the id or name {text:?}")
+            }
+            ResolveError::Ambiguous { text, matches } => write!(
+                f,
+                "{} Dev Portals are named {text:?}: {}",
+                matches.len(),
+                matches
+                    .iter()
+                    .map(|p| p.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+impl ResolveError {
+    /// What to do about it (none for a failed call: the caller knows).
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ResolveError::Konnect(_) => None,
+            ResolveError::Unknown {
+                known, known_total, ..
+            } if known.is_empty() && *known_total == 0 => Some(
+                "the region has no Dev Portals; portals are regional: --region picks another"
+                    .into(),
+            ),
+            ResolveError::Unknown {
+                known, known_total, ..
+            } => {
+                let mut list = known
+                    .iter()
+                    .map(Portal::label)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if *known_total > known.len() {
+                    list.push_str(&format!(" and {} more", known_total - known.len()));
+                }
+                Some(format!(
+                    "the region's portals: {list}; portals are regional: --region picks another"
+                ))
+            }
+            ResolveError::Ambiguous { .. } => Some("give the portal by its id".into()),
+        }
+    }
+}
+
+impl Portal {
+    /// `name (id)`, for messages.
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.name, self.id)
+    }
 }
 
 /// How many of the region's portals an unknown name's message lists.
@@ -245,26 +314,30 @@ impl AuditLogs {
     }
 
     /// The portal `id_or_name` names: a portal of that id if one exists
-    /// (and the text has an id's shape), else the portals of that name.
-    pub async fn resolve_portal(&self, id_or_name: &str) -> Result<Lookup, KonnectError> {
+    /// (and the text has an id's shape), else the only portal of that name.
+    pub async fn resolve_portal(&self, id_or_name: &str) -> Result<Portal, ResolveError> {
         if looks_like_uuid(id_or_name)
             && let Some(p) = self.portal(id_or_name).await?
         {
-            return Ok(Lookup::Found(p));
+            return Ok(p);
         }
         let mut named = self.portals_named(id_or_name).await?;
-        Ok(match named.len() {
+        match named.len() {
             0 => {
                 let known = self.all_portals().await?;
                 let known_total = known.len();
-                Lookup::NotFound {
+                Err(ResolveError::Unknown {
+                    text: id_or_name.to_string(),
                     known: known.into_iter().take(KNOWN_SHOWN).collect(),
                     known_total,
-                }
+                })
             }
-            1 => Lookup::Found(named.remove(0)),
-            _ => Lookup::Ambiguous(named),
-        })
+            1 => Ok(named.remove(0)),
+            _ => Err(ResolveError::Ambiguous {
+                text: id_or_name.to_string(),
+                matches: named,
+            }),
+        }
     }
 
     /// GET {regional}/v3/portals/{id}/audit-log-webhook. A 404 (no such
@@ -484,20 +557,25 @@ mod tests {
             )
         });
         let audit = fake.audit();
-        match audit.resolve_portal("one").await.unwrap() {
-            Lookup::Found(p) => assert_eq!(p.id, "00000000-0000-4000-8000-000000000004"),
-            other => panic!("{other:?}"),
-        }
-        match audit.resolve_portal("twice").await.unwrap() {
-            Lookup::Ambiguous(ps) => assert_eq!(ps.len(), 2),
-            other => panic!("{other:?}"),
-        }
-        match audit.resolve_portal("none").await.unwrap() {
-            Lookup::NotFound { known, known_total } => {
-                assert_eq!((known.len(), known_total), (KNOWN_SHOWN, 12));
-            }
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(
+            audit.resolve_portal("one").await.unwrap().id,
+            "00000000-0000-4000-8000-000000000004"
+        );
+        let e = audit.resolve_portal("twice").await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "2 Dev Portals are named \"twice\": 00000000-0000-4000-8000-000000000001, \
+             00000000-0000-4000-8000-000000000002"
+        );
+        assert_eq!(e.hint().unwrap(), "give the portal by its id");
+        let e = audit.resolve_portal("none").await.unwrap_err();
+        assert_eq!(e.to_string(), "no Dev Portal has the id or name \"none\"");
+        let hint = e.hint().unwrap();
+        assert!(
+            hint.starts_with("the region's portals: p0 (00000000-0000-4000-8000-000000000000), p1")
+                && hint.contains(", p9 (00000000-0000-4000-8000-000000000009) and 2 more;"),
+            "{hint}"
+        );
     }
 
     #[tokio::test]
@@ -516,17 +594,20 @@ mod tests {
         let audit = fake.audit();
         assert_eq!(
             audit.resolve_portal(id).await.unwrap(),
-            Lookup::Found(Portal {
+            Portal {
                 id: id.into(),
                 name: "dev".into(),
                 display_name: None
-            })
+            }
         );
         let other = "3e551b39-227d-4297-b911-000000000000";
-        assert!(matches!(
-            audit.resolve_portal(other).await.unwrap(),
-            Lookup::NotFound { known_total: 0, .. }
-        ));
+        let e = audit.resolve_portal(other).await.unwrap_err();
+        assert!(
+            e.hint()
+                .unwrap()
+                .starts_with("the region has no Dev Portals"),
+            "{e}"
+        );
         let paths: Vec<String> = fake.requests().into_iter().map(|r| r.path).collect();
         assert_eq!(
             paths,

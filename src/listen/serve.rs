@@ -72,6 +72,17 @@ impl Run {
                 // Read before this state replaces the previous listener's.
                 crate::replay::previous_missing_window(&self.paths.listener_file),
             )),
+            portals: self
+                .progress
+                .lock()
+                .expect("progress lock poisoned")
+                .portals
+                .iter()
+                .map(|p| state::PortalRef {
+                    id: p.portal_id.clone(),
+                    name: p.portal_name.clone(),
+                })
+                .collect(),
         }
     }
 
