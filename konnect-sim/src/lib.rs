@@ -37,10 +37,13 @@ pub mod blocking;
 mod codec;
 mod config;
 mod context;
+pub mod contract;
 mod delivery;
 mod fault;
 mod history;
+mod identity;
 mod login;
+mod portal;
 mod problem;
 mod records;
 mod server;
@@ -53,11 +56,13 @@ mod time;
 pub use config::{DEMO_PAT, MAX_RETRIES, REGIONS, SimConfig};
 pub use fault::{Fault, FaultAction};
 pub use history::{CursorMode, SeedReport};
+pub use identity::{NewSystemAccount, NewUser, SystemAccountState, UserState};
 pub use login::LoginGrant;
+pub use portal::{DeveloperState, NewDeveloper, NewPortal, PortalState, PortalWebhookState};
 pub use records::{LogFormat, TRACE_ID_BEYOND_F64};
 pub use signing::Forgeries;
 pub use sim::Sim;
 pub use snapshot::{
-    Attempt, Delivery, DeliverySource, DestinationState, FaultState, ReplayJobState,
-    RequestLogEntry, Snapshot, TriggerReport, WebhookState,
+    Attempt, ContractViolation, Delivery, DeliverySource, DestinationState, FaultState,
+    ReplayJobState, RequestLogEntry, Snapshot, TriggerReport, WebhookState,
 };

@@ -4,7 +4,7 @@
 use konnect_sim::{Snapshot, TriggerReport};
 use serde_json::json;
 
-use crate::common::{Api, Auth, Receiver, start_sim};
+use crate::common::{Api, Auth, Receiver, signed_parts, start_sim, verifies};
 
 #[tokio::test]
 async fn admin_api_round_trip() {
@@ -173,35 +173,6 @@ async fn admin_trigger_takes_the_region_from_the_host() {
     assert_eq!(report.region, "sg");
     assert_eq!(sim.snapshot().events_generated, 2);
     sim.shutdown().await;
-}
-
-/// The signed bytes of a delivered line, by Kong's documented scheme, and
-/// its signature.
-fn signed_parts(line: &str) -> Option<(String, Vec<u8>)> {
-    use base64::Engine;
-    let (message, sig) = if let Some((head, sig)) = line.rsplit_once(" sig=") {
-        (head.to_string(), sig)
-    } else {
-        let at = line.rfind(",\"sig\":\"")?;
-        let sig = line[at + 8..].strip_suffix("\"}")?;
-        (format!("{}}}", &line[..at]), sig)
-    };
-    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(sig)
-        .ok()?;
-    Some((message, sig))
-}
-
-fn verifies(jwks: &serde_json::Value, message: &str, sig: &[u8]) -> bool {
-    use base64::Engine;
-    jwks["keys"].as_array().unwrap().iter().any(|key| {
-        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(key["x"].as_str().unwrap())
-            .unwrap();
-        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, x)
-            .verify(message.as_bytes(), sig)
-            .is_ok()
-    })
 }
 
 #[tokio::test]

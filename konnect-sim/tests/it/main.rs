@@ -10,5 +10,6 @@ mod contract;
 mod delivery;
 mod faults;
 mod login;
+mod portals;
 mod pull;
 mod state_machine;
