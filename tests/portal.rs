@@ -371,6 +371,54 @@ fn tail_and_a_detached_listener_take_portals_too() {
 }
 
 // ---------------------------------------------------------------------------
+// A portal's records are signed like the organisation's.
+
+#[test]
+fn portal_records_are_checked_against_the_organisations_keys() {
+    for format in ["json", "cef"] {
+        let Portals { w, a, .. } = portals();
+        let (cmd, host) = listen_command(&w, &[&a.id], "5s");
+        let mut cmd = cmd;
+        cmd.args(["--verify", "reject", "--log-format", format]);
+        let mut l = start(&w, cmd, &host);
+        // One tampered, one unsigned, six as Konnect signs them.
+        w.sim.forge_next(1, 1);
+        let report = w.sim.trigger_portal(&a.id, 8);
+        assert!(report.all_delivered(), "{report:?}");
+        let sent = emitted(&[&report]);
+        let (forged, kept): (Vec<&String>, Vec<&String>) = sent
+            .iter()
+            .partition(|r| r.contains("203.0.113.255") || !r.contains("sig"));
+        assert_eq!((forged.len(), kept.len()), (2, 6), "{format}: {sent:#?}");
+        let dir = w.storage_dir("default");
+        assert_eq!(
+            read_lines(&w.events_file()),
+            kept.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "{format}"
+        );
+        assert_eq!(read_lines(&dir.join("rejected.jsonl")).len(), 2, "{format}");
+        l.stop_ok();
+        let state: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("listener.json")).unwrap()).unwrap();
+        assert_eq!(
+            state["verify"],
+            serde_json::json!({"valid": 6, "invalid": 1, "unsigned": 1, "unverifiable": 0}),
+            "{format}"
+        );
+        // The offline check agrees, with the keys the listener saved.
+        let out = w.run(&["get", "audit-logs", "--stored", "--verify"]);
+        assert_eq!(
+            out.code(),
+            Some(0),
+            "{format}: {}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        assert_contract_kept(&w);
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Portals that cannot be used change nothing.
 
 #[test]
