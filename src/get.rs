@@ -25,7 +25,7 @@ use crate::konnect::client::ClientOptions;
 use crate::konnect::{AuditLogs, KonnectError, Stream};
 use crate::output::{self, Output, Summary};
 use crate::query::options::{QueryFlags, QueryOptions};
-use crate::query::{Limit, Pipeline, Query, Window};
+use crate::query::{Limit, Origin, Pipeline, Query, Window};
 use crate::record::Record;
 use crate::source::file::{self, Problem};
 use crate::source::order::TimeOrder;
@@ -71,7 +71,7 @@ pub fn get_audit_logs(settings: &Settings, args: GetAuditLogs, path: &str) -> Re
         false,
     )
     .page_size_from_profile(settings.page_size);
-    let opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
+    let mut opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
     if args.stored && !args.files.is_empty() {
         return Err(CliError::usage(
             "--stored cannot be combined with --file",
@@ -94,9 +94,19 @@ pub fn get_audit_logs(settings: &Settings, args: GetAuditLogs, path: &str) -> Re
             path,
         ));
     }
+    if (args.org || !args.portals.is_empty()) && !offline {
+        return Err(CliError::usage(
+            format!(
+                "{} filters stored events: use it with --stored or --file",
+                if args.org { "--org" } else { "--portal" }
+            ),
+            path,
+        ));
+    }
     if args.verify {
         return verify_offline(settings, &args, path);
     }
+    opts.origin = origin(settings, args.org, &args.portals)?;
     if !args.files.is_empty() {
         if opts.follow {
             return Err(CliError::usage("--follow cannot be used with --file", path));
@@ -132,6 +142,8 @@ fn verify_offline(settings: &Settings, args: &GetAuditLogs, path: &str) -> Resul
         (args.jq.is_some(), "--jq"),
         (q.jq_raw_output, "--jq-raw-output"),
         (!q.columns.is_empty(), "--columns"),
+        (!args.portals.is_empty(), "--portal"),
+        (args.org, "--org"),
     ]
     .into_iter()
     .find_map(|(given, name)| given.then_some(name));
@@ -163,9 +175,27 @@ fn verify_offline(settings: &Settings, args: &GetAuditLogs, path: &str) -> Resul
     )
 }
 
+/// `--org` / `--portal` as a filter of stored records (names resolved in
+/// Konnect, ids as given).
+fn origin(settings: &Settings, org: bool, portals: &[String]) -> Result<Origin, CliError> {
+    Ok(if org {
+        Origin::Org
+    } else if portals.is_empty() {
+        Origin::Any
+    } else {
+        Origin::Portals(crate::portal::ids_for_filter(settings, portals)?)
+    })
+}
+
 /// The pull `tail`: `get audit-logs --follow` with a five-minute catch-up.
 pub fn tail_pull(settings: &Settings, args: TailArgs, path: &str) -> Result<(), CliError> {
     refuse_listener_flags(&args, path)?;
+    if !args.listen.portals.is_empty() {
+        return Err(CliError::usage(
+            "--portal filters stored events: use it with --stored, or with --endpoint to listen to a Dev Portal",
+            path,
+        ));
+    }
     let flags = query_flags(
         &args.query,
         args.listen.jq.as_ref(),
@@ -439,7 +469,16 @@ pub fn tail_stored(settings: &Settings, args: TailArgs, path: &str) -> Result<()
         output,
         true,
     );
-    let opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
+    let mut opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
+    opts.origin = origin(settings, args.org, &args.listen.portals)?;
+    let dir = settings.audit_log_dir();
+    // The header comes before the records: a PORTAL column if portal
+    // records may follow.
+    opts.output.portal_column = match &opts.origin {
+        Origin::Portals(_) => true,
+        Origin::Org => false,
+        Origin::Any => receives_portals(&dir),
+    };
     let lines = match args.lines.as_deref() {
         None => DEFAULT_TAIL_LINES,
         Some(text) => parse_lines(text).map_err(|e| CliError::usage(e, path))?,
@@ -459,6 +498,7 @@ pub fn tail_stored(settings: &Settings, args: TailArgs, path: &str) -> Result<()
         },
         kind: opts.kind,
         limit: Limit::Unlimited,
+        origin: opts.origin.clone(),
     };
     let stdout = io::stdout();
     let printer = output::printer(
@@ -468,14 +508,24 @@ pub fn tail_stored(settings: &Settings, args: TailArgs, path: &str) -> Result<()
         crate::ps::terminal_width(),
     );
     let mut sink = TailSink {
-        pipeline: Pipeline::new(query, printer),
+        pipeline: Pipeline::new(query.clone(), printer),
     };
-    let dir = settings.audit_log_dir();
     match follow::run(&dir, query, lines, opts.follow, &mut sink) {
         Ok(()) => finish_output(sink.pipeline.finish(false).map(|_| ())),
         Err(FollowError::Io(e)) => finish_output(Err(e)),
         Err(e) => Err(CliError::new(e.to_string())),
     }
+}
+
+/// Whether the profile's listener receives (or last received) Dev Portal
+/// audit logs, as its `listener.json` says.
+fn receives_portals(dir: &std::path::Path) -> bool {
+    crate::listen::state::read_json::<crate::listen::state::ListenerState>(
+        &dir.join("listener.json"),
+    )
+    .ok()
+    .flatten()
+    .is_some_and(|s| !s.portals.is_empty())
 }
 
 /// Reads `-n/--lines`.
@@ -541,7 +591,7 @@ fn finish_output(result: io::Result<()>) -> Result<(), CliError> {
 /// order.
 fn query_files(opts: QueryOptions, files: &[PathBuf], strict: bool) -> Result<(), CliError> {
     let query = opts.query(Timestamp::now());
-    let mut order = TimeOrder::new(query);
+    let mut order = TimeOrder::new(query.clone());
     let mut problems = 0usize;
     for path in files {
         file::read(

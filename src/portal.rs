@@ -51,6 +51,50 @@ pub async fn resolve_all(
     Ok(portals)
 }
 
+/// The portal ids `texts` name, for keeping only their stored records: an
+/// id as it is (no token or network needed), a name looked up in Konnect
+/// (which needs an access token: without one, say so and how to do
+/// without).
+pub fn ids_for_filter(settings: &Settings, texts: &[String]) -> Result<Vec<String>, CliError> {
+    let mut ids: Vec<String> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for text in texts {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(CliError::new("--portal must not be empty"));
+        }
+        if crate::konnect::portals::looks_like_uuid(text) {
+            ids.push(text.to_ascii_lowercase());
+        } else {
+            names.push(text.to_string());
+        }
+    }
+    if !names.is_empty() {
+        if let Err(why) = settings.auth() {
+            return Err(CliError::new(format!(
+                "--portal {:?}: a portal name is looked up in Konnect, which needs an access token: {why}",
+                names[0]
+            ))
+            .with_hint(
+                "give the portal's id instead (--portal <uuid>): an id needs no token and works offline",
+            ));
+        }
+        let client = settings
+            .konnect_client(crate::konnect::client::ClientOptions::from_env())
+            .map_err(CliError::new)?;
+        let audit = AuditLogs::new(client);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::new(format!("failed to start the async runtime: {e}")))?;
+        for p in runtime.block_on(resolve_all(settings, &audit, &names))? {
+            ids.push(p.id.to_ascii_lowercase());
+        }
+    }
+    ids.dedup();
+    Ok(ids)
+}
+
 /// `Error: <step>: <why>`, with the hint for a rejected token (401) or a
 /// token without the right (403).
 pub fn konnect_error(settings: &Settings, step: &str, e: KonnectError) -> CliError {

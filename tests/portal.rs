@@ -1132,3 +1132,283 @@ fn a_portals_failed_replay_job_is_reported_as_its_own_missing_window() {
     third.stop_ok();
     assert_contract_kept(&w);
 }
+
+// ---------------------------------------------------------------------------
+// Reading portal records, and one portal's webhook and replay job.
+
+/// A store with the organisation's and two portals' records, written by a
+/// real listener; returns the world and what each stream emitted.
+fn stored_streams() -> (Portals, Vec<String>, Vec<String>, Vec<String>) {
+    let p = portals();
+    let (cmd, host) = listen_command(&p.w, &[&p.a.id, &p.b.id], "5s");
+    let mut l = start(&p.w, cmd, &host);
+    let org = p.w.sim.trigger("us", 4);
+    let a = p.w.sim.trigger_portal(&p.a.id, 3);
+    let b = p.w.sim.trigger_portal(&p.b.id, 2);
+    for r in [&org, &a, &b] {
+        assert!(r.all_delivered(), "{r:?}");
+    }
+    l.stop_ok();
+    (p, emitted(&[&org]), emitted(&[&a]), emitted(&[&b]))
+}
+
+fn sorted(mut lines: Vec<String>) -> Vec<String> {
+    lines.sort();
+    lines
+}
+
+fn lines(out: &Output) -> Vec<String> {
+    out.stdout.lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn stored_records_are_read_by_portal_or_organisation() {
+    let (Portals { w, a, b }, org, pa, pb) = stored_streams();
+    let get = |extra: &[&str]| {
+        let mut args = vec![
+            "get",
+            "audit-logs",
+            "--stored",
+            "-o",
+            "jsonl",
+            "--limit",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        let out = w.run(&args);
+        assert_eq!(out.code(), Some(0), "{extra:?}: {}", out.stderr);
+        sorted(lines(&out))
+    };
+    assert_eq!(get(&["--portal", "Partner Portal"]), sorted(pa.clone()));
+    assert_eq!(get(&["--portal", &b.id]), sorted(pb.clone()));
+    assert_eq!(
+        get(&["--portal", &a.id, "--portal", "Docs Portal"]),
+        sorted([pa.clone(), pb.clone()].concat())
+    );
+    assert_eq!(get(&["--org"]), sorted(org.clone()));
+    assert_eq!(get(&[]).len(), org.len() + pa.len() + pb.len());
+
+    // tail --stored takes them too.
+    let out = w.run(&[
+        "tail",
+        "--stored",
+        "--follow=false",
+        "-n",
+        "100",
+        "--portal",
+        "Docs Portal",
+    ]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(sorted(lines(&out)), sorted(pb.clone()));
+    let out = w.run(&["tail", "--stored", "--follow=false", "-n", "100", "--org"]);
+    assert_eq!(sorted(lines(&out)), sorted(org.clone()));
+
+    // The text table shows whose records they are (cells cut to fit 120
+    // columns).
+    let out = w.run(&["get", "audit-logs", "--stored", "--limit", "0"]);
+    let table = out.stdout;
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "TIMESTAMP",
+            "TYPE",
+            "PORTAL",
+            "PRINCIPAL",
+            "ACTION",
+            "RESULT",
+            "TRACE",
+            "ID"
+        ],
+        "{table}"
+    );
+    assert_eq!(table.matches(&a.id[..8]).count(), pa.len(), "{table}");
+    let out = w.run(&["get", "audit-logs", "--stored", "--org", "--limit", "0"]);
+    assert!(!out.stdout.contains("PORTAL"), "{}", out.stdout);
+
+    // A name needs a token; an id does not.
+    let offline = |args: &[&str]| {
+        let mut cmd = w.kongctl();
+        cmd.env_remove("KONGCTL_DEFAULT_KONNECT_PAT").args(args);
+        Running::run_command(cmd)
+    };
+    let out = offline(&[
+        "get",
+        "audit-logs",
+        "--stored",
+        "-o",
+        "jsonl",
+        "--portal",
+        &a.id,
+    ]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(sorted(lines(&out)), sorted(pa.clone()));
+    let out = offline(&[
+        "get",
+        "audit-logs",
+        "--stored",
+        "--portal",
+        "Partner Portal",
+    ]);
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr.starts_with(
+            "Error: --portal \"Partner Portal\": a portal name is looked up in Konnect, which needs an access token: authentication token not available."
+        ) && out.stderr.contains(
+            "\nHint: give the portal's id instead (--portal <uuid>): an id needs no token and works offline\n"
+        ),
+        "{}",
+        out.stderr
+    );
+    // Stored filters need the store.
+    let out = w.run(&["get", "audit-logs", "--portal", &a.id]);
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr
+            .starts_with("Error: --portal filters stored events: use it with --stored or --file"),
+        "{}",
+        out.stderr
+    );
+    assert_contract_kept(&w);
+}
+
+#[test]
+fn one_portals_webhook_and_replay_job_are_shown_and_its_webhook_deleted() {
+    let Portals { w, a, .. } = portals();
+    let out = w.run(&["get", "audit-logs", "webhook", "--portal", "Partner Portal"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "Konnect Dev Portal audit-log webhook\n  portal: Partner Portal ({})\n  enabled: false\n  \
+             destination id: n/a\n  delivery status: inactive\n  last attempt at: n/a\n  \
+             last response code: n/a\n  last response message: n/a\n",
+            a.id
+        )
+    );
+    let out = w.run(&[
+        "get",
+        "audit-logs",
+        "replay-job",
+        "--portal",
+        &a.id,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let job: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(job["status"], "unconfigured", "{job}");
+    let out = w.run(&["get", "audit-logs", "webhook", "--portal", "Nope"]);
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr
+            .starts_with("Error: --portal \"Nope\": no Dev Portal"),
+        "{}",
+        out.stderr
+    );
+
+    // Nothing configured: nothing to delete.
+    let out = w.run(&[
+        "delete",
+        "audit-logs",
+        "webhook",
+        "--portal",
+        &a.id,
+        "--yes",
+    ]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "The audit-log webhook of Dev Portal Partner Portal ({}) is not configured; nothing to delete.\n",
+            a.id
+        )
+    );
+
+    // A running listener's portal webhook is refused, then forced.
+    let (cmd, host) = listen_command(&w, &[&a.id], "5s");
+    let mut l = start(&w, cmd, &host);
+    let pid = l.proc.pid();
+    let ours = w.snapshot().destinations[0].id.clone();
+    let out = w.run(&[
+        "get",
+        "audit-logs",
+        "webhook",
+        "--portal",
+        &a.id,
+        "-o",
+        "json",
+    ]);
+    let view: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(view["enabled"], true);
+    assert_eq!(view["audit_log_destination_id"], ours.as_str());
+    let refused = w.run(&[
+        "delete",
+        "audit-logs",
+        "webhook",
+        "--portal",
+        "Partner Portal",
+        "--yes",
+    ]);
+    assert_eq!(refused.code(), Some(1));
+    assert_eq!(
+        refused.stderr,
+        format!(
+            "Error: the audit-log webhook of Dev Portal Partner Portal ({}) belongs to a running kongctl \
+             listener (pid {pid}, profile \"default\")\n\
+             Hint: stop it instead (kongctl ps stop {pid}, or kill -TERM {pid}): it restores the webhook \
+             itself when it stops; --force removes it anyway\n",
+            a.id
+        )
+    );
+    // Without a terminal, --yes is required.
+    let asked = w.run(&[
+        "delete",
+        "audit-logs",
+        "webhook",
+        "--portal",
+        &a.id,
+        "--force",
+    ]);
+    assert_eq!(asked.code(), Some(1), "{}", asked.stderr);
+    assert!(
+        asked
+            .stderr
+            .contains("This deletes the audit-log webhook of Dev Portal Partner Portal")
+    );
+    assert!(
+        asked
+            .stderr
+            .contains("--yes is required when stdin is not a terminal; nothing was changed")
+    );
+    assert_eq!(portal_hook(&w, &a.id), (true, Some(ours.clone())));
+    let forced = w.run(&[
+        "delete",
+        "audit-logs",
+        "webhook",
+        "--portal",
+        &a.id,
+        "--yes",
+        "--force",
+    ]);
+    assert_eq!(forced.code(), Some(0), "{}", forced.stderr);
+    assert_eq!(
+        forced.stdout,
+        format!(
+            "Deleted the audit-log webhook of Dev Portal Partner Portal ({}) (disabled, no destination).\n",
+            a.id
+        )
+    );
+    assert!(
+        forced.stderr.contains(&format!(
+            "Warning: the running kongctl listener pid {pid} (profile \"default\") owns it (--force)"
+        )) && forced.stderr.contains(&format!("Audit-log destination {ours} still exists")),
+        "{}",
+        forced.stderr
+    );
+    assert_eq!(portal_hook(&w, &a.id), unconfigured());
+    // The listener's own cleanup then finds it cleared and still ends well.
+    l.stop_ok();
+    assert_left_as_found(&w, &[], &[(&a.id, unconfigured())]);
+    assert_contract_kept(&w);
+}
