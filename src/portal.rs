@@ -79,9 +79,11 @@ pub fn ids_for_filter(settings: &Settings, texts: &[String]) -> Result<Vec<Strin
                 "give the portal's id instead (--portal <uuid>): an id needs no token and works offline",
             ));
         }
-        let client = settings
-            .konnect_client(crate::konnect::client::ClientOptions::from_env())
-            .map_err(CliError::new)?;
+        let client = crate::konnect::KonnectClient::from_settings(
+            settings,
+            crate::konnect::client::ClientOptions::from_env(),
+        )
+        .map_err(CliError::new)?;
         let audit = AuditLogs::new(client);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
