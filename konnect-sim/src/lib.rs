@@ -5,11 +5,14 @@
 //! global API (a client's `--base-url` replaces both hosts); the region of a
 //! request is the first label of its `Host` header (`eu.api.konghq.com` →
 //! `eu`), `us` otherwise. State is what Konnect keeps: destinations
-//! (org-wide), one webhook and one replay job per region, the PATs that may
-//! call. When a region's webhook is enabled, generated audit-log records
-//! (built from Kong's published samples) are POSTed to the destination as
-//! Konnect does: gzip batches, one record per line, retried on connection
-//! errors, 429 and 500.
+//! (org-wide), one webhook and one replay job per region, the Dev Portals
+//! of each region with their own webhook and replay job, users and system
+//! accounts, the PATs that may call. When a region's (or a portal's)
+//! webhook is enabled, generated audit-log records (built from Kong's
+//! published samples) are POSTed to the destination as Konnect does: gzip
+//! batches, one record per line, retried on connection errors, 429 and 500.
+//! Every request is checked against the OpenAPI files ([`contract`]) and
+//! what breaks them is recorded ([`Sim::contract_violations`]).
 //!
 //! Tests drive it in-process through [`Sim`] (async) or [`blocking::Sim`];
 //! the `konnect-sim` binary offers the same control calls as an HTTP admin

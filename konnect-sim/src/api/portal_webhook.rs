@@ -9,7 +9,7 @@
 //! exists: unconfigured it is `{"enabled": false}`.
 
 use super::body::{BodyCheck, parse_object};
-use super::destinations::{destination_not_found, parse_uuid};
+use super::destinations::destination_not_found;
 use super::portals::find_portal;
 use super::{ApiRequest, ApiResponse, bad_request, replay};
 use crate::context::Context;
@@ -76,24 +76,7 @@ pub(super) fn patch(ctx: &Context, req: &ApiRequest, id: &str) -> ApiResponse {
             "Invalid request body",
         );
     }
-    let destination_id = match object.get("audit_log_destination_id") {
-        None => None,
-        Some(value) => match value.as_str().and_then(parse_uuid) {
-            Some(uuid) => Some(uuid),
-            None => {
-                check.fail(
-                    InvalidParameter::new(
-                        "audit_log_destination_id",
-                        "body",
-                        Some("is_uuid"),
-                        "destination id format is invalid",
-                    ),
-                    "Could not parse destination id",
-                );
-                None
-            }
-        },
-    };
+    let destination_id = check.destination_id();
     let enabled = check.boolean("enabled");
     if let Err(response) = check.finish(&mut state) {
         return response;

@@ -195,6 +195,13 @@ impl Api {
         reply
     }
 
+    /// A call of the `/_sim/` admin API (no PAT, not checked against the
+    /// specs).
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        self.raw(method, path, bytes.as_deref(), Auth::None).await
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.call("GET", path, None, Auth::Pat).await
     }

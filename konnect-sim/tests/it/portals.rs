@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use konnect_sim::{Fault, FaultAction, NewPortal, SimConfig};
 use serde_json::{Value, json};
 
-use crate::common::{Answer, Api, Auth, Contract, Operation, Receiver, start_sim, start_sim_with};
+use crate::common::{Api, Auth, Contract, Operation, Receiver, start_sim, start_sim_with};
 
 const READONLY: &str = "kpat_readonly_portal_test_token_00000000000000000";
 const UNKNOWN: &str = "9b4b8f0e-55a4-4b51-9d2b-4c1c8b1f0d11";
@@ -128,7 +128,8 @@ async fn every_documented_portal_response_matches_the_spec() {
         .await
         .problem(404);
     api.call("GET", &replay, None, none()).await.problem(401);
-    receiver.script([Answer::Delayed(Duration::from_millis(400), 202)]);
+    // Held, the job stays pending (active) until released.
+    sim.hold_replay_jobs(true);
     assert_eq!(api.put(&replay, last_hour()).await.status, 202);
     let conflict = api.put(&replay, last_hour()).await.problem(409);
     assert_eq!(conflict["detail"], "A replay job is currently running");
@@ -149,6 +150,7 @@ async fn every_documented_portal_response_matches_the_spec() {
     api.call("PUT", &replay, Some(last_hour()), readonly())
         .await
         .problem(403);
+    sim.hold_replay_jobs(false);
     sim.wait_for(Duration::from_secs(10), |s| {
         s.portal(&portal.id).unwrap().replay_job.status == "completed"
     })
@@ -742,5 +744,154 @@ async fn requests_that_break_the_contract_are_recorded() {
         204
     );
     assert!(sim.contract_violations().is_empty());
+    sim.shutdown().await;
+}
+
+/// The admin API seeds and removes portals and developers and triggers a
+/// portal's events, for shell demos and other languages.
+#[tokio::test]
+async fn admin_api_seeds_portals_and_triggers_their_events() {
+    let sim = start_sim().await;
+    let api = Api::new(&sim);
+    let receiver = Receiver::start().await;
+    let created = api.admin("POST",
+        "/_sim/portals",
+        Some(
+            json!({"name": "Partner Portal", "description": "for partners", "rbac_enabled": true}),
+        ),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(created.json()["region"], "us");
+    let taken = api
+        .admin(
+            "POST",
+            "/_sim/portals",
+            Some(json!({"name": "Partner Portal"})),
+        )
+        .await;
+    assert_eq!(taken.status, 400);
+    assert!(taken.text().contains("unique"), "{}", taken.text());
+    let eu = api
+        .admin(
+            "POST",
+            "/_sim/portals",
+            Some(json!({"name": "Partner Portal", "region": "eu"})),
+        )
+        .await;
+    assert_eq!(eu.status, 201);
+    assert_eq!(
+        api.admin(
+            "POST",
+            "/_sim/portals",
+            Some(json!({"name": "x", "colour": 1}))
+        )
+        .await
+        .status,
+        400
+    );
+    let shown = api.get(&format!("/v3/portals/{id}")).await.json();
+    assert_eq!(shown["description"], "for partners");
+    assert_eq!(shown["rbac_enabled"], true);
+
+    let developer = api
+        .admin(
+            "POST",
+            &format!("/_sim/portals/{id}/developers"),
+            Some(
+                json!({"email": "jane@example.test", "full_name": "Jane Dev", "status": "pending"}),
+            ),
+        )
+        .await;
+    assert_eq!(developer.status, 201, "{}", developer.text());
+    let developer_id = developer.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        api.get(&format!("/v3/portals/{id}/developers/{developer_id}"))
+            .await
+            .json()["status"],
+        "pending"
+    );
+    assert_eq!(
+        api.admin(
+            "POST",
+            &format!("/_sim/portals/{UNKNOWN}/developers"),
+            Some(json!({"email": "a@b.test", "full_name": "A"}))
+        )
+        .await
+        .status,
+        404
+    );
+
+    let destination = api
+        .create_destination("admin", &receiver.url("/p"), "cef")
+        .await;
+    api.patch(
+        &format!("/v3/portals/{id}/audit-log-webhook"),
+        json!({"audit_log_destination_id": destination, "enabled": true}),
+    )
+    .await;
+    let triggered = api
+        .admin(
+            "POST",
+            "/_sim/trigger",
+            Some(json!({"portal_id": id, "count": 3})),
+        )
+        .await;
+    assert_eq!(triggered.status, 200, "{}", triggered.text());
+    let report: konnect_sim::TriggerReport = serde_json::from_slice(&triggered.body).unwrap();
+    assert!(report.all_delivered(), "{report:?}");
+    assert_eq!(report.portal_id.as_deref(), Some(id.as_str()));
+    for record in report.delivered_records() {
+        assert!(
+            record.contains(&format!(" principal_id={developer_id} ")),
+            "{record}"
+        );
+    }
+    assert_eq!(
+        api.admin(
+            "POST",
+            "/_sim/trigger",
+            Some(json!({"portal_id": UNKNOWN, "count": 1}))
+        )
+        .await
+        .status,
+        404
+    );
+    let knobs = api
+        .admin(
+            "POST",
+            "/_sim/replay-jobs",
+            Some(json!({"portal_id": id, "fail": 2})),
+        )
+        .await
+        .json();
+    assert_eq!(knobs["fail_portals"][&id], 2);
+    assert_eq!(knobs["fail"], 0, "the any-stream count is untouched");
+
+    let listed = api.admin("GET", "/_sim/portals", None).await.json();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(listed[0]["developers"][0]["email"], "jane@example.test");
+    assert_eq!(listed[0]["webhook"]["enabled"], true);
+    // Removing a portal takes its webhook along; the destination stays.
+    assert_eq!(
+        api.admin("DELETE", &format!("/_sim/portals/{id}"), None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        api.admin("DELETE", &format!("/_sim/portals/{id}"), None)
+            .await
+            .status,
+        404
+    );
+    api.get(&format!("/v3/portals/{id}")).await.problem(404);
+    assert_eq!(
+        api.delete(&format!("/v3/audit-log-destinations/{destination}"))
+            .await
+            .status,
+        204
+    );
     sim.shutdown().await;
 }
