@@ -12,12 +12,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use konnect_sim::{Fault, FaultAction, TriggerReport};
+use konnect_sim::{Fault, FaultAction};
 use serde_json::Value;
 
 /// The test-only timing of gap healing (see tests/replay.rs).
@@ -40,30 +39,9 @@ fn portals() -> Portals {
     Portals { w, a, b }
 }
 
-/// One Konnect API call, as another integration would make it; returns
-/// the status and the body.
-fn konnect_call(w: &World, method: &str, path: &str, body: &str) -> (u16, String) {
-    let auth = format!("Bearer {}", w.sim.pat());
-    let reply = test_support::exchange(
-        w.sim.addr(),
-        &test_support::request(
-            method,
-            path,
-            &[
-                ("Host", "us.api.konghq.com"),
-                ("Authorization", &auth),
-                ("Content-Type", "application/json"),
-            ],
-            body.as_bytes(),
-        ),
-    );
-    (reply.status, reply.text())
-}
-
 /// Another integration's destination; returns its id.
 fn their_destination(w: &World) -> String {
-    let (status, body) = konnect_call(
-        w,
+    let (status, body) = w.konnect_call(
         "POST",
         "/v3/audit-log-destinations",
         r#"{"name":"their-siem","endpoint":"https://siem.example.com/in","authorization":"Bearer theirs","log_format":"cef"}"#,
@@ -78,8 +56,7 @@ fn their_destination(w: &World) -> String {
 /// Points `portal`'s webhook at `destination` (`enabled` as given), as
 /// another integration would.
 fn point_portal(w: &World, portal: &str, destination: &str, enabled: bool) {
-    let (status, body) = konnect_call(
-        w,
+    let (status, body) = w.konnect_call(
         "PATCH",
         &format!("/v3/portals/{portal}/audit-log-webhook"),
         &format!(r#"{{"audit_log_destination_id":"{destination}","enabled":{enabled}}}"#),
@@ -149,49 +126,6 @@ fn start(w: &World, cmd: Command, host: &str) -> Listener {
     let l = w.start_listener_cmd(cmd, host);
     w.sim.hold_replay_jobs(false);
     l
-}
-
-/// Runs a command expected to end on its own, giving up after 40 s.
-fn run_to_failure(cmd: Command) -> Output {
-    let mut proc = Running::spawn(cmd);
-    let status = proc.wait_exit(Duration::from_secs(40));
-    Output {
-        status,
-        stdout: proc.stdout(),
-        stderr: proc.stderr(),
-    }
-}
-
-/// Every record of every batch of the reports, delivered or not.
-fn emitted(reports: &[&TriggerReport]) -> Vec<String> {
-    reports
-        .iter()
-        .flat_map(|r| r.deliveries.iter())
-        .flat_map(|d| d.records.clone())
-        .collect()
-}
-
-/// Asserts `stored` holds each of `expected` exactly once, and nothing
-/// else.
-fn assert_each_once(stored: &[String], expected: &[String]) {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for line in stored {
-        *counts.entry(line).or_default() += 1;
-    }
-    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "stored more than once: {twice:?}");
-    let mut want: Vec<&str> = expected.iter().map(String::as_str).collect();
-    want.sort_unstable();
-    want.dedup();
-    assert_eq!(
-        want.len(),
-        expected.len(),
-        "the emulator emitted duplicates"
-    );
-    let got: Vec<&str> = counts.keys().copied().collect();
-    let missing: Vec<_> = want.iter().filter(|r| !counts.contains_key(*r)).collect();
-    assert!(missing.is_empty(), "not stored: {missing:?}");
-    assert_eq!(got, want, "stored something not emitted");
 }
 
 /// The `replay` object of listener.json.
@@ -314,6 +248,30 @@ fn two_portals_store_every_stream_once_and_every_webhook_is_given_back() {
 }
 
 #[test]
+fn without_the_regions_webhook_the_portals_are_still_pointed_and_healed() {
+    let Portals { w, a, .. } = portals();
+    let (mut cmd, host) = listen_command(&w, &["Partner Portal"], "5s");
+    cmd.arg("--configure-webhook=false");
+    let mut l = start(&w, cmd, &host);
+    let s = w.snapshot();
+    assert!(
+        s.webhooks["us"].is_unconfigured(),
+        "the region's is left alone"
+    );
+    let ours = s.destinations[0].id.clone();
+    assert_eq!(portal_hook(&w, &a.id), (true, Some(ours)));
+    let r = replay(&w);
+    assert_eq!(r["state"], "off", "{r}");
+    assert_eq!(r["portals"][0]["state"], "idle", "{r}");
+    let pa = w.sim.trigger_portal(&a.id, 4);
+    assert!(pa.all_delivered(), "{pa:?}");
+    assert_each_once(&read_lines(&w.events_file()), &emitted(&[&pa]));
+    l.stop_ok();
+    assert_left_as_found(&w, &[], &[(&a.id, unconfigured())]);
+    assert_contract_kept(&w);
+}
+
+#[test]
 fn tail_and_a_detached_listener_take_portals_too() {
     let Portals { w, a, .. } = portals();
     // tail: the portal's records are printed as they are stored.
@@ -426,7 +384,7 @@ fn an_unknown_or_ambiguous_portal_fails_before_any_change() {
     let Portals { w, a, b } = portals();
     // Unknown: the region's portals are listed.
     let (cmd, _) = listen_command(&w, &["Partner Portal", "Nope"], "5s");
-    let out = run_to_failure(cmd);
+    let out = Running::run_command(cmd);
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
     assert_eq!(
         out.stderr,
@@ -439,7 +397,7 @@ fn an_unknown_or_ambiguous_portal_fails_before_any_change() {
     );
     // An id of no portal.
     let (cmd, _) = listen_command(&w, &["3e551b39-227d-4297-b911-e68fd5d77c17"], "5s");
-    let out = run_to_failure(cmd);
+    let out = Running::run_command(cmd);
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
     assert!(
         out.stderr
@@ -462,7 +420,7 @@ fn a_portal_whose_webhook_is_enabled_elsewhere_is_refused() {
     let theirs = their_destination(&w);
     point_portal(&w, &b.id, &theirs, true);
     let (cmd, _) = listen_command(&w, &[&a.id, "Docs Portal"], "5s");
-    let out = run_to_failure(cmd);
+    let out = Running::run_command(cmd);
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
     assert_eq!(
         out.stderr,
@@ -642,35 +600,6 @@ impl Case {
     }
 }
 
-/// Runs each case in its own thread; fails listing every failed case.
-fn run_cases<T: Send + 'static>(cases: Vec<T>, name: fn(&T) -> String, run: fn(T)) {
-    let handles: Vec<_> = cases
-        .into_iter()
-        .map(|case| {
-            let label = name(&case);
-            (label, std::thread::spawn(move || run(case)))
-        })
-        .collect();
-    let total = handles.len();
-    let mut failed = Vec::new();
-    for (label, handle) in handles {
-        if let Err(panic) = handle.join() {
-            let why = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "panicked".into());
-            failed.push(format!("- {label}:\n  {}", why.replace('\n', "\n  ")));
-        }
-    }
-    assert!(
-        failed.is_empty(),
-        "{} of {total} cases failed:\n{}",
-        failed.len(),
-        failed.join("\n")
-    );
-}
-
 fn matrix(step: Step) {
     let mut cases = Vec::new();
     for kind in KINDS {
@@ -751,7 +680,7 @@ fn run_case(case: Case) {
             assert_eq!(portal_hook(w, &s.b), (true, Some(ours)));
             l.stop_ok();
         } else {
-            let out = run_to_failure(cmd);
+            let out = Running::run_command(cmd);
             assert_eq!(out.code(), Some(1), "{}", out.stderr);
             let want = case.step.error(&s.b);
             assert!(
@@ -890,7 +819,7 @@ fn portal_client_errors_are_not_retried_and_leave_nothing() {
             let (cmd, host) = s.command("5s");
             if step.startup() {
                 w.sim.inject_fault(fault);
-                let out = run_to_failure(cmd);
+                let out = Running::run_command(cmd);
                 assert_eq!(out.code(), Some(1), "{}", out.stderr);
                 assert!(
                     out.stderr.starts_with(&step.error(&s.b))

@@ -414,6 +414,21 @@ impl AuditLogs {
     ) -> Result<Removal, KonnectError> {
         let path = format!("/v3/audit-log-destinations/{}", path_segment(id));
         let url = self.client.url(Host::Global, &path, &[]);
+        self.delete_waiting(url, deadline, &|e| {
+            e.api().is_some_and(|a| a.mentions("destination is in use"))
+        })
+        .await
+    }
+
+    /// DELETE `url`, waiting out the 409s `wait_out` accepts with backoff
+    /// from 250 ms doubling to 5 s, until `deadline` (any other 409 is an
+    /// error at once). 404 counts as gone.
+    pub(super) async fn delete_waiting(
+        &self,
+        url: reqwest::Url,
+        deadline: Instant,
+        wait_out: &dyn Fn(&KonnectError) -> bool,
+    ) -> Result<Removal, KonnectError> {
         let mut wait = Duration::from_millis(250);
         loop {
             match self
@@ -431,16 +446,14 @@ impl AuditLogs {
                 Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => {
                     return Ok(Removal::AlreadyGone);
                 }
-                Err(e)
-                    if e.status() == Some(StatusCode::CONFLICT)
-                        && e.api().is_some_and(|a| a.mentions("destination is in use")) =>
-                {
+                Err(e) if e.status() == Some(StatusCode::CONFLICT) && wait_out(&e) => {
                     if Instant::now() + wait >= deadline {
                         return Err(e);
                     }
                     tracing::info!(
+                        url = %super::error::redact_url(&url),
                         wait_ms = wait.as_millis() as u64,
-                        "destination still in use, waiting"
+                        "delete conflicts, waiting"
                     );
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(5));

@@ -16,7 +16,7 @@
 //! `crate::listen`'s.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -411,38 +411,7 @@ impl AuditLogs {
         let url = self
             .client()
             .url(Host::Regional, &stream.webhook_path(), &[]);
-        let mut wait = Duration::from_millis(250);
-        loop {
-            match self
-                .client()
-                .call(
-                    Method::DELETE,
-                    url.clone(),
-                    None,
-                    Retry::Transient,
-                    Some(deadline),
-                )
-                .await
-            {
-                Ok(_) => return Ok(Removal::Deleted),
-                Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => {
-                    return Ok(Removal::AlreadyGone);
-                }
-                Err(e) if e.status() == Some(StatusCode::CONFLICT) => {
-                    if Instant::now() + wait >= deadline {
-                        return Err(e);
-                    }
-                    tracing::info!(
-                        portal_id = id,
-                        wait_ms = wait.as_millis() as u64,
-                        "portal webhook delete conflicts, waiting"
-                    );
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(5));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        self.delete_waiting(url, deadline, &|_| true).await
     }
 
     /// GET of a stream's webhook as Konnect shows it; `None` on 404.
@@ -465,6 +434,7 @@ impl AuditLogs {
 mod tests {
     use super::*;
     use crate::konnect::testing::{FakeKonnect, Reply};
+    use std::time::Duration;
 
     fn portal(i: usize) -> Value {
         json!({"id": format!("00000000-0000-4000-8000-{i:012}"), "name": format!("p{i}"),
