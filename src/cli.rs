@@ -329,6 +329,17 @@ pub struct ListenArgs {
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub configure_webhook: Option<bool>,
 
+    /// Also receive this Dev Portal's audit logs (its developer logins), by
+    /// id or name (repeatable).
+    ///
+    /// Its own webhook is pointed at the same destination after the
+    /// region's (the region's portal list resolves a name; it must match
+    /// exactly one portal), and restored when the listener stops. A portal
+    /// whose webhook is already enabled is refused. With `tail --stored`:
+    /// print only this portal's stored records.
+    #[arg(long = "portal", value_name = "ID|NAME")]
+    pub portals: Vec<String>,
+
     /// Print each record to stdout as it is stored (what `tail` does).
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub tail: Option<bool>,
@@ -801,6 +812,11 @@ pub struct TailArgs {
         help_heading = "Stored events"
     )]
     pub lines: Option<String>,
+
+    /// With `--stored`: print only the organisation's records, not the Dev
+    /// Portals' (records without a portal_id).
+    #[arg(long, conflicts_with = "portals", help_heading = "Stored events")]
+    pub org: bool,
 }
 
 /// What a `tail` command line asks for.
@@ -874,6 +890,7 @@ impl TailArgs {
             (!q.columns.is_empty(), "--columns"),
             (self.stored, "--stored"),
             (self.lines.is_some(), "--lines"),
+            (self.org, "--org"),
         ]
         .into_iter()
         .find_map(|(given, name)| given.then_some(name))
@@ -1085,6 +1102,21 @@ pub struct GetAuditLogs {
     #[arg(long, help_heading = "Stored events")]
     pub strict: bool,
 
+    /// With `--stored` or `--file`: only this Dev Portal's records (those
+    /// with its portal_id), by id or name (repeatable). A name is looked up
+    /// in Konnect; an id works offline.
+    #[arg(
+        long = "portal",
+        value_name = "ID|NAME",
+        help_heading = "Stored events"
+    )]
+    pub portals: Vec<String>,
+
+    /// With `--stored` or `--file`: only the organisation's records (those
+    /// without a portal_id).
+    #[arg(long, conflicts_with = "portals", help_heading = "Stored events")]
+    pub org: bool,
+
     /// Unexpected positional arguments (reported with upstream's message).
     #[arg(hide = true, value_name = "ARGS")]
     pub positional: Vec<String>,
@@ -1107,13 +1139,23 @@ pub enum AuditLogResource {
         id_or_name: String,
     },
 
-    /// Show the region's audit-log webhook and its delivery status.
+    /// Show the region's audit-log webhook and its delivery status, or a
+    /// Dev Portal's (`--portal`).
     #[command(visible_alias = "hook")]
-    Webhook,
+    Webhook(PortalArg),
 
-    /// Show the region's audit-log replay job.
+    /// Show the region's audit-log replay job, or a Dev Portal's
+    /// (`--portal`).
     #[command(name = "replay-job")]
-    ReplayJob,
+    ReplayJob(PortalArg),
+}
+
+/// `--portal` of the commands about one stream's webhook or replay job.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PortalArg {
+    /// The Dev Portal's, by id or name, instead of the organisation's.
+    #[arg(long, value_name = "ID|NAME")]
+    pub portal: Option<String>,
 }
 
 impl GetCommand {
@@ -1202,13 +1244,25 @@ pub enum DeleteResource {
     #[command(visible_alias = "dest")]
     Destination(DeleteDestinationArgs),
 
-    /// Disable and clear the region's audit-log webhook (`--region`).
+    /// Disable and clear the region's audit-log webhook (`--region`), or a
+    /// Dev Portal's (`--portal`).
     ///
     /// Afterwards the webhook is `enabled=false`, `endpoint=unconfigured`,
-    /// what `listen` expects. The destination it pointed at is kept; delete
-    /// it with `kongctl delete audit-logs destination <id>`.
+    /// what `listen` expects (a portal's: disabled, no destination). The
+    /// destination it pointed at is kept; delete it with `kongctl delete
+    /// audit-logs destination <id>`.
     #[command(visible_alias = "hook")]
-    Webhook(ConfirmArgs),
+    Webhook(DeleteWebhookArgs),
+}
+
+/// `delete audit-logs webhook`.
+#[derive(Debug, Args)]
+pub struct DeleteWebhookArgs {
+    #[command(flatten)]
+    pub portal: PortalArg,
+
+    #[command(flatten)]
+    pub confirm: ConfirmArgs,
 }
 
 /// `delete audit-logs destination <ID|NAME>`.

@@ -26,6 +26,7 @@ pub mod listener;
 pub mod logging;
 pub mod output;
 pub mod parse_error;
+pub mod portal;
 pub mod ps;
 pub mod query;
 pub mod record;

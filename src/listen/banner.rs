@@ -35,21 +35,42 @@ impl Run {
             "Konnect Audit-Log Listener Started{mode}"
         );
         tracing::info!("Listening for audit-log events{mode}.");
+        let portals: Vec<String> = self
+            .progress
+            .lock()
+            .expect("progress lock poisoned")
+            .portals
+            .iter()
+            .map(|p| p.label())
+            .collect();
+        if !portals.is_empty() {
+            tracing::info!(portals = %portals.join(", "), "Dev Portal webhooks configured");
+        }
         if opts.tail {
             return;
         }
-        print_stdout(&startup_block(opts, id, local_endpoint, bound, &self.paths));
+        print_stdout(&startup_block(
+            opts,
+            id,
+            local_endpoint,
+            bound,
+            &self.paths,
+            &portals,
+        ));
     }
 }
 
 /// The startup block `listen` prints once serving: the destination as
-/// created (endpoint redacted), then where the listener listens and writes.
+/// created (endpoint redacted), the Dev Portals pointed at it (`name
+/// (id)`, only with `--portal`), then where the listener listens and
+/// writes.
 pub(super) fn startup_block(
     opts: &ListenOptions,
     destination_id: &str,
     local_endpoint: &str,
     bound: &SocketAddr,
     paths: &StoragePaths,
+    portals: &[String],
 ) -> String {
     let auth = match opts.authorization_origin {
         AuthorizationOrigin::User => "true",
@@ -70,6 +91,12 @@ pub(super) fn startup_block(
         "  webhook configured: {}\n",
         opts.configure_webhook
     ));
+    if !portals.is_empty() {
+        text.push_str(&format!(
+            "  dev portal webhooks configured: {}\n",
+            portals.join(", ")
+        ));
+    }
     text.push_str("\nListener\n");
     text.push_str(&format!("  local endpoint: {local_endpoint}\n"));
     text.push_str(&format!("  listen address: {bound}\n"));
@@ -128,11 +155,16 @@ mod tests {
             verify: crate::verify::Mode::Warn,
             backfill: crate::replay::Backfill::Auto,
             store: crate::store::StorePolicy::default(),
+            portals: Vec::new(),
             warnings: Vec::new(),
         }
     }
 
     fn block(opts: &ListenOptions) -> String {
+        block_with(opts, &[])
+    }
+
+    fn block_with(opts: &ListenOptions, portals: &[String]) -> String {
         let bound: SocketAddr = "127.0.0.1:19090".parse().unwrap();
         let paths = StoragePaths::new("/home/u/.config/kongctl/audit-logs/default".into());
         startup_block(
@@ -141,6 +173,7 @@ mod tests {
             &local_endpoint(bound, &opts.path),
             &bound,
             &paths,
+            portals,
         )
     }
 
@@ -199,6 +232,18 @@ mod tests {
              \x20 destination state file: /home/u/.config/kongctl/audit-logs/default/destination.json\n\
              \n\
              Listening for audit-log events. Press Ctrl+C to stop.\n"
+        );
+    }
+
+    #[test]
+    fn startup_block_names_the_portals_after_the_webhook() {
+        let opts = options("https://abc.example.test/audit-logs", None);
+        let text = block_with(&opts, &["dev (p1)".into(), "docs (p2)".into()]);
+        assert!(
+            text.contains(
+                "  webhook configured: true\n  dev portal webhooks configured: dev (p1), docs (p2)\n\nListener\n"
+            ),
+            "{text}"
         );
     }
 

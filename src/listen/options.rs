@@ -87,6 +87,9 @@ pub struct ListenOptions {
     pub backfill: crate::replay::Backfill,
     /// Rotation and retention of the store.
     pub store: StorePolicy,
+    /// `--portal`: the Dev Portals (ids or names, as given, trimmed,
+    /// without repeats) whose webhooks are pointed at the destination too.
+    pub portals: Vec<String>,
     /// Warnings to show once the command has decided where output goes.
     pub warnings: Vec<String>,
 }
@@ -215,6 +218,16 @@ impl ListenOptions {
         let max_body_bytes = usize::try_from(args.max_body_bytes)
             .map_err(|_| usage("max-body-bytes is too large for this machine".into()))?;
         let store = store_policy(args, configured, &usage)?;
+        let mut portals: Vec<String> = Vec::new();
+        for p in &args.portals {
+            let p = p.trim();
+            if p.is_empty() {
+                return Err(usage("--portal must not be empty".into()));
+            }
+            if !portals.iter().any(|q| q == p) {
+                portals.push(p.to_string());
+            }
+        }
 
         let name = match args
             .name
@@ -285,6 +298,7 @@ impl ListenOptions {
             },
             backfill,
             store,
+            portals,
             warnings,
         })
     }

@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Run;
 use super::state::{self, ListenerState};
+use crate::konnect::Stream;
 use crate::listener::{DedupGate, EventStore, ListenerSettings};
-use crate::replay::{Healing, ReplayReport, SharedReport, StoreFiles, Timing};
+use crate::replay::{HealedStream, Healing, ReplayReport, SharedReport, StoreFiles, Timing};
 
 /// How often listener.json's counters are refreshed.
 const STATE_REFRESH: Duration = Duration::from_secs(2);
@@ -48,6 +49,7 @@ impl Run {
         local_endpoint: &str,
     ) -> ListenerState {
         let started_at = crate::time::now_rfc3339();
+        let portals = self.portal_refs();
         ListenerState {
             started_at: started_at.clone(),
             profile: self.settings.profile.clone(),
@@ -68,10 +70,29 @@ impl Run {
             replay: Some(crate::replay::initial_report(
                 &self.opts.backfill,
                 self.opts.configure_webhook,
+                &portals
+                    .iter()
+                    .map(|p| (p.id.clone(), p.name.clone()))
+                    .collect::<Vec<_>>(),
                 // Read before this state replaces the previous listener's.
-                crate::replay::previous_missing_window(&self.paths.listener_file),
+                &crate::replay::previous_missing_windows(&self.paths.listener_file),
             )),
+            portals,
         }
+    }
+
+    /// The Dev Portals this listener receives (`--portal`, resolved).
+    fn portal_refs(&self) -> Vec<state::PortalRef> {
+        self.progress
+            .lock()
+            .expect("progress lock poisoned")
+            .portals
+            .iter()
+            .map(|p| state::PortalRef {
+                id: p.portal_id.clone(),
+                name: p.portal_name.clone(),
+            })
+            .collect()
     }
 
     /// Serves until a signal, a listener failure or (tail) a closed stdout.
@@ -113,7 +134,18 @@ impl Run {
             },
             gate: gate.clone(),
             backfill: self.opts.backfill.clone(),
-            automatic: self.opts.configure_webhook,
+            streams: std::iter::once(HealedStream {
+                stream: Stream::Org,
+                automatic: self.opts.configure_webhook,
+                name: String::new(),
+            })
+            .chain(self.portal_refs().into_iter().map(|p| HealedStream {
+                stream: Stream::Portal(p.id),
+                // Startup pointed the portal's webhook at this listener.
+                automatic: true,
+                name: p.name,
+            }))
+            .collect(),
             report: report.clone(),
             timing: Timing::from_env(),
         });
@@ -132,7 +164,7 @@ impl Run {
             };
             let options = crate::tail::TailOptions {
                 jq: filter,
-                filter: self.opts.filter,
+                filter: self.opts.filter.clone(),
                 principals: read.principals.clone(),
                 names,
                 resolve: read.resolve == Some(true),

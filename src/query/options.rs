@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{Filter, Limit, Query, Rules, Window};
+use super::{Filter, Limit, Origin, Query, Rules, Window};
 use crate::gofmt;
 use crate::jq::JqFilter;
 use crate::output::columns::{self, Column};
@@ -114,6 +114,9 @@ pub struct QueryOptions {
     pub poll_interval: Duration,
     pub page_size: u32,
     pub output: OutputSpec,
+    /// `--org` / `--portal`: set by the command once portal names are
+    /// resolved.
+    pub origin: Origin,
     /// `--alert`; the principals are added once resolved
     /// ([`Principals`](super::Principals)).
     pub filter: Filter,
@@ -133,7 +136,8 @@ impl QueryOptions {
             window: self.time.window(now),
             kind: self.kind,
             limit: self.limit,
-            filter: self.filter,
+            origin: self.origin.clone(),
+            filter: self.filter.clone(),
         }
     }
 }
@@ -282,7 +286,9 @@ impl QueryFlags {
                 raw: self.jq_raw_output,
                 columns,
                 follow: self.follow,
+                portal_column: false,
             },
+            origin: Origin::Any,
             filter: Filter {
                 alerts,
                 principals: None,

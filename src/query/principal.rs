@@ -65,12 +65,6 @@ impl Principals {
                 .as_deref()
                 .is_some_and(|name| has(&self.names, name))
     }
-
-    /// Moves the set to the heap for the rest of the process, so that the
-    /// `Copy` [`super::Query`] can hold it (one set per command run).
-    pub fn leak(self) -> &'static Principals {
-        Box::leak(Box::new(self))
-    }
 }
 
 /// Who a record's principal is, as far as looking its name up goes: its

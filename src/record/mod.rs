@@ -8,8 +8,9 @@
 //! re-serialised: they are what is stored, what `-o jsonl` prints and what
 //! Konnect signed. [`Record::new`] finds the format from the content and
 //! reads, once, what the query engine needs: the record's own time, its
-//! event type, its signature and, for CEF, the JSON object that `--jq`,
-//! `--type`, `--columns` and `-o json` see ([`cef`]).
+//! event type, its signature, the Dev Portal it came from (`portal_id`,
+//! present only on a portal's records) and, for CEF, the JSON object that
+//! `--jq`, `--type`, `--columns` and `-o json` see ([`cef`]).
 //!
 //! Deciding what to do with a record (window, type, dedup, printing) is left
 //! to [`crate::query`] and [`crate::output`]; checking its signature to the
@@ -135,6 +136,8 @@ pub struct Record {
     time: Option<Timestamp>,
     kind: Option<EventType>,
     signature: Option<Box<str>>,
+    /// `portal_id`: the Dev Portal whose audit log this record is.
+    portal_id: Option<Box<str>>,
     /// The JSON object of a CEF record ([`cef::to_json`]).
     cef_json: Option<Box<[u8]>>,
 }
@@ -214,12 +217,17 @@ impl Record {
             .or(fields.signature)
             .filter(|s| !s.is_empty())
             .map(|s| s.into_owned().into_boxed_str());
+        let portal_id = fields
+            .portal_id
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.into_owned().into_boxed_str());
         Ok(Record {
             raw,
             format,
             time,
             kind,
             signature,
+            portal_id,
             cef_json: None,
         })
     }
@@ -232,6 +240,10 @@ impl Record {
             .extension("sig")
             .filter(|s| !s.is_empty())
             .map(|s| s.into_owned().into_boxed_str());
+        let portal_id = parsed
+            .extension("portal_id")
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.into_owned().into_boxed_str());
         let json = parsed.to_json().into_boxed_slice();
         Ok(Record {
             raw,
@@ -239,6 +251,7 @@ impl Record {
             time,
             kind,
             signature,
+            portal_id,
             cef_json: Some(json),
         })
     }
@@ -266,6 +279,12 @@ impl Record {
     /// The record's signature: `sig` (webhook) or `signature` (pull).
     pub fn signature(&self) -> Option<&str> {
         self.signature.as_deref()
+    }
+
+    /// The Dev Portal this record came from (its `portal_id`, in any
+    /// format); `None` for the organisation's records.
+    pub fn portal_id(&self) -> Option<&str> {
+        self.portal_id.as_deref()
     }
 
     /// The key that identifies this record among deliveries of the same
@@ -308,6 +327,7 @@ struct Probe<'a> {
     sig: Option<Cow<'a, str>>,
     signature: Option<Cow<'a, str>>,
     authentication_type: Option<Cow<'a, str>>,
+    portal_id: Option<Cow<'a, str>>,
     event: Option<&'a RawValue>,
 }
 
@@ -330,6 +350,8 @@ struct RawProbe<'a> {
     #[serde(borrow, default)]
     authentication_type: Option<&'a RawValue>,
     #[serde(borrow, default)]
+    portal_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
     event: Option<&'a RawValue>,
 }
 
@@ -345,6 +367,7 @@ impl<'a> Probe<'a> {
                 sig: string(raw.sig),
                 signature: string(raw.signature),
                 authentication_type: string(raw.authentication_type),
+                portal_id: string(raw.portal_id),
                 event: raw.event,
             }),
             // serde refuses a repeated member, which Go's decoder (and so
@@ -372,6 +395,7 @@ impl<'a> Probe<'a> {
             sig: field("sig"),
             signature: field("signature"),
             authentication_type: field("authentication_type"),
+            portal_id: field("portal_id"),
             event: None,
         })
     }
@@ -405,6 +429,32 @@ mod tests {
         assert_eq!(r.kind(), Some(EventType::Authorization));
         assert_eq!(r.signature(), Some("abc"));
         assert_eq!(r.json(), r.raw().as_ref());
+    }
+
+    #[test]
+    fn a_dev_portal_record_names_its_portal_in_every_format() {
+        let portal = Some("3e551b39-227d-4297-b911-e68fd5d77c17");
+        // Kong's verbatim Dev Portal sample, in the three webhook formats.
+        let cef = include_str!("testdata/records.cef")
+            .lines()
+            .find(|l| l.contains("|Dev-Portal|"))
+            .unwrap();
+        let json = r#"{"cef_version":0,"event_class_id":"AUTHENTICATION_TYPE_BASIC","event_product":"Dev-Portal","event_ts":"2025-06-23T14:28:47Z","name":"AUTHENTICATION_OUTCOME_SUCCESS","portal_id":"3e551b39-227d-4297-b911-e68fd5d77c17","sig":"XQC3"}"#;
+        let cps = format!(r#"{{"event":{json}}}"#);
+        for line in [cef, json, &cps] {
+            let r = record(line);
+            assert_eq!(r.portal_id(), portal, "{line}");
+            assert_eq!(r.kind(), Some(EventType::Authentication));
+        }
+        // The organisation's records have none; an empty one is none.
+        assert_eq!(
+            record(r#"{"event_class_id":"konnect","event_ts":"2025-01-01T00:00:00Z"}"#).portal_id(),
+            None
+        );
+        assert_eq!(
+            record(r#"{"event_ts":"2025-01-01T00:00:00Z","portal_id":""}"#).portal_id(),
+            None
+        );
     }
 
     #[test]

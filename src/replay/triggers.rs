@@ -1,9 +1,10 @@
 //! What starts a replay while the listener runs: the machine waking up
 //! from sleep (the wall clock jumped ahead of the monotonic clock, which
-//! stands still during suspend), and Konnect's webhook status reporting a
-//! failed delivery newer than the newest stored record (a tunnel that went
-//! down, a listener that answered 500). Startup is the third trigger, sent
-//! by [`super::start`].
+//! stands still during suspend: every automatic stream replays), and a
+//! stream's webhook status (the region's, or a Dev Portal's) reporting a
+//! failed delivery newer than that stream's newest stored record (a tunnel
+//! that went down, a listener that answered 500: that stream replays).
+//! Startup is the third trigger, sent by [`super::start`].
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -14,7 +15,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::Timing;
 use super::scan::{StoreFiles, newest_in_tail};
-use crate::konnect::AuditLogs;
+use crate::konnect::{AuditLogs, Stream};
 use crate::listener::EventStore;
 
 /// Why a replay starts.
@@ -23,8 +24,9 @@ pub(super) enum Trigger {
     Startup,
     /// The wall clock moved this much more than the monotonic one.
     Sleep(Duration),
-    /// Konnect's last delivery attempt, at this time, failed.
-    DeliveryFailed(Timestamp),
+    /// Konnect's last delivery attempt of this stream, at this time,
+    /// failed.
+    DeliveryFailed(Stream, Timestamp),
 }
 
 impl Trigger {
@@ -32,7 +34,7 @@ impl Trigger {
         match self {
             Trigger::Startup => "startup",
             Trigger::Sleep(_) => "sleep",
-            Trigger::DeliveryFailed(_) => "webhook_status",
+            Trigger::DeliveryFailed(..) => "webhook_status",
         }
     }
 }
@@ -97,13 +99,15 @@ pub(super) async fn watch_clock(tx: UnboundedSender<Trigger>, timing: Timing) {
     }
 }
 
-/// Looks at Konnect's webhook status every `status_every` and sends
+/// Looks at `stream`'s webhook status every `status_every` and sends
 /// [`Trigger::DeliveryFailed`] for a failed attempt that is newer than the
-/// newest stored record and than the last one acted on. Failures from
-/// before the listener started are the startup replay's.
+/// stream's newest stored record and than the last one acted on. Failures
+/// from before the listener started are the startup replay's.
 pub(super) async fn watch_webhook_status(
     tx: UnboundedSender<Trigger>,
     audit: AuditLogs,
+    stream: Stream,
+    streams: Vec<Stream>,
     store: EventStore,
     files: StoreFiles,
     timing: Timing,
@@ -111,7 +115,7 @@ pub(super) async fn watch_webhook_status(
     let mut handled: Option<Timestamp> = Timestamp::try_from(SystemTime::now()).ok();
     loop {
         tokio::time::sleep(timing.status_every).await;
-        let status = match audit.webhook_status().await {
+        let status = match audit.webhook_status(&stream).await {
             Ok(dated) => dated.value,
             Err(e) => {
                 tracing::debug!(error = %e, "webhook status unavailable");
@@ -133,21 +137,27 @@ pub(super) async fn watch_webhook_status(
         // the status will show as the latest next time.
         let committed = store.committed().borrow().offset;
         let active = files.active.clone();
-        let newest = tokio::task::spawn_blocking(move || newest_in_tail(&active, committed))
-            .await
-            .ok()
-            .flatten();
+        let (of, all) = (stream.clone(), streams.clone());
+        let newest =
+            tokio::task::spawn_blocking(move || newest_in_tail(&active, committed, &of, &all))
+                .await
+                .ok()
+                .flatten();
         if newest.is_some_and(|n| n >= at) {
-            tracing::debug!(%at, "a failed delivery older than the newest stored record; nothing to replay");
+            tracing::debug!(%at, %stream, "a failed delivery older than the newest stored record; nothing to replay");
             continue;
         }
         tracing::info!(
             %at,
+            %stream,
             code = status.last_response_code,
             message = status.last_response_message.as_deref().unwrap_or(""),
             "Konnect reports a failed delivery; replaying"
         );
-        if tx.send(Trigger::DeliveryFailed(at)).is_err() {
+        if tx
+            .send(Trigger::DeliveryFailed(stream.clone(), at))
+            .is_err()
+        {
             return;
         }
     }

@@ -233,7 +233,8 @@ impl Puller {
             window: Window::default(),
             kind: None,
             limit: opts.limit,
-            filter: opts.filter,
+            origin: opts.origin.clone(),
+            filter: opts.filter.clone(),
         }
     }
 
@@ -390,9 +391,10 @@ impl Puller {
     ) -> Result<bool, PullError> {
         self.read_clock().await?;
         let now = self.clock.now();
-        // The N most recent that pass the record filter, not the filter's
-        // share of the N most recent.
-        let filter = pipeline.query().filter;
+        // The N most recent that pass the stream and record filters, not
+        // their share of the N most recent.
+        let origin = pipeline.query().origin.clone();
+        let filter = pipeline.query().filter.clone();
         let mut found: VecDeque<Record> = VecDeque::new();
         let mut more = false;
         let mut end = now;
@@ -405,7 +407,8 @@ impl Puller {
                 window: Window::default(),
                 kind: None,
                 limit: Limit::Last(n - found.len()),
-                filter,
+                origin: origin.clone(),
+                filter: filter.clone(),
             });
             self.window(
                 Window {

@@ -341,8 +341,8 @@ fn newest_first<O: Output>(
     pipeline: &mut Pipeline<O>,
     on_problem: &mut dyn FnMut(Problem),
 ) -> io::Result<()> {
-    let query = *pipeline.query();
-    let mut order = TimeOrder::new(query);
+    let query = pipeline.query().clone();
+    let mut order = TimeOrder::new(query.clone());
     let active = snapshot.segments.len();
     snapshot.read_active(
         active,
@@ -393,7 +393,7 @@ fn merged<O: Output>(
     pipeline: &mut Pipeline<O>,
     on_problem: &mut dyn FnMut(Problem),
 ) -> io::Result<()> {
-    let query = *pipeline.query();
+    let query = pipeline.query().clone();
     let wanted: Vec<usize> = (0..snapshot.segments.len())
         .filter(|&i| !snapshot.segments[i].outside(&query.window))
         .collect();

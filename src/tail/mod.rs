@@ -88,8 +88,10 @@ fn print_committed(
     if !options.principals.is_empty() {
         // Looked up here, off the listener's tasks: records committed
         // meanwhile wait in the subscription.
-        filter.principals =
-            Some(Names::principals(options.names.as_ref(), &options.principals).leak());
+        filter.principals = Some(std::sync::Arc::new(Names::principals(
+            options.names.as_ref(),
+            &options.principals,
+        )));
     }
     let printer = TailPrinter::new(std::io::stdout(), std::io::stderr(), options.jq);
     let output = match options.names {
