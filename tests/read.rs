@@ -371,6 +371,18 @@ fn alert_rules_apply_to_stored_events_and_tail_stored() {
     mixed.extend(lines_of("cef"));
     mixed.extend(lines_of("cps"));
     write_file(&dir, "events.jsonl", &mixed);
+    // The summary of the store counts each rule's records.
+    let summary = w.run(&["get", "audit-logs", "--stored", "--summary", "-o", "json"]);
+    let doc: Value = serde_json::from_str(ok(&summary)).unwrap();
+    assert_eq!(doc["records"], 3 * events().len());
+    for (i, rule) in RULES.iter().enumerate() {
+        assert_eq!(doc["alerts"][i]["rule"], *rule);
+        assert_eq!(
+            doc["alerts"][i]["records"],
+            3 * expected(&[rule]).len(),
+            "{rule}"
+        );
+    }
     for rule in RULES {
         let out = w.run(&[
             "get",
@@ -1381,4 +1393,59 @@ fn the_listeners_live_tail_names_records_with_resolve_and_filters_by_email() {
     assert_eq!(lines[2]["principal_name"], "Ana (from Konnect)");
     // Stored exactly as received.
     assert_eq!(read_lines(&w.events_file()), records);
+}
+
+#[test]
+fn lookups_run_several_at_a_time() {
+    let w = World::new();
+    let ids: Vec<String> = (0..8)
+        .map(|i| {
+            w.sim
+                .add_user(&format!("user{i}@example.test"), &format!("User {i}"))
+                .unwrap()
+                .id
+        })
+        .collect();
+    let records: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            Event::new("r", "konnect", "Authz.portals", 1)
+                .json(&format!("2026-08-23T14:00:{i:02}Z"))
+                .replace("87655c36-8d63-48fe-9a1e-53b28dfbc19b", id)
+        })
+        .collect();
+    let file = write_file(w.dir.path(), "eight.log", &records);
+    // Each lookup takes 1.5 s: one after the other, 12 s.
+    w.sim.inject_fault(konnect_sim::Fault {
+        method: None,
+        path: "/v3/users/*".into(),
+        count: 8,
+        action: konnect_sim::FaultAction::Delay(Duration::from_millis(1500)),
+    });
+    let started = std::time::Instant::now();
+    let out = w.run(&[
+        "get",
+        "audit-logs",
+        "--file",
+        file.to_str().unwrap(),
+        "-o",
+        "jsonl",
+        "--resolve",
+    ]);
+    let elapsed = started.elapsed();
+    let names: Vec<String> = ok(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["principal_name"].to_string())
+        .collect();
+    assert_eq!(names.len(), 8);
+    assert!(
+        names.iter().all(|n| n.contains("@example.test")),
+        "{names:?}"
+    );
+    assert_eq!(w.sim.request_count("GET", "/v3/users/{userId}"), 8);
+    assert!(
+        elapsed < Duration::from_secs(8),
+        "{elapsed:?}: not concurrent"
+    );
 }
