@@ -81,39 +81,8 @@ impl Run {
         self.load_signing_keys().await?;
         self.reclaim().await?;
 
-        if opts.configure_webhook {
-            let hook =
-                self.audit.webhook().await.map_err(|e| {
-                    step_error(&self.settings, "read regional audit-log webhook", e)
-                })?;
-            if !hook.is_unconfigured() {
-                return Err(CliError::new(format!(
-                    "regional audit-log webhook is already configured (enabled={} endpoint={:?}); expected enabled=false and endpoint=\"unconfigured\"",
-                    hook.enabled, hook.endpoint
-                ))
-                .with_hint(format!(
-                    "another listener or integration uses the {region} webhook; stop it (kongctl ps), \
-                     or clear it with 'kongctl delete audit-logs webhook{flag}', or use --configure-webhook=false",
-                    region = self.settings.region,
-                    flag = region_flag(&self.settings.region),
-                )));
-            }
-        }
-
-        let taken = self
-            .audit
-            .destinations_named(&opts.name)
-            .await
-            .map_err(|e| step_error(&self.settings, "list audit-log destinations", e))?;
-        if !taken.is_empty() {
-            return Err(
-                CliError::new(format!("destination name {:?} already exists", opts.name))
-                    .with_hint(format!(
-                        "choose another --name, or delete the old destination with 'kongctl delete audit-logs destination {}'",
-                        opts.name
-                    )),
-            );
-        }
+        self.check_webhook_unconfigured().await?;
+        self.check_name_unused().await?;
 
         {
             let mut p = self.progress.lock().expect("progress lock poisoned");
@@ -163,6 +132,52 @@ impl Run {
                 .webhook_attached = true;
             tracing::info!(destination_id = %destination.id, region = %self.settings.region, "attached regional audit-log webhook");
             self.write_destination_state(true, CleanupStatus::Active, None)?;
+        }
+        Ok(())
+    }
+
+    /// Step 4: with `--configure-webhook`, the region's webhook must be
+    /// unconfigured (read only; `--dry-run` runs it too).
+    pub(super) async fn check_webhook_unconfigured(&self) -> Result<(), CliError> {
+        if !self.opts.configure_webhook {
+            return Ok(());
+        }
+        let hook = self
+            .audit
+            .webhook()
+            .await
+            .map_err(|e| step_error(&self.settings, "read regional audit-log webhook", e))?;
+        if !hook.is_unconfigured() {
+            return Err(CliError::new(format!(
+                "regional audit-log webhook is already configured (enabled={} endpoint={:?}); expected enabled=false and endpoint=\"unconfigured\"",
+                hook.enabled, hook.endpoint
+            ))
+            .with_hint(format!(
+                "another listener or integration uses the {region} webhook; stop it (kongctl ps), \
+                 or clear it with 'kongctl delete audit-logs webhook{flag}', or use --configure-webhook=false",
+                region = self.settings.region,
+                flag = region_flag(&self.settings.region),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Step 5: no destination has the name yet (read only).
+    pub(super) async fn check_name_unused(&self) -> Result<(), CliError> {
+        let name = &self.opts.name;
+        let taken = self
+            .audit
+            .destinations_named(name)
+            .await
+            .map_err(|e| step_error(&self.settings, "list audit-log destinations", e))?;
+        if !taken.is_empty() {
+            return Err(
+                CliError::new(format!("destination name {name:?} already exists")).with_hint(
+                    format!(
+                        "choose another --name, or delete the old destination with 'kongctl delete audit-logs destination {name}'"
+                    ),
+                ),
+            );
         }
         Ok(())
     }

@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 
 use crate::konnect::AuditLogs;
 use crate::listener::{DedupGate, EventStore};
-pub use report::{Phase, ReplayReport, SharedReport};
+pub use report::{Phase, ReplayReport, SharedReport, WebhookDelivery};
 pub use scan::StoreFiles;
 pub use window::Window;
 
@@ -283,6 +283,7 @@ pub fn start(healing: Healing) -> Option<Running> {
             healing.audit.clone(),
             healing.store.clone(),
             healing.files.clone(),
+            healing.report.clone(),
             healing.timing,
         )));
     }

@@ -13,6 +13,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::Timing;
+use super::report::{SharedReport, WebhookDelivery};
 use super::scan::{StoreFiles, newest_in_tail};
 use crate::konnect::AuditLogs;
 use crate::listener::EventStore;
@@ -97,15 +98,18 @@ pub(super) async fn watch_clock(tx: UnboundedSender<Trigger>, timing: Timing) {
     }
 }
 
-/// Looks at Konnect's webhook status every `status_every` and sends
-/// [`Trigger::DeliveryFailed`] for a failed attempt that is newer than the
-/// newest stored record and than the last one acted on. Failures from
-/// before the listener started are the startup replay's.
+/// Looks at Konnect's webhook status every `status_every`, keeps it in the
+/// report (`listener.json`, and the admin endpoint's `/readyz` and
+/// `/metrics`, read it there), and sends [`Trigger::DeliveryFailed`] for a
+/// failed attempt that is newer than the newest stored record and than the
+/// last one acted on. Failures from before the listener started are the
+/// startup replay's.
 pub(super) async fn watch_webhook_status(
     tx: UnboundedSender<Trigger>,
     audit: AuditLogs,
     store: EventStore,
     files: StoreFiles,
+    report: SharedReport,
     timing: Timing,
 ) {
     let mut handled: Option<Timestamp> = Timestamp::try_from(SystemTime::now()).ok();
@@ -118,6 +122,14 @@ pub(super) async fn watch_webhook_status(
                 continue;
             }
         };
+        let delivery = WebhookDelivery {
+            last_attempt_at: status.last_attempt_at.map(|t| format!("{t:.0}")),
+            last_attempt_failed: status.last_attempt_failed(),
+            last_response_code: status.last_response_code,
+        };
+        if report.get().webhook.as_ref() != Some(&delivery) {
+            report.update(|r| r.webhook = Some(delivery));
+        }
         if !status.last_attempt_failed() {
             continue;
         }
