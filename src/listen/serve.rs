@@ -190,7 +190,11 @@ impl Run {
         // systemd's watchdog is pinged from this loop, which also watches
         // the listener task: a wedged runtime stops the pings and systemd
         // restarts the service.
-        let mut watchdog = self.service.watchdog_interval().map(tokio::time::interval);
+        let mut watchdog = self.service.watchdog_interval().map(|every| {
+            let mut i = tokio::time::interval(every);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
         let reason = loop {
             tokio::select! {
                 _ = self.signals.stop.cancelled() => break StopReason::Signal,
