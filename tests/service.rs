@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,16 +18,6 @@ use common::*;
 use konnect_sim::{Fault, FaultAction};
 use nix::sys::signal::Signal;
 use test_support::{exchange, request};
-
-/// A port nothing listens on (bound, then released), as
-/// tests/tunnel_check.rs picks them.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn get(addr: SocketAddr, path: &str) -> test_support::Reply {
     exchange(addr, &request("GET", path, &[], b""))

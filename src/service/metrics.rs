@@ -135,20 +135,11 @@ impl Families<'_, '_> {
     where
         T: prometheus_client::encoding::EncodeCounterValue + Copy,
     {
-        let mut family = self.0.encode_descriptor(
-            name,
-            help,
-            unit,
-            prometheus_client::metrics::MetricType::Counter,
-        )?;
-        if let [(None, value)] = samples {
-            return ConstCounter::new(*value).encode(family);
-        }
-        for (label, value) in samples {
-            let label = label.expect("a family of several samples labels each");
-            ConstCounter::new(*value).encode(family.encode_family(&[label])?)?;
-        }
-        Ok(())
+        let metrics: Vec<_> = samples
+            .iter()
+            .map(|(label, v)| (*label, ConstCounter::new(*v)))
+            .collect();
+        self.family(name, help, unit, &metrics)
     }
 
     fn gauge<T>(
@@ -161,18 +152,33 @@ impl Families<'_, '_> {
     where
         T: prometheus_client::encoding::EncodeGaugeValue + Copy,
     {
-        let mut family = self.0.encode_descriptor(
-            name,
-            help,
-            unit,
-            prometheus_client::metrics::MetricType::Gauge,
-        )?;
-        if let [(None, value)] = samples {
-            return ConstGauge::new(*value).encode(family);
+        let metrics: Vec<_> = samples
+            .iter()
+            .map(|(label, v)| (*label, ConstGauge::new(*v)))
+            .collect();
+        self.family(name, help, unit, &metrics)
+    }
+
+    /// One family: a single unlabelled sample, or labelled ones.
+    fn family<M: EncodeMetric>(
+        &mut self,
+        name: &str,
+        help: &str,
+        unit: Option<&Unit>,
+        samples: &Labelled<'_, M>,
+    ) -> Result<(), std::fmt::Error> {
+        let Some((_, first)) = samples.first() else {
+            return Ok(());
+        };
+        let mut family = self
+            .0
+            .encode_descriptor(name, help, unit, first.metric_type())?;
+        if let [(None, metric)] = samples {
+            return metric.encode(family);
         }
-        for (label, value) in samples {
+        for (label, metric) in samples {
             let label = label.expect("a family of several samples labels each");
-            ConstGauge::new(*value).encode(family.encode_family(&[label])?)?;
+            metric.encode(family.encode_family(&[label])?)?;
         }
         Ok(())
     }
