@@ -416,7 +416,7 @@ fn systemd_hears_ready_after_the_webhook_points_here_then_watchdog_and_stopping(
         count: 1,
         action: FaultAction::Delay(Duration::from_secs(1)),
     });
-    let (mut cmd, host) = w.listener_command("listen", &[]);
+    let (mut cmd, host) = w.listener_command("listen", &["--log-level", "info"]);
     cmd.env("NOTIFY_SOCKET", &path)
         .env("WATCHDOG_USEC", "1000000");
     let mut proc = Running::spawn(cmd);
@@ -501,6 +501,65 @@ fn systemd_hears_ready_after_the_webhook_points_here_then_watchdog_and_stopping(
             .any(|(_, m)| m == "WATCHDOG=1"),
         "no pings once stopping: {got:?}"
     );
+    // Under systemd the log goes to stderr (the journal), without colours,
+    // and no log file is written.
+    let stderr = proc.stderr();
+    assert!(
+        stderr.contains("Konnect Audit-Log Listener Started"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\x1b'), "ANSI colours: {stderr}");
+    assert!(!w.config_dir().join("logs").exists());
+}
+
+#[test]
+fn readyz_is_503_while_konnect_reports_a_failed_delivery_newer_than_the_store() {
+    let w = World::new();
+    let (mut cmd, host) = w.listener_command("listen", &["--admin-address", "127.0.0.1:0"]);
+    cmd.env("KONGCTL_TEST_WEBHOOK_STATUS_EVERY", "50ms")
+        .env("KONGCTL_TEST_STATE_REFRESH", "20ms");
+    // No replay job runs until the test says so: the failure stays.
+    w.sim.hold_replay_jobs(true);
+    let mut l = w.start_listener_cmd(cmd, &host);
+    let admin = admin_of(&listener_json(&w));
+    assert!(w.sim.trigger("us", 5).all_delivered());
+    eventually("ready", || get(admin, "/readyz").status == 200);
+
+    w.sim.set_receiver_down(true);
+    assert!(
+        w.sim
+            .trigger("us", 5)
+            .deliveries
+            .iter()
+            .all(|d| !d.delivered)
+    );
+    let mut why = String::new();
+    eventually("/readyz to report the failed delivery", || {
+        let r = get(admin, "/readyz");
+        why = r.text();
+        r.status == 503
+    });
+    assert!(
+        why.starts_with("Konnect reports a failed delivery at "),
+        "{why}"
+    );
+    let m = scrape(admin);
+    assert_eq!(metric(&m, "kongctl_audit_ready", &[]), 0.0);
+    assert_eq!(
+        metric(&m, "kongctl_audit_webhook_last_delivery_failed", &[]),
+        1.0
+    );
+    eventually("listener.json to show the failed delivery", || {
+        listener_json(&w)["replay"]["webhook"]["last_attempt_failed"] == true
+    });
+
+    // Deliveries work again: ready once a record newer than the failure is
+    // stored.
+    w.sim.set_receiver_down(false);
+    assert!(w.sim.trigger("us", 5).all_delivered());
+    eventually("ready again", || get(admin, "/readyz").status == 200);
+    w.sim.hold_replay_jobs(false);
+    l.stop_ok();
 }
 
 #[test]

@@ -123,7 +123,9 @@ pub(super) async fn watch_webhook_status(
             }
         };
         let delivery = WebhookDelivery {
-            last_attempt_at: status.last_attempt_at.map(|t| format!("{t:.0}")),
+            // Full precision: readiness compares it with the newest stored
+            // record, often within the same second.
+            last_attempt_at: status.last_attempt_at.map(|t| t.to_string()),
             last_attempt_failed: status.last_attempt_failed(),
             last_response_code: status.last_response_code,
         };
