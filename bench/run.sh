@@ -770,7 +770,7 @@ report_ingest() {
 report_admin() {
   local enc c t cells ratios vals
   echo
-  echo "kongctl with \\`--admin-address\\` and its /metrics scraped every 100 ms during the load (kongctl-admin) against kongctl without it, records/s: min / median / max of $REPEATS rounds."
+  echo "kongctl with \`--admin-address\` and its /metrics scraped every 100 ms during the load (kongctl-admin) against kongctl without it, records/s: min / median / max of $REPEATS rounds."
   echo
   echo "| batch | senders | kongctl | kongctl-admin | kongctl-admin / kongctl (per round) | p50 / p99 kongctl | p50 / p99 kongctl-admin | CPU % kongctl / kongctl-admin |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"

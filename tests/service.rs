@@ -274,7 +274,6 @@ fn metrics_scraped_under_load_equal_the_records_sent_and_listener_json() {
         "{start} vs {now}"
     );
 
-    // ps -o json shows the admin address too.
     l.stop_ok();
     w.assert_konnect_clean();
 }
@@ -324,10 +323,6 @@ fn readyz_is_503_while_starting_and_draining_and_200_between() {
     w.sim.add_tunnel(&host, addr);
     let r = get(admin, "/readyz");
     assert_eq!((r.status, r.text().as_str()), (200, "ready\n"));
-
-    // ps -o json shows where it is.
-    let ps = w.run(&["ps", "-o", "json"]);
-    assert!(ps.status.success(), "{ps:?}");
 
     // Draining: the webhook release answers 2 s late; meanwhile not ready.
     w.sim.inject_fault(Fault {
@@ -725,11 +720,27 @@ fn the_detached_listeners_log_rolls_and_sighup_reopens_it() {
         "4KiB",
         "--log-keep",
         "2",
+        "--admin-address",
+        "127.0.0.1:0",
     ]);
     assert!(out.status.success(), "{out:?}");
     let pid = detached_pid(&out.stdout);
     let _guard = PidGuard(pid);
     let state = listener_json(&w);
+    // The parent and ps say where the admin endpoint is.
+    let admin = admin_of(&state);
+    assert!(
+        out.stdout
+            .contains(&format!("  admin endpoint: http://{admin}\n")),
+        "{}",
+        out.stdout
+    );
+    let ps = w.run(&["ps", "-o", "json"]);
+    let listed: serde_json::Value = serde_json::from_str(&ps.stdout).unwrap();
+    assert_eq!(listed[0]["admin_address"], admin.to_string(), "{listed}");
+    let ps = w.run(&["ps", "--columns", "PID=.pid,ADMIN=.admin_address"]);
+    assert!(ps.stdout.contains(&admin.to_string()), "{}", ps.stdout);
+    assert_eq!(get(admin, "/healthz").status, 200);
     let addr: SocketAddr = state["listen_address"].as_str().unwrap().parse().unwrap();
     let logs = w.config_dir().join("logs");
     let log = logs.join(format!("kongctl-listener-{pid}.log"));
@@ -782,5 +793,15 @@ fn the_detached_listeners_log_rolls_and_sighup_reopens_it() {
 
     let stop = w.run(&["ps", "stop", &pid.to_string()]);
     assert!(stop.status.success(), "{stop:?}");
+    w.assert_konnect_clean();
+}
+
+#[test]
+fn sighup_still_stops_a_foreground_listener() {
+    let w = World::new();
+    let mut l = w.start_listener("listen", &[]);
+    l.proc.signal(Signal::SIGHUP);
+    let status = l.proc.wait_exit(Duration::from_secs(60));
+    assert!(status.success(), "{}", l.proc.stderr());
     w.assert_konnect_clean();
 }
