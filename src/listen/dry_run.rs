@@ -21,7 +21,7 @@ use super::state::{self, CleanupStatus, DestinationState, ProfileLock, StoragePa
 use super::{Run, bind, local_endpoint, lock_error};
 use crate::config::Settings;
 use crate::error::{CliError, exit_code};
-use crate::konnect::AuditLogs;
+use crate::konnect::{AuditLogs, KonnectClient};
 use crate::konnect::client::ClientOptions;
 use crate::konnect::error::redact_url;
 use crate::listen::ListenOptions;
@@ -32,8 +32,7 @@ use crate::verify::{KeySet, Mode};
 /// Runs the checks and prints the plan; `Ok` when a start would go ahead.
 pub async fn dry_run(settings: Settings, opts: ListenOptions) -> Result<(), CliError> {
     let signals = Signals::install()?;
-    let client = settings
-        .konnect_client(ClientOptions::from_env())
+    let client = KonnectClient::from_settings(&settings, ClientOptions::from_env())
         .map_err(|e| CliError::new(e).with_code(exit_code::CONFIG))?;
     for w in &opts.warnings {
         eprintln!("Warning: {w}");
