@@ -21,9 +21,9 @@ use super::state::{self, CleanupStatus, DestinationState, ProfileLock, StoragePa
 use super::{Run, bind, local_endpoint, lock_error};
 use crate::config::Settings;
 use crate::error::{CliError, exit_code};
-use crate::konnect::{AuditLogs, KonnectClient};
 use crate::konnect::client::ClientOptions;
 use crate::konnect::error::redact_url;
+use crate::konnect::{AuditLogs, KonnectClient};
 use crate::listen::ListenOptions;
 use crate::listen::check::CheckMode;
 use crate::service::Service;

@@ -135,11 +135,7 @@ impl Families<'_, '_> {
     where
         T: prometheus_client::encoding::EncodeCounterValue + Copy,
     {
-        let metrics: Vec<_> = samples
-            .iter()
-            .map(|(label, v)| (*label, ConstCounter::new(*v)))
-            .collect();
-        self.family(name, help, unit, &metrics)
+        self.family(name, help, unit, &constants(samples, ConstCounter::new))
     }
 
     fn gauge<T>(
@@ -152,11 +148,7 @@ impl Families<'_, '_> {
     where
         T: prometheus_client::encoding::EncodeGaugeValue + Copy,
     {
-        let metrics: Vec<_> = samples
-            .iter()
-            .map(|(label, v)| (*label, ConstGauge::new(*v)))
-            .collect();
-        self.family(name, help, unit, &metrics)
+        self.family(name, help, unit, &constants(samples, ConstGauge::new))
     }
 
     /// One family: a single unlabelled sample, or labelled ones.
@@ -182,6 +174,17 @@ impl Families<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// The samples' values as constant metrics of one kind.
+fn constants<'a, T: Copy, M>(
+    samples: &Labelled<'a, T>,
+    make: fn(T) -> M,
+) -> Vec<(Option<(&'static str, &'a str)>, M)> {
+    samples
+        .iter()
+        .map(|(label, v)| (*label, make(*v)))
+        .collect()
 }
 
 /// Seconds since the epoch of an RFC 3339 text, as `listener.json` has it.
