@@ -424,6 +424,48 @@ pub struct ListenArgs {
     #[arg(long, value_name = "SIZE", help_heading = "Rotation and retention")]
     pub retain_size: Option<String>,
 
+    /// Serve /healthz, /readyz and /metrics (Prometheus) on this address.
+    ///
+    /// HOST:PORT on a port of its own, never the listener's (the tunnel
+    /// exposes that one); port 0 picks a free port, shown in the startup
+    /// block, listener.json and `ps -o json`. Keep it off the internet.
+    /// Also `audit-logs: admin-address:` in config.yaml. [default: off]
+    #[arg(long, value_name = "HOST:PORT", help_heading = "Running as a service")]
+    pub admin_address: Option<String>,
+
+    /// Check everything a start needs and exit, changing nothing.
+    ///
+    /// Resolves flags, environment and config.yaml, reads the token, makes
+    /// only read requests to Konnect (the webhook, the destination name,
+    /// the JWKS), runs the tunnel check and prints what a start would
+    /// create; writes no file. Exit 0 when a start would go ahead, 78 for a
+    /// bad flag, value or config file, 1 when Konnect or the tunnel would
+    /// stop it (for systemd's ExecStartPre=).
+    #[arg(
+        long,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "BOOL",
+        help_heading = "Running as a service"
+    )]
+    pub dry_run: Option<bool>,
+
+    /// Roll the detached listener's log file once it reaches this size; 0
+    /// never rolls.
+    ///
+    /// The full file becomes <log>.1 (the older ones move up, the oldest
+    /// beyond --log-keep is deleted) and a new one begins; SIGHUP reopens
+    /// the log file (for logrotate). Bytes, or KiB, MiB, GiB. Also
+    /// `audit-logs: log-max-size:` in config.yaml. [default: 10MiB]
+    #[arg(long, value_name = "SIZE", help_heading = "Running as a service")]
+    pub log_max_size: Option<String>,
+
+    /// How many rolled log files of the detached listener to keep.
+    ///
+    /// Also `audit-logs: log-keep:` in config.yaml. [default: 5]
+    #[arg(long, value_name = "N", help_heading = "Running as a service")]
+    pub log_keep: Option<String>,
+
     /// Unexpected positional arguments (reported with the original's
     /// message rather than clap's).
     #[arg(hide = true, value_name = "ARGS")]
@@ -873,6 +915,39 @@ impl TailCommand {
     }
 }
 
+impl Command {
+    /// The listener flags of `listen`, or of `tail` in listener mode (the
+    /// choice `TailCommand::into_request` makes), without taking them.
+    pub fn listener_args(&self) -> Option<&ListenArgs> {
+        match self {
+            Command::Listen(cmd) => Some(match &cmd.product {
+                None => &cmd.args,
+                Some(ListenProduct::AuditLogs(args)) => args,
+                Some(ListenProduct::Konnect(KonnectListen {
+                    resource: KonnectResource::AuditLogs(args),
+                })) => args,
+            }),
+            Command::Tail(cmd) => {
+                let (args, mode) = match &cmd.product {
+                    None => (&cmd.args, None),
+                    Some(TailProduct::AuditLogs(t))
+                    | Some(TailProduct::Konnect(KonnectTail {
+                        resource: KonnectTailResource::AuditLogs(t),
+                    })) => (&t.args, t.mode.as_ref()),
+                };
+                match mode {
+                    Some(TailMode::Listener(listen)) => Some(listen),
+                    None if args.listen.endpoint.is_some() || args.listen.public_url.is_some() => {
+                        Some(&args.listen)
+                    }
+                    None => None,
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
 impl TailArgs {
     /// The first flag given that only the pull or stored tail takes.
     pub fn pull_only_flag(&self) -> Option<&'static str> {
@@ -912,6 +987,10 @@ impl TailArgs {
             (l.rotate_every.is_some(), "--rotate-every"),
             (l.retain.is_some(), "--retain"),
             (l.retain_size.is_some(), "--retain-size"),
+            (l.admin_address.is_some(), "--admin-address"),
+            (l.dry_run.is_some(), "--dry-run"),
+            (l.log_max_size.is_some(), "--log-max-size"),
+            (l.log_keep.is_some(), "--log-keep"),
         ]
         .into_iter()
         .find_map(|(given, name)| given.then_some(name))

@@ -31,6 +31,7 @@ impl Run {
             log_format = opts.log_format.as_str(),
             local_endpoint = %local_endpoint,
             listen_address = %bound,
+            admin_address = ?self.service.admin_address(),
             events_file = %self.paths.events_file.display(),
             "Konnect Audit-Log Listener Started{mode}"
         );
@@ -54,6 +55,7 @@ impl Run {
             id,
             local_endpoint,
             bound,
+            self.service.admin_address(),
             &self.paths,
             &portals,
         ));
@@ -63,12 +65,13 @@ impl Run {
 /// The startup block `listen` prints once serving: the destination as
 /// created (endpoint redacted), the Dev Portals pointed at it (`name
 /// (id)`, only with `--portal`), then where the listener listens and
-/// writes.
+/// writes (and, with `--admin-address`, where the admin endpoint answers).
 pub(super) fn startup_block(
     opts: &ListenOptions,
     destination_id: &str,
     local_endpoint: &str,
     bound: &SocketAddr,
+    admin: Option<SocketAddr>,
     paths: &StoragePaths,
     portals: &[String],
 ) -> String {
@@ -104,6 +107,12 @@ pub(super) fn startup_block(
     if let Some(p) = &opts.public_url {
         text.push_str(&format!("  public base URL: {p}\n"));
     }
+    if let Some(admin) = admin {
+        text.push_str(&format!(
+            "  admin endpoint: {}\n",
+            local_endpoint_base(admin)
+        ));
+    }
     text.push_str(&format!("  events file: {}\n", paths.events_file.display()));
     text.push_str(&format!(
         "  destination state file: {}\n",
@@ -111,6 +120,11 @@ pub(super) fn startup_block(
     ));
     text.push_str("\nListening for audit-log events. Press Ctrl+C to stop.\n");
     text
+}
+
+/// `http://host:port` for a bound address, as [`local_endpoint`] writes it.
+pub fn local_endpoint_base(bound: SocketAddr) -> String {
+    super::local_endpoint(bound, "")
 }
 
 /// What `listen` prints after a stop whose cleanup succeeded.
@@ -156,6 +170,7 @@ mod tests {
             backfill: crate::replay::Backfill::Auto,
             store: crate::store::StorePolicy::default(),
             portals: Vec::new(),
+            service: crate::service::ServiceOptions::default(),
             warnings: Vec::new(),
         }
     }
@@ -172,6 +187,7 @@ mod tests {
             "7f9c1d2e-0000-4000-8000-000000000001",
             &local_endpoint(bound, &opts.path),
             &bound,
+            None,
             &paths,
             portals,
         )
@@ -243,6 +259,26 @@ mod tests {
             text.contains(
                 "  webhook configured: true\n  dev portal webhooks configured: dev (p1), docs (p2)\n\nListener\n"
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_admin_endpoint_follows_the_path() {
+        let opts = options("https://abc.example.test/audit-logs", None);
+        let bound: SocketAddr = "127.0.0.1:19090".parse().unwrap();
+        let paths = StoragePaths::new("/d".into());
+        let text = startup_block(
+            &opts,
+            "id",
+            &local_endpoint(bound, &opts.path),
+            &bound,
+            Some("0.0.0.0:9464".parse().unwrap()),
+            &paths,
+            &[],
+        );
+        assert!(
+            text.contains("  path: /audit-logs\n  admin endpoint: http://127.0.0.1:9464\n  events file: /d/events.jsonl\n"),
             "{text}"
         );
     }

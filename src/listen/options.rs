@@ -90,6 +90,8 @@ pub struct ListenOptions {
     /// `--portal`: the Dev Portals (ids or names, as given, trimmed,
     /// without repeats) whose webhooks are pointed at the destination too.
     pub portals: Vec<String>,
+    /// The admin endpoint and `--dry-run` (`crate::service`).
+    pub service: crate::service::ServiceOptions,
     /// Warnings to show once the command has decided where output goes.
     pub warnings: Vec<String>,
 }
@@ -299,6 +301,7 @@ impl ListenOptions {
             backfill,
             store,
             portals,
+            service: crate::service::ServiceOptions::default(),
             warnings,
         })
     }
@@ -313,28 +316,6 @@ fn store_policy(
     configured: &StoreSettings,
     usage: &dyn Fn(String) -> CliError,
 ) -> Result<StorePolicy, CliError> {
-    fn pick<T>(
-        flag: (&'static str, &Option<String>),
-        configured: &Option<Given>,
-        parse: fn(&str) -> Result<Option<T>, String>,
-        usage: &dyn Fn(String) -> CliError,
-    ) -> Result<Option<Option<T>>, CliError> {
-        let (name, value) = flag;
-        if let Some(v) = value {
-            return parse(v)
-                .map(Some)
-                .map_err(|e| usage(format!("invalid --{name} {v:?}: {e}")));
-        }
-        match configured {
-            Some(g) => parse(&g.value).map(Some).map_err(|e| {
-                CliError::new(format!(
-                    "invalid audit-logs.{name} {:?} in {}: {e}",
-                    g.value, g.origin
-                ))
-            }),
-            None => Ok(None),
-        }
-    }
     let default = StorePolicy::default();
     Ok(StorePolicy {
         max_file_size: pick(
@@ -366,6 +347,33 @@ fn store_policy(
         )?
         .unwrap_or(default.retain_size),
     })
+}
+
+/// A listen setting from its flag `--<name>`, else from the environment or
+/// config.yaml (`audit-logs.<name>`), parsed; `None` when neither gives
+/// it. A bad flag is a usage error; a bad configured value names where it
+/// came from.
+pub(crate) fn pick<T>(
+    flag: (&'static str, &Option<String>),
+    configured: &Option<Given>,
+    parse: fn(&str) -> Result<T, String>,
+    usage: &dyn Fn(String) -> CliError,
+) -> Result<Option<T>, CliError> {
+    let (name, value) = flag;
+    if let Some(v) = value {
+        return parse(v)
+            .map(Some)
+            .map_err(|e| usage(format!("invalid --{name} {v:?}: {e}")));
+    }
+    match configured {
+        Some(g) => parse(&g.value).map(Some).map_err(|e| {
+            CliError::new(format!(
+                "invalid audit-logs.{name} {:?} in {}: {e}",
+                g.value, g.origin
+            ))
+        }),
+        None => Ok(None),
+    }
 }
 
 /// `--path`: trimmed, empty means `/audit-logs`, always starts with `/`.
@@ -422,7 +430,7 @@ fn parse_endpoint(raw: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-fn parse_listen_address(raw: &str) -> Result<SocketAddr, String> {
+pub(crate) fn parse_listen_address(raw: &str) -> Result<SocketAddr, String> {
     let raw = raw.trim();
     if raw.is_empty() {
         return Err("listen address cannot be empty".into());

@@ -86,75 +86,13 @@ impl Run {
             crate::portal::resolve_all(&self.settings, &self.audit, &opts.portals).await?;
         self.reclaim().await?;
 
-        if opts.configure_webhook {
-            let hook =
-                self.audit.webhook().await.map_err(|e| {
-                    step_error(&self.settings, "read regional audit-log webhook", e)
-                })?;
-            if !hook.is_unconfigured() {
-                return Err(CliError::new(format!(
-                    "regional audit-log webhook is already configured (enabled={} endpoint={:?}); expected enabled=false and endpoint=\"unconfigured\"",
-                    hook.enabled, hook.endpoint
-                ))
-                .with_hint(format!(
-                    "another listener or integration uses the {region} webhook; stop it (kongctl ps), \
-                     or clear it with 'kongctl delete audit-logs webhook{flag}', or use --configure-webhook=false",
-                    region = self.settings.region,
-                    flag = region_flag(&self.settings.region),
-                )));
-            }
-        }
-
-        // Each portal's webhook must be free: disabled. What it points at
-        // is what it gets back on exit.
-        let mut found = Vec::with_capacity(portals.len());
-        for portal in &portals {
-            let label = portal.label();
-            let hook = self.audit.portal_webhook(&portal.id).await.map_err(|e| {
-                step_error(
-                    &self.settings,
-                    &format!("read the audit-log webhook of Dev Portal {label}"),
-                    e,
-                )
-            })?;
-            if hook.enabled {
-                return Err(CliError::new(format!(
-                    "the audit-log webhook of Dev Portal {label} is already enabled (destination {}); expected it disabled",
-                    hook.destination_id.as_deref().unwrap_or("none")
-                ))
-                .with_hint(format!(
-                    "another listener or integration uses it; stop it (kongctl ps), \
-                     or clear it with 'kongctl delete audit-logs webhook --portal {}{}', or leave out --portal {}",
-                    portal.id,
-                    region_flag(&self.settings.region),
-                    portal.name,
-                )));
-            }
-            found.push(PortalState::found(
-                portal.id.clone(),
-                portal.name.clone(),
-                hook.destination_id,
-            ));
-        }
+        self.check_webhook_unconfigured().await?;
+        let found = self.check_portals_free(&portals).await?;
         self.progress
             .lock()
             .expect("progress lock poisoned")
             .portals = found;
-
-        let taken = self
-            .audit
-            .destinations_named(&opts.name)
-            .await
-            .map_err(|e| step_error(&self.settings, "list audit-log destinations", e))?;
-        if !taken.is_empty() {
-            return Err(
-                CliError::new(format!("destination name {:?} already exists", opts.name))
-                    .with_hint(format!(
-                        "choose another --name, or delete the old destination with 'kongctl delete audit-logs destination {}'",
-                        opts.name
-                    )),
-            );
-        }
+        self.check_name_unused().await?;
 
         {
             let mut p = self.progress.lock().expect("progress lock poisoned");
@@ -233,6 +171,91 @@ impl Run {
                 .webhook_configured = true;
             tracing::info!(destination_id = %destination.id, portal_id = %portal.id, "attached the Dev Portal's audit-log webhook");
             self.write_destination_state(opts.configure_webhook, CleanupStatus::Active, None)?;
+        }
+        Ok(())
+    }
+
+    /// Step 4: with `--configure-webhook`, the region's webhook must be
+    /// unconfigured (read only; `--dry-run` runs it too).
+    pub(super) async fn check_webhook_unconfigured(&self) -> Result<(), CliError> {
+        if !self.opts.configure_webhook {
+            return Ok(());
+        }
+        let hook = self
+            .audit
+            .webhook()
+            .await
+            .map_err(|e| step_error(&self.settings, "read regional audit-log webhook", e))?;
+        if !hook.is_unconfigured() {
+            return Err(CliError::new(format!(
+                "regional audit-log webhook is already configured (enabled={} endpoint={:?}); expected enabled=false and endpoint=\"unconfigured\"",
+                hook.enabled, hook.endpoint
+            ))
+            .with_hint(format!(
+                "another listener or integration uses the {region} webhook; stop it (kongctl ps), \
+                 or clear it with 'kongctl delete audit-logs webhook{flag}', or use --configure-webhook=false",
+                region = self.settings.region,
+                flag = region_flag(&self.settings.region),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Step 4, for `--portal`: each portal's webhook must be free
+    /// (disabled); what it points at is what it gets back on exit (read
+    /// only).
+    pub(super) async fn check_portals_free(
+        &self,
+        portals: &[crate::konnect::portals::Portal],
+    ) -> Result<Vec<PortalState>, CliError> {
+        let mut found = Vec::with_capacity(portals.len());
+        for portal in portals {
+            let label = portal.label();
+            let hook = self.audit.portal_webhook(&portal.id).await.map_err(|e| {
+                step_error(
+                    &self.settings,
+                    &format!("read the audit-log webhook of Dev Portal {label}"),
+                    e,
+                )
+            })?;
+            if hook.enabled {
+                return Err(CliError::new(format!(
+                    "the audit-log webhook of Dev Portal {label} is already enabled (destination {}); expected it disabled",
+                    hook.destination_id.as_deref().unwrap_or("none")
+                ))
+                .with_hint(format!(
+                    "another listener or integration uses it; stop it (kongctl ps), \
+                     or clear it with 'kongctl delete audit-logs webhook --portal {}{}', or leave out --portal {}",
+                    portal.id,
+                    region_flag(&self.settings.region),
+                    portal.name,
+                )));
+            }
+            found.push(PortalState::found(
+                portal.id.clone(),
+                portal.name.clone(),
+                hook.destination_id,
+            ));
+        }
+        Ok(found)
+    }
+
+    /// Step 5: no destination has the name yet (read only).
+    pub(super) async fn check_name_unused(&self) -> Result<(), CliError> {
+        let name = &self.opts.name;
+        let taken = self
+            .audit
+            .destinations_named(name)
+            .await
+            .map_err(|e| step_error(&self.settings, "list audit-log destinations", e))?;
+        if !taken.is_empty() {
+            return Err(
+                CliError::new(format!("destination name {name:?} already exists")).with_hint(
+                    format!(
+                        "choose another --name, or delete the old destination with 'kongctl delete audit-logs destination {name}'"
+                    ),
+                ),
+            );
         }
         Ok(())
     }

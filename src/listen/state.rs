@@ -190,6 +190,13 @@ pub struct ListenerState {
     /// Ours: the Dev Portals (`--portal`) whose audit logs it receives.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub portals: Vec<PortalRef>,
+    /// Ours: the admin endpoint's address (`--admin-address`), if it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_address: Option<String>,
+    /// Ours: requests by status, records and bytes received, records set
+    /// aside by the signature check (`crate::listener::counters`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingest: Option<crate::listener::IngestCounts>,
 }
 
 /// Writes `value` as 2-space JSON, atomically, 0600, no trailing newline
@@ -266,6 +273,34 @@ impl ProfileLock {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether [`ProfileLock::acquire`] would succeed now, without creating
+    /// or writing the lock file (`--dry-run`): a missing file is free.
+    pub fn check_free(path: &Path) -> Result<(), LockError> {
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(LockError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(_unlocked_on_drop) => Ok(()),
+            Err((mut file, errno)) if errno == nix::errno::Errno::EWOULDBLOCK => {
+                Err(LockError::Held {
+                    holder: read_holder(&mut file),
+                    path: path.to_path_buf(),
+                })
+            }
+            Err((_, errno)) => Err(LockError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::from(errno),
+            }),
+        }
     }
 }
 

@@ -41,6 +41,9 @@ pub struct ListenerCounters {
     /// The Dev Portals (`--portal`) whose audit logs it receives.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub portals: Vec<crate::listen::state::PortalRef>,
+    /// The admin endpoint's address (`--admin-address`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_address: Option<String>,
 }
 
 /// Every record in `processes_dir` with its status, newest first, then by
@@ -361,6 +364,7 @@ mod tests {
                 replay: None,
                 store: None,
                 portals: Vec::new(),
+                admin_address: None,
             })
         );
     }

@@ -41,7 +41,7 @@ use tokio::task::JoinHandle;
 
 use crate::konnect::{AuditLogs, Stream};
 use crate::listener::{DedupGate, EventStore};
-pub use report::{Phase, PortalReplay, ReplayReport, SharedReport, StreamStatus};
+pub use report::{Phase, PortalReplay, ReplayReport, SharedReport, StreamStatus, WebhookDelivery};
 pub use scan::StoreFiles;
 pub use window::Window;
 
@@ -354,12 +354,15 @@ pub fn start(mut healing: Healing) -> Option<Running> {
     for stream in automatic {
         tasks.push(tokio::spawn(triggers::watch_webhook_status(
             tx.clone(),
-            healing.audit.clone(),
-            stream,
-            all.clone(),
-            healing.store.clone(),
-            healing.files.clone(),
-            healing.timing,
+            triggers::StatusWatch {
+                audit: healing.audit.clone(),
+                stream,
+                streams: all.clone(),
+                store: healing.store.clone(),
+                files: healing.files.clone(),
+                report: healing.report.clone(),
+                timing: healing.timing,
+            },
         )));
     }
     drop(tx);

@@ -59,6 +59,10 @@ pub struct ReplayReport {
     pub missing_window: Option<WindowText>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Konnect's delivery status of the region's webhook, as the status
+    /// monitor (`triggers`) last read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookDelivery>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
     /// Each Dev Portal's stream (`--portal`), in the listener's order.
@@ -151,6 +155,20 @@ impl ReplayReport {
             }
         }
     }
+}
+
+/// The webhook's last delivery attempt as Konnect reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookDelivery {
+    /// When Konnect last tried to deliver (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<String>,
+    /// Whether that attempt failed (an error answer, or the webhook marked
+    /// inactive).
+    pub last_attempt_failed: bool,
+    /// The answer Konnect got, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_response_code: Option<u16>,
 }
 
 /// The report shared between the healer and the state file writer, with a

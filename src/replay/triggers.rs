@@ -14,6 +14,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::Timing;
+use super::report::{SharedReport, WebhookDelivery};
 use super::scan::{StoreFiles, newest_in_tail};
 use crate::konnect::{AuditLogs, Stream};
 use crate::listener::EventStore;
@@ -99,19 +100,35 @@ pub(super) async fn watch_clock(tx: UnboundedSender<Trigger>, timing: Timing) {
     }
 }
 
+/// What [`watch_webhook_status`] reads and where it reports.
+pub(super) struct StatusWatch {
+    pub audit: AuditLogs,
+    /// The stream whose webhook status is read.
+    pub stream: Stream,
+    /// Every healed stream (a record belongs to one of them).
+    pub streams: Vec<Stream>,
+    pub store: EventStore,
+    pub files: StoreFiles,
+    pub report: SharedReport,
+    pub timing: Timing,
+}
+
 /// Looks at `stream`'s webhook status every `status_every` and sends
 /// [`Trigger::DeliveryFailed`] for a failed attempt that is newer than the
 /// stream's newest stored record and than the last one acted on. Failures
-/// from before the listener started are the startup replay's.
-pub(super) async fn watch_webhook_status(
-    tx: UnboundedSender<Trigger>,
-    audit: AuditLogs,
-    stream: Stream,
-    streams: Vec<Stream>,
-    store: EventStore,
-    files: StoreFiles,
-    timing: Timing,
-) {
+/// from before the listener started are the startup replay's. The org's
+/// status is also kept in the report (`listener.json`, and the admin
+/// endpoint's `/readyz` and `/metrics`, read it there).
+pub(super) async fn watch_webhook_status(tx: UnboundedSender<Trigger>, watch: StatusWatch) {
+    let StatusWatch {
+        audit,
+        stream,
+        streams,
+        store,
+        files,
+        report,
+        timing,
+    } = watch;
     let mut handled: Option<Timestamp> = Timestamp::try_from(SystemTime::now()).ok();
     loop {
         tokio::time::sleep(timing.status_every).await;
@@ -122,6 +139,16 @@ pub(super) async fn watch_webhook_status(
                 continue;
             }
         };
+        let delivery = WebhookDelivery {
+            // Full precision: readiness compares it with the newest stored
+            // record, often within the same second.
+            last_attempt_at: status.last_attempt_at.map(|t| t.to_string()),
+            last_attempt_failed: status.last_attempt_failed(),
+            last_response_code: status.last_response_code,
+        };
+        if stream == Stream::Org && report.get().webhook.as_ref() != Some(&delivery) {
+            report.update(|r| r.webhook = Some(delivery));
+        }
         if !status.last_attempt_failed() {
             continue;
         }

@@ -510,6 +510,15 @@ fn pump(
     })
 }
 
+/// A port nothing listens on (bound to port 0, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Polls `pred` until true or the deadline passes.
 pub fn eventually(what: &str, mut pred: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;
