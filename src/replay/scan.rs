@@ -211,7 +211,7 @@ impl Collector {
                         newest_here = Some(t);
                     }
                     if self.bound().is_none_or(|b| t >= b) {
-                        self.keys.push((record.dedup_key(), t));
+                        self.keys.push((record.bytes_key(), t));
                         if self.keys.len().is_multiple_of(PRUNE_EVERY) {
                             self.prune();
                         }
@@ -274,7 +274,7 @@ mod tests {
     }
 
     fn key(line: &str) -> DedupKey {
-        Record::from_slice(line.as_bytes()).unwrap().dedup_key()
+        Record::from_slice(line.as_bytes()).unwrap().bytes_key()
     }
 
     fn t(s: &str) -> Timestamp {
