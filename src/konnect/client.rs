@@ -12,7 +12,8 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::error::{ApiError, KonnectError, error_chain, redact_url};
-use super::login::Credential;
+use super::login::{Credential, LoginToken};
+use crate::config::{Auth, Settings};
 use bytes::Bytes;
 use reqwest::{Method, StatusCode, Url};
 
@@ -181,6 +182,25 @@ impl fmt::Debug for KonnectClient {
 }
 
 impl KonnectClient {
+    /// The client every command uses: the hosts of `settings`
+    /// (`--base-url` or the region's), and the PAT, else the login token
+    /// file (renewed as it expires), as [`Settings::auth`] picks.
+    pub fn from_settings(settings: &Settings, options: ClientOptions) -> Result<Self, String> {
+        let hosts = Hosts::resolve(
+            settings.base_url.as_deref(),
+            &settings.region,
+            settings.konnect_domain,
+        )?;
+        let credential = match settings.auth()? {
+            Auth::Pat(pat) => Credential::Pat(pat),
+            Auth::LoginFile(path) => {
+                let refresh = hosts.url(Host::Regional, &settings.refresh_path, &[]);
+                Credential::Login(LoginToken::new(path, refresh))
+            }
+        };
+        KonnectClient::new(hosts, credential, options).map_err(|e| e.to_string())
+    }
+
     pub fn new(
         hosts: Hosts,
         credential: impl Into<Credential>,

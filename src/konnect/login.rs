@@ -35,8 +35,6 @@ use serde::{Deserialize, Serialize};
 use super::error::{KonnectError, error_chain, redact_url};
 use crate::secret::Secret;
 
-/// kongctl's `konnect.refresh-path` default.
-pub const REFRESH_PATH_DEFAULT: &str = "/kauth/api/v1/refresh";
 /// A token expiring sooner than this is renewed before use.
 pub const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 /// The access token's lifetime when Konnect's cookie gives no `Expires`.

@@ -122,7 +122,7 @@ impl Run {
         let stdout_closed = CancellationToken::new();
         let follower = if let Some(feed) = feed {
             let filter = self.opts.jq.as_deref().map(|expr| {
-                crate::tail::JqFilter::compile(expr).expect("the filter compiled during validation")
+                crate::jq::JqFilter::compile(expr).expect("the filter compiled during validation")
             });
             let closed = stdout_closed.clone();
             Some(tokio::spawn(async move {

@@ -17,10 +17,10 @@ use jiff::Timestamp;
 
 use super::{Limit, Query, Window};
 use crate::gofmt;
+use crate::jq::JqFilter;
+use crate::output::columns::{self, Column};
 use crate::output::{Format, OutputSpec};
-use crate::ps::columns::{self, Column};
 use crate::record::EventType;
-use crate::tail::filter::JqFilter;
 
 /// Records printed by a query with no time window and no `--limit`.
 pub const DEFAULT_LIMIT: usize = 50;
