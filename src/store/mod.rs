@@ -11,6 +11,8 @@
 //!   left half done, and says what it did.
 //! - [`maintain`]: the background thread that indexes closed segments,
 //!   gzips them and applies retention.
+//! - [`cursor`]: a durable follower that hands every stored record once
+//!   to a handler, from a cursor file beside the store.
 //! - [`snapshot`]: reading it all back while a listener writes: the one
 //!   listing, the one open of a segment, the one consistent view that
 //!   every reader (`--stored` queries, `tail --stored`, replay's scan,
@@ -20,6 +22,7 @@
 //! path, under the group commit) are `crate::listener::store`'s; what
 //! readers do with the records is `crate::source`'s.
 
+pub mod cursor;
 pub mod index;
 pub mod layout;
 pub mod maintain;
