@@ -230,6 +230,7 @@ mod tests {
                 invalid: 1,
                 unsigned: 1,
                 unverifiable: 0,
+                pending: 7,
             }),
             ..ListenerCounters::default()
         });
@@ -253,7 +254,8 @@ mod tests {
       "valid": 10,
       "invalid": 1,
       "unsigned": 1,
-      "unverifiable": 0
+      "unverifiable": 0,
+      "pending": 7
     }
   },
   {
