@@ -45,8 +45,9 @@ use crate::store::cursor::{CommittedView, Handler, Records, Start, Step, StoreCo
 pub const CURSOR_NAME: &str = "verify";
 /// How long a stopping listener lets the checker finish.
 pub const FINISH_WITHIN: Duration = Duration::from_secs(10);
-/// How often an idle checker looks for records without being woken.
-const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How often an idle checker looks for records without being woken by a
+/// commit.
+const IDLE_POLL: Duration = Duration::from_secs(1);
 /// After a failure to read the store or save the cursor, the wait before
 /// trying again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -203,7 +204,13 @@ fn run(
                 .expect("deadline lock")
                 .is_some_and(|d| Instant::now() >= d)
     };
+    // Marked seen before each look at the store, so that the wait below
+    // ends at the first commit after that look (and at once if one came
+    // during it).
+    let mut changes = committed.committed.clone();
+    let mut store_open = true;
     loop {
+        changes.borrow_and_update();
         let held = hold.is_some_and(|h| batches >= h);
         let step = if held {
             Ok(Step::CaughtUp)
@@ -240,10 +247,10 @@ fn run(
             break;
         }
         let wait = if failing { RETRY_AFTER } else { IDLE_POLL };
-        let mut changes = committed.committed.clone();
         runtime.block_on(async {
             tokio::select! {
-                _ = changes.changed() => {}
+                // Closed when the store stops: then only the stop wakes it.
+                changed = changes.changed(), if store_open => store_open = changed.is_ok(),
                 _ = stop.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
