@@ -34,6 +34,7 @@ pub mod secret;
 pub mod source;
 pub mod store;
 pub mod tail;
+pub mod time;
 pub mod verify;
 pub mod version;
 
@@ -251,8 +252,9 @@ fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> 
             let pids: Vec<String> = args.pid.into_iter().collect();
             let target = ps::resolve_target(&pids, args.all)
                 .map_err(|e| CliError::usage(e.to_string(), "kongctl ps stop"))?;
-            // Go's duration syntax (`15s`, `1m30s`, `1.5s`), as the original.
-            let timeout = gofmt::parse_duration(args.timeout.trim()).map_err(|e| {
+            // Go's duration syntax (`15s`, `1m30s`, `1.5s`), as the original
+            // (and days); zero and below mean the default.
+            let timeout = time::parse_duration(args.timeout.trim()).map_err(|e| {
                 CliError::usage(
                     format!(
                         "invalid argument {:?} for \"--timeout\" flag: {e}",
@@ -261,6 +263,7 @@ fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> 
                     "kongctl ps stop",
                 )
             })?;
+            let timeout = timeout.max(jiff::SignedDuration::ZERO).unsigned_abs();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -550,10 +550,11 @@ fn sorted_object(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn parse_str(s: &[u8]) -> Result<Val, String> {
+    /// Parses `s` at Go's depth limit, the error as its text.
+    pub(in crate::gojson) fn parse_str(s: &[u8]) -> Result<Val, String> {
         parse(&Bytes::copy_from_slice(s), MAX_DEPTH)
             .map(|v| v.expect("no depth limit below Go's"))
             .map_err(|e| e.to_string())

@@ -60,15 +60,10 @@ fn key_prefix(key: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::decode::tests::parse_str;
     use super::*;
     use bytes::Bytes;
     use jaq_json::Val;
-
-    fn parse_str(s: &[u8]) -> Result<Val, String> {
-        parse(&Bytes::copy_from_slice(s), MAX_DEPTH)
-            .map(|v| v.expect("no depth limit below Go's"))
-            .map_err(|e| e.to_string())
-    }
 
     fn roundtrip(s: &[u8]) -> String {
         let v = parse_str(s).unwrap();

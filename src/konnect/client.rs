@@ -115,8 +115,7 @@ impl ClientOptions {
         let mut o = ClientOptions::default();
         if let Some(t) = std::env::var("KONGCTL_KONNECT_TIMEOUT")
             .ok()
-            .and_then(|v| humantime::parse_duration(v.trim()).ok())
-            .filter(|d| !d.is_zero())
+            .and_then(|v| crate::time::positive_duration(&v))
         {
             o.request_timeout = t;
             o.connect_timeout = o.connect_timeout.min(t);
@@ -344,7 +343,7 @@ impl KonnectClient {
             .headers()
             .get(reqwest::header::DATE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| httpdate::parse_http_date(v).ok());
+            .and_then(crate::time::parse_http_date);
         let received_at = std::time::SystemTime::now();
         let body = resp.bytes().await.map_err(transport)?;
         tracing::debug!(
@@ -388,7 +387,7 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = httpdate::parse_http_date(v).ok()?;
+    let when = crate::time::parse_http_date(v)?;
     Some(
         when.duration_since(std::time::SystemTime::now())
             .unwrap_or(Duration::ZERO),

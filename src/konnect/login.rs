@@ -113,7 +113,7 @@ struct Token {
 impl TokenFile {
     /// `received_at + expires_in`; `None` if `received_at` is not RFC 3339.
     fn expires_at(&self) -> Option<SystemTime> {
-        let received: jiff::Timestamp = self.received_at.parse().ok()?;
+        let received = crate::time::parse_rfc3339(&self.received_at).ok()?;
         let received = SystemTime::from(received);
         let lifetime = Duration::from_secs(self.token.expires_in.max(0) as u64);
         Some(received + lifetime)
