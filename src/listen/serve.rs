@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Run;
 use super::state::{self, ListenerState};
-use crate::listener::{DedupGate, EventStore, ListenerSettings};
+use crate::listener::{DedupGate, ListenerSettings};
 use crate::replay::{Healing, ReplayReport, SharedReport, StoreFiles, Timing};
+use crate::store::EventStore;
 
 /// How often listener.json's counters are refreshed.
 const STATE_REFRESH: Duration = Duration::from_secs(2);
@@ -249,7 +250,7 @@ fn replay_report(report: &SharedReport, gate: &DedupGate) -> ReplayReport {
     r
 }
 
-fn apply_stats(s: &mut ListenerState, stats: &crate::listener::StoreStats) {
+fn apply_stats(s: &mut ListenerState, stats: &crate::store::StoreStats) {
     s.records_received = stats.records;
     s.requests_received = stats.requests;
     s.last_event_at = stats.last_event.map(state::rfc3339);
