@@ -49,7 +49,7 @@ use crate::error::CliError;
 use crate::konnect::client::ClientOptions;
 use crate::konnect::error::redact_url;
 use crate::konnect::{AuditLogs, KonnectClient};
-use crate::listener::EventStore;
+use crate::store::EventStore;
 use crate::verify::{self, LiveVerifier, live::KeySource};
 use bind::bind;
 pub use bind::local_endpoint;

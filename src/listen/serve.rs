@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Run;
 use super::state::{self, ListenerState};
-use crate::listener::{DedupGate, EventStore, ListenerSettings};
+use crate::listener::{DedupGate, ListenerSettings};
 use crate::replay::{Healing, ReplayReport, SharedReport, StoreFiles, Timing};
+use crate::store::EventStore;
 use crate::verify::checker::Checker;
 
 /// How often listener.json's counters are refreshed.
@@ -277,7 +278,7 @@ impl Run {
 fn verify_counts(
     verifier: Option<&crate::verify::LiveVerifier>,
     checker: Option<&Checker>,
-    stats: &crate::listener::StoreStats,
+    stats: &crate::store::StoreStats,
 ) -> Option<crate::verify::Counts> {
     let mut counts = verifier?.counts();
     counts.pending = checker.map_or(0, |c| c.pending(stats.records));
@@ -291,7 +292,7 @@ fn replay_report(report: &SharedReport, gate: &DedupGate) -> ReplayReport {
     r
 }
 
-fn apply_stats(s: &mut ListenerState, stats: &crate::listener::StoreStats) {
+fn apply_stats(s: &mut ListenerState, stats: &crate::store::StoreStats) {
     s.records_received = stats.records;
     s.requests_received = stats.requests;
     s.last_event_at = stats.last_event.map(crate::time::rfc3339);

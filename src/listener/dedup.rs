@@ -33,9 +33,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use jiff::Timestamp;
 
-use super::ingest::Batch;
 use crate::query::dedup::Dedup;
 use crate::record::{DedupKey, Record};
+use crate::store::Batch;
 
 /// The gate. Cheap to clone; clones share it. [`Default`] is closed.
 #[derive(Clone, Default)]

@@ -67,9 +67,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::dedup::DedupGate;
-use super::ingest::{self, Batch, BodyEncoding, DecodeError};
+use super::ingest::{self, BodyEncoding, DecodeError};
 use super::linger::{Linger, LingeringIo};
-use super::store::EventStore;
+use crate::store::{Batch, EventStore};
 
 /// Largest read buffer of a connection.
 const READ_BUFFER_MAX: usize = 64 * 1024;

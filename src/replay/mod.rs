@@ -34,7 +34,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::konnect::AuditLogs;
-use crate::listener::{DedupGate, EventStore};
+use crate::listener::DedupGate;
+use crate::store::EventStore;
 pub use report::{Phase, ReplayReport, SharedReport};
 pub use scan::StoreFiles;
 pub use window::Window;

@@ -61,11 +61,22 @@ pub fn scan(
     floor: Option<Timestamp>,
     overlap: Duration,
 ) -> io::Result<StoreScan> {
-    let mut acc = Collector::new(floor, overlap);
     let snapshot = Snapshot::take(&files.dir).map_err(|e| match e {
         SnapshotError::Io { source, .. } => source,
         other => io::Error::other(other.to_string()),
     })?;
+    scan_snapshot(&snapshot, files, committed, floor, overlap)
+}
+
+/// [`scan`] over a snapshot already taken.
+fn scan_snapshot(
+    snapshot: &Snapshot,
+    files: &StoreFiles,
+    committed: u64,
+    floor: Option<Timestamp>,
+    overlap: Duration,
+) -> io::Result<StoreScan> {
+    let mut acc = Collector::new(floor, overlap);
     if let Some(f) = &snapshot.active {
         let name = files.active.display().to_string();
         // Whole lines only: `committed` ends at a batch's end, unless the
@@ -87,7 +98,7 @@ pub fn scan(
             }) if acc.bound().is_some_and(|b| newest < b) => continue,
             Some(_) => {}
             None if stop_when_older => {
-                let newest = acc.read_segment(&snapshot, segment)?;
+                let newest = acc.read_segment(snapshot, segment)?;
                 if let (Some(newest), Some(bound)) = (newest, acc.bound())
                     && newest < bound
                 {
@@ -98,7 +109,7 @@ pub fn scan(
             // On disk but not in an index that exists: stale index.
             None => stop_when_older = false,
         }
-        acc.read_segment(&snapshot, segment)?;
+        acc.read_segment(snapshot, segment)?;
     }
     Ok(acc.finish())
 }
@@ -416,6 +427,39 @@ mod tests {
         want.sort();
         assert_eq!(keys, want);
         assert_eq!(s.files, 3, "the old segment is skipped by the index");
+    }
+
+    #[test]
+    fn a_segment_compressed_or_deleted_after_the_snapshot_is_read_from_its_gz_or_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let one = rec("one", "2026-08-23T11:59:00Z");
+        let two = rec("two", "2026-08-23T11:59:30Z");
+        let plain1 = d.join("events-20260823T115900Z-000001.jsonl");
+        let plain2 = d.join("events-20260823T115930Z-000002.jsonl");
+        write(&plain1, std::slice::from_ref(&one));
+        write(&plain2, std::slice::from_ref(&two));
+        std::fs::write(d.join("events.jsonl"), b"").unwrap();
+        let snapshot = Snapshot::take(d).unwrap();
+        // The compression of segment 1 finishes (.gz in, plain out), and
+        // retention deletes segment 2, before the scan opens them.
+        write_gz(
+            &d.join("events-20260823T115900Z-000001.jsonl.gz"),
+            std::slice::from_ref(&one),
+        );
+        std::fs::remove_file(&plain1).unwrap();
+        std::fs::remove_file(&plain2).unwrap();
+        let s = scan_snapshot(
+            &snapshot,
+            &files(d),
+            0,
+            Some(t("2026-08-23T00:00:00Z")),
+            MIN2,
+        )
+        .unwrap();
+        let keys: Vec<DedupKey> = s.keys.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, [key(&one)], "read from its .gz, not taken as deleted");
+        assert_eq!(s.files, 2, "the active file and segment 1");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::Timing;
 use super::scan::{StoreFiles, newest_in_tail};
 use crate::konnect::AuditLogs;
-use crate::listener::EventStore;
+use crate::store::EventStore;
 
 /// Why a replay starts.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,13 @@
-//! A profile's store of received records beyond the active file: closed
-//! segments, their index, and the rules that rotate, compress and delete
-//! them (issue 13; the layout is ENGINE.md's "Store layout" contract).
+//! A profile's store of received records: the active file and the closed
+//! segments, their index, the writer that appends to it, the rules that
+//! rotate, compress and delete, and the one way to read it all back (issue
+//! 13; the layout is ENGINE.md's "Store layout" contract). This module owns
+//! the layout: nothing outside it names a store file.
 //!
 //! - [`layout`]: file names (active file, segments, index, temporary names).
+//! - [`batch`]: one request's records as they go to disk (the record rule).
+//! - [`writer`]: appends batches durably with group commit, on the ingest
+//!   path; [`rotate`]: closes the active file into a segment.
 //! - [`index`]: `segments.json`, replaced atomically.
 //! - [`policy`]: `--max-file-size`, `--rotate-every`, `--retain`,
 //!   `--retain-size`, parsed.
@@ -18,28 +23,32 @@
 //!   every reader (`--stored` queries, `tail --stored`, replay's scan,
 //!   offline `--verify`) starts from.
 //!
-//! Appending records and rotating the active file (both on the ingest
-//! path, under the group commit) are `crate::listener::store`'s; what
-//! readers do with the records is `crate::source`'s.
+//! Receiving requests is `crate::listener`'s; what readers do with the
+//! records is `crate::source`'s.
 
+pub mod batch;
 pub mod cursor;
 pub mod index;
 pub mod layout;
 pub mod maintain;
 pub mod policy;
 pub mod recover;
+pub mod rotate;
 pub mod scan;
 pub mod snapshot;
+pub mod writer;
 
 use std::path::Path;
 use std::sync::OnceLock;
 
+pub use batch::Batch;
 pub use index::{Index, SegmentEntry};
 pub use layout::{Form, SegmentName, StoreFile};
 pub use maintain::{ClosedSegment, StoreSummary};
 pub use policy::StorePolicy;
 pub use recover::Recovered;
-pub use snapshot::{Opened, Segment, Snapshot, SnapshotError};
+pub use snapshot::{Segment, Snapshot, SnapshotError};
+pub use writer::{EventStore, Opened, Rotation, StoreError, StoreStats, Subscription};
 
 /// How far the active file is durable: `offset` bytes of the active file
 /// of `generation` (which starts at 0 when the store opens and grows by

@@ -33,7 +33,12 @@
 //! around the open (the file opened may already be that segment, or the
 //! first listing missed it), and the snapshot is taken again; otherwise
 //! the file opened is the one the next rotation turns into segment
-//! [`Snapshot::next_seq`], and every older segment is listed.
+//! [`Snapshot::next_seq`], and every older segment is listed. That seq is
+//! one past the newest segment listed, or, if retention deleted that one,
+//! the index's `next_seq` (read before the first listing; the maintenance
+//! thread counts a seq in the index before any of its files can go). If
+//! the index's `next_seq` moved during the snapshot, a segment was indexed
+//! meanwhile, which may be the active file's: the snapshot is taken again.
 //!
 //! Opening a segment tries its plain file first, then its `.gz`: the plain
 //! file is removed only once the `.gz` is whole and in place, so when
@@ -279,6 +284,36 @@ fn index_inode(path: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
+/// Makes one view of two listings taken around the open of the active
+/// file (`first` before, `again` after) and the index's `next_seq` read
+/// before the first and after the second: the segments of both listings,
+/// and the seq the active file takes when rotated. `None` when the store
+/// changed so that the file opened may not follow the last segment listed:
+///
+/// - `again` holds a newer segment than `first`: a rotation ran around the
+///   open (the file opened may be that segment already, or `first` missed
+///   it);
+/// - the index's `next_seq` moved: a segment was indexed meanwhile, which
+///   may be the active file's.
+///
+/// The active file's seq is one past the newest segment listed, unless
+/// retention deleted that one, which the index then still counts.
+fn settle(
+    mut first: Listing,
+    again: Listing,
+    index_before: u64,
+    index_after: u64,
+) -> Option<(Listing, u64)> {
+    if again.last_seq() > first.last_seq() || index_after != index_before {
+        return None;
+    }
+    for (seq, found) in again.segments {
+        first.segments.entry(seq).or_default().add(found);
+    }
+    let next_seq = index_before.max(first.last_seq() + 1);
+    Some((first, next_seq))
+}
+
 impl Snapshot {
     /// Takes a snapshot of the store in `dir`. A store that does not exist
     /// (yet) is an empty one.
@@ -298,7 +333,7 @@ impl Snapshot {
     /// view in doubt.
     fn try_take(dir: &Path) -> Result<Option<Snapshot>, SnapshotError> {
         let before = IndexRead::take(dir);
-        let mut listing = list(dir).map_err(io_error(dir))?;
+        let listing = list(dir).map_err(io_error(dir))?;
         let active_path = dir.join(ACTIVE_FILE);
         let active = match File::open(&active_path) {
             Ok(f) => Some(f),
@@ -306,27 +341,15 @@ impl Snapshot {
             Err(e) => return Err(io_error(&active_path)(e)),
         };
         let again = list(dir).map_err(io_error(dir))?;
-        if again.last_seq() > listing.last_seq() {
-            // A rotation ran around the open: the file opened may be the
-            // new segment already, or the first listing missed it.
+        let index_after = if index_inode(&dir.join(INDEX_FILE)) == before.inode {
+            before.next_seq()
+        } else {
+            IndexRead::take(dir).next_seq()
+        };
+        let Some((listing, next_seq)) = settle(listing, again, before.next_seq(), index_after)
+        else {
             return Ok(None);
-        }
-        // The seq of the active file: one past the newest segment, unless
-        // retention deleted that one, which the index then still counts.
-        // If a segment was indexed meanwhile (`next_seq` moved), that
-        // segment may be the active file's: look again.
-        let mut index_next = before.next_seq();
-        if index_inode(&dir.join(INDEX_FILE)) != before.inode {
-            let after = IndexRead::take(dir);
-            if after.next_seq() != index_next {
-                return Ok(None);
-            }
-            index_next = after.next_seq();
-        }
-        for (seq, found) in again.segments {
-            listing.segments.entry(seq).or_default().add(found);
-        }
-        let next_seq = index_next.max(listing.last_seq() + 1);
+        };
         let known: BTreeMap<u64, Known> = before
             .index
             .iter()
@@ -439,6 +462,70 @@ mod tests {
             form(open_segment(d, &name(1)).unwrap()),
             Err(name(1).path(d, Form::Gzip))
         );
+    }
+
+    fn listing(found: &[(u64, Form)]) -> Listing {
+        let mut l = Listing::default();
+        for &(seq, form) in found {
+            let f = l.segments.entry(seq).or_default();
+            match form {
+                Form::Plain => f.plain = Some(name(seq)),
+                Form::Gzip => f.gzip = Some(name(seq)),
+            }
+        }
+        l
+    }
+
+    #[test]
+    fn two_listings_settle_into_one_view_or_ask_to_look_again() {
+        use Form::{Gzip, Plain};
+        let seqs = |l: &Listing| l.segments.keys().copied().collect::<Vec<_>>();
+        // Nothing moved.
+        let (l, next) = settle(
+            listing(&[(1, Gzip), (2, Plain)]),
+            listing(&[(1, Gzip), (2, Plain)]),
+            2,
+            2,
+        )
+        .unwrap();
+        assert_eq!((seqs(&l), next), (vec![1, 2], 3));
+        // Segment 2's compression renamed its .gz in and removed the plain
+        // file while the first listing ran, which saw neither: the second
+        // has it, and the view too.
+        let (l, next) = settle(
+            listing(&[(1, Gzip), (3, Plain)]),
+            listing(&[(1, Gzip), (2, Gzip), (3, Plain)]),
+            3,
+            3,
+        )
+        .unwrap();
+        assert_eq!((seqs(&l), next), (vec![1, 2, 3], 4));
+        // The same race in the second listing: the first has it.
+        let (l, _) = settle(
+            listing(&[(1, Gzip), (2, Plain), (3, Plain)]),
+            listing(&[(1, Gzip), (3, Plain)]),
+            3,
+            3,
+        )
+        .unwrap();
+        assert_eq!(seqs(&l), [1, 2, 3]);
+        assert_eq!(l.segments[&2].plain, Some(name(2)));
+        // A rotation ran around the open of the active file.
+        assert!(
+            settle(
+                listing(&[(1, Gzip)]),
+                listing(&[(1, Gzip), (2, Plain)]),
+                2,
+                2
+            )
+            .is_none()
+        );
+        // A segment was indexed meanwhile.
+        assert!(settle(listing(&[(1, Gzip)]), listing(&[(1, Gzip)]), 2, 3).is_none());
+        // Retention deleted the newest segments; the index still counts
+        // their seqs.
+        let (l, next) = settle(listing(&[(1, Gzip)]), listing(&[]), 5, 5).unwrap();
+        assert_eq!((seqs(&l), next), (vec![1], 5));
     }
 
     #[test]

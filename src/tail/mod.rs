@@ -16,7 +16,7 @@ pub use printer::TailPrinter;
 use std::path::Path;
 
 use crate::jq::JqFilter;
-use crate::listener::Subscription;
+use crate::store::Subscription;
 
 /// How printing ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -44,7 +44,7 @@ use super::check::{self, Kind, Outcome};
 use super::jwks::{JwksError, KeySet};
 use super::{Counts, Mode};
 use crate::konnect::{AuditLogs, KonnectError};
-use crate::listener::Batch;
+use crate::store::Batch;
 
 /// Batches up to this many records are checked on the request's task;
 /// larger ones on the blocking pool.

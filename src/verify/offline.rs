@@ -394,6 +394,49 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_segment_compressed_or_deleted_after_the_listing_is_read_from_its_gz_or_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let record = r#"{"event_ts":"2026-01-01T00:00:00Z"}"#;
+        let two = format!("{record}\n{record}\n");
+        let plain1 = d.join("events-20260101T000000Z-000001.jsonl");
+        let plain2 = d.join("events-20260102T000000Z-000002.jsonl");
+        std::fs::write(&plain1, &two).unwrap();
+        std::fs::write(&plain2, &two).unwrap();
+        let archive = Archive::stored(d).unwrap();
+        // Segment 1's compression finishes and retention deletes segment 2
+        // before the check opens them.
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(two.as_bytes()).unwrap();
+        std::fs::write(
+            d.join("events-20260101T000000Z-000001.jsonl.gz"),
+            e.finish().unwrap(),
+        )
+        .unwrap();
+        std::fs::remove_file(&plain1).unwrap();
+        std::fs::remove_file(&plain2).unwrap();
+        let (_, jwks) = key_pair(1);
+        let keys = KeySet::parse(jwks.as_bytes()).unwrap();
+        let opts = Options {
+            strict: false,
+            format: Format::Text,
+        };
+        let mut out = Vec::new();
+        let verdict = check_files(archive, &keys, &opts, &mut out).unwrap();
+        let text = String::from_utf8(out)
+            .unwrap()
+            .replace(&format!("{}/", d.display()), "");
+        assert_eq!(
+            text,
+            "events-20260101T000000Z-000001.jsonl.gz: valid 0, invalid 0, unsigned 2, unverifiable 0\n"
+        );
+        assert!(
+            verdict.is_ok(),
+            "a segment deleted by retention fails nothing"
+        );
+    }
+
     fn check_text(
         lines: &[String],
         format: Format,
