@@ -83,9 +83,22 @@ pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Work that may wait for idle cores: the calling thread runs under
+/// Linux's `SCHED_IDLE` policy (only when no other thread wants the core),
+/// else at nice 19. Used by the signature checker
+/// (`crate::verify::checker`), whose backlog is bounded by the store, not
+/// by memory.
+pub(crate) fn idle_thread_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+        lower_thread_priority();
+    }
+}
+
 /// Background work yields the CPU to ingest: the calling thread's nice
 /// value is raised to 19 (Linux sets it per thread). Used by the
-/// maintenance thread and the signature checker (`crate::verify::checker`).
+/// maintenance thread.
 pub(crate) fn lower_thread_priority() {
     // SAFETY: setpriority only reads its integer arguments; `gettid` names
     // this thread.

@@ -6,8 +6,9 @@
 //! cursor saved beside it (`verify.cursor`, see `crate::store::cursor`),
 //! only as far as records are committed, across rotation and compression,
 //! and checks what it reads in batches ([`super::check::check_lines`]) on
-//! every core, in threads at the lowest CPU priority (nice 19), so that it
-//! takes the cores only when requests leave them idle. It holds one batch
+//! every core, in threads of Linux's idle scheduling class (`SCHED_IDLE`,
+//! else nice 19), so that it takes the cores only when requests leave them
+//! idle. It holds one batch
 //! (at most 1 MiB of records) at a time however far it lags.
 //!
 //! Counts and the first record of each kind logged are the verifier's
@@ -135,7 +136,7 @@ impl Checker {
             std::thread::Builder::new()
                 .name("kongctl-verify".into())
                 .spawn(move || {
-                    crate::store::lower_thread_priority();
+                    crate::store::idle_thread_priority();
                     run(
                         consumer,
                         &mut handler,
@@ -308,7 +309,7 @@ impl Handler for CheckHandler {
 }
 
 /// [`check::check_lines`] split over the machine's cores, each part in a
-/// thread of the lowest priority.
+/// thread of the idle scheduling class.
 pub fn check_on_every_core(lines: &[&[u8]], keys: &KeySet) -> Vec<Outcome> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // A thread per core only pays for a batch worth it (a few ms of
@@ -322,7 +323,7 @@ pub fn check_on_every_core(lines: &[&[u8]], keys: &KeySet) -> Vec<Outcome> {
             .chunks(per)
             .map(|part| {
                 scope.spawn(move || {
-                    crate::store::lower_thread_priority();
+                    crate::store::idle_thread_priority();
                     check::check_lines(part, keys)
                 })
             })
