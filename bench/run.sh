@@ -926,7 +926,7 @@ report_signatures() {
   done
   if [[ -n ${SIGCHECK:-} ]]; then
     echo
-    echo "The check itself on one core (\`kongctl-bench sigcheck\`, $(kv "$SIGCHECK" records) records of the bodies signed by the same key; records/s): one at a time (single verification) $(kv "$SIGCHECK" signed_records_per_s), in batches of 50 (a request under \`--verify reject\`) $(kv "$SIGCHECK" signed_batch50_records_per_s), in batches of up to 1024 (all $(kv "$SIGCHECK" records) at once here: the \`warn\` checker's share of a batch per core, \`R\`s' torsion checked together) $(kv "$SIGCHECK" signed_batch1024_records_per_s); random \`sig\` values $(kv "$SIGCHECK" as_is_records_per_s)."
+    echo "The check itself on one core (\`kongctl-bench sigcheck\`, $(kv "$SIGCHECK" records) records of the bodies signed by the same key; records/s): one at a time (single verification) $(kv "$SIGCHECK" signed_records_per_s), in groups of 50 (a request under \`--verify reject\`; groups under 256 are checked one by one) $(kv "$SIGCHECK" signed_batch50_records_per_s), in batches of up to 1024 (all $(kv "$SIGCHECK" records) at once here: the \`warn\` checker's share of a batch per core, \`R\`s' torsion checked together) $(kv "$SIGCHECK" signed_batch1024_records_per_s); random \`sig\` values $(kv "$SIGCHECK" as_is_records_per_s)."
   fi
   echo
 }

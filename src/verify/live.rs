@@ -25,12 +25,13 @@
 //! so Konnect does not send the refused records again. cps and pull records
 //! are unverifiable and always stored.
 //!
-//! Cost under `reject`. A request's records are checked together
-//! ([`super::check::check_lines`]: one batch equation against the key that
-//! verified last, see `super::batch`). Up to [`INLINE_RECORDS`] are
-//! checked on the request's task; a larger batch is split over the
-//! blocking pool, a part per core, so that one large body neither holds a
-//! runtime thread for long nor leaves a core idle.
+//! Cost under `reject`. A request's records are checked with
+//! [`super::check::check_lines`] (one batch equation against the key that
+//! verified last for groups of 256 or more, see `super::batch`; single
+//! checks below). Up to [`INLINE_RECORDS`] are checked on the request's
+//! task; a larger batch is split over the blocking pool, a part per core,
+//! so that one large body neither holds a runtime thread for long nor
+//! leaves a core idle.
 
 use std::io::{self, Write};
 use std::path::PathBuf;

@@ -70,10 +70,11 @@ pub struct SigcheckArgs {
 /// records/s (per core): `as_is` with the bodies' own `sig` values, one
 /// record at a time (`check::check_line`), and with every record signed
 /// anew by the test key, which the check is given: `signed` one record at
-/// a time (single verification), `signed_batch50` in batches of 50 (a
-/// request's records under `--verify reject`, `check::check_lines`: one
-/// batch equation), `signed_batch1024` in batches of 1024 (about what the
-/// `warn` checker hands each core).
+/// a time (single verification), `signed_batch50` in groups of 50 (a
+/// request's records under `--verify reject`, `check::check_lines`, which
+/// checks groups under 256 one by one), `signed_batch1024` in groups of
+/// up to 1024 (about what the `warn` checker hands each core: one batch
+/// equation).
 pub fn sigcheck_cmd(args: &SigcheckArgs) -> Result<(), String> {
     use kongctl::verify::{KeySet, check};
 
