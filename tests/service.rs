@@ -283,12 +283,13 @@ fn readyz_is_503_while_starting_and_draining_and_200_between() {
     let w = World::new();
     let port = free_port();
     let admin: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    // Startup held: the webhook attach answers 2 s late.
+    // Startup held: the webhook attach answers 5 s late (long enough for a
+    // loaded machine to start the process and poll the admin endpoint).
     w.sim.inject_fault(Fault {
         method: Some("PATCH".into()),
         path: "/v3/audit-log-webhook".into(),
         count: 1,
-        action: FaultAction::Delay(Duration::from_secs(2)),
+        action: FaultAction::Delay(Duration::from_secs(5)),
     });
     let (mut cmd, host) = w.listener_command("listen", &["--admin-address", &admin.to_string()]);
     cmd.env("KONGCTL_TEST_STATE_REFRESH", "50ms");

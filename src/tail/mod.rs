@@ -16,11 +16,11 @@ pub use printer::TailPrinter;
 use std::path::Path;
 
 use crate::jq::JqFilter;
-use crate::listener::Subscription;
 use crate::output::{Output, Summary};
 use crate::query::Filter;
 use crate::query::names::{Named, Names};
 use crate::record::Record;
+use crate::store::Subscription;
 
 /// How printing ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
