@@ -322,8 +322,12 @@ fn readyz_is_503_while_starting_and_draining_and_200_between() {
     assert_eq!(admin_of(&state), admin);
     let addr: SocketAddr = state["listen_address"].as_str().unwrap().parse().unwrap();
     w.sim.add_tunnel(&host, addr);
-    let r = get(admin, "/readyz");
-    assert_eq!((r.status, r.text().as_str()), (200, "ready\n"));
+    // listener.json is written just before serving starts; readiness
+    // follows within moments.
+    eventually("/readyz to answer 200", || {
+        let r = get(admin, "/readyz");
+        (r.status, r.text().as_str()) == (200, "ready\n")
+    });
 
     // Draining: the webhook release answers 2 s late; meanwhile not ready.
     w.sim.inject_fault(Fault {
