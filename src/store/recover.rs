@@ -32,10 +32,10 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
+use super::durable::sync_dir;
 use super::index::Index;
 use super::layout::{Form, NEXT_ACTIVE_FILE, SegmentName};
 use super::snapshot::list;
-use super::sync_dir;
 
 /// What [`recover`] found and did.
 #[derive(Debug, Default)]
@@ -342,9 +342,9 @@ mod tests {
         SegmentName::new("2026-11-27T17:06:44Z".parse().unwrap(), seq)
     }
 
-    fn entry(dir: &Path, seq: u64, form: Form) -> super::super::SegmentEntry {
+    fn entry(dir: &Path, seq: u64, form: Form) -> crate::store::index::SegmentEntry {
         let file = seg(seq).file_name(form);
-        super::super::SegmentEntry {
+        crate::store::index::SegmentEntry {
             bytes: fs::metadata(dir.join(&file)).map(|m| m.len()).unwrap_or(3),
             file,
             first_received_at: seg(seq).first_received,

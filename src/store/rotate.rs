@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
+use super::durable::pause_point;
 use super::layout::{Form, NEXT_ACTIVE_FILE, SegmentName};
-use super::pause_point;
 
 /// After a failed rotation, writes go on to the active file and the next
 /// attempt waits this long (the log says why).
