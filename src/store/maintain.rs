@@ -1,7 +1,7 @@
 //! The store's background thread: everything about closed segments that
 //! must not hold up a request.
 //!
-//! The writer (`crate::listener::store`) rotates the active file and, once
+//! The writer ([`super::writer`]) rotates the active file and, once
 //! every batch of it is durable, hands the closed segment over
 //! ([`Maintainer::closed`]). This thread then, in order:
 //!

@@ -3,7 +3,7 @@
 //!
 //! Every step of a rotation, a compression and a deletion leaves the
 //! directory in a state that reads correctly (no record lost, none twice:
-//! see `crate::listener::store` and [`super::maintain`] for the order of
+//! see [`super::writer`], [`super::rotate`] and [`super::maintain`] for the order of
 //! their steps). What a step can leave half done is finished or undone
 //! here, and each repair is described in a note for the log:
 //!
