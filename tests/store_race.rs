@@ -20,7 +20,11 @@
 //! the active file's count a prefix of the segment it became).
 //!
 //! `KONGCTL_STORE_RACE_READS` sets the number of reads (default 40, split
-//! over the four readers; the bar is 200 or more). A second test
+//! over the four readers; the bar is 200 or more). A longer run
+//! spaces its batches out so that the store ends as large as the default
+//! run's; `KONGCTL_STORE_RACE_PACE_MS` sets the time between two batches
+//! of a load thread instead (60 by default: about four rotations a
+//! second). A second test
 //! adds retention (`--retain 2s`), which deletes segments during reads:
 //! a read then skips each with one warning naming it, and never sees a
 //! record twice.
@@ -86,7 +90,13 @@ impl Acks {
     fn new(reads: usize) -> Acks {
         Acks {
             per_thread: (0..THREADS).map(|_| Mutex::new(Vec::new())).collect(),
-            pace: PACE * (reads / PACED_READS).max(1) as u32,
+            pace: std::env::var("KONGCTL_STORE_RACE_PACE_MS")
+                .ok()
+                .and_then(|ms| ms.parse().ok())
+                .map_or(
+                    PACE * (reads / PACED_READS).max(1) as u32,
+                    Duration::from_millis,
+                ),
             ..Acks::default()
         }
     }

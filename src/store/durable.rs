@@ -1,8 +1,8 @@
 //! What of the store is durable, and how each step of a change to its
 //! directory becomes so: [`Committed`] (how far the active file is synced,
 //! which the writer publishes and the maintenance thread and followers
-//! read), [`sync_dir`] (a rename or removal made durable), and, for crash
-//! tests, [`pause_point`] (a place a step can be stopped at, to kill the
+//! read), `sync_dir` (a rename or removal made durable), and, for crash
+//! tests, `pause_point` (a place a step can be stopped at, to kill the
 //! listener exactly there).
 
 use std::path::Path;

@@ -4,7 +4,7 @@
 //!
 //! The group commit ([`super::writer`]) calls this between two batches,
 //! under its write lock, so that a batch is never split, and queues the
-//! [`Rotated`] marker it gets behind the old file's batches: syncing them,
+//! `Rotated` marker it gets behind the old file's batches: syncing them,
 //! then the directory, and handing the segment to the maintenance thread
 //! stays the writer's.
 //!
