@@ -152,10 +152,18 @@ fn metrics_scraped_under_load_equal_the_records_sent_and_listener_json() {
         .iter()
         .filter(|d| d.delivered)
         .count() as u64;
-    eventually("listener.json to count every record", || {
-        listener_json(&w)["records_received"] == sent
-            && listener_json(&w)["ingest"]["requests"]["404"] == 1
-    });
+    // The signature checker runs after the 202s (`--verify warn`): wait
+    // until it has checked everything, so that both views are at rest.
+    eventually(
+        "listener.json to count every record, every one checked",
+        || {
+            let s = listener_json(&w);
+            s["records_received"] == sent
+                && s["ingest"]["requests"]["404"] == 1
+                && s["verify"]["pending"] == 0
+                && s["verify"]["valid"] == sent
+        },
+    );
     let m = scrape(admin);
     let s = listener_json(&w);
     let ingest = &s["ingest"];

@@ -1,7 +1,7 @@
 //! The store's background thread: everything about closed segments that
 //! must not hold up a request.
 //!
-//! The writer (`crate::listener::store`) rotates the active file and, once
+//! The writer ([`super::writer`]) rotates the active file and, once
 //! every batch of it is durable, hands the closed segment over
 //! ([`Maintainer::closed`]). This thread then, in order:
 //!
@@ -43,12 +43,12 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::durable::{Committed, pause_point, sync_dir};
 use super::index::{Index, SegmentEntry};
 use super::layout::{Form, SegmentName};
 use super::policy::StorePolicy;
 use super::recover::Recovered;
 use super::scan::{LineScanner, Span};
-use super::{Committed, pause_point, sync_dir};
 
 /// How often the active file is scanned and age retention checked.
 const TICK: Duration = Duration::from_secs(1);
@@ -65,7 +65,7 @@ pub struct ClosedSegment {
     pub name: SegmentName,
     /// When its first record arrived, to the precision of the clock.
     pub first_received_at: Timestamp,
-    /// The generation of the active file it was (see `super::Committed`).
+    /// The generation of the active file it was (see `super::durable::Committed`).
     pub generation: u64,
     /// A read handle on it (valid whatever it is renamed to).
     pub file: Arc<File>,

@@ -5,6 +5,8 @@
 //! the layout: nothing outside it names a store file.
 //!
 //! - [`layout`]: file names (active file, segments, index, temporary names).
+//! - [`durable`]: how far the active file is durable, and how each step of
+//!   a change to the directory becomes so.
 //! - [`batch`]: one request's records as they go to disk (the record rule).
 //! - [`writer`]: appends batches durably with group commit, on the ingest
 //!   path; [`rotate`]: closes the active file into a segment.
@@ -28,6 +30,7 @@
 
 pub mod batch;
 pub mod cursor;
+pub mod durable;
 pub mod index;
 pub mod layout;
 pub mod maintain;
@@ -38,10 +41,8 @@ pub mod scan;
 pub mod snapshot;
 pub mod writer;
 
-use std::path::Path;
-use std::sync::OnceLock;
-
 pub use batch::Batch;
+pub use durable::Committed;
 pub use index::{Index, SegmentEntry};
 pub use layout::{Form, SegmentName, StoreFile};
 pub use maintain::{ClosedSegment, StoreSummary};
@@ -49,39 +50,6 @@ pub use policy::StorePolicy;
 pub use recover::Recovered;
 pub use snapshot::{Segment, Snapshot, SnapshotError};
 pub use writer::{EventStore, Opened, Rotation, StoreError, StoreStats, Subscription};
-
-/// How far the active file is durable: `offset` bytes of the active file
-/// of `generation` (which starts at 0 when the store opens and grows by
-/// one at each rotation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Committed {
-    pub generation: u64,
-    pub offset: u64,
-}
-
-/// Test only, not for users: `KONGCTL_TEST_STORE_PAUSE=<point>` stops the
-/// thread that reaches that point of a rotation, compression or deletion
-/// (the first time), after printing `test: store paused at <point>: <path>`
-/// to stderr, so that a test can SIGKILL the listener exactly there.
-const PAUSE_ENV: &str = "KONGCTL_TEST_STORE_PAUSE";
-
-/// Stops here forever if the test hook names `point` (see [`PAUSE_ENV`]).
-pub(crate) fn pause_point(point: &str, path: &Path) {
-    static WANTED: OnceLock<Option<String>> = OnceLock::new();
-    let wanted = WANTED.get_or_init(|| std::env::var(PAUSE_ENV).ok().filter(|v| !v.is_empty()));
-    if wanted.as_deref() == Some(point) {
-        eprintln!("test: store paused at {point}: {}", path.display());
-        loop {
-            std::thread::park();
-        }
-    }
-}
-
-/// Syncs a directory, so that the names created, renamed or removed in it
-/// survive a crash.
-pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
 
 /// Work that may wait for idle cores: the calling thread runs under
 /// Linux's `SCHED_IDLE` policy (only when no other thread wants the core),

@@ -3,7 +3,7 @@
 //!
 //! Every step of a rotation, a compression and a deletion leaves the
 //! directory in a state that reads correctly (no record lost, none twice:
-//! see `crate::listener::store` and [`super::maintain`] for the order of
+//! see [`super::writer`], [`super::rotate`] and [`super::maintain`] for the order of
 //! their steps). What a step can leave half done is finished or undone
 //! here, and each repair is described in a note for the log:
 //!
@@ -32,10 +32,10 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
+use super::durable::sync_dir;
 use super::index::Index;
 use super::layout::{Form, NEXT_ACTIVE_FILE, SegmentName};
 use super::snapshot::list;
-use super::sync_dir;
 
 /// What [`recover`] found and did.
 #[derive(Debug, Default)]
@@ -342,9 +342,9 @@ mod tests {
         SegmentName::new("2026-11-27T17:06:44Z".parse().unwrap(), seq)
     }
 
-    fn entry(dir: &Path, seq: u64, form: Form) -> super::super::SegmentEntry {
+    fn entry(dir: &Path, seq: u64, form: Form) -> crate::store::index::SegmentEntry {
         let file = seg(seq).file_name(form);
-        super::super::SegmentEntry {
+        crate::store::index::SegmentEntry {
             bytes: fs::metadata(dir.join(&file)).map(|m| m.len()).unwrap_or(3),
             file,
             first_received_at: seg(seq).first_received,

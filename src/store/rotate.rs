@@ -4,7 +4,7 @@
 //!
 //! The group commit ([`super::writer`]) calls this between two batches,
 //! under its write lock, so that a batch is never split, and queues the
-//! [`Rotated`] marker it gets behind the old file's batches: syncing them,
+//! `Rotated` marker it gets behind the old file's batches: syncing them,
 //! then the directory, and handing the segment to the maintenance thread
 //! stays the writer's.
 //!
@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
+use super::durable::pause_point;
 use super::layout::{Form, NEXT_ACTIVE_FILE, SegmentName};
-use super::pause_point;
 
 /// After a failed rotation, writes go on to the active file and the next
 /// attempt waits this long (the log says why).

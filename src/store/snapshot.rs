@@ -60,7 +60,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
-use super::index::Index;
+use super::index::{Index, SegmentEntry};
 use super::layout::{ACTIVE_FILE, Form, INDEX_FILE, SegmentName, StoreFile};
 
 /// How many times [`Snapshot::take`] looks again when the store changed
@@ -194,7 +194,7 @@ impl Known {
     /// The entry's times, if they make a range: both null (no timed
     /// record), or oldest no later than newest. Anything else is not
     /// trusted, and the segment is read as if unlisted.
-    fn from_entry(entry: &super::SegmentEntry) -> Option<Known> {
+    fn from_entry(entry: &SegmentEntry) -> Option<Known> {
         let times = match (entry.oldest_event_at, entry.newest_event_at) {
             (Some(o), Some(n)) if o <= n => Some((o, n)),
             (None, None) => None,
@@ -540,15 +540,14 @@ mod tests {
             write(d, seq, Form::Gzip, "x\n");
         }
         fs::write(d.join(ACTIVE_FILE), "a\n").unwrap();
-        let entry =
-            |seq: u64, oldest: Option<&str>, newest: Option<&str>| super::super::SegmentEntry {
-                file: name(seq).file_name(Form::Gzip),
-                first_received_at: name(seq).first_received,
-                oldest_event_at: oldest.map(|t| t.parse().unwrap()),
-                newest_event_at: newest.map(|t| t.parse().unwrap()),
-                records: seq,
-                bytes: 1,
-            };
+        let entry = |seq: u64, oldest: Option<&str>, newest: Option<&str>| SegmentEntry {
+            file: name(seq).file_name(Form::Gzip),
+            first_received_at: name(seq).first_received,
+            oldest_event_at: oldest.map(|t| t.parse().unwrap()),
+            newest_event_at: newest.map(|t| t.parse().unwrap()),
+            records: seq,
+            bytes: 1,
+        };
         let mut index = Index::default();
         index.upsert(entry(
             1,

@@ -57,10 +57,11 @@ use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::batch::Batch;
+use super::durable::{Committed, sync_dir};
 use super::maintain::{ClosedSegment, Maintainer, StoreSummary};
+use super::policy::StorePolicy;
 use super::recover::{self, Recovered};
 use super::rotate::{Active, RotatePolicy, Rotated};
-use super::{Committed, StorePolicy, sync_dir};
 use crate::fsutil::{create_private_dir_all, open_private_append};
 
 pub use super::recover::Repair;
