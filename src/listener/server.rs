@@ -522,17 +522,21 @@ impl Context {
             DecodeError::Corrupt => Rejection::Decode,
         })?;
         let mut batch = Batch::from_decoded(decoded);
-        let admission = settings.dedup.admit(&mut batch);
         if let Some(screen) = &settings.screen {
+            // Replayed copies of records already held are dropped before
+            // they cost a check; nothing is remembered yet.
+            settings.dedup.drop_known(&mut batch);
             batch = match screen.screen(batch).await {
                 Ok(batch) => batch,
                 Err(e) => {
-                    admission.revoke();
                     tracing::error!(error = %e, "failed to screen a batch");
                     return Err(Rejection::Persist);
                 }
             };
         }
+        // Only records the screen kept may take a key: a tampered copy set
+        // aside must not make the genuine record a duplicate.
+        let admission = settings.dedup.admit(&mut batch);
         let records = batch.len();
         if let Err(e) = self.store.append(batch).await {
             admission.revoke();

@@ -174,6 +174,8 @@ pub struct EventStore {
 struct Inner {
     shared: Arc<Shared>,
     committed: watch::Receiver<Committed>,
+    /// The seq the active file of generation 0 takes when rotated.
+    first_seq: u64,
     path: PathBuf,
     syncer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -403,6 +405,7 @@ impl EventStore {
             inner: Arc::new(Inner {
                 shared,
                 committed: rx,
+                first_seq: next_seq,
                 path,
                 syncer: Mutex::new(Some(syncer)),
             }),
@@ -442,6 +445,16 @@ impl EventStore {
     /// acknowledged. The sender closes when the store stops.
     pub fn committed(&self) -> watch::Receiver<Committed> {
         self.inner.committed.clone()
+    }
+
+    /// The committed end as a [`crate::store::cursor::StoreConsumer`]
+    /// follows it: which segment the active file becomes, and how far it
+    /// is durable.
+    pub fn committed_view(&self) -> crate::store::cursor::CommittedView {
+        crate::store::cursor::CommittedView {
+            first_seq: self.inner.first_seq,
+            committed: self.inner.committed.clone(),
+        }
     }
 
     /// Follows the committed records from now on, across rotations.

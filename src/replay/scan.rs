@@ -3,22 +3,18 @@
 //! in the window (what the dedup gate must drop when Konnect sends them
 //! again).
 //!
-//! The store is the active `events.jsonl` plus closed segments
-//! (`events-<time>-<seq>.jsonl`, later `.jsonl.gz`) listed in
-//! `segments.json` (the store layout contract, ENGINE.md). A record may sit
-//! on either side of a rotation, so both are read: the active file up to
-//! its last acknowledged byte, and the segments whose `newest_event_at`
-//! reaches the window. Without a readable index, segment files are read
-//! newest first until one holds nothing as new as the window; a segment
-//! that is on disk but not in the index is read; one listed but gone is
-//! skipped; of a segment in both forms (during compression) the plain file
-//! is read. Records are read with `crate::source::file`.
-//!
-//! The active file is opened before the segments are listed, so a rotation
-//! in between leaves the file being read among the segments too (read
-//! twice, which a set of keys does not mind) rather than nowhere.
+//! The store is read through one snapshot (`crate::store::snapshot`),
+//! which holds every record stored before it exactly once, whatever the
+//! listener rotates, compresses and deletes meanwhile: the active file up
+//! to its last acknowledged byte, and the segments whose `newest_event_at`
+//! (in `segments.json`) reaches the window. Without a readable index,
+//! segment files are read newest first until one holds nothing as new as
+//! the window; a segment on disk that the index does not list is read. A
+//! segment compressed after the snapshot is read from its `.gz`; one that
+//! retention deleted is skipped (its records are no longer stored, so
+//! storing them again is no duplicate). Records are read with
+//! `crate::source::file`.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -28,7 +24,8 @@ use jiff::Timestamp;
 
 use super::window::sub;
 use crate::record::{DedupKey, Record};
-use crate::source::file;
+use crate::source::file::{self, LastLine, LineReader};
+use crate::store::snapshot::{Known, Opened, Segment, Snapshot, SnapshotError};
 
 /// What the store holds that a replay needs.
 #[derive(Debug, Default)]
@@ -65,47 +62,32 @@ pub fn scan(
     overlap: Duration,
 ) -> io::Result<StoreScan> {
     let mut acc = Collector::new(floor, overlap);
-    let active = match File::open(&files.active) {
-        Ok(f) => Some(f),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e),
-    };
-    let on_disk = crate::source::stored::list_segments(&files.dir)?;
-    // Any trouble with the index reads as no index: every segment is then
-    // read, newest first.
-    let index = crate::store::index::Index::read(&files.dir)
-        .map_err(|e| tracing::debug!(error = %e, "segments.json unusable; reading every segment"))
-        .ok()
-        .flatten();
-
-    if let Some(f) = active {
+    let snapshot = Snapshot::take(&files.dir).map_err(|e| match e {
+        SnapshotError::Io { source, .. } => source,
+        other => io::Error::other(other.to_string()),
+    })?;
+    if let Some(f) = &snapshot.active {
         let name = files.active.display().to_string();
-        let reader = BufReader::with_capacity(256 * 1024, f.take(committed));
-        acc.read(&name, reader)?;
+        // Whole lines only: `committed` ends at a batch's end, unless the
+        // store rotated since it was read (the caller then scans again).
+        acc.read(&name, f.take(committed), LastLine::Pending)?;
     }
 
     // Segments: by index where it knows them, else newest first until one
     // is older than the window.
-    let listed: BTreeMap<String, Option<Timestamp>> = index
-        .as_ref()
-        .map(|i| {
-            i.segments
-                .iter()
-                .map(|e| (stem(&e.file).to_string(), e.newest_event_at))
-                .collect()
-        })
-        .unwrap_or_default();
-    for newest in listed.values().flatten() {
-        acc.saw_time(*newest);
+    for newest in snapshot.segments.iter().filter_map(segment_newest) {
+        acc.saw_time(newest);
     }
-    let mut stop_when_older = index.is_none();
-    for segment in on_disk.iter().rev() {
-        let path = &segment.file(&files.dir);
-        match listed.get(stem(&segment.stem)) {
-            Some(Some(newest)) if acc.bound().is_some_and(|b| *newest < b) => continue,
+    let mut stop_when_older = !snapshot.indexed;
+    for segment in snapshot.segments.iter().rev() {
+        match segment.known {
+            Some(Known {
+                times: Some((_, newest)),
+                ..
+            }) if acc.bound().is_some_and(|b| newest < b) => continue,
             Some(_) => {}
             None if stop_when_older => {
-                let newest = acc.read_segment(path)?;
+                let newest = acc.read_segment(&snapshot, segment)?;
                 if let (Some(newest), Some(bound)) = (newest, acc.bound())
                     && newest < bound
                 {
@@ -116,9 +98,17 @@ pub fn scan(
             // On disk but not in an index that exists: stale index.
             None => stop_when_older = false,
         }
-        acc.read_segment(path)?;
+        acc.read_segment(&snapshot, segment)?;
     }
     Ok(acc.finish())
+}
+
+/// The newest record time the index gives for `segment`.
+fn segment_newest(segment: &Segment) -> Option<Timestamp> {
+    segment
+        .known
+        .and_then(|k| k.times)
+        .map(|(_, newest)| newest)
 }
 
 /// How much of the active file's end [`newest_in_tail`] reads.
@@ -196,22 +186,29 @@ impl Collector {
         }
     }
 
-    /// Reads one file; returns the newest time in it.
-    fn read(&mut self, name: &str, reader: impl io::Read) -> io::Result<Option<Timestamp>> {
+    /// Reads one file (`last`: whether a last line without newline is
+    /// finished); returns the newest time in it.
+    fn read(
+        &mut self,
+        name: &str,
+        reader: impl io::Read,
+        last: LastLine,
+    ) -> io::Result<Option<Timestamp>> {
         self.files += 1;
         let mut newest_here: Option<Timestamp> = None;
         let mut problems = 0;
-        file::read_lines(
+        file::read_records(
             name,
-            reader,
-            &mut |record: Record| {
+            &mut LineReader::new(reader),
+            last,
+            &mut |_, record: Record| {
                 if let Some(t) = record.time() {
                     self.saw_time(t);
                     if newest_here.is_none_or(|n| t > n) {
                         newest_here = Some(t);
                     }
                     if self.bound().is_none_or(|b| t >= b) {
-                        self.keys.push((record.dedup_key(), t));
+                        self.keys.push((record.bytes_key(), t));
                         if self.keys.len().is_multiple_of(PRUNE_EVERY) {
                             self.prune();
                         }
@@ -228,12 +225,21 @@ impl Collector {
         Ok(newest_here)
     }
 
-    fn read_segment(&mut self, path: &Path) -> io::Result<Option<Timestamp>> {
-        match file::open(path) {
-            Ok(reader) => self.read(&path.display().to_string(), reader),
-            // Removed by retention since it was listed.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+    fn read_segment(
+        &mut self,
+        snapshot: &Snapshot,
+        segment: &Segment,
+    ) -> io::Result<Option<Timestamp>> {
+        match snapshot.open(segment)? {
+            Opened::File { file, path, .. } => self.read(
+                &path.display().to_string(),
+                file::decode(file)?,
+                LastLine::Final,
+            ),
+            Opened::Gone { path } => {
+                tracing::info!(file = %path.display(), "replay scan: {}", crate::store::snapshot::GONE);
+                Ok(None)
+            }
         }
     }
 
@@ -255,13 +261,6 @@ impl Collector {
     }
 }
 
-/// A segment's name without `.jsonl` / `.jsonl.gz`.
-fn stem(name: &str) -> &str {
-    name.strip_suffix(".jsonl.gz")
-        .or_else(|| name.strip_suffix(".jsonl"))
-        .unwrap_or(name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,7 +273,7 @@ mod tests {
     }
 
     fn key(line: &str) -> DedupKey {
-        Record::from_slice(line.as_bytes()).unwrap().dedup_key()
+        Record::from_slice(line.as_bytes()).unwrap().bytes_key()
     }
 
     fn t(s: &str) -> Timestamp {

@@ -346,7 +346,11 @@ impl Worker {
         let span = scanned.scanner.finish();
         let path = c.name.path(&self.dir, Form::Plain);
         if span.records == 0 {
-            // Every batch written to it failed and was cut back.
+            // Every batch written to it failed and was cut back. The index
+            // counts its seq first, so that readers still tell which seq
+            // the active file takes (`super::snapshot`).
+            self.index.next_seq = self.index.next_seq.max(c.name.seq + 1);
+            self.write_index();
             tracing::info!(file = %path.display(), "removing an empty segment");
             if let Err(e) = std::fs::remove_file(&path).and_then(|()| sync_dir(&self.dir)) {
                 tracing::warn!(file = %path.display(), error = %e, "failed to remove an empty segment");

@@ -11,17 +11,25 @@
 //!   left half done, and says what it did.
 //! - [`maintain`]: the background thread that indexes closed segments,
 //!   gzips them and applies retention.
+//! - [`cursor`]: a durable follower that hands every stored record once
+//!   to a handler, from a cursor file beside the store.
+//! - [`snapshot`]: reading it all back while a listener writes: the one
+//!   listing, the one open of a segment, the one consistent view that
+//!   every reader (`--stored` queries, `tail --stored`, replay's scan,
+//!   offline `--verify`) starts from.
 //!
 //! Appending records and rotating the active file (both on the ingest
-//! path, under the group commit) are `crate::listener::store`'s; reading
-//! the store back is `crate::source`'s.
+//! path, under the group commit) are `crate::listener::store`'s; what
+//! readers do with the records is `crate::source`'s.
 
+pub mod cursor;
 pub mod index;
 pub mod layout;
 pub mod maintain;
 pub mod policy;
 pub mod recover;
 pub mod scan;
+pub mod snapshot;
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -31,6 +39,7 @@ pub use layout::{Form, SegmentName, StoreFile};
 pub use maintain::{ClosedSegment, StoreSummary};
 pub use policy::StorePolicy;
 pub use recover::Recovered;
+pub use snapshot::{Opened, Segment, Snapshot, SnapshotError};
 
 /// How far the active file is durable: `offset` bytes of the active file
 /// of `generation` (which starts at 0 when the store opens and grows by
