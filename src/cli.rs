@@ -344,6 +344,9 @@ pub struct ListenArgs {
     #[arg(long, value_name = "FILTER")]
     pub jq: Option<String>,
 
+    #[command(flatten)]
+    pub read: ReadArgs,
+
     /// Before changing anything in Konnect, send one probe through the
     /// endpoint and tell whether it reaches this listener.
     ///
@@ -898,6 +901,32 @@ impl TailArgs {
     }
 }
 
+/// Who and what to keep of the records a read prints, and their
+/// principals' names: shared by every read (`get audit-logs`, the pull and
+/// stored `tail`, and the listener's `tail`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ReadArgs {
+    /// Keep the records that match Kong's alert conditions: locked,
+    /// failed-login, denied, forbidden, server-error, or all (comma-separated
+    /// or repeated).
+    #[arg(
+        long = "alert",
+        value_name = "RULE[,RULE]",
+        help_heading = "Who, what, how much"
+    )]
+    pub alerts: Vec<String>,
+
+    /// Keep the records of this principal: a user's email or full name, a
+    /// system account's name, a portal developer's email (from the lookup
+    /// cache), or an id (repeatable).
+    #[arg(
+        long = "principal",
+        value_name = "EMAIL|NAME|ID",
+        help_heading = "Who, what, how much"
+    )]
+    pub principals: Vec<String>,
+}
+
 /// The flags of an audit-log query, shared by `get audit-logs` and `tail`
 /// (upstream's names, defaults and help).
 #[derive(Debug, Args, Clone, Default)]
@@ -1007,6 +1036,9 @@ pub struct GetAuditLogs {
     /// Filter JSON output with a jq expression (run by jaq).
     #[arg(long, value_name = "FILTER", help_heading = "Query")]
     pub jq: Option<String>,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
 
     /// Query this profile's stored events (every segment and the active
     /// file) instead of Konnect.

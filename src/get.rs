@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{AuditLogResource, GetAuditLogs, OutputFormat, QueryArgs, TailArgs};
+use crate::cli::{AuditLogResource, GetAuditLogs, OutputFormat, QueryArgs, ReadArgs, TailArgs};
 use crate::config::Settings;
 use crate::error::CliError;
 use crate::inspect;
@@ -36,6 +36,7 @@ use crate::source::stored::{self, Snapshot};
 /// The flags of a query command, before checks.
 fn query_flags(
     args: &QueryArgs,
+    read: &ReadArgs,
     jq: Option<&String>,
     positional: &[String],
     output: OutputFormat,
@@ -55,6 +56,9 @@ fn query_flags(
         jq: jq.cloned(),
         jq_raw_output: args.jq_raw_output,
         columns: args.columns.clone(),
+        alerts: read.alerts.clone(),
+        principals: read.principals.clone(),
+        summary: false,
     }
 }
 
@@ -65,13 +69,15 @@ pub fn get_audit_logs(settings: &Settings, args: GetAuditLogs, path: &str) -> Re
     }
     let flags = query_flags(
         &args.query,
+        &args.read,
         args.jq.as_ref(),
         &args.positional,
         settings.output,
         false,
     )
     .page_size_from_profile(settings.page_size);
-    let opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
+    let mut opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
+    select_principals(&mut opts);
     if args.stored && !args.files.is_empty() {
         return Err(CliError::usage(
             "--stored cannot be combined with --file",
@@ -164,14 +170,23 @@ pub fn tail_pull(settings: &Settings, args: TailArgs, path: &str) -> Result<(), 
     refuse_listener_flags(&args, path)?;
     let flags = query_flags(
         &args.query,
+        &args.listen.read,
         args.listen.jq.as_ref(),
         &args.listen.positional,
         settings.output,
         true,
     )
     .page_size_from_profile(settings.page_size);
-    let opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
+    let mut opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
+    select_principals(&mut opts);
     pull(settings, opts)
+}
+
+/// `--principal`: the record filter's principals.
+fn select_principals(opts: &mut QueryOptions) {
+    if !opts.principals.is_empty() {
+        opts.filter.principals = Some(crate::query::Principals::new(&opts.principals).leak());
+    }
 }
 
 /// Runs a pull (finite or following) from Konnect into stdout.
@@ -395,12 +410,14 @@ pub fn tail_stored(settings: &Settings, args: TailArgs, path: &str) -> Result<()
     };
     let flags = query_flags(
         &args.query,
+        &args.listen.read,
         args.listen.jq.as_ref(),
         &args.listen.positional,
         output,
         true,
     );
-    let opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
+    let mut opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
+    select_principals(&mut opts);
     let lines = match args.lines.as_deref() {
         None => DEFAULT_TAIL_LINES,
         Some(text) => parse_lines(text).map_err(|e| CliError::usage(e, path))?,
@@ -420,6 +437,7 @@ pub fn tail_stored(settings: &Settings, args: TailArgs, path: &str) -> Result<()
         },
         kind: opts.kind,
         limit: Limit::Unlimited,
+        filter: opts.filter,
     };
     let stdout = io::stdout();
     let printer = output::printer(

@@ -122,6 +122,8 @@ mod tests {
             tail: false,
             detach: false,
             jq: None,
+            read: Default::default(),
+            filter: Default::default(),
             check: crate::listen::check::CheckMode::Warn,
             verify: crate::verify::Mode::Warn,
             backfill: crate::replay::Backfill::Auto,

@@ -75,6 +75,10 @@ pub struct ListenOptions {
     pub tail: bool,
     pub detach: bool,
     pub jq: Option<String>,
+    /// `--alert`, `--principal`, `--resolve`: what tail prints of each
+    /// record ([`crate::cli::ReadArgs`]); `alerts` checked.
+    pub read: crate::cli::ReadArgs,
+    pub filter: crate::query::Filter,
     /// The tunnel self-test before any Konnect change.
     pub check: CheckMode,
     /// `--verify`: what to do with records' signatures.
@@ -153,6 +157,21 @@ impl ListenOptions {
         if let Some(expr) = &jq {
             check_jq(expr).map_err(|e| usage(format!("invalid tail configuration: {e}")))?;
         }
+        let read = &args.read;
+        let read_flag = [
+            (!read.alerts.is_empty(), "--alert"),
+            (!read.principals.is_empty(), "--principal"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name));
+        if let Some(flag) = read_flag
+            && !tail
+        {
+            return Err(usage(format!("{flag} requires --tail")));
+        }
+        let alerts = crate::query::Rules::parse(&read.alerts).map_err(|e| usage(e.to_string()))?;
+        let principals = (!read.principals.is_empty())
+            .then(|| crate::query::Principals::new(&read.principals).leak());
 
         let path = normalize_path(&args.path);
         let endpoint_given = args
@@ -252,6 +271,8 @@ impl ListenOptions {
             tail,
             detach,
             jq,
+            read: read.clone(),
+            filter: crate::query::Filter { alerts, principals },
             check,
             verify: match args.verify {
                 None | Some(VerifyMode::Warn) => crate::verify::Mode::Warn,

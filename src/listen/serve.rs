@@ -124,8 +124,12 @@ impl Run {
                 crate::jq::JqFilter::compile(expr).expect("the filter compiled during validation")
             });
             let closed = stdout_closed.clone();
+            let options = crate::tail::TailOptions {
+                jq: filter,
+                filter: self.opts.filter,
+            };
             Some(tokio::spawn(async move {
-                let end = crate::tail::run(feed, filter).await;
+                let end = crate::tail::run(feed, options).await;
                 if matches!(
                     end,
                     Ok(crate::tail::TailEnd {

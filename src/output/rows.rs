@@ -114,7 +114,14 @@ impl<W: Write> Output for Rows<W> {
 /// The default row of one record (see the module documentation).
 pub fn default_row(value: &Value, kind: Option<EventType>) -> [String; 6] {
     let empty = Map::new();
-    let record = value.as_object().unwrap_or(&empty);
+    let mut record = value.as_object().unwrap_or(&empty);
+    // A cps record's fields are those of the event it wraps.
+    if let Some(Value::Object(event)) = record.get("event")
+        && !record.contains_key("event_ts")
+        && !record.contains_key("ts")
+    {
+        record = event;
+    }
     let mut type_name = first_string(record, &["type", "event_type"]);
     let from_webhook = type_name.is_empty();
     if from_webhook && let Some(kind) = kind {
@@ -309,6 +316,19 @@ mod tests {
         assert_eq!(
             row(
                 r#"{"act":"GET","event_class_id":"KongGateway","event_ts":"2025-05-16T00:28:01Z","name":"Ingress","principal_id":"p3","request":"/v2/x","status":200,"trace_id":2}"#
+            ),
+            [
+                "2025-05-16T00:28:01Z",
+                "gateway_access",
+                "p3",
+                "GET /v2/x",
+                "200",
+                "2"
+            ]
+        );
+        assert_eq!(
+            row(
+                r#"{"event":{"act":"GET","event_class_id":"KongGateway","event_ts":"2025-05-16T00:28:01Z","name":"Ingress","principal_id":"p3","request":"/v2/x","status":200,"trace_id":2}}"#
             ),
             [
                 "2025-05-16T00:28:01Z",

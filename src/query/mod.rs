@@ -4,7 +4,9 @@
 //!
 //! A source hands records to a [`Pipeline`] in the order it wants them
 //! printed (time order, as far as it can tell); the pipeline keeps those in
-//! the time window and of the requested type, drops duplicates by
+//! the time window, of the requested type and through the record filter
+//! ([`Filter`]: Kong's alert conditions, [`alert`], and the principals of
+//! `--principal`, [`principal`]), drops duplicates by
 //! [`DedupKey`](crate::record::DedupKey) (bounded: the follower evicts what
 //! is older than its overlap), applies the limit (the first N, or the last
 //! N, which it holds until the end) and passes the rest to an
@@ -12,8 +14,11 @@
 //! [`options`]; printing is [`crate::output`]; fetching and following are
 //! the sources'.
 
+pub mod alert;
 pub mod dedup;
 pub mod options;
+pub mod principal;
+pub mod view;
 
 use std::collections::VecDeque;
 use std::io;
@@ -22,7 +27,10 @@ use jiff::Timestamp;
 
 use crate::output::{Output, Summary};
 use crate::record::{EventType, Record};
+pub use alert::{Rule, Rules};
 pub use dedup::Dedup;
+pub use principal::Principals;
+pub use view::RecordView;
 
 /// An inclusive time window; a missing bound is open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -71,6 +79,7 @@ pub struct Query {
     pub window: Window,
     pub kind: Option<EventType>,
     pub limit: Limit,
+    pub filter: Filter,
 }
 
 impl Query {
@@ -80,12 +89,45 @@ impl Query {
             window: Window::default(),
             kind: None,
             limit: Limit::Unlimited,
+            filter: Filter::default(),
         }
     }
 
-    /// Whether a record passes the window and type filters.
+    /// Whether a record passes the window, type and record filters.
     pub fn matches(&self, record: &Record) -> bool {
-        self.window.contains(record.time()) && self.kind.is_none_or(|k| record.kind() == Some(k))
+        self.window.contains(record.time())
+            && self.kind.is_none_or(|k| record.kind() == Some(k))
+            && self.filter.matches(record)
+    }
+}
+
+/// What is kept of a record by its content rather than its time and type:
+/// `--alert` rules (any of them) and `--principal` (any of them). Both
+/// given: a record must pass both. Empty: every record passes, and none is
+/// read further than [`Record`] already did.
+///
+/// The filter is `Copy` like the rest of [`Query`], which sources copy
+/// freely: the principals, resolved once before the query starts, are
+/// borrowed for the rest of the process ([`Principals::leak`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub alerts: Rules,
+    pub principals: Option<&'static Principals>,
+}
+
+impl Filter {
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.principals.is_none()
+    }
+
+    /// Whether `record` passes.
+    pub fn matches(&self, record: &Record) -> bool {
+        if self.is_empty() {
+            return true;
+        }
+        let view = RecordView::of(record);
+        (self.alerts.is_empty() || self.alerts.matches(&view))
+            && self.principals.is_none_or(|p| p.matches(&view))
     }
 }
 

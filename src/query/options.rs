@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{Limit, Query, Window};
+use super::{Filter, Limit, Query, Rules, Window};
 use crate::gofmt;
 use crate::jq::JqFilter;
 use crate::output::columns::{self, Column};
@@ -49,6 +49,12 @@ pub struct QueryFlags {
     pub jq: Option<String>,
     pub jq_raw_output: bool,
     pub columns: Vec<String>,
+    /// `--alert` values (rule names, comma-separated, repeatable).
+    pub alerts: Vec<String>,
+    /// `--principal` values.
+    pub principals: Vec<String>,
+    /// `--summary` (`get audit-logs` only).
+    pub summary: bool,
 }
 
 /// The time flags, to be resolved against a clock.
@@ -106,6 +112,13 @@ pub struct QueryOptions {
     pub poll_interval: Duration,
     pub page_size: u32,
     pub output: OutputSpec,
+    /// `--alert`; the principals are added once resolved
+    /// ([`Principals`](super::Principals)).
+    pub filter: Filter,
+    /// `--principal` values, to be resolved into `filter`.
+    pub principals: Vec<String>,
+    /// `--summary`: print the summary instead of the records.
+    pub summary: bool,
 }
 
 impl QueryOptions {
@@ -115,6 +128,7 @@ impl QueryOptions {
             window: self.time.window(now),
             kind: self.kind,
             limit: self.limit,
+            filter: self.filter,
         }
     }
 }
@@ -142,7 +156,11 @@ impl QueryFlags {
         } else {
             jq_expr
         };
+        if self.summary {
+            self.check_summary(has_jq)?;
+        }
         let columns = self.check_output(has_jq)?;
+        let alerts = Rules::parse(&self.alerts).map_err(|e| QueryFlagError(e.to_string()))?;
 
         let page_size = match &self.page_size {
             None => DEFAULT_PAGE_SIZE,
@@ -221,6 +239,9 @@ impl QueryFlags {
         {
             return err("--start-time must not be later than --end-time");
         }
+        // Rules of one log type read that type only (Konnect's
+        // `filter[type]` for a pull): the others cannot match.
+        let kind = kind.or_else(|| alerts.only_type());
         let time = TimeSpec {
             since,
             start,
@@ -231,6 +252,8 @@ impl QueryFlags {
         let limit = match n {
             Some(0) => Limit::Unlimited,
             _ if self.follow => Limit::Unlimited,
+            // A summary counts every record the window holds.
+            None if self.summary => Limit::Unlimited,
             Some(n) if time.has_window() => Limit::First(n),
             None if time.has_window() => Limit::Unlimited,
             Some(n) => Limit::Last(n),
@@ -255,7 +278,31 @@ impl QueryFlags {
                 columns,
                 follow: self.follow,
             },
+            filter: Filter {
+                alerts,
+                principals: None,
+            },
+            principals: self.principals.clone(),
+            summary: self.summary,
         })
+    }
+
+    /// What `--summary` cannot be combined with: it prints one document of
+    /// its own, once.
+    fn check_summary(&self, has_jq: bool) -> Result<(), QueryFlagError> {
+        if self.follow {
+            return err("--summary cannot be used with --follow");
+        }
+        if self.output == Format::Jsonl {
+            return err("--summary supports --output text, json or yaml");
+        }
+        if has_jq {
+            return err("--summary cannot be combined with --jq");
+        }
+        if !self.columns.is_empty() {
+            return err("--summary cannot be combined with --columns");
+        }
+        Ok(())
     }
 
     /// The output rules, upstream's `validateAuditLogOutputOptions`, with

@@ -226,12 +226,14 @@ impl Puller {
     }
 
     /// The query the pipeline applies: Konnect filters by window and type,
-    /// the pipeline only limits.
+    /// the pipeline limits and applies the record filter (`--alert`,
+    /// `--principal`), which Konnect has no parameter for.
     pub fn pipeline_query(opts: &QueryOptions) -> Query {
         Query {
             window: Window::default(),
             kind: None,
             limit: opts.limit,
+            filter: opts.filter,
         }
     }
 
@@ -388,6 +390,9 @@ impl Puller {
     ) -> Result<bool, PullError> {
         self.read_clock().await?;
         let now = self.clock.now();
+        // The N most recent that pass the record filter, not the filter's
+        // share of the N most recent.
+        let filter = pipeline.query().filter;
         let mut found: VecDeque<Record> = VecDeque::new();
         let mut more = false;
         let mut end = now;
@@ -400,6 +405,7 @@ impl Puller {
                 window: Window::default(),
                 kind: None,
                 limit: Limit::Last(n - found.len()),
+                filter,
             });
             self.window(
                 Window {

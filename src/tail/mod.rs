@@ -17,6 +17,7 @@ use std::path::Path;
 
 use crate::jq::JqFilter;
 use crate::listener::Subscription;
+use crate::query::Filter;
 
 /// How printing ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,13 +26,24 @@ pub struct TailEnd {
     pub stdout_closed: bool,
 }
 
-/// Prints to stdout every record committed after the subscription's start,
-/// through `filter` if given, until the store closes (after its last
-/// record) or stdout is closed. Runs on a blocking thread of its own: a
-/// slow stdout never holds up the listener.
-pub async fn run(feed: Subscription, filter: Option<JqFilter>) -> std::io::Result<TailEnd> {
+/// What tail prints of each committed record.
+#[derive(Default)]
+pub struct TailOptions {
+    /// `--jq`.
+    pub jq: Option<JqFilter>,
+    /// `--alert` and `--principal`: the records to print (the query
+    /// engine's [`Filter`]); the others are stored, not printed.
+    pub filter: Filter,
+}
+
+/// Prints to stdout every record committed after the subscription's start
+/// that passes `options.filter`, through `options.jq` if given, until the
+/// store closes (after its last record) or stdout is closed. Runs on a
+/// blocking thread of its own, after the records are stored and
+/// acknowledged: a slow stdout (or a filter) never holds up the listener.
+pub async fn run(feed: Subscription, options: TailOptions) -> std::io::Result<TailEnd> {
     let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || print_committed(&handle, feed, filter))
+    tokio::task::spawn_blocking(move || print_committed(&handle, feed, options))
         .await
         .map_err(std::io::Error::other)?
 }
@@ -47,7 +59,11 @@ pub fn print_file(path: &Path, filter: Option<JqFilter>) -> std::io::Result<Tail
     let file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-    print_committed(runtime.handle(), Subscription::finished(file, len), filter)
+    let options = TailOptions {
+        jq: filter,
+        ..TailOptions::default()
+    };
+    print_committed(runtime.handle(), Subscription::finished(file, len), options)
 }
 
 /// Follows the subscription, printing to stdout, until the store closes or
@@ -55,28 +71,37 @@ pub fn print_file(path: &Path, filter: Option<JqFilter>) -> std::io::Result<Tail
 fn print_committed(
     handle: &tokio::runtime::Handle,
     feed: Subscription,
-    filter: Option<JqFilter>,
+    options: TailOptions,
 ) -> std::io::Result<TailEnd> {
-    let mut sink = StdoutSink(TailPrinter::new(
-        std::io::stdout(),
-        std::io::stderr(),
-        filter,
-    ));
+    let mut sink = StdoutSink {
+        printer: TailPrinter::new(std::io::stdout(), std::io::stderr(), options.jq),
+        filter: options.filter,
+    };
     let followed = handle.block_on(follow::follow(feed, &mut sink))?;
-    let _ = sink.0.flush();
+    let _ = sink.printer.flush();
     Ok(TailEnd {
         stdout_closed: followed.end == FollowEnd::OutputClosed,
     })
 }
 
-struct StdoutSink(TailPrinter<std::io::Stdout, std::io::Stderr>);
+struct StdoutSink {
+    printer: TailPrinter<std::io::Stdout, std::io::Stderr>,
+    filter: Filter,
+}
 
 impl RecordSink for StdoutSink {
     fn record(&mut self, record: &[u8]) -> std::io::Result<()> {
-        self.0.print(record)
+        // Without a filter no record is read beyond its bytes; with one, a
+        // line that is no audit record matches nothing.
+        if !self.filter.is_empty()
+            && !crate::record::Record::from_slice(record).is_ok_and(|r| self.filter.matches(&r))
+        {
+            return Ok(());
+        }
+        self.printer.print(record)
     }
 
     fn caught_up(&mut self) -> std::io::Result<()> {
-        self.0.flush()
+        self.printer.flush()
     }
 }
