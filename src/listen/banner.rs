@@ -128,6 +128,7 @@ mod tests {
             verify: crate::verify::Mode::Warn,
             backfill: crate::replay::Backfill::Auto,
             store: crate::store::StorePolicy::default(),
+            exec: None,
             warnings: Vec::new(),
         }
     }

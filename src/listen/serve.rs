@@ -32,6 +32,14 @@ fn state_refresh_interval() -> Duration {
         .unwrap_or(STATE_REFRESH)
 }
 
+/// How serving ended: why, the `--exec` pairs (stopped, their running
+/// commands maybe not yet ended) and the final `listener.json`.
+pub(super) struct Served {
+    pub(super) reason: StopReason,
+    pub(super) exec: Option<crate::exec::ExecRun>,
+    pub(super) state: ListenerState,
+}
+
 /// Why serving ended.
 pub(super) enum StopReason {
     Signal,
@@ -71,6 +79,7 @@ impl Run {
                 // Read before this state replaces the previous listener's.
                 crate::replay::previous_missing_window(&self.paths.listener_file),
             )),
+            exec: None,
         }
     }
 
@@ -80,10 +89,19 @@ impl Run {
         listener: TcpListener,
         store: EventStore,
         mut listener_state: ListenerState,
-    ) -> StopReason {
+        exec: Option<crate::exec::Prepared>,
+    ) -> Served {
         // Tail from here: taken before the server starts, so no record
         // acknowledged by this run is missed.
         let feed = self.opts.tail.then(|| store.subscribe());
+        // --exec from here too: commands left by an earlier run first.
+        let exec = exec.map(|prepared| {
+            crate::exec::start(prepared, store.committed(), self.signals.abort.clone())
+        });
+        let exec_report = {
+            let counts = exec.as_ref().map(|e| e.counts());
+            move || counts.as_ref().map(crate::exec::ExecCounts::report)
+        };
         let shutdown = CancellationToken::new();
         let mut settings = ListenerSettings::new(
             self.opts.path.clone(),
@@ -152,8 +170,17 @@ impl Run {
             let verifier = self.verifier.clone();
             let report = report.clone();
             let gate = gate.clone();
+            let exec_report = exec_report.clone();
             tokio::spawn(async move {
-                let mut last = (0, 0, None, report.version(), 0, store.summary());
+                let mut last = (
+                    0,
+                    0,
+                    None,
+                    report.version(),
+                    0,
+                    store.summary(),
+                    exec_report(),
+                );
                 loop {
                     tokio::time::sleep(every).await;
                     let stats = store.stats();
@@ -168,12 +195,14 @@ impl Run {
                         report.version(),
                         gate.dropped(),
                         store.summary(),
+                        exec_report(),
                     );
                     if now != last {
                         apply_stats(&mut s, &stats);
                         s.verify = now.2;
                         s.replay = Some(replay_report(&report, &gate));
                         s.store = now.5.clone();
+                        s.exec = now.6.clone();
                         last = now;
                         if let Err(e) = state::write_json(&path, &s) {
                             tracing::warn!(error = %e, "failed to refresh listener state file");
@@ -192,6 +221,10 @@ impl Run {
                 Err(e) => format!("listener task failed: {e}"),
             }),
         };
+        // Start no more commands; the running ones end on their own.
+        if let Some(exec) = &exec {
+            exec.stop();
+        }
         match &reason {
             StopReason::Signal => tracing::info!("stopping: signal received"),
             StopReason::StdoutClosed => tracing::info!("stopping: stdout closed"),
@@ -236,12 +269,17 @@ impl Run {
         }
         apply_stats(&mut listener_state, &stats);
         listener_state.verify = self.verifier.as_ref().map(|v| v.counts());
+        listener_state.exec = exec_report();
         listener_state.running = false;
         listener_state.stopped_at = Some(crate::time::now_rfc3339());
         if let Err(e) = state::write_json(&self.paths.listener_file, &listener_state) {
             tracing::warn!(error = %e, "failed to write final listener state");
         }
-        reason
+        Served {
+            reason,
+            exec,
+            state: listener_state,
+        }
     }
 }
 

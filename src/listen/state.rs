@@ -121,6 +121,9 @@ pub struct ListenerState {
     /// Gap healing: the replay status and any window still missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<crate::replay::ReplayReport>,
+    /// Ours: each `--on`/`--exec` pair's commands (absent without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<crate::exec::ExecReport>,
 }
 
 /// Writes `value` as 2-space JSON, atomically, 0600, no trailing newline

@@ -38,6 +38,9 @@ pub struct ListenerCounters {
     /// The store: closed segments, bytes on disk, record time range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<crate::store::StoreSummary>,
+    /// Each `--on`/`--exec` pair's commands (`crate::exec`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<crate::exec::ExecReport>,
 }
 
 /// Every record in `processes_dir` with its status, newest first, then by
@@ -356,6 +359,7 @@ mod tests {
                 }),
                 replay: None,
                 store: None,
+                exec: None,
             })
         );
     }
