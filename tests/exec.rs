@@ -526,22 +526,8 @@ fn a_detached_listener_runs_commands_without_its_secrets() {
     let w = World::new();
     let runs = Runs::new(&w, "detached");
     let cmd = runs.command(None);
-    let host = w.tunnel_host();
-    let endpoint = format!("https://{host}/audit-logs");
-    let out = w.run(&[
-        "listen",
-        "--endpoint",
-        &endpoint,
-        "--listen-address",
-        "127.0.0.1:0",
-        "--authorization",
-        AUTH,
-        "--detach",
-        "--on",
-        "locked",
-        "--exec",
-        &cmd,
-    ]);
+    let (listen, _) = w.listener_command("listen", &["--detach", "--on", "locked", "--exec", &cmd]);
+    let out = Running::run_command(listen);
     assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
     let pid = detached_pid(&out.stdout);
     let _guard = PidGuard(pid);
@@ -584,20 +570,7 @@ fn a_detached_listener_runs_commands_without_its_secrets() {
 #[test]
 fn bad_pairs_fail_before_anything_remote() {
     let w = World::new();
-    let host = w.tunnel_host();
-    let endpoint = format!("https://{host}/audit-logs");
-    let base = [
-        "listen",
-        "--endpoint",
-        &endpoint,
-        "--listen-address",
-        "127.0.0.1:0",
-    ];
-    let run = |extra: &[&str]| {
-        let mut args = base.to_vec();
-        args.extend_from_slice(extra);
-        w.run(&args)
-    };
+    let run = |extra: &[&str]| Running::run_command(w.listener_command("listen", extra).0);
     let out = run(&["--on", ".a ==", "--exec", "true"]);
     assert_eq!(out.code(), Some(1));
     assert!(
