@@ -324,9 +324,9 @@ pub fn prepare(
                     crate::gofmt::quote(&pair.command)
                 )
             })?;
-        // A new pair's start is saved at once: a crash before its first
-        // command ends must not move it to the end again.
-        if !consumer.cursor_path().exists() {
+        // A new pair's cursor (saved by `open` at the end of the store)
+        // names the pair, for people and for the warning when it goes.
+        if state.is_null() {
             consumer
                 .save_at(consumer.position(), follow::initial_state(pair))
                 .map_err(|e| {

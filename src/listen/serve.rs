@@ -17,6 +17,7 @@ use super::Run;
 use super::state::{self, ListenerState};
 use crate::listener::{DedupGate, EventStore, ListenerSettings};
 use crate::replay::{Healing, ReplayReport, SharedReport, StoreFiles, Timing};
+use crate::verify::checker::Checker;
 
 /// How often listener.json's counters are refreshed.
 const STATE_REFRESH: Duration = Duration::from_secs(2);
@@ -108,10 +109,32 @@ impl Run {
             self.opts.authorization.expose().to_string(),
             self.opts.max_body_bytes,
         );
-        settings.screen = self
-            .verifier
-            .clone()
-            .map(|v| v as std::sync::Arc<dyn crate::listener::Screen>);
+        // Under `warn` records are checked after they are stored, by the
+        // checker; under `reject`, before, on the request path.
+        let checker = match &self.verifier {
+            Some(v) if v.mode() == crate::verify::Mode::Warn => {
+                match Checker::start(
+                    v.clone(),
+                    &self.paths.dir,
+                    store.committed_view(),
+                    tokio::runtime::Handle::current(),
+                ) {
+                    Ok(checker) => Some(checker),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start the signature checker; checking each request's records before storing them instead");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        if checker.is_none() {
+            settings.screen = self
+                .verifier
+                .clone()
+                .map(|v| v as std::sync::Arc<dyn crate::listener::Screen>);
+        }
+        let checker = checker.map(std::sync::Arc::new);
         let gate = settings.dedup.clone();
         let mut server = tokio::spawn(crate::listener::serve(
             listener,
@@ -171,6 +194,7 @@ impl Run {
             let report = report.clone();
             let gate = gate.clone();
             let exec_report = exec_report.clone();
+            let checker = checker.clone();
             tokio::spawn(async move {
                 let mut last = (
                     0,
@@ -191,7 +215,7 @@ impl Run {
                     let now = (
                         stats.records,
                         stats.requests,
-                        verifier.as_ref().map(|v| v.counts()),
+                        verify_counts(verifier.as_deref(), checker.as_deref(), &stats),
                         report.version(),
                         gate.dropped(),
                         store.summary(),
@@ -267,8 +291,15 @@ impl Run {
                 Err(_) => tracing::warn!("tail did not finish printing in time"),
             }
         }
+        // The store is closed: the checker checks what is left of it, for
+        // a while (the rest waits for the next start).
+        if let Some(mut checker) = checker.and_then(std::sync::Arc::into_inner) {
+            checker.finish(crate::verify::checker::FINISH_WITHIN).await;
+            listener_state.verify = verify_counts(self.verifier.as_deref(), Some(&checker), &stats);
+        } else {
+            listener_state.verify = verify_counts(self.verifier.as_deref(), None, &stats);
+        }
         apply_stats(&mut listener_state, &stats);
-        listener_state.verify = self.verifier.as_ref().map(|v| v.counts());
         listener_state.exec = exec_report();
         listener_state.running = false;
         listener_state.stopped_at = Some(crate::time::now_rfc3339());
@@ -281,6 +312,18 @@ impl Run {
             state: listener_state,
         }
     }
+}
+
+/// `listener.json`'s `verify` object: the verifier's counts and, under
+/// `warn`, the records stored and not checked yet.
+fn verify_counts(
+    verifier: Option<&crate::verify::LiveVerifier>,
+    checker: Option<&Checker>,
+    stats: &crate::listener::StoreStats,
+) -> Option<crate::verify::Counts> {
+    let mut counts = verifier?.counts();
+    counts.pending = checker.map_or(0, |c| c.pending(stats.records));
+    Some(counts)
 }
 
 /// The replay report with the gate's current count of dropped duplicates.

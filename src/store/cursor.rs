@@ -263,6 +263,14 @@ impl StoreConsumer {
             }
             None => {
                 consumer.position = consumer.start_position(start)?;
+                // Saved at once: records stored from here on are delivered
+                // even if this process dies before its first batch.
+                consumer
+                    .write(consumer.position, &serde_json::Value::Null)
+                    .map_err(|source| ConsumeError::Save {
+                        path: consumer.cursor.display().to_string(),
+                        source,
+                    })?;
                 serde_json::Value::Null
             }
         };
@@ -498,7 +506,11 @@ impl StoreConsumer {
     }
 
     fn save<H: Handler>(&self, handler: &H) -> Result<(), ConsumeError<H::Error>> {
-        self.write(self.position, handler.state())
+        self.write(self.position, &handler.state())
+            .map_err(|source| ConsumeError::Save {
+                path: self.cursor.display().to_string(),
+                source,
+            })
     }
 
     /// Replaces the cursor file with `at` and `state`, leaving where the
@@ -511,24 +523,20 @@ impl StoreConsumer {
         state: serde_json::Value,
     ) -> Result<(), ConsumeError<std::convert::Infallible>> {
         debug_assert!(at <= self.position, "{at:?} is past {:?}", self.position);
-        self.write(at, state)
-    }
-
-    fn write<E: std::fmt::Display>(
-        &self,
-        at: Position,
-        state: serde_json::Value,
-    ) -> Result<(), ConsumeError<E>> {
-        let saved = Saved {
-            seq: at.seq,
-            offset: at.offset,
-            state,
-        };
-        let bytes = serde_json::to_vec(&saved).expect("a cursor serialises");
-        crate::fsutil::write_atomic(&self.cursor, &bytes).map_err(|source| ConsumeError::Save {
+        self.write(at, &state).map_err(|source| ConsumeError::Save {
             path: self.cursor.display().to_string(),
             source,
         })
+    }
+
+    fn write(&self, at: Position, state: &serde_json::Value) -> io::Result<()> {
+        let saved = Saved {
+            seq: at.seq,
+            offset: at.offset,
+            state: state.clone(),
+        };
+        let bytes = serde_json::to_vec(&saved).expect("a cursor serialises");
+        crate::fsutil::write_atomic(&self.cursor, &bytes)
     }
 
     /// Records after the cursor, stored (committed) so far: counted by
@@ -850,11 +858,15 @@ mod tests {
         drain(&mut c, &mut h);
         assert_eq!(h.lines, expected(0, 3028));
         assert!(h.skipped.is_empty(), "{:?}", h.skipped);
-        // Another consumer of its own, from the end: nothing old.
+        // Another consumer of its own, from the end: nothing old, but what
+        // comes after its start, even across a restart before its first
+        // batch.
+        let (_, _) = StoreConsumer::open(d, "u", Start::End, None).unwrap();
+        append(&active, &lines(3028, 3029));
         let (mut other, _) = StoreConsumer::open(d, "u", Start::End, None).unwrap();
         let mut h2 = Collect::default();
         drain(&mut other, &mut h2);
-        assert!(h2.lines.is_empty());
+        assert_eq!(h2.lines, expected(3028, 3029));
     }
 
     #[test]
@@ -942,8 +954,9 @@ mod tests {
         while let Step::Delivered(_) = c.step_unsaved(&mut h).unwrap() {}
         let got: Vec<String> = h.0.iter().map(|(_, l)| l.clone()).collect();
         assert_eq!(got, expected(0, 20));
-        // Nothing saved yet: a restart starts over.
-        assert!(!c.cursor_path().exists());
+        // Nothing saved since the start: a restart starts over.
+        let (again, _) = StoreConsumer::open(d, "t", Start::End, None).unwrap();
+        assert_eq!(again.position(), Position { seq: 1, offset: 0 });
         // Positions are where each line starts, in its segment.
         assert_eq!(h.0[0].0, Position { seq: 1, offset: 0 });
         assert_eq!(

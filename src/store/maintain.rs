@@ -148,7 +148,7 @@ impl Maintainer {
         let thread = std::thread::Builder::new()
             .name("kongctl-store".into())
             .spawn(move || {
-                lower_priority();
+                super::lower_thread_priority();
                 worker.run();
             })?;
         Ok(Maintainer {
@@ -194,17 +194,6 @@ impl Maintainer {
 impl Drop for Maintainer {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// Background work yields the CPU to ingest: the thread's nice value is
-/// raised to 19 (Linux sets it per thread).
-fn lower_priority() {
-    // SAFETY: setpriority only reads its integer arguments; `gettid` names
-    // this thread.
-    let tid = nix::unistd::gettid().as_raw() as libc::id_t;
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 19) } != 0 {
-        tracing::debug!(error = %io::Error::last_os_error(), "could not lower the store thread's priority");
     }
 }
 

@@ -73,3 +73,15 @@ pub(crate) fn pause_point(point: &str, path: &Path) {
 pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
+
+/// Background work yields the CPU to ingest: the calling thread's nice
+/// value is raised to 19 (Linux sets it per thread). Used by the
+/// maintenance thread and the signature checker (`crate::verify::checker`).
+pub(crate) fn lower_thread_priority() {
+    // SAFETY: setpriority only reads its integer arguments; `gettid` names
+    // this thread.
+    let tid = nix::unistd::gettid().as_raw() as libc::id_t;
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 19) } != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower a background thread's priority");
+    }
+}

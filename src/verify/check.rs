@@ -227,6 +227,44 @@ pub fn check_line(line: &[u8], keys: &KeySet, scratch: &mut Vec<u8>) -> Outcome 
     check_slow(line, keys, scratch)
 }
 
+/// Checks many lines: those the probe finds are verified together against
+/// the key that verified last ([`super::batch`]); the rest, and any that
+/// key does not verify, one by one ([`check_slow`]). The same outcomes as
+/// [`check_line`] on each.
+pub fn check_lines(lines: &[&[u8]], keys: &KeySet) -> Vec<Outcome> {
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; lines.len()];
+    if let Some(key) = keys.keys().get(keys.last_key()) {
+        let mut messages = Vec::new();
+        let mut found = Vec::new();
+        for (index, line) in lines.iter().enumerate() {
+            if let Some(p) = probe(line) {
+                let from = messages.len();
+                messages.extend_from_slice(&line[..p.start]);
+                messages.extend_from_slice(&line[p.end..]);
+                found.push((index, from..messages.len(), p.signature));
+            }
+        }
+        let items: Vec<super::batch::Item> = found
+            .iter()
+            .map(|(_, range, signature)| super::batch::Item {
+                message: &messages[range.clone()],
+                signature,
+            })
+            .collect();
+        for ((index, _, _), valid) in found.iter().zip(super::batch::verify_all(key, &items)) {
+            if valid {
+                outcomes[*index] = Some(Outcome::Valid);
+            }
+        }
+    }
+    let mut scratch = Vec::new();
+    outcomes
+        .into_iter()
+        .zip(lines)
+        .map(|(outcome, line)| outcome.unwrap_or_else(|| check_slow(line, keys, &mut scratch)))
+        .collect()
+}
+
 /// [`check_line`] through the record's view, for the lines the probe does
 /// not settle.
 pub fn check_slow(line: &[u8], keys: &KeySet, scratch: &mut Vec<u8>) -> Outcome {
