@@ -40,6 +40,11 @@
 #            `zcat segments; cat active | gojq -c 'select(...) | EXPR'`,
 #            outputs compared byte for byte; and `--since 1h` over 365 daily
 #            segments against the same query over 1 segment.
+#   summary  `kongctl get audit-logs --stored --summary` against `--limit 0
+#            -o jsonl` of the same store: a year of daily segments (365 x
+#            DAY_RECORDS records, and an active file), runs alternating;
+#            the summary's record count checked against the jsonl lines.
+#            Not in the default PARTS.
 #
 # Every acknowledged record must be in the events file (lines >= 2xx x 50,
 # each line one JSON object) and tail outputs must match, else the run fails
@@ -59,6 +64,7 @@
 #   STORED_RUNS=3 / 1        runs of the big stored query per tool
 #   DAY_RECORDS=1000         records per daily segment (365 of them, and 1)
 #   SINCE_RUNS=11 / 5        runs of each --since 1h query
+#   SUMMARY_RUNS=3 / 5       runs of each command of the summary part
 #   STORED_B=                a second kongctl binary to time on the big
 #                            stored query (tool kongctl-b), e.g. an older build
 #   GUNZIP_SECS=3 / 1        length of each one-core gunzip measurement
@@ -123,6 +129,7 @@ STORE_ACTIVE_RECORDS=${STORE_ACTIVE_RECORDS:-100000}
 STORED_RUNS=${STORED_RUNS:-$(q 1 3)}
 DAY_RECORDS=${DAY_RECORDS:-1000}
 SINCE_RUNS=${SINCE_RUNS:-$(q 5 11)}
+SUMMARY_RUNS=${SUMMARY_RUNS:-$(q 3 5)}
 STORED_B=${STORED_B:-}
 STORED_EXPR='{ts: .event_ts, name, principal_id, granted}'
 BATCH=50
@@ -708,6 +715,57 @@ EOF
   rm -rf "$WORK/store-365" "$WORK/store-1"
   log "stored: --since 1h: ${SINCE_LINES[0]} lines"
 }
+# ----------------------------------------------------------------- summary
+# load: the 1-minute load average (other work on the machine), for the report
+load() { cut -d' ' -f1 /proc/loadavg; }
+summary_bench() {
+  SUMMARYTSV=$WORK/summary.tsv
+  printf 'tool\trun\tsecs\tkib\n' >"$SUMMARYTSV"
+  local store=$WORK/store-year run n tools
+  log "summary: writing 365 daily segments of $DAY_RECORDS records"
+  YEAR_INFO=$("$TOOL" store --segments 365 --segment-records "$DAY_RECORDS" --active-records "$DAY_RECORDS" --out "$store")
+  SUMMARY_LOAD=("$(load)")
+  for run in $(seq 1 "$SUMMARY_RUNS"); do
+    tools=(jsonl summary)
+    ((run % 2 == 0)) && tools=(summary jsonl)
+    for n in "${tools[@]}"; do
+      stored_cmd kongctl "$store"
+      case $n in
+        jsonl) timed "$SUMMARYTSV" "jsonl	$run" "${CMD[@]}" --limit 0 -o jsonl ;;
+        summary) timed "$SUMMARYTSV" "summary	$run" env COLUMNS=100 "${CMD[@]}" --summary ;;
+      esac
+      log "summary: $n run $run: $(tail -n1 "$SUMMARYTSV" | cut -f3)s"
+    done
+  done
+  SUMMARY_LOAD+=("$(load)")
+  # The summary counts what the jsonl query prints.
+  stored_cmd kongctl "$store"
+  SUMMARY_LINES=$("${CMD[@]}" --limit 0 -o jsonl | wc -l)
+  SUMMARY_COUNT=$("${CMD[@]}" --summary -o json | gojq '.records')
+  [[ $SUMMARY_LINES -gt 0 && $SUMMARY_LINES == "$SUMMARY_COUNT" ]] ||
+    fail "summary: counted $SUMMARY_COUNT records, the jsonl query printed $SUMMARY_LINES"
+  rm -rf "$store"
+  log "summary: $SUMMARY_COUNT records"
+}
+
+report_summary() {
+  local t secs kib
+  echo "## get audit-logs --summary"
+  echo
+  echo "A year of daily segments (\`kongctl-bench store --segments 365 --segment-records $DAY_RECORDS --active-records $DAY_RECORDS\`): $(kv "$YEAR_INFO" records) records, $(kv "$YEAR_INFO" gz_bytes) B gzip'd. Seconds and peak RSS: min / median / max of $SUMMARY_RUNS runs, alternating which goes first; load average ${SUMMARY_LOAD[0]:-?} at the start, ${SUMMARY_LOAD[1]:-?} at the end. The summary counted ${SUMMARY_COUNT:-?} records, the jsonl query printed ${SUMMARY_LINES:-?}."
+  echo
+  echo "| command | seconds | peak RSS MiB |"
+  echo "| --- | ---: | ---: |"
+  for t in jsonl summary; do
+    mapfile -t secs < <(col "$SUMMARYTSV" secs tool=$t)
+    mapfile -t kib < <(col "$SUMMARYTSV" kib tool=$t)
+    local name="kongctl get audit-logs --stored --limit 0 -o jsonl"
+    [[ $t == summary ]] && name="kongctl get audit-logs --stored --summary"
+    echo "| \`$name\` | $(FMT=%.2f mmm "${secs[@]}") | $(FMT=%.1f mmm $(for k in "${kib[@]}"; do mib "$k"; echo; done)) |"
+  done
+  echo
+}
+
 # ------------------------------------------------------------------ report
 machine() {
   local cpu fs
@@ -969,6 +1027,10 @@ report_bars() {
     m=$(ratio "$(stored_secs "$SINCETSV" 365)" "$(stored_secs "$SINCETSV" 1)")
     echo "- \`--since 1h\` over 365 daily segments within 2x of 1 segment: ${m}x: $(bar "$m" "<" 2)"
   fi
+  if part summary; then
+    m=$(ratio "$(stored_secs "$SUMMARYTSV" summary)" "$(stored_secs "$SUMMARYTSV" jsonl)")
+    echo "- \`--summary\` over a year of daily segments under 2x of \`--limit 0 -o jsonl\` (load average ${SUMMARY_LOAD[0]:-?}-${SUMMARY_LOAD[1]:-?}): ${m}x: $(bar "$m" "<" 2)"
+  fi
   if part memory; then
     echo "- idle RSS < 10 MiB: $(bar "$IDLE_KIB" "<" 10240); peak RSS under a gzip bomb < 64 MiB: $(bar "$BOMB_HWM" "<" 65536)"
   fi
@@ -997,6 +1059,7 @@ report() {
   fi
   part tail && report_tail
   part stored && report_stored
+  part summary && report_summary
   report_memory
   report_bars
   if ((${#FAILURES[@]})); then
@@ -1019,6 +1082,7 @@ if part memory; then memory; fi
 if part startup; then startup; fi
 if part tail; then tail_bench; fi
 if part stored; then stored_bench; fi
+if part summary; then summary_bench; fi
 SUFFIX=""; ((QUICK)) && SUFFIX=-quick
 OUT=$REPO/bench/results/$STAMP$SUFFIX.md
 mkdir -p "$(dirname "$OUT")"

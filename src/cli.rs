@@ -962,6 +962,19 @@ pub struct ReadArgs {
         help_heading = "Who, what, how much"
     )]
     pub principals: Vec<String>,
+
+    /// Add `principal_name` (the principal's name, looked up in Konnect) to
+    /// each JSON record that lacks it; `=false` turns off all lookups
+    /// (tables then show ids). [default: names in tables when a token is at
+    /// hand]
+    #[arg(
+        long,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "BOOL",
+        help_heading = "Who, what, how much"
+    )]
+    pub resolve: Option<bool>,
 }
 
 /// The flags of an audit-log query, shared by `get audit-logs` and `tail`
@@ -1076,6 +1089,13 @@ pub struct GetAuditLogs {
 
     #[command(flatten)]
     pub read: ReadArgs,
+
+    /// Print a summary instead of the records: the window, totals by type
+    /// and outcome, the top principals and actions, a count per alert rule
+    /// and the events over time as a bar chart (`-o json|yaml` for
+    /// scripts). Without --limit every record of the window is counted.
+    #[arg(long, help_heading = "Who, what, how much")]
+    pub summary: bool,
 
     /// Query this profile's stored events (every segment and the active
     /// file) instead of Konnect.

@@ -23,7 +23,9 @@ use crate::error::CliError;
 use crate::inspect;
 use crate::konnect::client::ClientOptions;
 use crate::konnect::{AuditLogs, KonnectClient, KonnectError};
+use crate::output::summary::SummaryPrinter;
 use crate::output::{self, Output, Summary};
+use crate::query::names::{Named, Names};
 use crate::query::options::{QueryFlags, QueryOptions};
 use crate::query::{Limit, Pipeline, Query, Window};
 use crate::record::Record;
@@ -59,6 +61,7 @@ fn query_flags(
         alerts: read.alerts.clone(),
         principals: read.principals.clone(),
         summary: false,
+        resolve: read.resolve,
     }
 }
 
@@ -67,17 +70,19 @@ pub fn get_audit_logs(settings: &Settings, args: GetAuditLogs, path: &str) -> Re
     if let Some(resource) = args.resource {
         return inspect_setup(settings, resource, path);
     }
-    let flags = query_flags(
-        &args.query,
-        &args.read,
-        args.jq.as_ref(),
-        &args.positional,
-        settings.output,
-        false,
-    )
+    let flags = QueryFlags {
+        summary: args.summary,
+        ..query_flags(
+            &args.query,
+            &args.read,
+            args.jq.as_ref(),
+            &args.positional,
+            settings.output,
+            false,
+        )
+    }
     .page_size_from_profile(settings.page_size);
     let mut opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
-    select_principals(&mut opts);
     if args.stored && !args.files.is_empty() {
         return Err(CliError::usage(
             "--stored cannot be combined with --file",
@@ -103,22 +108,23 @@ pub fn get_audit_logs(settings: &Settings, args: GetAuditLogs, path: &str) -> Re
     if args.verify {
         return verify_offline(settings, &args, path);
     }
+    if opts.follow && !args.files.is_empty() {
+        return Err(CliError::usage("--follow cannot be used with --file", path));
+    }
+    if opts.follow && args.stored {
+        return Err(CliError::usage(
+            "--follow cannot be used with --stored: use 'kongctl tail --stored'",
+            path,
+        ));
+    }
+    let names = prepare_names(settings, &mut opts);
     if !args.files.is_empty() {
-        if opts.follow {
-            return Err(CliError::usage("--follow cannot be used with --file", path));
-        }
-        return query_files(opts, &args.files, args.strict);
+        return query_files(opts, names, &args.files, args.strict);
     }
     if args.stored {
-        if opts.follow {
-            return Err(CliError::usage(
-                "--follow cannot be used with --stored: use 'kongctl tail --stored'",
-                path,
-            ));
-        }
-        return query_stored(settings, opts, args.strict);
+        return query_stored(settings, opts, names, args.strict);
     }
-    pull(settings, opts)
+    pull(settings, opts, names)
 }
 
 /// `get audit-logs --stored|--file … --verify`: the signature check of
@@ -138,6 +144,10 @@ fn verify_offline(settings: &Settings, args: &GetAuditLogs, path: &str) -> Resul
         (args.jq.is_some(), "--jq"),
         (q.jq_raw_output, "--jq-raw-output"),
         (!q.columns.is_empty(), "--columns"),
+        (!args.read.alerts.is_empty(), "--alert"),
+        (!args.read.principals.is_empty(), "--principal"),
+        (args.read.resolve.is_some(), "--resolve"),
+        (args.summary, "--summary"),
     ]
     .into_iter()
     .find_map(|(given, name)| given.then_some(name));
@@ -178,19 +188,48 @@ pub fn tail_pull(settings: &Settings, args: TailArgs, path: &str) -> Result<(), 
     )
     .page_size_from_profile(settings.page_size);
     let mut opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
-    select_principals(&mut opts);
-    pull(settings, opts)
+    let names = prepare_names(settings, &mut opts);
+    pull(settings, opts, names)
 }
 
-/// `--principal`: the record filter's principals.
-fn select_principals(opts: &mut QueryOptions) {
-    if !opts.principals.is_empty() {
-        opts.filter.principals = Some(crate::query::Principals::new(&opts.principals).leak());
+/// Principal names for a query, when it shows any: the text table's
+/// PRINCIPAL column, `--resolve`, the summary's top principals and
+/// `--principal` by email or name need them; `--resolve=false` turns them
+/// off. Resolves `--principal` into the record filter.
+fn prepare_names(settings: &Settings, opts: &mut QueryOptions) -> Option<Names> {
+    let table = opts.output.format == output::Format::Text && opts.output.jq.is_none();
+    let wanted = opts.resolve == Some(true)
+        || (opts.resolve.is_none() && (table || opts.summary))
+        || !opts.principals.is_empty();
+    let names = if wanted && opts.resolve != Some(false) {
+        Names::open(settings)
+    } else {
+        None
+    };
+    if opts.resolve == Some(true)
+        && names.is_none()
+        && let Err(why) = settings.auth()
+    {
+        eprintln!("warning: --resolve: {why}; records are printed without principal_name");
     }
+    if !opts.principals.is_empty() {
+        // A name or an email is looked up even with --resolve=false: the
+        // filter needs its ids. The cache is read without a token too.
+        let fallback;
+        let lookup = match &names {
+            Some(n) => Some(n),
+            None => {
+                fallback = Names::open(settings).or_else(|| Some(Names::cached(settings)));
+                fallback.as_ref()
+            }
+        };
+        opts.filter.principals = Some(Names::principals(lookup, &opts.principals).leak());
+    }
+    names
 }
 
 /// Runs a pull (finite or following) from Konnect into stdout.
-fn pull(settings: &Settings, mut opts: QueryOptions) -> Result<(), CliError> {
+fn pull(settings: &Settings, mut opts: QueryOptions, names: Option<Names>) -> Result<(), CliError> {
     // The credential is checked before anything is sent.
     settings.auth().map_err(CliError::new)?;
     let options = ClientOptions {
@@ -211,12 +250,7 @@ fn pull(settings: &Settings, mut opts: QueryOptions) -> Result<(), CliError> {
     let stdout = io::stdout();
     let query = Puller::pipeline_query(&opts);
     // The printer takes the output settings; the puller the rest.
-    let printer = output::printer(
-        std::mem::take(&mut opts.output),
-        stdout.lock(),
-        io::stderr(),
-        crate::output::table::terminal_width(),
-    );
+    let printer = query_printer(&mut opts, names, stdout.lock());
     let mut pipeline = Pipeline::new(query, printer);
     let mut puller = Puller::new(AuditLogs::new(client), &opts, stop.clone());
     let result = runtime.block_on(async {
@@ -417,7 +451,7 @@ pub fn tail_stored(settings: &Settings, args: TailArgs, path: &str) -> Result<()
         true,
     );
     let mut opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
-    select_principals(&mut opts);
+    let names = prepare_names(settings, &mut opts);
     let lines = match args.lines.as_deref() {
         None => DEFAULT_TAIL_LINES,
         Some(text) => parse_lines(text).map_err(|e| CliError::usage(e, path))?,
@@ -440,12 +474,7 @@ pub fn tail_stored(settings: &Settings, args: TailArgs, path: &str) -> Result<()
         filter: opts.filter,
     };
     let stdout = io::stdout();
-    let printer = output::printer(
-        opts.output,
-        stdout.lock(),
-        io::stderr(),
-        crate::output::table::terminal_width(),
-    );
+    let printer = query_printer(&mut opts, names, stdout.lock());
     let mut sink = TailSink {
         pipeline: Pipeline::new(query, printer),
     };
@@ -518,7 +547,12 @@ fn finish_output(result: io::Result<()>) -> Result<(), CliError> {
 
 /// `get audit-logs --file PATH...`: every record of the files, in time
 /// order.
-fn query_files(opts: QueryOptions, files: &[PathBuf], strict: bool) -> Result<(), CliError> {
+fn query_files(
+    mut opts: QueryOptions,
+    names: Option<Names>,
+    files: &[PathBuf],
+    strict: bool,
+) -> Result<(), CliError> {
     let query = opts.query(Timestamp::now());
     let mut order = TimeOrder::new(query);
     let mut problems = 0usize;
@@ -537,31 +571,25 @@ fn query_files(opts: QueryOptions, files: &[PathBuf], strict: bool) -> Result<()
         .map_err(|e| CliError::new(format!("failed to read {}: {e}", path.display())))?;
     }
     let (records, dropped) = order.into_sorted();
-    let spec = opts.output;
     let stdout = io::stdout();
-    let printer = output::printer(
-        spec,
-        stdout.lock(),
-        io::stderr(),
-        crate::output::table::terminal_width(),
-    );
+    let printer = query_printer(&mut opts, names, stdout.lock());
     finish_output(print_all(query, printer, records, dropped).map(|_| ()))?;
     strict_check(strict, problems)
 }
 
 /// `get audit-logs --stored`: the profile's segments and active file, in
 /// time order.
-fn query_stored(settings: &Settings, opts: QueryOptions, strict: bool) -> Result<(), CliError> {
+fn query_stored(
+    settings: &Settings,
+    mut opts: QueryOptions,
+    names: Option<Names>,
+    strict: bool,
+) -> Result<(), CliError> {
     let query = opts.query(Timestamp::now());
     let dir = settings.audit_log_dir();
     let mut snapshot = Snapshot::take(&dir).map_err(|e| CliError::new(e.to_string()))?;
     let stdout = io::stdout();
-    let printer = output::printer(
-        opts.output,
-        stdout.lock(),
-        io::stderr(),
-        crate::output::table::terminal_width(),
-    );
+    let printer = query_printer(&mut opts, names, stdout.lock());
     let mut pipeline = Pipeline::new(query, printer);
     let mut problems = 0usize;
     let result = stored::query(&mut snapshot, &mut pipeline, &mut |problem| {
@@ -575,6 +603,41 @@ fn query_stored(settings: &Settings, opts: QueryOptions, strict: bool) -> Result
     .and_then(|()| pipeline.finish(false).map(|_| ()));
     finish_output(result)?;
     strict_check(strict, problems)
+}
+
+/// The printer of a query: the one `-o` chose, or with `--summary` the
+/// summary (of the query's window, on this machine's clock); with `names`,
+/// the records reach it named ([`Named`]) where it shows names (the text
+/// table, or any output with `--resolve`).
+fn query_printer<'a, W: io::Write + 'a>(
+    opts: &mut QueryOptions,
+    names: Option<Names>,
+    out: W,
+) -> Box<dyn Output + 'a> {
+    let spec = std::mem::take(&mut opts.output);
+    if opts.summary {
+        let window = opts.time.window(Timestamp::now());
+        let printer = SummaryPrinter::new(out, spec.format, window, output::chart::width());
+        return match names {
+            Some(names) if opts.resolve != Some(false) => {
+                Box::new(printer.with_names(Box::new(names)))
+            }
+            _ => Box::new(printer),
+        };
+    }
+    let table = spec.format == output::Format::Text && spec.jq.is_none();
+    let printer = output::printer(
+        spec,
+        out,
+        io::stderr(),
+        crate::output::table::terminal_width(),
+    );
+    match names {
+        Some(names) if opts.resolve == Some(true) || (opts.resolve.is_none() && table) => {
+            Box::new(Named::new(printer, names))
+        }
+        _ => printer,
+    }
 }
 
 /// `--strict`: any line that could not be read fails the command.

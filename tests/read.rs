@@ -642,3 +642,731 @@ fn principal_keeps_one_principals_records_by_id_or_konnects_name() {
     );
     assert_eq!(run(&["--principal", "nobody"]), "");
 }
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/summary")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| !v.is_empty() && v != "0") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
+    assert_eq!(
+        actual,
+        expected,
+        "{} differs (UPDATE_GOLDEN=1 cargo test --test read rewrites it)",
+        path.display()
+    );
+}
+
+/// Six hours of the events above, more each hour, from two principals
+/// and the cps, CEF and JSON formats.
+fn six_hours() -> Vec<String> {
+    let alice = "87655c36-8d63-48fe-9a1e-53b28dfbc19b";
+    let bob = "eb999f01-5976-4f4b-9fbc-dd5d514bd675";
+    let formats = ["json", "cef", "cps"];
+    let all = events();
+    let mut out = Vec::new();
+    for hour in 0..6u32 {
+        for i in 0..(hour * 4 + 1) {
+            let (event, _) = &all[(i as usize * 5 + hour as usize) % all.len()];
+            let ts = format!("2026-08-23T{:02}:{:02}:00Z", 10 + hour, i % 60);
+            let line = match formats[i as usize % 3] {
+                "json" => event.json(&ts),
+                "cef" => event.cef(&ts),
+                _ => event.cps(&ts),
+            };
+            out.push(if i % 4 == 3 {
+                line.replace(alice, bob)
+            } else {
+                line
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn the_summary_counts_a_window_and_charts_it_to_the_terminals_width() {
+    let w = World::new();
+    let file = write_file(w.dir.path(), "six-hours.log", &six_hours());
+    let summary = |columns: &str, extra: &[&str]| {
+        let mut cmd = w.kongctl();
+        cmd.env("COLUMNS", columns).args([
+            "get",
+            "audit-logs",
+            "--file",
+            file.to_str().unwrap(),
+            "--start-time",
+            "2026-08-23T09:00:00Z",
+            "--end-time",
+            "2026-08-23T16:59:59Z",
+            "--summary",
+        ]);
+        cmd.args(extra);
+        let out = Running::run_command(cmd);
+        ok(&out).to_owned()
+    };
+    let narrow = summary("60", &[]);
+    golden("six-hours-60.txt", &narrow);
+    let wide = summary("100", &[]);
+    golden("six-hours-100.txt", &wide);
+    for (text, width) in [(&narrow, 60), (&wide, 100)] {
+        let chart: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("EVENTS PER HOUR"))
+            .skip(1)
+            .collect();
+        // 09:00 to 16:00, the busiest hour's bar filling the width.
+        assert_eq!(chart.len(), 8, "{text}");
+        assert!(chart.iter().all(|l| l.chars().count() == width), "{text}");
+        assert!(chart[6].contains(&"█".repeat(width - 24)), "{text}");
+    }
+    // The same numbers for scripts.
+    let doc: Value = serde_json::from_str(&summary("100", &["-o", "json"])).unwrap();
+    let records: u64 = (0..6).map(|h| h * 4 + 1).sum();
+    assert_eq!(doc["records"], records);
+    assert_eq!(doc["buckets"]["unit"], "hour");
+    let counts: Vec<u64> = doc["buckets"]["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["records"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts, [0, 1, 5, 9, 13, 17, 21, 0]);
+    let alerts: u64 = doc["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["records"].as_u64().unwrap())
+        .sum();
+    assert!(alerts > 0);
+    let yaml: Value = serde_yaml_ng::from_str(&summary("100", &["-o", "yaml"])).expect("YAML");
+    assert_eq!(yaml["records"], records);
+    // With a filter: the summary of the alerts.
+    let doc: Value =
+        serde_json::from_str(&summary("100", &["-o", "json", "--alert", "denied"])).unwrap();
+    assert_eq!(doc["types"][0]["type"], "authorization");
+    assert_eq!(doc["types"][0]["outcomes"][0]["outcome"], "denied");
+    assert_eq!(doc["records"], doc["alerts"][2]["records"]);
+}
+
+#[test]
+fn summary_flags_that_make_no_sense_are_refused() {
+    let w = World::new();
+    for (args, message) in [
+        (
+            &["--summary", "--follow"][..],
+            "--summary cannot be used with --follow",
+        ),
+        (
+            &["--summary", "-o", "jsonl"][..],
+            "--summary supports --output text, json or yaml",
+        ),
+        (
+            &["--summary", "-o", "json", "--jq", "."][..],
+            "--summary cannot be combined with --jq",
+        ),
+        (
+            &["--summary", "--columns", "A=.a"][..],
+            "--summary cannot be combined with --columns",
+        ),
+    ] {
+        let mut all = vec!["get", "audit-logs"];
+        all.extend_from_slice(args);
+        let out = w.run(&all);
+        assert_eq!(out.code(), Some(1), "{args:?}");
+        assert!(
+            out.stderr.starts_with(&format!("Error: {message}")),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(w.calls("GET", "/v3/audit-logs"), 0);
+}
+
+// ---------------------------------------------------------------- names
+
+/// The principals the emulator knows, and one it does not.
+struct People {
+    ana: String,
+    bot: String,
+    dev: String,
+    portal: String,
+    ghost: &'static str,
+}
+
+fn people(w: &World) -> People {
+    let ana = w.sim.add_user("ana@example.test", "Ana Admin").unwrap().id;
+    let bot = w.sim.add_system_account("ci-bot", "CI").unwrap().id;
+    let portal = w.sim.add_portal("us", "dev-portal").unwrap().id;
+    let dev = w
+        .sim
+        .add_portal_developer(&portal, "jane@example.test", "Jane Dev")
+        .unwrap()
+        .id;
+    People {
+        ana,
+        bot,
+        dev,
+        portal,
+        ghost: "0b4f5a3e-1111-4222-8333-444455556666",
+    }
+}
+
+/// One record of each principal (JSON, CEF, cps; a portal developer's
+/// with its portal; one with Konnect's own principal_name; one whose id is
+/// no UUID), a minute apart.
+fn named_records(p: &People) -> Vec<String> {
+    let authz = |id: &'static str, who: &str, minute: u32| {
+        Event::new(id, "konnect", "Authz.portals", 1)
+            .with("action", json!("list"))
+            .with("granted", json!(true))
+            .json(&format!("2026-08-23T14:{minute:02}:00Z"))
+            .replace("87655c36-8d63-48fe-9a1e-53b28dfbc19b", who)
+    };
+    let dev = Event::new(
+        "by-dev",
+        "AUTHENTICATION_TYPE_BASIC",
+        "AUTHENTICATION_OUTCOME_SUCCESS",
+        0,
+    )
+    .with("success", json!("true"))
+    .with("portal_id", json!(p.portal))
+    .cef("2026-08-23T14:02:00Z")
+    .replace("87655c36-8d63-48fe-9a1e-53b28dfbc19b", &p.dev);
+    let bot = Event::new("by-bot", "KongGateway", "Ingress", 1)
+        .with("act", json!("GET"))
+        .with("request", json!("/v2/x"))
+        .with("status", json!(200))
+        .cps("2026-08-23T14:01:00Z")
+        .replace("87655c36-8d63-48fe-9a1e-53b28dfbc19b", &p.bot);
+    let sent = authz("by-konnect-name", &p.ana, 4).replace(
+        r#""principal_id""#,
+        r#""principal_name":"Ana (from Konnect)","principal_id""#,
+    );
+    vec![
+        authz("by-ana", &p.ana, 0),
+        bot,
+        dev,
+        authz("by-ghost", p.ghost, 3),
+        sent,
+        authz("by-non-uuid", "user-42", 5),
+    ]
+}
+
+fn identity_calls(w: &World) -> [u64; 3] {
+    [
+        w.sim.request_count("GET", "/v3/users/{userId}"),
+        w.sim
+            .request_count("GET", "/v3/system-accounts/{accountId}"),
+        w.sim
+            .request_count("GET", "/v3/portals/{portalId}/developers/{developerId}"),
+    ]
+}
+
+fn principal_column(table: &str) -> Vec<String> {
+    // TIMESTAMP  TYPE  PRINCIPAL …: the third column, cut at two spaces.
+    let header = table.lines().next().unwrap();
+    let start = header.find("PRINCIPAL").unwrap();
+    let end = header.find("ACTION").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.chars()
+                .skip(start)
+                .take(end - start)
+                .collect::<String>()
+                .trim()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn tables_show_names_looked_up_once_and_cached_and_json_stays_as_sent() {
+    let w = World::new();
+    let p = people(&w);
+    let records = named_records(&p);
+    let file = write_file(w.dir.path(), "named.log", &records);
+    let file = file.to_str().unwrap();
+    let table = w.run(&["get", "audit-logs", "--file", file, "--limit", "0"]);
+    assert_eq!(
+        principal_column(ok(&table)),
+        [
+            "Ana Admin <ana@example.test>",
+            "ci-bot",
+            "jane@example.test",
+            p.ghost,
+            "Ana (from Konnect)",
+            "user-42"
+        ]
+    );
+    // One warning, for the id Konnect does not know.
+    assert_eq!(
+        table.stderr,
+        format!(
+            "warning: principal {} is shown by its id: Konnect has no such principal\n",
+            p.ghost
+        )
+    );
+    // Lookups: Ana (user), the bot (user 404, then system account), Jane
+    // (developer of her portal), the ghost (user, system account): and
+    // nothing for a record Konnect named or an id that is no UUID.
+    assert_eq!(identity_calls(&w), [3, 2, 1]);
+    assert!(w.sim.contract_violations().is_empty());
+    let cache = w.storage_dir("default").join("principals.json");
+    let mode = std::fs::metadata(&cache).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+
+    // A second run asks Konnect nothing (the ghost is cached for an hour).
+    let again = w.run(&["get", "audit-logs", "--file", file, "--limit", "0"]);
+    assert_eq!(ok(&again), ok(&table));
+    assert_eq!(again.stderr, table.stderr);
+    assert_eq!(identity_calls(&w), [3, 2, 1]);
+
+    // Without --resolve, JSON records are exactly as sent.
+    let jsonl = w.run(&[
+        "get",
+        "audit-logs",
+        "--file",
+        file,
+        "--limit",
+        "0",
+        "-o",
+        "jsonl",
+    ]);
+    let sent: String = records.iter().map(|l| format!("{l}\n")).collect();
+    assert_eq!(ok(&jsonl), sent);
+    assert_eq!(jsonl.stderr, "");
+    let json = w.run(&[
+        "get",
+        "audit-logs",
+        "--file",
+        file,
+        "--limit",
+        "0",
+        "-o",
+        "json",
+        "--jq",
+        "[.data[].principal_name]",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Value>(ok(&json)).unwrap(),
+        json!([null, null, null, null, "Ana (from Konnect)", null])
+    );
+
+    // --resolve=false: ids, no lookup, no cache needed.
+    std::fs::remove_file(&cache).unwrap();
+    let ids = w.run(&[
+        "get",
+        "audit-logs",
+        "--file",
+        file,
+        "--limit",
+        "0",
+        "--resolve=false",
+    ]);
+    assert_eq!(principal_column(ok(&ids))[0], p.ana);
+    assert_eq!(ids.stderr, "");
+    assert_eq!(identity_calls(&w), [3, 2, 1]);
+    assert!(!cache.exists());
+}
+
+#[test]
+fn resolve_adds_principal_name_to_json_records_and_never_replaces_konnects() {
+    let w = World::new();
+    let p = people(&w);
+    let records = named_records(&p);
+    let file = write_file(w.dir.path(), "named.log", &records);
+    let file = file.to_str().unwrap();
+    let out = w.run(&[
+        "get",
+        "audit-logs",
+        "--file",
+        file,
+        "--limit",
+        "0",
+        "-o",
+        "jsonl",
+        "--resolve",
+    ]);
+    let lines: Vec<&str> = ok(&out).lines().collect();
+    assert_eq!(lines.len(), records.len());
+    // JSON: the record's bytes, the name added before the closing brace.
+    assert_eq!(
+        lines[0],
+        format!(
+            r#"{},"principal_name":"Ana Admin <ana@example.test>"}}"#,
+            records[0].strip_suffix('}').unwrap()
+        )
+    );
+    // cps: inside the event.
+    let cps: Value = serde_json::from_str(lines[1]).unwrap();
+    assert_eq!(cps["event"]["principal_name"], "ci-bot");
+    // CEF: its JSON form.
+    let cef: Value = serde_json::from_str(lines[2]).unwrap();
+    assert_eq!(cef["principal_name"], "jane@example.test");
+    assert_eq!(cef["event_product"], "Konnect");
+    assert_eq!(cef["portal_id"], json!(p.portal));
+    // Unknown and non-UUID ids: as sent; Konnect's name: kept.
+    assert_eq!(lines[3], records[3]);
+    assert_eq!(lines[4], records[4]);
+    assert_eq!(lines[5], records[5]);
+    // --jq sees it, and -o json / yaml carry it.
+    let jq = w.run(&[
+        "get",
+        "audit-logs",
+        "--file",
+        file,
+        "--limit",
+        "0",
+        "-o",
+        "jsonl",
+        "--resolve",
+        "--jq",
+        ".principal_name // .event.principal_name",
+    ]);
+    assert_eq!(
+        ok(&jq),
+        // (`<` and `>` escaped as gojq's encoder does)
+        "\"Ana Admin \\u003cana@example.test\\u003e\"\n\"ci-bot\"\n\"jane@example.test\"\nnull\n\"Ana (from Konnect)\"\nnull\n"
+    );
+    let yaml = w.run(&[
+        "get",
+        "audit-logs",
+        "--file",
+        file,
+        "--limit",
+        "0",
+        "-o",
+        "yaml",
+        "--resolve",
+    ]);
+    let doc: Value = serde_yaml_ng::from_str(ok(&yaml)).unwrap();
+    assert_eq!(
+        doc["data"][0]["principal_name"],
+        "Ana Admin <ana@example.test>"
+    );
+    assert_eq!(doc["data"][4]["principal_name"], "Ana (from Konnect)");
+    assert_eq!(doc["metadata"]["count"], 6);
+}
+
+#[test]
+fn lookups_that_fail_never_fail_the_command() {
+    let w = World::new();
+    let p = people(&w);
+    let records = named_records(&p);
+    let file = write_file(w.dir.path(), "named.log", &records);
+    let file = file.to_str().unwrap();
+    let table = || {
+        w.run(&[
+            "get",
+            "audit-logs",
+            "--file",
+            file,
+            "--limit",
+            "0",
+            "--resolve=true",
+            "-o",
+            "jsonl",
+        ])
+    };
+
+    // 429 with Retry-After: waited out, then named.
+    w.sim.inject_fault(konnect_sim::Fault {
+        method: None,
+        path: "/v3/users/*".into(),
+        count: 1,
+        action: konnect_sim::FaultAction::Status {
+            status: 429,
+            retry_after: Some(1),
+        },
+    });
+    let started = std::time::Instant::now();
+    let out = table();
+    assert!(
+        ok(&out).lines().next().unwrap().contains("Ana Admin"),
+        "{}",
+        out.stdout
+    );
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    let cache = w.storage_dir("default").join("principals.json");
+    std::fs::remove_file(&cache).unwrap();
+
+    // 5xx on every try: the ids print as sent, one warning each, exit 0.
+    w.sim
+        .inject_fault(konnect_sim::Fault::status(None, "/v3/users/*", 100, 503));
+    let out = table();
+    assert_eq!(ok(&out).lines().next().unwrap(), records[0]);
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: principal {} is shown by its id: looking it up failed",
+            p.ana
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr
+            .matches(&format!("warning: principal {}", p.ana))
+            .count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    // Jane is a developer: her portal answered.
+    assert!(ok(&out).contains("jane@example.test"));
+    w.sim.clear_faults();
+    // Nothing that failed was cached: the next run names Ana.
+    let out = table();
+    assert!(ok(&out).lines().next().unwrap().contains("Ana Admin"));
+    std::fs::remove_file(&cache).unwrap();
+
+    // 403: one warning, and no further lookups.
+    w.sim
+        .inject_fault(konnect_sim::Fault::status(None, "/v3/users/*", 100, 403));
+    w.sim
+        .inject_fault(konnect_sim::Fault::status(None, "/v3/portals/*", 100, 403));
+    let before = identity_calls(&w);
+    let out = table();
+    assert_eq!(ok(&out).lines().next().unwrap(), records[0]);
+    assert_eq!(out.stderr.matches("warning:").count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("not looked up any further"),
+        "{}",
+        out.stderr
+    );
+    let after = identity_calls(&w);
+    assert!(after.iter().zip(before).map(|(a, b)| a - b).sum::<u64>() <= 3 + 1);
+
+    // 404 and no token at all: ids, and the command works.
+    w.sim.clear_faults();
+    let mut cmd = w.kongctl();
+    cmd.env_remove("KONGCTL_DEFAULT_KONNECT_PAT").args([
+        "get",
+        "audit-logs",
+        "--file",
+        file,
+        "--limit",
+        "0",
+    ]);
+    let out = Running::run_command(cmd);
+    assert_eq!(principal_column(ok(&out))[0], p.ana);
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn principal_takes_an_email_a_name_or_a_cached_developer() {
+    let w = World::new();
+    let p = people(&w);
+    let records = named_records(&p);
+    let file = write_file(w.dir.path(), "named.log", &records);
+    let file = file.to_str().unwrap();
+    let only = |who: &str| {
+        let out = w.run(&[
+            "get",
+            "audit-logs",
+            "--file",
+            file,
+            "--limit",
+            "0",
+            "-o",
+            "jsonl",
+            "--principal",
+            who,
+        ]);
+        ids(ok(&out))
+    };
+    assert_eq!(only("ana@example.test"), ["by-ana", "by-konnect-name"]);
+    assert_eq!(only("ANA ADMIN"), ["by-ana", "by-konnect-name"]);
+    assert_eq!(only("ci-bot"), ["by-bot"]);
+    assert_eq!(only(&p.bot), ["by-bot"]);
+    // Konnect's own principal_name.
+    assert_eq!(only("Ana (from Konnect)"), ["by-konnect-name"]);
+    // A developer is known once a lookup has cached her.
+    let out = w.run(&[
+        "get",
+        "audit-logs",
+        "--file",
+        file,
+        "--limit",
+        "0",
+        "--principal",
+        "jane@example.test",
+        "-o",
+        "jsonl",
+    ]);
+    assert_eq!(ids(ok(&out)), Vec::<String>::new());
+    assert!(
+        out.stderr.contains("--principal \"jane@example.test\""),
+        "{}",
+        out.stderr
+    );
+    ok(&w.run(&["get", "audit-logs", "--file", file, "--limit", "0"]));
+    assert_eq!(only("jane@example.test"), ["by-dev"]);
+    // Users are asked for by email with the spec's filter.
+    let lists: Vec<String> = w
+        .snapshot()
+        .requests
+        .iter()
+        .filter(|r| r.path == "/v3/users")
+        .map(|r| r.query.clone())
+        .collect();
+    assert!(
+        lists
+            .iter()
+            .any(|q| q.contains("filter%5Bemail%5D%5Beq%5D=ana%40example.test")),
+        "{lists:?}"
+    );
+    assert!(
+        w.sim.contract_violations().is_empty(),
+        "{:?}",
+        w.sim.contract_violations()
+    );
+}
+
+#[test]
+fn pulls_tails_and_summaries_name_their_principals() {
+    let w = World::new();
+    let p = people(&w);
+    w.sim.seed_audit_logs("us", 40, Duration::from_secs(600));
+    let known = ["Ana Admin <ana@example.test>", "ci-bot"];
+    let table = w.run(&["get", "audit-logs", "--since", "1h"]);
+    let column = principal_column(ok(&table));
+    assert_eq!(column.len(), 40);
+    // (The table fits 120 columns when stdout is no terminal: a long name
+    // is cut.)
+    assert!(
+        column
+            .iter()
+            .all(|c| c == "ci-bot" || c.starts_with("Ana Admin <ana@")),
+        "{column:?}"
+    );
+    assert_eq!(table.stderr, "");
+    let calls = identity_calls(&w);
+    assert!(calls[0] <= 2 && calls[1] <= 1, "{calls:?}");
+    // --resolve on the pull's jsonl: each record named, nothing else changed.
+    let plain = w.run(&["get", "audit-logs", "--since", "1h", "-o", "jsonl"]);
+    let named = w.run(&[
+        "get",
+        "audit-logs",
+        "--since",
+        "1h",
+        "-o",
+        "jsonl",
+        "--resolve",
+    ]);
+    for (a, b) in ok(&plain).lines().zip(ok(&named).lines()) {
+        let v: Value = serde_json::from_str(b).unwrap();
+        let name = v["principal_name"].as_str().unwrap();
+        assert!(known.contains(&name), "{b}");
+        assert_eq!(
+            b,
+            format!(
+                "{},\"principal_name\":{}}}",
+                a.strip_suffix('}').unwrap(),
+                serde_json::to_string(name).unwrap()
+            )
+        );
+    }
+    // No more lookups: the cache had them.
+    assert_eq!(identity_calls(&w), calls);
+    // --principal on a pull, by email.
+    let anas = w.run(&[
+        "get",
+        "audit-logs",
+        "--since",
+        "1h",
+        "-o",
+        "jsonl",
+        "--principal",
+        "ana@example.test",
+    ]);
+    assert!(ok(&anas).lines().count() > 0);
+    assert!(ok(&anas).lines().all(|l| l.contains(&p.ana)));
+    // The summary's top principals, named.
+    let summary = w.run(&[
+        "get",
+        "audit-logs",
+        "--since",
+        "1h",
+        "--summary",
+        "-o",
+        "json",
+    ]);
+    let doc: Value = serde_json::from_str(ok(&summary)).unwrap();
+    let names: Vec<&str> = doc["principals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{doc}");
+    assert!(names.iter().all(|n| known.contains(n)), "{names:?}");
+    let text = w.run(&["get", "audit-logs", "--since", "1h", "--summary"]);
+    assert!(
+        ok(&text).contains("Ana Admin <ana@example.test>"),
+        "{}",
+        text.stdout
+    );
+    // tail --stored names rows too.
+    let dir = w.storage_dir("default");
+    std::fs::create_dir_all(&dir).unwrap();
+    write_file(&dir, "events.jsonl", &named_records(&p)[..3]);
+    let rows = w.run(&["tail", "--stored", "--follow=false", "-o", "text"]);
+    assert!(ok(&rows).contains("jane@example.test"), "{}", rows.stdout);
+    assert!(
+        ok(&rows).contains("Ana Admin <ana@example.test>"),
+        "{}",
+        rows.stdout
+    );
+}
+
+#[test]
+fn the_listeners_live_tail_names_records_with_resolve_and_filters_by_email() {
+    let w = World::new();
+    let p = people(&w);
+    let mut l = w.start_listener(
+        "tail",
+        &[
+            "--resolve",
+            "--principal",
+            "ana@example.test",
+            "--principal",
+            "ci-bot",
+        ],
+    );
+    let records = named_records(&p);
+    let body = records.join("\n") + "\n";
+    let status = post(
+        l.addr,
+        "/audit-logs",
+        &[
+            ("Authorization", AUTH),
+            ("Content-Encoding", "application/gzip"),
+        ],
+        &gzip(body.as_bytes()),
+    );
+    assert_eq!(status, 202);
+    l.proc
+        .wait_stdout("three records", |out| out.lines().count() >= 3);
+    let out = l.stop_ok();
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0]["principal_name"], "Ana Admin <ana@example.test>");
+    assert_eq!(lines[1]["event"]["principal_name"], "ci-bot");
+    assert_eq!(lines[2]["principal_name"], "Ana (from Konnect)");
+    // Stored exactly as received.
+    assert_eq!(read_lines(&w.events_file()), records);
+}

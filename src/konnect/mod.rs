@@ -10,12 +10,14 @@
 //! (webhook, destinations, replay job) and the quirks of their payloads;
 //! `replay_job` the region's replay job and the webhook's delivery status,
 //! which gap healing (`crate::replay`) watches; `pull` the pull API's
-//! pages. Nothing here
+//! pages; `identity` who a principal is (users, system accounts, portal
+//! developers). Nothing here
 //! logs or formats the PAT or a destination's authorization value.
 
 pub mod audit_logs;
 pub mod client;
 pub mod error;
+pub mod identity;
 pub mod login;
 pub mod pull;
 pub mod replay_job;

@@ -163,6 +163,7 @@ impl ListenOptions {
         let read_flag = [
             (!read.alerts.is_empty(), "--alert"),
             (!read.principals.is_empty(), "--principal"),
+            (read.resolve.is_some(), "--resolve"),
         ]
         .into_iter()
         .find_map(|(given, name)| given.then_some(name));
@@ -172,8 +173,6 @@ impl ListenOptions {
             return Err(usage(format!("{flag} requires --tail")));
         }
         let alerts = crate::query::Rules::parse(&read.alerts).map_err(|e| usage(e.to_string()))?;
-        let principals = (!read.principals.is_empty())
-            .then(|| crate::query::Principals::new(&read.principals).leak());
 
         let path = normalize_path(&args.path);
         let endpoint_given = args
@@ -282,7 +281,12 @@ impl ListenOptions {
             detach,
             jq,
             read: read.clone(),
-            filter: crate::query::Filter { alerts, principals },
+            // The principals are resolved by the tail, off the listener's
+            // tasks (`crate::tail::TailOptions`).
+            filter: crate::query::Filter {
+                alerts,
+                principals: None,
+            },
             check,
             verify: match args.verify {
                 None | Some(VerifyMode::Warn) => crate::verify::Mode::Warn,

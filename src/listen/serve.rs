@@ -165,9 +165,18 @@ impl Run {
                 crate::jq::JqFilter::compile(expr).expect("the filter compiled during validation")
             });
             let closed = stdout_closed.clone();
+            let read = &self.opts.read;
+            let names = if read.resolve == Some(true) || !read.principals.is_empty() {
+                crate::query::names::Names::open(&self.settings)
+            } else {
+                None
+            };
             let options = crate::tail::TailOptions {
                 jq: filter,
                 filter: self.opts.filter,
+                principals: read.principals.clone(),
+                names,
+                resolve: read.resolve == Some(true),
             };
             Some(tokio::spawn(async move {
                 let end = crate::tail::run(feed, options).await;

@@ -10,7 +10,9 @@
 //! The default row is upstream's mapping of a pull record (`ts`, `type`,
 //! `principal_id`, `action` or `authentication_type`, `outcome` or
 //! `granted`, for gateway access `method uri` and `status_code`,
-//! `trace_id`), extended to the webhook's records, which name things
+//! `trace_id`; PRINCIPAL is the `principal_name` when the record has one,
+//! which [`crate::query::names::Named`] adds when a token is at hand),
+//! extended to the webhook's records, which name things
 //! differently: their type comes from the record view
 //! ([`crate::record::EventType::of_webhook`]); an authentication's action
 //! and result come from its event class and name
@@ -127,7 +129,12 @@ pub fn default_row(value: &Value, kind: Option<EventType>) -> [String; 6] {
     if from_webhook && let Some(kind) = kind {
         type_name = kind.as_str().to_owned();
     }
-    let mut principal = first_string(record, &["principal_id"]);
+    // The principal's name when the record has one (Konnect's, or the one
+    // the query's names stage added), else its id.
+    let mut principal = first_string(record, &["principal_name"]);
+    if principal.is_empty() {
+        principal = first_string(record, &["principal_id"]);
+    }
     if principal.is_empty() {
         principal = nested_first(
             record,

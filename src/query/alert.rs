@@ -88,9 +88,8 @@ impl Rule {
             Rule::Locked => {
                 view.kind == Some(EventType::Authentication)
                     && (view.severity == Some(6)
-                        || view
-                            .auth_outcome()
-                            .is_some_and(|o| o == "locked" || o == "disabled"))
+                        || view.auth_outcome_is("locked")
+                        || view.auth_outcome_is("disabled"))
             }
             Rule::FailedLogin => {
                 view.kind == Some(EventType::Authentication) && view.auth_succeeded() == Some(false)

@@ -16,6 +16,7 @@
 
 pub mod alert;
 pub mod dedup;
+pub mod names;
 pub mod options;
 pub mod principal;
 pub mod view;
@@ -29,7 +30,7 @@ use crate::output::{Output, Summary};
 use crate::record::{EventType, Record};
 pub use alert::{Rule, Rules};
 pub use dedup::Dedup;
-pub use principal::Principals;
+pub use principal::{PrincipalKey, Principals};
 pub use view::RecordView;
 
 /// An inclusive time window; a missing bound is open.

@@ -55,6 +55,8 @@ pub struct QueryFlags {
     pub principals: Vec<String>,
     /// `--summary` (`get audit-logs` only).
     pub summary: bool,
+    /// `--resolve[=BOOL]`.
+    pub resolve: Option<bool>,
 }
 
 /// The time flags, to be resolved against a clock.
@@ -119,6 +121,9 @@ pub struct QueryOptions {
     pub principals: Vec<String>,
     /// `--summary`: print the summary instead of the records.
     pub summary: bool,
+    /// `--resolve`: `Some(true)` adds `principal_name` to JSON records,
+    /// `Some(false)` turns every lookup off, `None` names tables only.
+    pub resolve: Option<bool>,
 }
 
 impl QueryOptions {
@@ -284,6 +289,7 @@ impl QueryFlags {
             },
             principals: self.principals.clone(),
             summary: self.summary,
+            resolve: self.resolve,
         })
     }
 

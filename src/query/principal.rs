@@ -73,6 +73,30 @@ impl Principals {
     }
 }
 
+/// Who a record's principal is, as far as looking its name up goes: its
+/// id, and for a Dev Portal record the portal (whose developers are
+/// looked up there).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PrincipalKey {
+    pub id: String,
+    pub portal_id: Option<String>,
+}
+
+impl PrincipalKey {
+    /// The key of the record `view` shows, if it names a principal.
+    pub fn of(view: &RecordView<'_>) -> Option<PrincipalKey> {
+        let id = view.principal_id.as_deref().filter(|id| !id.is_empty())?;
+        Some(PrincipalKey {
+            id: id.to_owned(),
+            portal_id: view
+                .portal_id
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned),
+        })
+    }
+}
+
 /// Whether `text` is a UUID (`8-4-4-4-12` hex digits).
 pub fn is_uuid(text: &str) -> bool {
     let b = text.as_bytes();

@@ -78,72 +78,139 @@ impl<'a> RecordView<'a> {
         fields.into_view(record.kind())
     }
 
-    /// An authentication's outcome in the pull API's words, lower case:
+    /// An authentication's outcome in the pull API's words, as the record
+    /// has it (lower case in pull records, upper case in webhook names):
     /// `success`, `invalid_password`, `not_found`, `token_expired`,
-    /// `locked`, `disabled`, `invalid`.
-    pub fn auth_outcome(&self) -> Option<Cow<'a, str>> {
+    /// `locked`, `disabled`, `invalid`. See [`RecordView::auth_outcome_is`].
+    pub fn auth_outcome(&self) -> Option<&str> {
         if let Some(outcome) = &self.outcome {
-            return Some(Cow::Owned(outcome.to_ascii_lowercase()));
+            return Some(outcome);
         }
-        let name = self.name.as_deref()?;
-        let outcome = name.strip_prefix("AUTHENTICATION_OUTCOME_")?;
-        Some(Cow::Owned(outcome.to_ascii_lowercase()))
+        self.name
+            .as_deref()?
+            .strip_prefix("AUTHENTICATION_OUTCOME_")
+    }
+
+    /// Whether the authentication's outcome is `word` (lower case).
+    pub fn auth_outcome_is(&self, word: &str) -> bool {
+        self.auth_outcome()
+            .is_some_and(|o| o.eq_ignore_ascii_case(word))
     }
 
     /// Whether an authentication succeeded: its `success`/`successful`,
     /// else its outcome.
     pub fn auth_succeeded(&self) -> Option<bool> {
-        self.success
-            .or_else(|| self.auth_outcome().map(|o| o == "success"))
+        self.success.or_else(|| {
+            self.auth_outcome()
+                .map(|o| o.eq_ignore_ascii_case("success"))
+        })
     }
 }
 
-/// The members read, each taken raw so that one of an unexpected type
-/// leaves that field unknown instead of failing the record.
+/// The members read, each as a [`Scalar`] so that one of an unexpected
+/// type leaves that field unknown instead of failing the record; the rest
+/// are skipped.
 #[derive(Deserialize, Default)]
 struct RawFields<'a> {
     #[serde(borrow, default)]
-    name: Option<&'a RawValue>,
+    name: Option<Scalar<'a>>,
     #[serde(borrow, default)]
-    event_class_id: Option<&'a RawValue>,
+    event_class_id: Option<Scalar<'a>>,
     #[serde(borrow, default)]
-    outcome: Option<&'a RawValue>,
+    outcome: Option<Scalar<'a>>,
     #[serde(borrow, default)]
-    authentication_type: Option<&'a RawValue>,
+    authentication_type: Option<Scalar<'a>>,
     #[serde(borrow, default)]
-    severity: Option<&'a RawValue>,
+    severity: Option<Scalar<'a>>,
     #[serde(borrow, default)]
-    success: Option<&'a RawValue>,
+    success: Option<Scalar<'a>>,
     #[serde(borrow, default)]
-    successful: Option<&'a RawValue>,
+    successful: Option<Scalar<'a>>,
     #[serde(borrow, default)]
-    granted: Option<&'a RawValue>,
+    granted: Option<Scalar<'a>>,
     #[serde(borrow, default)]
-    kong_initiated: Option<&'a RawValue>,
+    kong_initiated: Option<Scalar<'a>>,
     #[serde(borrow, default)]
-    status: Option<&'a RawValue>,
+    status: Option<Scalar<'a>>,
     #[serde(borrow, default)]
-    status_code: Option<&'a RawValue>,
+    status_code: Option<Scalar<'a>>,
     #[serde(borrow, default)]
-    principal_id: Option<&'a RawValue>,
+    principal_id: Option<Scalar<'a>>,
     #[serde(borrow, default)]
-    principal_name: Option<&'a RawValue>,
+    principal_name: Option<Scalar<'a>>,
     #[serde(borrow, default)]
-    portal_id: Option<&'a RawValue>,
+    portal_id: Option<Scalar<'a>>,
     #[serde(borrow, default)]
-    action: Option<&'a RawValue>,
+    action: Option<Scalar<'a>>,
     #[serde(borrow, default)]
-    resource: Option<&'a RawValue>,
+    resource: Option<Scalar<'a>>,
     #[serde(borrow, default)]
-    act: Option<&'a RawValue>,
+    act: Option<Scalar<'a>>,
     #[serde(borrow, default)]
-    method: Option<&'a RawValue>,
+    method: Option<Scalar<'a>>,
     #[serde(borrow, default)]
-    request: Option<&'a RawValue>,
+    request: Option<Scalar<'a>>,
     #[serde(borrow, default)]
-    uri: Option<&'a RawValue>,
+    uri: Option<Scalar<'a>>,
     #[serde(borrow, default)]
     event: Option<&'a RawValue>,
+}
+
+/// A member's value as the view reads it: a string (borrowed unless it
+/// had escapes), an integer, a boolean, or anything else (skipped).
+#[derive(Debug, Default)]
+enum Scalar<'a> {
+    Str(Cow<'a, str>),
+    Int(i64),
+    Bool(bool),
+    #[default]
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Scalar<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Owned(v)))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Scalar::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Scalar::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(i64::try_from(v).map_or(Scalar::Other, Scalar::Int))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
 }
 
 /// The members of one object, raw, or owned when the object had to be
@@ -235,19 +302,22 @@ fn view_of_value(value: &serde_json::Value, kind: Option<EventType>) -> RecordVi
     }
 }
 
-/// The string a raw member holds, if it is a string.
-fn string(raw: Option<&RawValue>) -> Option<Cow<'_, str>> {
-    let raw = raw?.get();
-    if !raw.starts_with('"') {
-        return None;
+/// The string a member holds, if it is a string.
+fn string(value: Option<Scalar<'_>>) -> Option<Cow<'_, str>> {
+    match value? {
+        Scalar::Str(s) => Some(s),
+        _ => None,
     }
-    serde_json::from_str::<Cow<'_, str>>(raw).ok()
 }
 
 /// A boolean, or a string holding `true`/`false` (the webhook's JSON writes
 /// `success` as a string, and CEF has no types at all).
-fn boolean(raw: Option<&RawValue>) -> Option<bool> {
-    boolean_text(raw?.get())
+fn boolean(value: Option<Scalar<'_>>) -> Option<bool> {
+    match value? {
+        Scalar::Bool(b) => Some(b),
+        Scalar::Str(s) => boolean_text(&s),
+        _ => None,
+    }
 }
 
 fn boolean_text(raw: &str) -> Option<bool> {
@@ -259,8 +329,12 @@ fn boolean_text(raw: &str) -> Option<bool> {
 }
 
 /// An integer, or a string holding one.
-fn integer(raw: Option<&RawValue>) -> Option<i64> {
-    integer_text(raw?.get())
+fn integer(value: Option<Scalar<'_>>) -> Option<i64> {
+    match value? {
+        Scalar::Int(i) => Some(i),
+        Scalar::Str(s) => integer_text(&s),
+        _ => None,
+    }
 }
 
 fn integer_text(raw: &str) -> Option<i64> {
@@ -314,7 +388,7 @@ pub(crate) mod tests {
         assert_eq!(auth.kind, Some(EventType::Authentication));
         assert_eq!(auth.success, Some(true));
         assert_eq!(auth.severity, Some(0));
-        assert_eq!(auth.auth_outcome().as_deref(), Some("success"));
+        assert!(auth.auth_outcome_is("success"));
         assert_eq!(
             auth.principal_id.as_deref(),
             Some("87655c36-8d63-48fe-9a1e-53b28dfbc19b")
@@ -346,7 +420,8 @@ pub(crate) mod tests {
             r#"{"type":"authentication","ts":"2026-08-23T14:00:00Z","successful":false,"outcome":"locked","authentication_type":"basic","principal_id":"u1","signature":"s"}"#,
         );
         assert_eq!(v.success, Some(false));
-        assert_eq!(v.auth_outcome().as_deref(), Some("locked"));
+        assert_eq!(v.auth_outcome(), Some("locked"));
+        assert!(v.auth_outcome_is("locked"));
         assert_eq!(v.severity, None);
         let v = view_of(
             r#"{"type":"gateway_access","ts":"2026-08-23T14:00:00Z","method":"GET","uri":"/x","status_code":503,"signature":"s"}"#,

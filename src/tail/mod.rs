@@ -17,7 +17,10 @@ use std::path::Path;
 
 use crate::jq::JqFilter;
 use crate::listener::Subscription;
+use crate::output::{Output, Summary};
 use crate::query::Filter;
+use crate::query::names::{Named, Names};
+use crate::record::Record;
 
 /// How printing ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,9 +34,17 @@ pub struct TailEnd {
 pub struct TailOptions {
     /// `--jq`.
     pub jq: Option<JqFilter>,
-    /// `--alert` and `--principal`: the records to print (the query
+    /// `--alert` and `--principal` by id: the records to print (the query
     /// engine's [`Filter`]); the others are stored, not printed.
     pub filter: Filter,
+    /// `--principal` values to resolve to ids (emails, names) with
+    /// `names`, before the first record is printed.
+    pub principals: Vec<String>,
+    /// Principal names: for `--principal`, and with `resolve` to add
+    /// `principal_name` to each record ([`Named`]).
+    pub names: Option<Names>,
+    /// `--resolve`.
+    pub resolve: bool,
 }
 
 /// Prints to stdout every record committed after the subscription's start
@@ -73,35 +84,88 @@ fn print_committed(
     feed: Subscription,
     options: TailOptions,
 ) -> std::io::Result<TailEnd> {
-    let mut sink = StdoutSink {
-        printer: TailPrinter::new(std::io::stdout(), std::io::stderr(), options.jq),
-        filter: options.filter,
+    let mut filter = options.filter;
+    if !options.principals.is_empty() {
+        // Looked up here, off the listener's tasks: records committed
+        // meanwhile wait in the subscription.
+        filter.principals =
+            Some(Names::principals(options.names.as_ref(), &options.principals).leak());
+    }
+    let printer = TailPrinter::new(std::io::stdout(), std::io::stderr(), options.jq);
+    let output = match options.names {
+        Some(names) if options.resolve => Printing::Named(Named::new(TailOutput(printer), names)),
+        _ => Printing::Plain(printer),
     };
+    let mut sink = StdoutSink { filter, output };
     let followed = handle.block_on(follow::follow(feed, &mut sink))?;
-    let _ = sink.printer.flush();
+    let _ = match &mut sink.output {
+        Printing::Plain(p) => p.flush(),
+        Printing::Named(n) => n.finish(&Summary::default()),
+    };
     Ok(TailEnd {
         stdout_closed: followed.end == FollowEnd::OutputClosed,
     })
 }
 
+/// Records as stored, or named first (`--resolve`).
+enum Printing {
+    Plain(TailPrinter<std::io::Stdout, std::io::Stderr>),
+    Named(Named<TailOutput>),
+}
+
 struct StdoutSink {
-    printer: TailPrinter<std::io::Stdout, std::io::Stderr>,
     filter: Filter,
+    output: Printing,
 }
 
 impl RecordSink for StdoutSink {
-    fn record(&mut self, record: &[u8]) -> std::io::Result<()> {
-        // Without a filter no record is read beyond its bytes; with one, a
-        // line that is no audit record matches nothing.
-        if !self.filter.is_empty()
-            && !crate::record::Record::from_slice(record).is_ok_and(|r| self.filter.matches(&r))
+    fn record(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if let Printing::Plain(printer) = &mut self.output
+            && self.filter.is_empty()
         {
-            return Ok(());
+            // No record is read beyond its bytes.
+            return printer.print(bytes);
         }
-        self.printer.print(record)
+        match Record::from_slice(bytes) {
+            Ok(r) if !self.filter.matches(&r) => Ok(()),
+            Ok(r) => match &mut self.output {
+                Printing::Plain(printer) => printer.print(bytes),
+                Printing::Named(named) => named.record(&r),
+            },
+            // A line that is no audit record matches no filter, and has no
+            // principal to name: it prints as it is, in its place.
+            Err(_) if !self.filter.is_empty() => Ok(()),
+            Err(_) => match &mut self.output {
+                Printing::Plain(printer) => printer.print(bytes),
+                Printing::Named(named) => {
+                    named.caught_up()?;
+                    named.inner_mut().0.print(bytes)
+                }
+            },
+        }
     }
 
     fn caught_up(&mut self) -> std::io::Result<()> {
-        self.printer.flush()
+        match &mut self.output {
+            Printing::Plain(printer) => printer.flush(),
+            Printing::Named(named) => named.caught_up(),
+        }
+    }
+}
+
+/// The tail's printer as a query output.
+struct TailOutput(TailPrinter<std::io::Stdout, std::io::Stderr>);
+
+impl Output for TailOutput {
+    fn record(&mut self, record: &Record) -> std::io::Result<()> {
+        self.0.print(record.raw().trim_ascii())
+    }
+
+    fn caught_up(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+
+    fn finish(&mut self, _: &Summary) -> std::io::Result<()> {
+        self.0.flush()
     }
 }
