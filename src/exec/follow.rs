@@ -143,6 +143,9 @@ pub struct PairFollower {
     read_at: Position,
     queue: VecDeque<Job>,
     running: BTreeSet<Position>,
+    /// Records whose command was killed unfinished (an abandoned stop):
+    /// left to the next start, the cursor saved before them.
+    left: BTreeSet<Position>,
     /// Finished records at or after the oldest unfinished one.
     done: BTreeSet<Position>,
     counts: Arc<Counts>,
@@ -167,6 +170,7 @@ impl PairFollower {
             read_at,
             queue: VecDeque::new(),
             running: BTreeSet::new(),
+            left: BTreeSet::new(),
             done: saved.done.iter().copied().collect(),
             counts: Arc::new(Counts::default()),
             saved: Some((read_at, saved.done)),
@@ -200,7 +204,7 @@ impl PairFollower {
                 self.launch(&tx, &env, limits, &abort);
             }
             self.counts.pending.store(
-                (self.queue.len() + self.running.len()) as u64,
+                (self.queue.len() + self.running.len() + self.left.len()) as u64,
                 Ordering::Relaxed,
             );
             let finished = stopping && self.running.is_empty();
@@ -308,7 +312,10 @@ impl PairFollower {
             Outcome::Succeeded => &self.counts.ran,
             Outcome::Failed(_) => &self.counts.failed,
             Outcome::TimedOut => &self.counts.timed_out,
-            Outcome::Abandoned => return,
+            Outcome::Abandoned => {
+                self.left.insert(at);
+                return;
+            }
         };
         count.fetch_add(1, Ordering::Relaxed);
         self.done.insert(at);
@@ -318,8 +325,11 @@ impl PairFollower {
     /// reading goes on: where the cursor is saved.
     fn low_water(&self) -> Position {
         let mut low = self.read_at;
-        if let Some(&first) = self.running.first() {
-            low = low.min(first);
+        for first in [self.running.first(), self.left.first()]
+            .into_iter()
+            .flatten()
+        {
+            low = low.min(*first);
         }
         if let Some(job) = self.queue.front() {
             low = low.min(job.at);
@@ -484,4 +494,120 @@ fn log(pair: &ExecPair, job: &Job, finished: &Finished, timeout: Duration) {
     };
     tracing::warn!("{problem}");
     eprintln!("Warning: {problem}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ExecSettings, prepare, start};
+    use super::*;
+    use crate::store::cursor::CommittedView;
+
+    fn locked(n: usize) -> String {
+        format!(
+            r#"{{"event_class_id":"AUTHENTICATION_TYPE_BASIC","name":"AUTHENTICATION_OUTCOME_LOCKED","severity":6,"n":{n}}}"#
+        ) + "\n"
+    }
+
+    fn settings(command: &str, jobs: u16) -> ExecSettings {
+        ExecSettings::from_flags(&["locked".into()], &[command.into()], None, Some(jobs))
+            .unwrap()
+            .unwrap()
+    }
+
+    /// The cursor file of the only pair in `dir`.
+    fn cursor(dir: &std::path::Path) -> serde_json::Value {
+        let file = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "cursor"))
+            .unwrap();
+        serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap()
+    }
+
+    async fn until(what: &str, mut ok: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ok() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Records that finish out of order: the cursor waits at the slow one
+    /// with the others in `done`; a restart runs the slow one only.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_cursor_waits_at_the_oldest_unfinished_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let out = d.join("out");
+        std::fs::create_dir(&out).unwrap();
+        let text: String = (0..3).map(locked).collect();
+        std::fs::write(d.join("events.jsonl"), &text).unwrap();
+        let (tx, rx) = watch::channel(Committed {
+            generation: 0,
+            offset: 0,
+        });
+        let view = CommittedView {
+            first_seq: 1,
+            committed: rx.clone(),
+        };
+        // While `slow` exists, record 0 waits (until killed); the others
+        // end at once.
+        let slow = d.join("slow");
+        std::fs::write(&slow, "").unwrap();
+        let command = format!(
+            r#"id=$(printf %s "$KONGCTL_RECORD_ID" | tr : _); if [ "$KONGCTL_RECORD_ID" = 1:0 ] && [ -f {} ]; then sleep 600; fi; : > {}/$id"#,
+            slow.display(),
+            out.display()
+        );
+        let s = settings(&command, 3);
+        let prepared = prepare(d, &view, &s).unwrap();
+        // Stored after the pair started.
+        tx.send_replace(Committed {
+            generation: 0,
+            offset: text.len() as u64,
+        });
+        let abort = CancellationToken::new();
+        let run = start(prepared, rx.clone(), abort.clone());
+        let line = locked(0).len() as u64;
+        until("records 1 and 2 saved as done", || {
+            let c = cursor(d);
+            c["seq"] == 1
+                && c["offset"] == 0
+                && c["state"]["done"]
+                    == serde_json::json!([
+                        {"seq": 1, "offset": line},
+                        {"seq": 1, "offset": 2 * line}
+                    ])
+        })
+        .await;
+        let report = run.counts().report();
+        assert_eq!((report.pairs[0].ran, report.pairs[0].pending), (2, 1));
+        // A stop abandoned: the slow one is killed and stays to do.
+        run.stop();
+        abort.cancel();
+        let report = run.wait().await;
+        assert_eq!(report.pairs[0].ran, 2);
+        assert_eq!(report.pairs[0].pending, 1);
+        assert_eq!(cursor(d)["offset"], 0);
+
+        // The next start runs record 0 only (and fast this time).
+        std::fs::remove_file(&slow).unwrap();
+        std::fs::remove_dir_all(&out).unwrap();
+        std::fs::create_dir(&out).unwrap();
+        let prepared = prepare(d, &view, &s).unwrap();
+        let run = start(prepared, rx, CancellationToken::new());
+        until("record 0 ran", || out.join("1_0").exists()).await;
+        until("saved", || {
+            let c = cursor(d);
+            c["offset"] == 3 * line && c["state"]["done"] == serde_json::json!([])
+        })
+        .await;
+        let report = run.wait().await;
+        assert_eq!((report.pairs[0].ran, report.pairs[0].pending), (1, 0));
+        let ran: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(ran, ["1_0"]);
+    }
 }
