@@ -520,6 +520,19 @@ fn offline_verify_refuses_query_flags() {
     );
 }
 
+/// POSTs `body` to the listener as Konnect would (the tests' secret).
+fn post(l: &Listener, body: &str) -> test_support::Reply {
+    test_support::exchange(
+        l.addr,
+        &test_support::request(
+            "POST",
+            "/audit-logs",
+            &[("Authorization", "Bearer test-secret")],
+            body.as_bytes(),
+        ),
+    )
+}
+
 /// `listener.json`'s `verify` object.
 fn verify_state(w: &World) -> Value {
     let path = w.storage_dir("default").join("listener.json");
@@ -706,15 +719,7 @@ fn reject_refuses_a_signature_only_the_cofactored_equation_accepts() {
     let (cmd, host) = w.listener_command("listen", &["--verify", "reject"]);
     let mut l = w.start_listener_cmd(cmd, &host);
     for body in [records[5].clone() + "\n", records.join("\n") + "\n"] {
-        let reply = test_support::exchange(
-            l.addr,
-            &test_support::request(
-                "POST",
-                "/audit-logs",
-                &[("Authorization", "Bearer test-secret")],
-                body.as_bytes(),
-            ),
-        );
+        let reply = post(&l, &body);
         assert_eq!(reply.status, 202, "{reply:?}");
     }
     let mut kept = records.clone();
@@ -748,15 +753,7 @@ fn reject_finds_exactly_the_bad_records_of_a_large_batch() {
     let delivered = w.delivered_records();
     assert_eq!(delivered.len(), 103);
     // One body of every record, the tampered ones among them.
-    let reply = test_support::exchange(
-        l.addr,
-        &test_support::request(
-            "POST",
-            "/audit-logs",
-            &[("Authorization", "Bearer test-secret")],
-            (delivered.join("\n") + "\n").as_bytes(),
-        ),
-    );
+    let reply = post(&l, &(delivered.join("\n") + "\n"));
     assert_eq!(reply.status, 202, "{reply:?}");
     let good: Vec<String> = delivered
         .iter()

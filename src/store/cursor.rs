@@ -375,6 +375,8 @@ impl StoreConsumer {
             if !finished {
                 let seq = reading.seq;
                 if self.committed.is_some() || !self.rotated(seq)? {
+                    // Idle: the batch buffer (up to 1 MiB) is not kept.
+                    self.buf = Vec::new();
                     return Ok(Step::CaughtUp);
                 }
                 // Rotated (seen from outside the listener): the rest of it

@@ -311,7 +311,9 @@ impl Handler for CheckHandler {
 /// thread of the lowest priority.
 pub fn check_on_every_core(lines: &[&[u8]], keys: &KeySet) -> Vec<Outcome> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cores == 1 || lines.len() < 2 * super::batch::SINGLE_BELOW * cores {
+    // A thread per core only pays for a batch worth it (a few ms of
+    // checks); a trickle of records is checked on this thread.
+    if cores == 1 || lines.len() < super::batch::TOGETHER_FROM * cores {
         return check::check_lines(lines, keys);
     }
     let per = lines.len().div_ceil(cores);
