@@ -358,6 +358,39 @@ pub struct ListenArgs {
     #[command(flatten)]
     pub read: ReadArgs,
 
+    /// Run the --exec given after it for each record stored that matches:
+    /// alert rules (locked, failed-login, denied, forbidden, server-error,
+    /// comma-separated, or all) or a jq filter (a match is an output that
+    /// is neither false nor null). Repeatable, each with its --exec.
+    #[arg(
+        long = "on",
+        value_name = "RULE|FILTER",
+        help_heading = "Acting on records"
+    )]
+    pub on: Vec<String>,
+
+    /// Command run by `sh -c` once per record the --on before it matches,
+    /// after the record is stored, with the record's line on its standard
+    /// input and KONGCTL_RULE, KONGCTL_RECORD_ID, KONGCTL_RECORD_FORMAT,
+    /// KONGCTL_EVENT_TYPE and KONGCTL_EVENT_TS set. Exit status and stderr
+    /// are logged; a record stored before a crash still gets its command
+    /// at the next start.
+    #[arg(
+        long = "exec",
+        value_name = "COMMAND",
+        help_heading = "Acting on records"
+    )]
+    pub exec: Vec<String>,
+
+    /// Kill a command, with its process group, still running after this
+    /// long. [default: 30s]
+    #[arg(long, value_name = "DURATION", help_heading = "Acting on records")]
+    pub exec_timeout: Option<String>,
+
+    /// How many commands of one --exec run at once (1 to 64). [default: 4]
+    #[arg(long, value_name = "N", help_heading = "Acting on records")]
+    pub exec_jobs: Option<u16>,
+
     /// Before changing anything in Konnect, send one probe through the
     /// endpoint and tell whether it reaches this listener.
     ///
@@ -991,6 +1024,10 @@ impl TailArgs {
             (l.dry_run.is_some(), "--dry-run"),
             (l.log_max_size.is_some(), "--log-max-size"),
             (l.log_keep.is_some(), "--log-keep"),
+            (!l.on.is_empty(), "--on"),
+            (!l.exec.is_empty(), "--exec"),
+            (l.exec_timeout.is_some(), "--exec-timeout"),
+            (l.exec_jobs.is_some(), "--exec-jobs"),
         ]
         .into_iter()
         .find_map(|(given, name)| given.then_some(name))

@@ -14,6 +14,7 @@ pub mod config;
 pub mod delete;
 pub mod detach;
 pub mod error;
+pub mod exec;
 pub mod fsutil;
 pub mod get;
 pub mod gofmt;

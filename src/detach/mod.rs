@@ -344,6 +344,12 @@ impl ChildChannel {
         // SAFETY: the parent passed us this fd for our exclusive use; it was
         // checked to be an open pipe above and nothing else owns it.
         let file = unsafe { File::from_raw_fd(fd) };
+        // Not for the processes this one starts (`--exec` commands): the
+        // parent must see the pipe close when this process ends.
+        let _ = nix::fcntl::fcntl(
+            &file,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
         let record_file = std::env::var_os(RECORD_ENV)
             .map(PathBuf::from)
             .map(|p| crate::config::expand_pid(&p, std::process::id()));

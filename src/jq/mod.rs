@@ -9,6 +9,8 @@
 //! Every printer runs `--jq` through this module: the live `tail` and
 //! `tail-file` ([`crate::tail`]) and every query output ([`crate::output`]).
 //! What a printer does with a skip (a warning line, a count) is its own.
+//! The listener's `--on FILTER` ([`crate::exec`]) asks the same filter
+//! whether a record matches ([`JqFilter::matches`]).
 //!
 //! An invalid expression fails at startup with the original's prefixes
 //! (`invalid jq expression: ` for syntax, `failed to compile jq expression: `
@@ -120,34 +122,62 @@ impl JqFilter {
         mode: Results,
     ) -> Result<usize, RecordSkip> {
         let start = out.len();
-        // One copy of the record; strings without escapes point into it.
-        let record = Bytes::copy_from_slice(record);
-        let result = match gojson::parse(&record, SHALLOW_DEPTH) {
-            Ok(Some(input)) => self.run(input, out, mode),
-            Ok(None) => self.apply_deep(&record, out, mode),
-            Err(e) => Err(RecordSkip::InvalidJson(e)),
-        };
+        let result = self.on_record(record, |input| self.run(input, &mut *out, mode));
         if result.is_err() {
             out.truncate(start);
         }
         result
     }
 
-    /// Filters a record nested deeper than [`SHALLOW_DEPTH`] on a thread of
-    /// its own with a stack large enough for Go's nesting limit: jaq, like
-    /// printing and dropping values, recurses once per level, a few KiB each.
-    fn apply_deep(
+    /// Whether the record matches the filter, as `--on FILTER` reads it:
+    /// the filter yields a truthy value, any output that is neither `false`
+    /// nor `null` (jq's truthiness, as `select` reads it). Outputs are read
+    /// up to the first truthy one; an error before it (the record is not
+    /// JSON, the filter fails) is the record's [`RecordSkip`]. No output at
+    /// all is no match.
+    pub fn matches(&self, record: &[u8]) -> Result<bool, RecordSkip> {
+        use jaq_core::ValT;
+        self.on_record(record, |input| {
+            let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
+            for result in self.filter.id.run((ctx, input)) {
+                if result.map_err(filter_error)?.as_bool() {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+    }
+
+    /// Parses the record and hands it to `f`: on the caller's stack up to
+    /// [`SHALLOW_DEPTH`], else on a thread of its own ([`Self::on_deep`]).
+    fn on_record<T: Send>(
         &self,
+        record: &[u8],
+        f: impl FnOnce(Val) -> Result<T, RecordSkip> + Send,
+    ) -> Result<T, RecordSkip> {
+        // One copy of the record; strings without escapes point into it.
+        let record = Bytes::copy_from_slice(record);
+        match gojson::parse(&record, SHALLOW_DEPTH) {
+            Ok(Some(input)) => f(input),
+            Ok(None) => Self::on_deep(&record, f),
+            Err(e) => Err(RecordSkip::InvalidJson(e)),
+        }
+    }
+
+    /// Parses and filters a record nested deeper than [`SHALLOW_DEPTH`] on
+    /// a thread of its own with a stack large enough for Go's nesting
+    /// limit: jaq, like printing and dropping values, recurses once per
+    /// level, a few KiB each.
+    fn on_deep<T: Send>(
         record: &Bytes,
-        out: &mut Vec<u8>,
-        mode: Results,
-    ) -> Result<usize, RecordSkip> {
+        f: impl FnOnce(Val) -> Result<T, RecordSkip> + Send,
+    ) -> Result<T, RecordSkip> {
         std::thread::scope(|scope| {
             let worker = std::thread::Builder::new()
                 .name("kongctl-jq-deep".into())
                 .stack_size(DEEP_STACK)
                 .spawn_scoped(scope, || match gojson::parse(record, gojson::MAX_DEPTH) {
-                    Ok(Some(input)) => self.run(input, out, mode),
+                    Ok(Some(input)) => f(input),
                     Ok(None) => unreachable!("gojson::parse stops at MAX_DEPTH with an error"),
                     Err(e) => Err(RecordSkip::InvalidJson(e)),
                 });
@@ -170,18 +200,7 @@ impl JqFilter {
         // error wins over an encoding error of an earlier result.
         let mut encode_error = None;
         for result in self.filter.id.run((ctx, input)) {
-            let value = result.map_err(|exn| {
-                let reason = match exn.get_err() {
-                    Ok(err) => bounded(error_text(err)),
-                    // `halt` would exit the process in jaq's own runner;
-                    // here it only ends this record.
-                    Err(exn) => match exn.get_halt() {
-                        Ok(code) => format!("halt with exit code {code}"),
-                        Err(_) => "unexpected control flow out of the filter".into(),
-                    },
-                };
-                RecordSkip::Filter(reason)
-            })?;
+            let value = result.map_err(filter_error)?;
             count += 1;
             if encode_error.is_some() {
                 continue;
@@ -228,6 +247,20 @@ impl JqFilter {
             crate::gofmt::quote(&self.expr)
         )
     }
+}
+
+/// A filter's error (or `halt`) as the record's skip.
+fn filter_error(exn: jaq_core::Exn<Val>) -> RecordSkip {
+    let reason = match exn.get_err() {
+        Ok(err) => bounded(error_text(err)),
+        // `halt` would exit the process in jaq's own runner; here it only
+        // ends this record.
+        Err(exn) => match exn.get_halt() {
+            Ok(code) => format!("halt with exit code {code}"),
+            Err(_) => "unexpected control flow out of the filter".into(),
+        },
+    };
+    RecordSkip::Filter(reason)
 }
 
 /// The text of a filter error. A value raised with `error(v)` reads as in
@@ -510,6 +543,36 @@ mod tests {
             lines.push(b'\n');
         }
         lines
+    }
+
+    #[test]
+    fn a_record_matches_when_the_filter_yields_a_truthy_value() {
+        let m =
+            |expr: &str, record: &str| JqFilter::compile(expr).unwrap().matches(record.as_bytes());
+        let rec = r#"{"name":"AUTHENTICATION_OUTCOME_LOCKED","severity":6,"n":0,"s":""}"#;
+        assert_eq!(m(".severity == 6", rec), Ok(true));
+        assert_eq!(m(".severity == 1", rec), Ok(false));
+        assert_eq!(m("select(.severity > 5)", rec), Ok(true));
+        assert_eq!(m("select(.severity > 6)", rec), Ok(false), "no output");
+        assert_eq!(m("empty", rec), Ok(false));
+        assert_eq!(m(".missing", rec), Ok(false), "null");
+        // 0 and "" are truthy in jq.
+        assert_eq!(m(".n", rec), Ok(true));
+        assert_eq!(m(".s", rec), Ok(true));
+        assert_eq!(m("null, false, 1", rec), Ok(true));
+        // Outputs are read up to the first truthy one.
+        assert_eq!(m("true, error(\"late\")", rec), Ok(true));
+        assert_eq!(
+            m("false, error(\"boom\")", rec),
+            Err(RecordSkip::Filter("error: boom".into()))
+        );
+        assert!(matches!(
+            m(".", "not json"),
+            Err(RecordSkip::InvalidJson(_))
+        ));
+        // Deeper than the caller's stack is asked for.
+        let deep = format!("{}{}", "[".repeat(2000), "]".repeat(2000));
+        assert_eq!(m("length == 1", &deep), Ok(true));
     }
 
     /// Output of the original's code (Go's json.Unmarshal, gojq, Go's

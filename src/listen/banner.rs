@@ -171,6 +171,7 @@ mod tests {
             store: crate::store::StorePolicy::default(),
             portals: Vec::new(),
             service: crate::service::ServiceOptions::default(),
+            exec: None,
             warnings: Vec::new(),
         }
     }

@@ -151,6 +151,15 @@ pub async fn run(settings: Settings, opts: ListenOptions, hooks: Hooks) -> Resul
         );
         tracing::warn!(file = %paths.events_file.display(), removed_bytes = r.removed_bytes, "repaired torn final line");
     }
+    // The --exec pairs' cursors (a new pair starts at the end of the
+    // store), before anything remote.
+    let exec = match &opts.exec {
+        Some(settings) => Some(
+            crate::exec::prepare(&paths.dir, &store.committed_view(), settings)
+                .map_err(CliError::new)?,
+        ),
+        None => None,
+    };
     let listener = bind(opts.listen_address).await?;
     let bound = listener
         .local_addr()
@@ -188,7 +197,7 @@ pub async fn run(settings: Settings, opts: ListenOptions, hooks: Hooks) -> Resul
         verifier,
         service: service.clone(),
     };
-    let result = run.lifecycle(listener, bound, store, hooks).await;
+    let result = run.lifecycle(listener, bound, store, exec, hooks).await;
     drop(lock);
     service.shutdown().await;
     result
@@ -216,6 +225,7 @@ impl Run {
         listener: TcpListener,
         bound: SocketAddr,
         store: EventStore,
+        exec: Option<crate::exec::Prepared>,
         hooks: Hooks,
     ) -> Result<(), CliError> {
         // The tunnel self-test, before any remote change.
@@ -228,6 +238,7 @@ impl Run {
         let local_endpoint = local_endpoint(bound, &self.opts.path);
         let mut listener_state = self.first_listener_state(bound, &local_endpoint);
         listener_state.store = store.summary();
+        listener_state.exec = exec.as_ref().map(crate::exec::Prepared::report);
         if let Err(e) = state::write_json(&self.paths.listener_file, &listener_state) {
             let err = CliError::new(format!(
                 "failed to write listener state file {}: {e}",
@@ -252,7 +263,20 @@ impl Run {
             });
         }
 
-        let reason = self.serve(listener, store, listener_state).await;
-        self.finish(reason, destination_id).await
+        let served = self.serve(listener, store, listener_state, exec).await;
+        // Commands still running end (at most at their timeout) while
+        // Konnect is cleaned up; listener.json then gets their counts.
+        let listener_file = self.paths.listener_file.clone();
+        let exec_done = async move {
+            if let Some(exec) = served.exec {
+                let mut state = served.state;
+                state.exec = Some(exec.wait().await);
+                if let Err(e) = state::write_json(&listener_file, &state) {
+                    tracing::warn!(error = %e, "failed to write final listener state");
+                }
+            }
+        };
+        let (result, ()) = tokio::join!(self.finish(served.reason, destination_id), exec_done);
+        result
     }
 }

@@ -92,6 +92,8 @@ pub struct ListenOptions {
     pub portals: Vec<String>,
     /// The admin endpoint and `--dry-run` (`crate::service`).
     pub service: crate::service::ServiceOptions,
+    /// `--on`/`--exec` pairs and their limits (`crate::exec`).
+    pub exec: Option<crate::exec::ExecSettings>,
     /// Warnings to show once the command has decided where output goes.
     pub warnings: Vec<String>,
 }
@@ -213,6 +215,14 @@ impl ListenOptions {
             },
         };
 
+        let exec = crate::exec::ExecSettings::from_flags(
+            &args.on,
+            &args.exec,
+            args.exec_timeout.as_deref(),
+            args.exec_jobs,
+        )
+        .map_err(usage)?;
+
         let listen_address = parse_listen_address(&args.listen_address).map_err(usage)?;
         if args.max_body_bytes <= 0 {
             return Err(usage("max-body-bytes must be greater than zero".into()));
@@ -302,6 +312,7 @@ impl ListenOptions {
             store,
             portals,
             service: crate::service::ServiceOptions::default(),
+            exec,
             warnings,
         })
     }

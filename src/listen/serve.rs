@@ -41,6 +41,14 @@ fn state_refresh_interval() -> Duration {
         .unwrap_or(STATE_REFRESH)
 }
 
+/// How serving ended: why, the `--exec` pairs (stopped, their running
+/// commands maybe not yet ended) and the final `listener.json`.
+pub(super) struct Served {
+    pub(super) reason: StopReason,
+    pub(super) exec: Option<crate::exec::ExecRun>,
+    pub(super) state: ListenerState,
+}
+
 /// Why serving ended.
 pub(super) enum StopReason {
     Signal,
@@ -88,6 +96,7 @@ impl Run {
             portals,
             admin_address: self.service.admin_address().map(|a| a.to_string()),
             ingest: None,
+            exec: None,
         }
     }
 
@@ -111,10 +120,15 @@ impl Run {
         listener: TcpListener,
         store: EventStore,
         listener_state: ListenerState,
-    ) -> StopReason {
+        exec: Option<crate::exec::Prepared>,
+    ) -> Served {
         // Tail from here: taken before the server starts, so no record
         // acknowledged by this run is missed.
         let feed = self.opts.tail.then(|| store.subscribe());
+        // --exec from here too: commands left by an earlier run first.
+        let exec = exec.map(|prepared| {
+            crate::exec::start(prepared, store.committed(), self.signals.abort.clone())
+        });
         let shutdown = CancellationToken::new();
         let mut settings = ListenerSettings::new(
             self.opts.path.clone(),
@@ -187,6 +201,7 @@ impl Run {
             store: store.clone(),
             verifier: self.verifier.clone(),
             checker,
+            exec: exec.as_ref().map(|e| e.counts()),
             report,
             gate,
             counters,
@@ -277,6 +292,10 @@ impl Run {
             }
         };
         self.service.stopping();
+        // Start no more commands; the running ones end on their own.
+        if let Some(exec) = &exec {
+            exec.stop();
+        }
         match &reason {
             StopReason::Signal => tracing::info!("stopping: signal received"),
             StopReason::StdoutClosed => tracing::info!("stopping: stdout closed"),
@@ -323,12 +342,17 @@ impl Run {
             checker.finish(crate::verify::checker::FINISH_WITHIN).await;
         }
         listener_state.verify = sources.verify_counts(&store.stats());
+        listener_state.exec = sources.exec_report();
         listener_state.running = false;
         listener_state.stopped_at = Some(crate::time::now_rfc3339());
         if let Err(e) = state::write_json(&self.paths.listener_file, &listener_state) {
             tracing::warn!(error = %e, "failed to write final listener state");
         }
-        reason
+        Served {
+            reason,
+            exec,
+            state: listener_state,
+        }
     }
 }
 
@@ -342,6 +366,8 @@ struct Sources {
     verifier: Option<Arc<LiveVerifier>>,
     /// Under `--verify warn`: the checker that follows the store.
     checker: Option<Arc<Checker>>,
+    /// With `--on`/`--exec`: the pairs' counts.
+    exec: Option<crate::exec::ExecCounts>,
     report: SharedReport,
     gate: DedupGate,
     counters: Arc<IngestCounters>,
@@ -355,11 +381,17 @@ impl crate::service::Snapshots for Sources {
         s.verify = self.verify_counts(&self.store.stats());
         s.replay = Some(replay_report(&self.report, &self.gate));
         s.ingest = Some(self.counters.snapshot());
+        s.exec = self.exec_report();
         s
     }
 }
 
 impl Sources {
+    /// `listener.json`'s `exec` object: each `--on`/`--exec` pair's counts.
+    fn exec_report(&self) -> Option<crate::exec::ExecReport> {
+        self.exec.as_ref().map(crate::exec::ExecCounts::report)
+    }
+
     /// `listener.json`'s `verify` object: the verifier's counts and, under
     /// `warn`, the records stored and not checked yet.
     fn verify_counts(&self, stats: &crate::store::StoreStats) -> Option<crate::verify::Counts> {

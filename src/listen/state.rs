@@ -197,6 +197,9 @@ pub struct ListenerState {
     /// aside by the signature check (`crate::listener::counters`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingest: Option<crate::listener::IngestCounts>,
+    /// Ours: each `--on`/`--exec` pair's commands (absent without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<crate::exec::ExecReport>,
 }
 
 /// Writes `value` as 2-space JSON, atomically, 0600, no trailing newline

@@ -44,6 +44,9 @@ pub struct ListenerCounters {
     /// The admin endpoint's address (`--admin-address`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_address: Option<String>,
+    /// Each `--on`/`--exec` pair's commands (`crate::exec`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<crate::exec::ExecReport>,
 }
 
 /// Every record in `processes_dir` with its status, newest first, then by
@@ -367,6 +370,7 @@ mod tests {
                 store: None,
                 portals: Vec::new(),
                 admin_address: None,
+                exec: None,
             })
         );
     }

@@ -28,6 +28,13 @@
 //! again, and counted again from the saved count). The file is written
 //! with [`crate::fsutil::write_atomic`]: synced, 0600.
 //!
+//! **Reading ahead, saving behind.** A handler that finishes records
+//! after `handle` returned, out of order (`--exec` runs commands several
+//! at a time), reads with [`StoreConsumer::step_unsaved`] and saves with
+//! [`StoreConsumer::save_at`] the position of its oldest unfinished record
+//! ([`Records::iter_at`] gives each record's), with in its state what it
+//! finished beyond that: a restart delivers again from there.
+//!
 //! Waiting for new records, threads and priorities are the caller's: a
 //! consumer only reads when asked ([`StoreConsumer::step`]).
 
@@ -128,6 +135,24 @@ impl<'a> Records<'a> {
         self.bytes
             .split(|&b| b == b'\n')
             .filter(|line| !line.trim_ascii().is_empty())
+    }
+
+    /// The records (blank lines skipped), in stored order, each with the
+    /// position where it starts: a cursor saved there delivers it again.
+    pub fn iter_at(&self) -> impl Iterator<Item = (Position, &'a [u8])> + 'a {
+        let from = self.from;
+        let mut start = 0usize;
+        self.bytes
+            .split(|&b| b == b'\n')
+            .map(move |line| {
+                let at = Position {
+                    seq: from.seq,
+                    offset: from.offset + start as u64,
+                };
+                start += line.len() + 1;
+                (at, line)
+            })
+            .filter(|(_, line)| !line.trim_ascii().is_empty())
     }
 
     /// How many records.
@@ -241,7 +266,7 @@ impl StoreConsumer {
                 // Saved at once: records stored from here on are delivered
                 // even if this process dies before its first batch.
                 consumer
-                    .write(&serde_json::Value::Null)
+                    .write(consumer.position, &serde_json::Value::Null)
                     .map_err(|source| ConsumeError::Save {
                         path: consumer.cursor.display().to_string(),
                         source,
@@ -289,6 +314,24 @@ impl StoreConsumer {
     /// Delivers the next batch of records after the cursor, if any, and
     /// saves the cursor once the handler returned.
     pub fn step<H: Handler>(&mut self, handler: &mut H) -> Result<Step, ConsumeError<H::Error>> {
+        self.step_with(handler, true)
+    }
+
+    /// [`StoreConsumer::step`] without saving the cursor: the caller saves
+    /// with [`StoreConsumer::save_at`] once it is done with the records
+    /// (see "Reading ahead, saving behind" in the module documentation).
+    pub fn step_unsaved<H: Handler>(
+        &mut self,
+        handler: &mut H,
+    ) -> Result<Step, ConsumeError<H::Error>> {
+        self.step_with(handler, false)
+    }
+
+    fn step_with<H: Handler>(
+        &mut self,
+        handler: &mut H,
+        save: bool,
+    ) -> Result<Step, ConsumeError<H::Error>> {
         loop {
             if self.reading.is_none() && !self.open_current(handler)? {
                 return Ok(Step::CaughtUp);
@@ -324,7 +367,9 @@ impl StoreConsumer {
                 let count = records.len();
                 handler.handle(&records).map_err(ConsumeError::Handler)?;
                 self.position.offset += read;
-                self.save(handler)?;
+                if save {
+                    self.save(handler)?;
+                }
                 return Ok(Step::Delivered(count));
             }
             if !finished {
@@ -463,17 +508,33 @@ impl StoreConsumer {
     }
 
     fn save<H: Handler>(&self, handler: &H) -> Result<(), ConsumeError<H::Error>> {
-        self.write(&handler.state())
+        self.write(self.position, &handler.state())
             .map_err(|source| ConsumeError::Save {
                 path: self.cursor.display().to_string(),
                 source,
             })
     }
 
-    fn write(&self, state: &serde_json::Value) -> io::Result<()> {
+    /// Replaces the cursor file with `at` and `state`, leaving where the
+    /// consumer reads unchanged: a restart delivers again every record from
+    /// `at` on. `at` is a position [`Records::iter_at`] gave, or the
+    /// consumer's own ([`StoreConsumer::position`]); never past the latter.
+    pub fn save_at(
+        &self,
+        at: Position,
+        state: serde_json::Value,
+    ) -> Result<(), ConsumeError<std::convert::Infallible>> {
+        debug_assert!(at <= self.position, "{at:?} is past {:?}", self.position);
+        self.write(at, &state).map_err(|source| ConsumeError::Save {
+            path: self.cursor.display().to_string(),
+            source,
+        })
+    }
+
+    fn write(&self, at: Position, state: &serde_json::Value) -> io::Result<()> {
         let saved = Saved {
-            seq: self.position.seq,
-            offset: self.position.offset,
+            seq: at.seq,
+            offset: at.offset,
             state: state.clone(),
         };
         let bytes = serde_json::to_vec(&saved).expect("a cursor serialises");
@@ -868,6 +929,66 @@ mod tests {
         assert_eq!(h.lines, want);
         assert_eq!(h.skipped.len(), 1, "{:?}", h.skipped);
         assert!(h.skipped[0].contains("segments 2 to 2"), "{}", h.skipped[0]);
+    }
+
+    #[test]
+    fn reading_ahead_and_saving_behind_delivers_again_from_the_saved_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(name(1).path(d, Form::Gzip), gzip(&lines(0, 10))).unwrap();
+        let active = d.join(super::super::layout::ACTIVE_FILE);
+        std::fs::write(&active, lines(10, 20)).unwrap();
+
+        /// Keeps each record with its position.
+        #[derive(Default)]
+        struct At(Vec<(Position, String)>);
+        impl Handler for At {
+            type Error = String;
+            fn handle(&mut self, records: &Records<'_>) -> Result<(), String> {
+                for (at, line) in records.iter_at() {
+                    self.0.push((at, String::from_utf8(line.to_vec()).unwrap()));
+                }
+                Ok(())
+            }
+        }
+        let (mut c, _) = StoreConsumer::open(d, "t", Start::Beginning, None).unwrap();
+        let mut h = At::default();
+        while let Step::Delivered(_) = c.step_unsaved(&mut h).unwrap() {}
+        let got: Vec<String> = h.0.iter().map(|(_, l)| l.clone()).collect();
+        assert_eq!(got, expected(0, 20));
+        // Nothing saved since the start: a restart starts over.
+        let (again, _) = StoreConsumer::open(d, "t", Start::End, None).unwrap();
+        assert_eq!(again.position(), Position { seq: 1, offset: 0 });
+        // Positions are where each line starts, in its segment.
+        assert_eq!(h.0[0].0, Position { seq: 1, offset: 0 });
+        assert_eq!(
+            h.0[3].0,
+            Position {
+                seq: 1,
+                offset: lines(0, 3).len() as u64
+            }
+        );
+        assert_eq!(
+            h.0[12].0,
+            Position {
+                seq: 2,
+                offset: lines(10, 12).len() as u64
+            }
+        );
+        // Saved behind, inside the gzip'd segment, then inside the active
+        // file: a restart delivers from there, with the state.
+        for k in [4, 15] {
+            let (at, _) = h.0[k];
+            c.save_at(at, serde_json::json!({ "k": k })).unwrap();
+            let (mut again, state) = StoreConsumer::open(d, "t", Start::End, None).unwrap();
+            assert_eq!(state, serde_json::json!({ "k": k }));
+            assert_eq!(again.position(), at);
+            let mut h2 = At::default();
+            while let Step::Delivered(_) = again.step_unsaved(&mut h2).unwrap() {}
+            let got: Vec<String> = h2.0.iter().map(|(_, l)| l.clone()).collect();
+            assert_eq!(got, expected(k, 20));
+            assert_eq!(h2.0, h.0[k..]);
+        }
     }
 
     #[test]
