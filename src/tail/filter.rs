@@ -11,6 +11,8 @@
 //! for unknown names), followed by jaq's diagnosis with the expression and
 //! the error marked under it.
 
+mod projection;
+
 use crate::gojson::{self, EncodeError, SyntaxError};
 use bytes::Bytes;
 use core::fmt;
@@ -35,6 +37,9 @@ const DEEP_STACK: usize = 256 << 20;
 pub struct JqFilter {
     expr: String,
     filter: jaq_core::Filter<Data>,
+    /// The only members of a record the filter reads, when it reads no
+    /// more ([`projection`]): the others are not parsed into values.
+    members: Option<Vec<Box<[u8]>>>,
 }
 
 impl fmt::Debug for JqFilter {
@@ -83,6 +88,7 @@ impl JqFilter {
         Ok(JqFilter {
             expr: expr.to_owned(),
             filter,
+            members: projection::members(expr),
         })
     }
 
@@ -97,6 +103,12 @@ impl JqFilter {
     /// On error nothing is appended (`out` keeps its length), so one buffer
     /// can collect many records.
     pub fn apply(&self, record: &[u8], out: &mut Vec<u8>) -> Result<(), RecordSkip> {
+        // One copy of the record; strings without escapes point into it.
+        self.apply_bytes(&Bytes::copy_from_slice(record), out)
+    }
+
+    /// [`JqFilter::apply`] to a record already in [`Bytes`] (no copy).
+    pub fn apply_bytes(&self, record: &Bytes, out: &mut Vec<u8>) -> Result<(), RecordSkip> {
         self.apply_as(record, out, Results::Line).map(|_| ())
     }
 
@@ -106,21 +118,25 @@ impl JqFilter {
     /// last does not. Returns the number of results (lines): none prints
     /// nothing.
     pub fn apply_raw(&self, record: &[u8], out: &mut Vec<u8>) -> Result<usize, RecordSkip> {
+        self.apply_raw_bytes(&Bytes::copy_from_slice(record), out)
+    }
+
+    /// [`JqFilter::apply_raw`] to a record already in [`Bytes`] (no copy).
+    pub fn apply_raw_bytes(&self, record: &Bytes, out: &mut Vec<u8>) -> Result<usize, RecordSkip> {
         self.apply_as(record, out, Results::RawLines)
     }
 
     fn apply_as(
         &self,
-        record: &[u8],
+        record: &Bytes,
         out: &mut Vec<u8>,
         mode: Results,
     ) -> Result<usize, RecordSkip> {
         let start = out.len();
-        // One copy of the record; strings without escapes point into it.
-        let record = Bytes::copy_from_slice(record);
-        let result = match gojson::parse(&record, SHALLOW_DEPTH) {
+        let members = self.members.as_deref();
+        let result = match gojson::parse_members(record, SHALLOW_DEPTH, members) {
             Ok(Some(input)) => self.run(input, out, mode),
-            Ok(None) => self.apply_deep(&record, out, mode),
+            Ok(None) => self.apply_deep(record, out, mode),
             Err(e) => Err(RecordSkip::InvalidJson(e)),
         };
         if result.is_err() {
@@ -142,10 +158,13 @@ impl JqFilter {
             let worker = std::thread::Builder::new()
                 .name("kongctl-jq-deep".into())
                 .stack_size(DEEP_STACK)
-                .spawn_scoped(scope, || match gojson::parse(record, gojson::MAX_DEPTH) {
-                    Ok(Some(input)) => self.run(input, out, mode),
-                    Ok(None) => unreachable!("gojson::parse stops at MAX_DEPTH with an error"),
-                    Err(e) => Err(RecordSkip::InvalidJson(e)),
+                .spawn_scoped(scope, || {
+                    match gojson::parse_members(record, gojson::MAX_DEPTH, self.members.as_deref())
+                    {
+                        Ok(Some(input)) => self.run(input, out, mode),
+                        Ok(None) => unreachable!("gojson::parse stops at MAX_DEPTH with an error"),
+                        Err(e) => Err(RecordSkip::InvalidJson(e)),
+                    }
                 });
             match worker {
                 Ok(worker) => worker
@@ -506,6 +525,66 @@ mod tests {
             lines.push(b'\n');
         }
         lines
+    }
+
+    /// Filters that read only some members give, with only those parsed,
+    /// exactly what they give with the whole record: results, errors and
+    /// warnings, on every record of the original's test data and on some
+    /// made for it.
+    #[test]
+    fn reading_only_the_members_a_filter_reads_changes_nothing() {
+        let mut records: Vec<Vec<u8>> = include_bytes!("testdata/records.jsonl")
+            .split(|&c| c == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        for extra in [
+            r#"{"a":{"x":1},"b":"x","c":[1,2],"k":"v","v":3,"event_id":"e"}"#,
+            r#"{"a":"s","b":null,"request":{"status_code":500},"event_id":7}"#,
+            r#"{"a":1,"b":2,"a":{"x":"last"}}"#,
+            r#"{"a":1,"b":[1,2,3}"#,
+            r#"{"z":1e999,"a":1}"#,
+            r#"{"z":"\ud800","a":"\u00e9"}"#,
+            r#"[1,2]"#,
+            r#""text""#,
+        ] {
+            records.push(extra.as_bytes().to_vec());
+        }
+        for expr in [
+            "{ts: .event_ts, name, principal_id, granted}",
+            "{ts: .event_ts, name, request: (.request // null)}",
+            "select(.request.status_code >= 400) | .event_id",
+            ".a[.b]",
+            ".a.x",
+            ".a | keys",
+            ".a + .b",
+            r#""\(.a)-\(.b)""#,
+            "try (.a | tostring) catch .",
+            "if .a then .b else .c end",
+            ".a as $x | [.b, $x]",
+            "{(.k): .v}",
+            "select(.a and (.b | not)) | {c}",
+        ] {
+            let projected = JqFilter::compile(expr).unwrap();
+            assert!(projected.members.is_some(), "{expr}");
+            let mut whole = JqFilter::compile(expr).unwrap();
+            whole.members = None;
+            for record in &records {
+                let run = |f: &JqFilter| {
+                    let mut out = Vec::new();
+                    let mut raw = Vec::new();
+                    let line = f.apply(record, &mut out).map_err(|e| f.skip_warning(&e));
+                    let lines = f.apply_raw(record, &mut raw).map_err(|e| e.to_string());
+                    (line, out, lines, raw)
+                };
+                assert_eq!(
+                    run(&projected),
+                    run(&whole),
+                    "{expr} on {}",
+                    String::from_utf8_lossy(record)
+                );
+            }
+        }
     }
 
     /// Output of the original's code (Go's json.Unmarshal, gojq, Go's
