@@ -55,10 +55,11 @@ impl<W: Write, E: Write> Output for Lines<W, E> {
             self.line = Vec::new();
         }
         self.line.clear();
+        let json = record.json_bytes();
         let applied = if self.raw {
-            filter.apply_raw(record.json(), &mut self.line)
+            filter.apply_raw_bytes(&json, &mut self.line)
         } else {
-            filter.apply(record.json(), &mut self.line).map(|()| 1)
+            filter.apply_bytes(&json, &mut self.line).map(|()| 1)
         };
         match applied {
             Ok(0) => Ok(()),

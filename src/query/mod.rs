@@ -172,7 +172,8 @@ impl<O: Output> Pipeline<O> {
                     self.tail.pop_front();
                     self.truncated = true;
                 }
-                self.tail.push_back(record);
+                // Held to the end: not pinning the block it was read from.
+                self.tail.push_back(record.detached());
             }
         }
         Ok(self.flow())

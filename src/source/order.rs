@@ -112,10 +112,11 @@ impl TimeOrder {
         if !self.query.matches(&record) {
             return;
         }
+        // Held: in bytes of its own, not pinning the block it came from.
         let held = Held {
             time: record.time(),
             seq: at,
-            record,
+            record: record.detached(),
         };
         match &mut self.store {
             Store::All(all) => all.push(held),
@@ -218,7 +219,7 @@ impl Merge {
         let held = Held {
             time: record.time(),
             seq: at,
-            record,
+            record: record.detached(),
         };
         if let Some(last) = self.current.last()
             && last.key() > held.key()

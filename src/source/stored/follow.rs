@@ -124,7 +124,7 @@ impl Follower {
                         if ring.len() == want {
                             ring.pop_front();
                         }
-                        ring.push_back(record);
+                        ring.push_back(record.detached());
                     }
                     Ok(true)
                 },
