@@ -3,7 +3,9 @@
 //! Settings come from, in order of precedence: flags, the environment
 //! (`KONGCTL_<PROFILE>_<KEY>`), the profile's section of `config.yaml`, and
 //! built-in defaults. Paths all hang off the config directory
-//! (`$XDG_CONFIG_HOME/kongctl`, else `~/.config/kongctl`).
+//! (`$XDG_CONFIG_HOME/kongctl`, else `~/.config/kongctl`). Building the
+//! Konnect client from them is [`crate::konnect`]'s
+//! (`KonnectClient::from_settings`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -109,6 +111,10 @@ pub enum PatSource {
     /// The config file whose profile section has `konnect.pat`.
     File(PathBuf),
 }
+
+/// `konnect.refresh-path`'s default: where Konnect renews the access token
+/// of `kongctl login`'s token file.
+pub const REFRESH_PATH_DEFAULT: &str = "/kauth/api/v1/refresh";
 
 /// What authenticates calls to Konnect.
 #[derive(Debug, Clone)]
@@ -243,7 +249,7 @@ impl Settings {
                     format!("/{p}")
                 }
             })
-            .unwrap_or_else(|| crate::konnect::login::REFRESH_PATH_DEFAULT.to_string());
+            .unwrap_or_else(|| REFRESH_PATH_DEFAULT.to_string());
 
         let base_url = global
             .base_url
@@ -481,26 +487,6 @@ impl Settings {
 }
 
 impl Settings {
-    /// A Konnect client for these settings: the hosts (`--base-url` or the
-    /// region's), and the PAT, else the login token file (renewed as it
-    /// expires), as [`Settings::auth`] picks.
-    pub fn konnect_client(
-        &self,
-        options: crate::konnect::client::ClientOptions,
-    ) -> Result<crate::konnect::KonnectClient, String> {
-        use crate::konnect::client::Host;
-        use crate::konnect::{Credential, Hosts, KonnectClient, LoginToken};
-        let hosts = Hosts::resolve(self.base_url.as_deref(), &self.region, self.konnect_domain)?;
-        let credential = match self.auth()? {
-            Auth::Pat(pat) => Credential::Pat(pat),
-            Auth::LoginFile(path) => {
-                let refresh = hosts.url(Host::Regional, &self.refresh_path, &[]);
-                Credential::Login(LoginToken::new(path, refresh))
-            }
-        };
-        KonnectClient::new(hosts, credential, options).map_err(|e| e.to_string())
-    }
-
     /// The hint for an access token Konnect rejected (401): names where the
     /// token in use came from (the one [`Settings::auth`] picks), so the user
     /// fixes that place and not another.

@@ -22,7 +22,7 @@ use crate::config::Settings;
 use crate::error::CliError;
 use crate::inspect;
 use crate::konnect::client::ClientOptions;
-use crate::konnect::{AuditLogs, KonnectError};
+use crate::konnect::{AuditLogs, KonnectClient, KonnectError};
 use crate::output::{self, Output, Summary};
 use crate::query::options::{QueryFlags, QueryOptions};
 use crate::query::{Limit, Pipeline, Query, Window};
@@ -188,7 +188,7 @@ fn pull(settings: &Settings, mut opts: QueryOptions) -> Result<(), CliError> {
         backoff_max: std::time::Duration::from_secs(60),
         ..ClientOptions::from_env()
     };
-    let client = settings.konnect_client(options).map_err(CliError::new)?;
+    let client = KonnectClient::from_settings(settings, options).map_err(CliError::new)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -204,7 +204,7 @@ fn pull(settings: &Settings, mut opts: QueryOptions) -> Result<(), CliError> {
         std::mem::take(&mut opts.output),
         stdout.lock(),
         io::stderr(),
-        crate::ps::terminal_width(),
+        crate::output::table::terminal_width(),
     );
     let mut pipeline = Pipeline::new(query, printer);
     let mut puller = Puller::new(AuditLogs::new(client), &opts, stop.clone());
@@ -311,9 +311,8 @@ fn inspect_setup(
         ));
     }
     settings.auth().map_err(CliError::new)?;
-    let client = settings
-        .konnect_client(ClientOptions::from_env())
-        .map_err(CliError::new)?;
+    let client =
+        KonnectClient::from_settings(settings, ClientOptions::from_env()).map_err(CliError::new)?;
     let api = AuditLogs::new(client);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -431,7 +430,7 @@ pub fn tail_stored(settings: &Settings, args: TailArgs, path: &str) -> Result<()
         opts.output,
         stdout.lock(),
         io::stderr(),
-        crate::ps::terminal_width(),
+        crate::output::table::terminal_width(),
     );
     let mut sink = TailSink {
         pipeline: Pipeline::new(query, printer),
@@ -530,7 +529,7 @@ fn query_files(opts: QueryOptions, files: &[PathBuf], strict: bool) -> Result<()
         spec,
         stdout.lock(),
         io::stderr(),
-        crate::ps::terminal_width(),
+        crate::output::table::terminal_width(),
     );
     finish_output(print_all(query, printer, records, dropped).map(|_| ()))?;
     strict_check(strict, problems)
@@ -547,7 +546,7 @@ fn query_stored(settings: &Settings, opts: QueryOptions, strict: bool) -> Result
         opts.output,
         stdout.lock(),
         io::stderr(),
-        crate::ps::terminal_width(),
+        crate::output::table::terminal_width(),
     );
     let mut pipeline = Pipeline::new(query, printer);
     let mut problems = 0usize;

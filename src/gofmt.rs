@@ -1,10 +1,11 @@
 //! Go's formatting of strings and durations, for the texts the original
 //! printed with them: `%q` in `skipping ... for filter "<expr>"` and
-//! `invalid PID "x"`, `time.Duration` in `did not exit within 1m30s`; and
-//! Go's duration syntax, which `ps stop --timeout` accepted.
+//! `invalid PID "x"`, `time.Duration` in `did not exit within 1m30s`.
+//! Reading durations (Go's syntax and more) is [`crate::time`]'s.
 //!
 //! Rust's `{:?}` differs from Go's `%q` on control characters (`\u{1}` where
-//! Go writes `\x01`), and humantime writes durations its own way (`1m 30s`).
+//! Go writes `\x01`), and a friendly duration is written its own way
+//! (`1m 30s`).
 
 use std::time::Duration;
 
@@ -68,137 +69,6 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
-/// Parses a duration as Go's `time.ParseDuration` does (`15s`, `1m30s`,
-/// `1.5s`, `300ms`, `2h45m`), which is what the original's `--timeout` took.
-///
-/// A negative duration parses as zero: where the original used one (`ps
-/// stop --timeout`), zero and below both meant the default. Errors are Go's
-/// texts, e.g. `time: missing unit in duration "15"`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let invalid = || format!("time: invalid duration {}", time_quote(text));
-    let (negative, mut s) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
-    };
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if s.is_empty() {
-        return Err(invalid());
-    }
-    const LIMIT: u64 = 1 << 63;
-    let mut total: u64 = 0;
-    while !s.is_empty() {
-        if !(s.starts_with('.') || s.as_bytes()[0].is_ascii_digit()) {
-            return Err(invalid());
-        }
-        // [0-9]*
-        let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-        let mut whole: u64 = 0;
-        for d in s[..digits].bytes() {
-            if whole > LIMIT / 10 {
-                return Err(invalid());
-            }
-            whole = whole * 10 + u64::from(d - b'0');
-            if whole > LIMIT {
-                return Err(invalid());
-            }
-        }
-        s = &s[digits..];
-        // (\.[0-9]*)?
-        let (mut fraction, mut scale, mut post) = (0u64, 1f64, false);
-        if let Some(rest) = s.strip_prefix('.') {
-            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-            let mut overflow = false;
-            for d in rest[..digits].bytes() {
-                if overflow || fraction > (LIMIT - 1) / 10 {
-                    overflow = true;
-                    continue;
-                }
-                let next = fraction * 10 + u64::from(d - b'0');
-                if next > LIMIT {
-                    overflow = true;
-                    continue;
-                }
-                fraction = next;
-                scale *= 10.0;
-            }
-            post = digits > 0;
-            s = &rest[digits..];
-        }
-        if digits == 0 && !post {
-            return Err(invalid());
-        }
-        let unit_len = s
-            .find(|c: char| c == '.' || c.is_ascii_digit())
-            .unwrap_or(s.len());
-        if unit_len == 0 {
-            return Err(format!(
-                "time: missing unit in duration {}",
-                time_quote(text)
-            ));
-        }
-        let (unit, rest) = s.split_at(unit_len);
-        s = rest;
-        let unit_nanos: u64 = match unit {
-            "ns" => 1,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => {
-                return Err(format!(
-                    "time: unknown unit {} in duration {}",
-                    time_quote(unit),
-                    time_quote(text)
-                ));
-            }
-        };
-        if whole > LIMIT / unit_nanos {
-            return Err(invalid());
-        }
-        let mut value = whole * unit_nanos;
-        if fraction > 0 {
-            // As Go: float64 arithmetic, truncated.
-            value += (fraction as f64 * (unit_nanos as f64 / scale)) as u64;
-            if value > LIMIT {
-                return Err(invalid());
-            }
-        }
-        total += value;
-        if total > LIMIT {
-            return Err(invalid());
-        }
-    }
-    if negative {
-        return Ok(Duration::ZERO);
-    }
-    if total > LIMIT - 1 {
-        return Err(invalid());
-    }
-    Ok(Duration::from_nanos(total))
-}
-
-/// The `time` package's own quoting: bytes outside printable ASCII as
-/// `\xNN`.
-fn time_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for b in s.bytes() {
-        match b {
-            b'"' | b'\\' => {
-                out.push('\\');
-                out.push(char::from(b));
-            }
-            b' '..=b'~' => out.push(char::from(b)),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// `.` and the digits of `part / whole` without trailing zeros, or nothing.
 fn fraction(part: u128, whole: u128) -> String {
     if part == 0 {
@@ -250,7 +120,7 @@ fn is_print(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{duration, parse_duration, quote};
+    use super::{duration, quote};
     use std::time::Duration;
 
     #[test]
@@ -273,32 +143,6 @@ mod tests {
         ] {
             assert_eq!(duration(d), want, "{d:?}");
         }
-    }
-
-    #[test]
-    fn durations_parse_as_go_parses_them() {
-        let ok = |s: &str| parse_duration(s).unwrap();
-        assert_eq!(ok("15s"), Duration::from_secs(15));
-        assert_eq!(ok("1m30s"), Duration::from_secs(90));
-        assert_eq!(ok("1.5s"), Duration::from_millis(1500));
-        assert_eq!(ok("+300ms"), Duration::from_millis(300));
-        assert_eq!(ok(".5h"), Duration::from_secs(1800));
-        assert_eq!(ok("1h2m3s4ms5us6ns"), Duration::new(3723, 4_005_006));
-        assert_eq!(ok("2\u{b5}s"), Duration::from_micros(2));
-        assert_eq!(ok("0"), Duration::ZERO);
-        assert_eq!(ok("-5s"), Duration::ZERO);
-        let err = |s: &str| parse_duration(s).unwrap_err();
-        assert_eq!(err(""), r#"time: invalid duration """#);
-        assert_eq!(err("x"), r#"time: invalid duration "x""#);
-        assert_eq!(err("."), r#"time: invalid duration ".""#);
-        assert_eq!(err("15"), r#"time: missing unit in duration "15""#);
-        assert_eq!(err("1d"), r#"time: unknown unit "d" in duration "1d""#);
-        assert_eq!(
-            err("1é"),
-            r#"time: unknown unit "\xc3\xa9" in duration "1\xc3\xa9""#
-        );
-        assert_eq!(err("3000000h"), r#"time: invalid duration "3000000h""#);
-        assert_eq!(duration(ok("1m30s")), "1m30s");
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod get;
 pub mod gofmt;
 pub mod gojson;
 pub mod inspect;
+pub mod jq;
 pub mod konnect;
 pub mod listen;
 pub mod listener;
@@ -33,6 +34,7 @@ pub mod secret;
 pub mod source;
 pub mod store;
 pub mod tail;
+pub mod time;
 pub mod verify;
 pub mod version;
 
@@ -137,7 +139,7 @@ fn print_or_closed(text: &str) -> Result<(), CliError> {
 }
 
 fn tail_file_command(args: &cli::TailFileArgs) -> Result<(), CliError> {
-    let filter = tail::JqFilter::from_flag(args.jq.as_deref().unwrap_or(""))
+    let filter = jq::JqFilter::from_flag(args.jq.as_deref().unwrap_or(""))
         .map_err(|e| CliError::new(e.to_string()))?;
     // A closed stdout (`| head`) is a normal end, as in `tail`.
     tail::print_file(&args.file, filter)
@@ -155,7 +157,7 @@ fn listen_command(
         listen::options::default_tail_if_unset(&mut args);
     }
     let check_jq = |expr: &str| {
-        tail::filter::JqFilter::compile(expr)
+        jq::JqFilter::compile(expr)
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
@@ -207,7 +209,7 @@ fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> 
         ));
     }
     let dir = settings.processes_dir();
-    let width = ps::terminal_width();
+    let width = output::table::terminal_width();
     match cmd.action {
         None => {
             if !cmd.positional.is_empty() {
@@ -216,9 +218,11 @@ fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> 
                     "kongctl ps",
                 ));
             }
-            let columns =
-                ps::columns::resolve(&cmd.columns.columns, settings.output == OutputFormat::Text)
-                    .map_err(|e| CliError::usage(e.to_string(), "kongctl ps"))?;
+            let columns = output::columns::resolve(
+                &cmd.columns.columns,
+                settings.output == OutputFormat::Text,
+            )
+            .map_err(|e| CliError::usage(e.to_string(), "kongctl ps"))?;
             let listed = ps::list(&dir).map_err(|e| {
                 CliError::new(format!(
                     "failed to read process records in {}: {e}",
@@ -243,13 +247,14 @@ fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> 
             // Checked before the targets, as in the original.
             let mut values = cmd.columns.columns;
             values.extend(args.columns.columns);
-            let columns = ps::columns::resolve(&values, settings.output == OutputFormat::Text)
+            let columns = output::columns::resolve(&values, settings.output == OutputFormat::Text)
                 .map_err(|e| CliError::usage(e.to_string(), "kongctl ps stop"))?;
             let pids: Vec<String> = args.pid.into_iter().collect();
             let target = ps::resolve_target(&pids, args.all)
                 .map_err(|e| CliError::usage(e.to_string(), "kongctl ps stop"))?;
-            // Go's duration syntax (`15s`, `1m30s`, `1.5s`), as the original.
-            let timeout = gofmt::parse_duration(args.timeout.trim()).map_err(|e| {
+            // Go's duration syntax (`15s`, `1m30s`, `1.5s`), as the original
+            // (and days); zero and below mean the default.
+            let timeout = time::parse_duration(args.timeout.trim()).map_err(|e| {
                 CliError::usage(
                     format!(
                         "invalid argument {:?} for \"--timeout\" flag: {e}",
@@ -258,6 +263,7 @@ fn ps_command(settings: &Settings, cmd: cli::PsCommand) -> Result<(), CliError> 
                     "kongctl ps stop",
                 )
             })?;
+            let timeout = timeout.max(jiff::SignedDuration::ZERO).unsigned_abs();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

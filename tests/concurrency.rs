@@ -368,8 +368,14 @@ fn sigterm_with_requests_in_flight_never_answers_202_without_storing() {
         );
         idle.push((conn, range));
     }
-    // Give the listener time to read what was sent so far.
-    std::thread::sleep(ms(200));
+    // The listener has accepted and read what was sent so far: each
+    // request in flight is under way when the signal comes.
+    let clients: Vec<_> = flights
+        .iter()
+        .map(|f| f.conn.local_addr())
+        .chain(idle.iter().map(|(conn, _)| conn.local_addr()))
+        .collect();
+    wait_until_read(l.addr, &clients);
 
     let stopped = Instant::now();
     l.proc.signal(Signal::SIGTERM);

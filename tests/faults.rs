@@ -348,7 +348,9 @@ fn logged(w: &World, call: Call) -> Vec<Logged> {
         .iter()
         .filter(|r| call.matches(&r.method, &r.path))
         .map(|r| Logged {
-            at: humantime::parse_rfc3339(&r.at).expect("request time is RFC 3339"),
+            at: kongctl::time::parse_rfc3339(&r.at)
+                .map(SystemTime::from)
+                .expect("request time is RFC 3339"),
             status: r.status,
             faulted: r.fault.is_some(),
         })
@@ -615,7 +617,11 @@ fn cleanup_gives_up(case: Case) {
 /// (`id` deleted), starts normally, and leaves Konnect clean on stop.
 fn assert_reclaimed(w: &World, id: &str) {
     let mut l = w.start_listener("listen", &[]);
-    let err = l.proc.stderr();
+    // Printed before listener.json says it serves, but stderr's reader
+    // thread may not have it yet.
+    let err = l
+        .proc
+        .wait_stderr("the reclaim's report", |err| err.contains("Reclaimed: "));
     assert!(
         err.contains("Reclaiming Konnect state left by an earlier listener of profile \"default\"")
             && err.contains(&format!("destination {id}")),

@@ -44,6 +44,22 @@ fn pulls(w: &World) -> Vec<konnect_sim::RequestLogEntry> {
         .collect()
 }
 
+/// How many polls of a follow reached the emulator: first pages of the
+/// pull API (no `page[after]` cursor).
+fn polls(w: &World) -> usize {
+    pulls(w)
+        .iter()
+        .filter(|r| !r.query.contains("page%5Bafter%5D") && !r.query.contains("page[after]"))
+        .count()
+}
+
+/// Waits until a follow has run one whole poll more: the second poll that
+/// starts from now begins after the first one has printed.
+fn wait_one_more_poll(w: &World) {
+    let seen = polls(w);
+    eventually("two more polls", || polls(w) >= seen + 2);
+}
+
 /// Parses JSON lines.
 fn json_lines(text: &str) -> Vec<Value> {
     text.lines()
@@ -610,8 +626,8 @@ fn a_follow_prints_every_record_once_while_records_arrive_late_and_pages_shift()
     let added = added.lock().unwrap().clone();
     let expected = 12 + added.len() + 4;
     tail.wait_stdout("every record", |out| out.lines().count() >= expected);
-    // A few more polls: nothing is printed twice.
-    std::thread::sleep(Duration::from_millis(600));
+    // More polls: nothing is printed twice.
+    wait_one_more_poll(&w);
     tail.interrupt();
     let status = tail.wait_exit(PATIENCE);
     assert!(status.success(), "{}", tail.stderr());
@@ -652,7 +668,8 @@ fn follows_work_on_konnects_clock_when_this_machine_is_five_minutes_off() {
         // New events happen at Konnect's now.
         w.sim.trigger("us", 3);
         tail.wait_stdout("new events", |out| out.lines().count() >= 23);
-        std::thread::sleep(Duration::from_millis(400));
+        // One more poll prints nothing again.
+        wait_one_more_poll(&w);
         tail.interrupt();
         assert!(tail.wait_exit(PATIENCE).success());
         let records = followed(&tail);
@@ -968,8 +985,8 @@ fn ctrl_c_prints_what_was_fetched_and_exits_0() {
         "-o",
         "json",
     ]);
+    // Page 3 reached the emulator: the command waits for its answer.
     eventually("page 3 to be requested", || w.snapshot().faults.is_empty());
-    std::thread::sleep(Duration::from_millis(500));
     get.interrupt();
     let status = get.wait_exit(PATIENCE);
     assert!(status.success(), "{}", get.stderr());

@@ -317,6 +317,49 @@ fn since_reads_recent_records_relative_to_now() {
 }
 
 #[test]
+fn since_takes_days() {
+    let w = World::new();
+    let dir = store(&w);
+    let now = jiff::Timestamp::now();
+    let hours_ago = |h: i64| {
+        (now - jiff::SignedDuration::from_hours(h))
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    write_segment(
+        &dir,
+        1,
+        &lines(&[
+            rec(&hours_ago(8 * 24), "authz", "week-ago"),
+            rec(&hours_ago(6 * 24), "authz", "days-ago"),
+        ]),
+        true,
+    );
+    std::fs::write(
+        dir.join("events.jsonl"),
+        lines(&[
+            rec(&hours_ago(30), "authz", "yesterday"),
+            rec(&hours_ago(0), "authn", "now"),
+        ]),
+    )
+    .unwrap();
+    let out = get(&w, &["--stored", "-o", "jsonl", "--since", "7d"]);
+    assert_eq!(sigs(ok(&out)), ["days-ago", "yesterday", "now"]);
+    let out = get(&w, &["--stored", "-o", "jsonl", "--since", "1d12h"]);
+    assert_eq!(sigs(ok(&out)), ["yesterday", "now"]);
+    // An unknown unit is still Go's error.
+    let out = get(&w, &["--stored", "--since", "7x"]);
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr.starts_with(
+            "Error: invalid argument \"7x\" for \"--since\" flag: time: unknown unit \"x\" in duration \"7x\""
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn stored_query_prints_every_output() {
     let w = World::new();
     mixed_store(&w);
@@ -932,6 +975,33 @@ fn tail_stored(w: &World, args: &[&str]) -> Running {
     w.spawn(&all)
 }
 
+/// The log of every kongctl that `w` runs.
+fn log_text(w: &World) -> String {
+    std::fs::read_to_string(w.config_dir().join("logs").join("kongctl.log")).unwrap_or_default()
+}
+
+/// How often `needle` is in the log past its first `from` bytes.
+fn logged(w: &World, from: usize, needle: &str) -> usize {
+    log_text(w)
+        .get(from..)
+        .map_or(0, |t| t.matches(needle).count())
+}
+
+/// `tail --stored` with `args`, logging at debug level, returned once it
+/// says it follows the store: its snapshot is taken (so `-n 0` skips only
+/// what was there before) and Ctrl+C ends it cleanly.
+fn tail_stored_following(w: &World, args: &[&str]) -> Running {
+    let from = log_text(w).len();
+    let mut all = vec!["--log-level", "debug", "tail", "--stored"];
+    all.extend(args);
+    let mut tail = w.spawn(&all);
+    eventually("tail --stored to follow the store", || {
+        assert!(tail.is_running(), "tail --stored ended: {}", tail.stderr());
+        logged(w, from, "tail --stored: following the store") > 0
+    });
+    tail
+}
+
 fn append(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new()
         .append(true)
@@ -965,17 +1035,21 @@ fn tail_stored_prints_the_last_n_then_follows_across_rotation() {
     std::fs::write(&active, lines(&[r(4), r(5)])).unwrap();
 
     // The last 4: two from the newest segment, two from the active file.
-    let mut tail = tail_stored(&w, &["-n", "4"]);
+    let mut tail = tail_stored_following(&w, &["-n", "4"]);
     wait_sigs(&mut tail, &["r2", "r3", "r4", "r5"]);
 
     // A new record is printed; a line being written is not, until whole.
     append(&active, &format!("{}\n", r(6)));
     let half = r(7);
     let (head, rest) = half.split_at(20);
+    let from = log_text(&w).len();
     append(&active, head);
     wait_sigs(&mut tail, &["r2", "r3", "r4", "r5", "r6"]);
-    // Only time shows that something is not printed: several polls.
-    std::thread::sleep(Duration::from_millis(300));
+    // The follower logs each poll that leaves the half line unread; after
+    // the second, the first one's output is all out.
+    eventually("two polls that leave the half line", || {
+        logged(&w, from, "the last line has no newline yet") >= 2
+    });
     assert_eq!(
         sigs(&tail.stdout()).len(),
         5,
@@ -1091,8 +1165,7 @@ fn tail_stored_outputs_and_flags() {
     assert!(tail.wait_exit(Duration::from_secs(10)).success());
 
     // A new non-record line is a warning; following goes on.
-    let mut tail = tail_stored(&w, &["-n", "0", "--jq", ".sig"]);
-    std::thread::sleep(Duration::from_millis(300));
+    let mut tail = tail_stored_following(&w, &["-n", "0", "--jq", ".sig"]);
     append(
         &active,
         &format!("garbage\n{}\n", rec("2026-09-01T00:00:06Z", "authz", "z6")),
@@ -1114,9 +1187,8 @@ fn tail_stored_outputs_and_flags() {
 #[test]
 fn tail_stored_waits_for_a_store_that_does_not_exist_yet() {
     let w = World::new();
-    let mut tail = tail_stored(&w, &[]);
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(tail.is_running());
+    // It takes an empty snapshot and waits for the store to appear.
+    let mut tail = tail_stored_following(&w, &[]);
     let dir = store(&w);
     std::fs::write(
         dir.join("events.jsonl"),

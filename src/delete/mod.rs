@@ -53,9 +53,11 @@ pub fn run(
 
 /// The Konnect client for `settings` (PAT, else the login token file).
 fn audit_logs(settings: &Settings) -> Result<AuditLogs, CliError> {
-    let client = settings
-        .konnect_client(crate::konnect::client::ClientOptions::from_env())
-        .map_err(CliError::new)?;
+    let client = crate::konnect::KonnectClient::from_settings(
+        settings,
+        crate::konnect::client::ClientOptions::from_env(),
+    )
+    .map_err(CliError::new)?;
     Ok(AuditLogs::new(client))
 }
 

@@ -108,7 +108,7 @@ fn runs_since(pid: u32, since: &str) -> bool {
     }
     let (Some(started), Some(since)) = (
         process_start(stat.start_time_ticks),
-        since.parse::<jiff::Timestamp>().ok(),
+        crate::time::parse_rfc3339(since).ok(),
     ) else {
         return true;
     };
@@ -169,7 +169,7 @@ mod tests {
     fn a_running_creator_owns_its_destination() {
         let dir = tempfile::tempdir().unwrap();
         let me = std::process::id();
-        let now = state::now_rfc3339();
+        let now = crate::time::now_rfc3339();
         write(
             dir.path(),
             "a",
@@ -193,7 +193,7 @@ mod tests {
             "old",
             &destination_state(me, "2001-01-01T00:00:00Z", CleanupStatus::Active),
         );
-        let now = state::now_rfc3339();
+        let now = crate::time::now_rfc3339();
         write(
             dir.path(),
             "done",

@@ -12,7 +12,8 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::error::{ApiError, KonnectError, error_chain, redact_url};
-use super::login::Credential;
+use super::login::{Credential, LoginToken};
+use crate::config::{Auth, Settings};
 use bytes::Bytes;
 use reqwest::{Method, StatusCode, Url};
 
@@ -114,8 +115,7 @@ impl ClientOptions {
         let mut o = ClientOptions::default();
         if let Some(t) = std::env::var("KONGCTL_KONNECT_TIMEOUT")
             .ok()
-            .and_then(|v| humantime::parse_duration(v.trim()).ok())
-            .filter(|d| !d.is_zero())
+            .and_then(|v| crate::time::positive_duration(&v))
         {
             o.request_timeout = t;
             o.connect_timeout = o.connect_timeout.min(t);
@@ -181,6 +181,25 @@ impl fmt::Debug for KonnectClient {
 }
 
 impl KonnectClient {
+    /// The client every command uses: the hosts of `settings`
+    /// (`--base-url` or the region's), and the PAT, else the login token
+    /// file (renewed as it expires), as [`Settings::auth`] picks.
+    pub fn from_settings(settings: &Settings, options: ClientOptions) -> Result<Self, String> {
+        let hosts = Hosts::resolve(
+            settings.base_url.as_deref(),
+            &settings.region,
+            settings.konnect_domain,
+        )?;
+        let credential = match settings.auth()? {
+            Auth::Pat(pat) => Credential::Pat(pat),
+            Auth::LoginFile(path) => {
+                let refresh = hosts.url(Host::Regional, &settings.refresh_path, &[]);
+                Credential::Login(LoginToken::new(path, refresh))
+            }
+        };
+        KonnectClient::new(hosts, credential, options).map_err(|e| e.to_string())
+    }
+
     pub fn new(
         hosts: Hosts,
         credential: impl Into<Credential>,
@@ -324,7 +343,7 @@ impl KonnectClient {
             .headers()
             .get(reqwest::header::DATE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| httpdate::parse_http_date(v).ok());
+            .and_then(crate::time::parse_http_date);
         let received_at = std::time::SystemTime::now();
         let body = resp.bytes().await.map_err(transport)?;
         tracing::debug!(
@@ -368,7 +387,7 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = httpdate::parse_http_date(v).ok()?;
+    let when = crate::time::parse_http_date(v)?;
     Some(
         when.duration_since(std::time::SystemTime::now())
             .unwrap_or(Duration::ZERO),

@@ -35,8 +35,6 @@ use serde::{Deserialize, Serialize};
 use super::error::{KonnectError, error_chain, redact_url};
 use crate::secret::Secret;
 
-/// kongctl's `konnect.refresh-path` default.
-pub const REFRESH_PATH_DEFAULT: &str = "/kauth/api/v1/refresh";
 /// A token expiring sooner than this is renewed before use.
 pub const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 /// The access token's lifetime when Konnect's cookie gives no `Expires`.
@@ -115,7 +113,7 @@ struct Token {
 impl TokenFile {
     /// `received_at + expires_in`; `None` if `received_at` is not RFC 3339.
     fn expires_at(&self) -> Option<SystemTime> {
-        let received: jiff::Timestamp = self.received_at.parse().ok()?;
+        let received = crate::time::parse_rfc3339(&self.received_at).ok()?;
         let received = SystemTime::from(received);
         let lifetime = Duration::from_secs(self.token.expires_in.max(0) as u64);
         Some(received + lifetime)

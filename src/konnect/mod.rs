@@ -1,6 +1,7 @@
 //! The Konnect API, as far as audit logs need it.
 //!
-//! `client` owns HTTP: hosts, authentication, timeouts and retries.
+//! `client` owns HTTP: hosts, authentication, timeouts and retries, and
+//! builds the one client every command uses from the resolved settings.
 //! `pull` knows one page of the audit-log pull API (`GET /v3/audit-logs`);
 //! following pages and windows is `source::pull`'s.
 //! `error` owns what a failed call reports (shared with `login`, whose token

@@ -154,7 +154,7 @@ struct StatusBody {
 /// An RFC 3339 time, `None` for Konnect's unset value (year 1) and for
 /// anything unreadable.
 fn instant(text: Option<&str>) -> Option<Timestamp> {
-    let t: Timestamp = text?.trim().parse().ok()?;
+    let t = crate::time::parse_rfc3339(text?.trim()).ok()?;
     (t.as_second() > 0).then_some(t)
 }
 

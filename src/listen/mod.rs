@@ -46,9 +46,9 @@ use tokio::net::TcpListener;
 
 use crate::config::Settings;
 use crate::error::CliError;
-use crate::konnect::AuditLogs;
 use crate::konnect::client::ClientOptions;
 use crate::konnect::error::redact_url;
+use crate::konnect::{AuditLogs, KonnectClient};
 use crate::listener::EventStore;
 use crate::verify::{self, LiveVerifier, live::KeySource};
 use bind::bind;
@@ -102,8 +102,7 @@ struct Run {
 /// cleanup succeeded.
 pub async fn run(settings: Settings, opts: ListenOptions, hooks: Hooks) -> Result<(), CliError> {
     let signals = Signals::install()?;
-    let client = settings
-        .konnect_client(ClientOptions::from_env())
+    let client = KonnectClient::from_settings(&settings, ClientOptions::from_env())
         .map_err(CliError::new)?;
     for w in &opts.warnings {
         eprintln!("Warning: {w}");

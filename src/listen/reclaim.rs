@@ -67,7 +67,7 @@ impl Run {
                 let mut done = prev.clone();
                 done.status = CleanupStatus::Deleted;
                 done.cleanup_error = None;
-                done.deleted_at = Some(state::now_rfc3339());
+                done.deleted_at = Some(crate::time::now_rfc3339());
                 let _ = state::write_json(&self.paths.destination_file, &done);
                 let deleted = match report.destinations_removed.as_slice() {
                     [] => format!("no audit-log destination {id} was found"),

@@ -28,8 +28,7 @@ const STATE_REFRESH_ENV: &str = "KONGCTL_TEST_STATE_REFRESH";
 fn state_refresh_interval() -> Duration {
     std::env::var(STATE_REFRESH_ENV)
         .ok()
-        .and_then(|v| humantime::parse_duration(v.trim()).ok())
-        .filter(|d| !d.is_zero())
+        .and_then(|v| crate::time::positive_duration(&v))
         .unwrap_or(STATE_REFRESH)
 }
 
@@ -48,7 +47,7 @@ impl Run {
         bound: SocketAddr,
         local_endpoint: &str,
     ) -> ListenerState {
-        let started_at = state::now_rfc3339();
+        let started_at = crate::time::now_rfc3339();
         ListenerState {
             started_at: started_at.clone(),
             profile: self.settings.profile.clone(),
@@ -122,7 +121,7 @@ impl Run {
         let stdout_closed = CancellationToken::new();
         let follower = if let Some(feed) = feed {
             let filter = self.opts.jq.as_deref().map(|expr| {
-                crate::tail::JqFilter::compile(expr).expect("the filter compiled during validation")
+                crate::jq::JqFilter::compile(expr).expect("the filter compiled during validation")
             });
             let closed = stdout_closed.clone();
             Some(tokio::spawn(async move {
@@ -234,7 +233,7 @@ impl Run {
         apply_stats(&mut listener_state, &stats);
         listener_state.verify = self.verifier.as_ref().map(|v| v.counts());
         listener_state.running = false;
-        listener_state.stopped_at = Some(state::now_rfc3339());
+        listener_state.stopped_at = Some(crate::time::now_rfc3339());
         if let Err(e) = state::write_json(&self.paths.listener_file, &listener_state) {
             tracing::warn!(error = %e, "failed to write final listener state");
         }
@@ -252,6 +251,6 @@ fn replay_report(report: &SharedReport, gate: &DedupGate) -> ReplayReport {
 fn apply_stats(s: &mut ListenerState, stats: &crate::listener::StoreStats) {
     s.records_received = stats.records;
     s.requests_received = stats.requests;
-    s.last_event_at = stats.last_event.map(state::rfc3339);
-    s.updated_at = Some(state::now_rfc3339());
+    s.last_event_at = stats.last_event.map(crate::time::rfc3339);
+    s.updated_at = Some(crate::time::now_rfc3339());
 }

@@ -190,7 +190,7 @@ impl Run {
         let created_at = previous
             .filter(|s| id.is_some() && s.destination_id == id)
             .map(|s| s.created_at)
-            .unwrap_or_else(state::now_rfc3339);
+            .unwrap_or_else(crate::time::now_rfc3339);
         let s = DestinationState {
             created_at,
             profile: self.settings.profile.clone(),
@@ -205,7 +205,7 @@ impl Run {
             events_file: self.paths.events_file.display().to_string(),
             destination_state_file: self.paths.destination_file.display().to_string(),
             pid: std::process::id(),
-            deleted_at: (status == CleanupStatus::Deleted).then(state::now_rfc3339),
+            deleted_at: (status == CleanupStatus::Deleted).then(crate::time::now_rfc3339),
             status,
             cleanup_error,
         };

@@ -10,7 +10,6 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
@@ -140,15 +139,6 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> std::io::Result<O
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-/// RFC 3339 UTC with seconds, like the original's timestamps.
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
-pub fn now_rfc3339() -> String {
-    rfc3339(SystemTime::now())
 }
 
 /// The per-profile single-writer lock: an exclusive `flock` on
@@ -311,7 +301,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("destination.json");
         let s = DestinationState {
-            created_at: now_rfc3339(),
+            created_at: crate::time::now_rfc3339(),
             profile: "default".into(),
             destination_id: Some("d1".into()),
             destination_name: "n".into(),

@@ -12,8 +12,8 @@
 use std::io::{self, Write};
 
 use super::{Output, Summary, goindent};
+use crate::jq::JqFilter;
 use crate::record::Record;
-use crate::tail::filter::JqFilter;
 
 pub struct Envelope<W: Write> {
     out: W,

@@ -10,8 +10,8 @@
 use std::io::{self, BufWriter, Write};
 
 use super::{Output, Summary};
+use crate::jq::JqFilter;
 use crate::record::Record;
-use crate::tail::filter::JqFilter;
 
 /// Room kept for a filtered line between records.
 const LINE_KEEP: usize = 64 * 1024;

@@ -17,16 +17,18 @@
 //! (quietly, see [`is_closed_pipe`]). What a filter cannot handle in one
 //! record is a warning on stderr and that record is skipped.
 
+pub mod columns;
 pub mod envelope;
 pub mod goindent;
 pub mod jsonl;
 pub mod rows;
+pub mod table;
 
 use std::io::{self, Write};
 
-use crate::ps::columns::Column;
+use crate::jq::JqFilter;
 use crate::record::Record;
-use crate::tail::filter::JqFilter;
+use columns::Column;
 
 /// `-o` for queries: upstream's `json|yaml|text`, plus `jsonl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

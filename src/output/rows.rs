@@ -3,7 +3,7 @@
 //! the user chose.
 //!
 //! A finite query prints one aligned table at the end, fitted to the
-//! terminal as `ps` is ([`crate::ps::table`]). A follow prints the header
+//! terminal as `ps` is ([`super::table`]). A follow prints the header
 //! once, before its first row, then each row as it comes, cells joined by
 //! tabs, as upstream does.
 //!
@@ -22,9 +22,9 @@ use std::io::{self, BufWriter, Write};
 
 use serde_json::{Map, Value};
 
+use super::columns::{self, Column};
+use super::table;
 use super::{Output, Summary};
-use crate::ps::columns::{self, Column};
-use crate::ps::table;
 use crate::record::{EventType, Record};
 
 pub const HEADERS: [&str; 6] = [

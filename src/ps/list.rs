@@ -1,10 +1,10 @@
 //! `ps`: the detached processes on record, with their status, as the
 //! original's table (`-o text`) or as JSON or YAML.
 
-use super::columns::Column;
 use super::procfs::{self, Inspection, Status};
 use super::record::{self, ProcessRecord, Timestamp};
-use super::table;
+use crate::output::columns::Column;
+use crate::output::table;
 use serde::Serialize;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -155,7 +155,7 @@ pub fn render_text(processes: &[ListedProcess], width: usize) -> String {
 pub fn render_columns(processes: &[ListedProcess], columns: &[Column], width: usize) -> String {
     let items: Vec<Item> = processes.iter().map(Item::from).collect();
     let items = serde_json::to_value(&items).expect("ps output serializes to JSON");
-    super::columns::render(&items, columns, width)
+    crate::output::columns::render(&items, columns, width)
 }
 
 /// A JSON array with 2-space indentation (`[]` when empty) and a newline.
@@ -276,7 +276,7 @@ mod tests {
             records_received: Some(12),
             ..ListenerCounters::default()
         });
-        let columns = crate::ps::columns::parse(&crate::ps::tests::strings(&[
+        let columns = crate::output::columns::parse(&crate::ps::tests::strings(&[
             "PID=.pid,STATUS=.status,CREATED=.created_at,RECORDS=.records_received",
             "FILE=.record_file[24:],MISSING=.endpoint",
         ]))

@@ -7,18 +7,15 @@
 //! Parsing flags and printing are left to the caller; texts are the
 //! original's.
 
-pub mod columns;
 pub mod list;
 pub mod procfs;
 pub mod record;
 pub mod stop;
-pub mod table;
 
 pub use list::{ListedProcess, ListenerCounters, list};
 pub use procfs::{Inspection, Status, start_time_ticks};
 pub use record::{LISTEN_KIND, ProcessRecord, Timestamp, redact_args};
 pub use stop::{StopError, StopFailures, StopResult, StopTarget, resolve_target, stop};
-pub use table::terminal_width;
 
 use serde::Serialize;
 

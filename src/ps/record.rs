@@ -241,15 +241,10 @@ impl Timestamp {
         Timestamp(jiff::Timestamp::now())
     }
 
-    /// Parses RFC 3339 (`2025-03-01T08:00:00Z`, `...00.123+02:00`): a `T`
-    /// between date and time and an offset (`Z` or `±HH:MM`) are required,
-    /// and a leap second (`:60`, which jiff would read as `:59`) is refused,
-    /// as by Go's `time.RFC3339`.
+    /// Parses RFC 3339 (`2025-03-01T08:00:00Z`, `...00.123+02:00`) as Go's
+    /// `time.RFC3339` does ([`crate::time::parse_rfc3339`]).
     pub fn parse(s: &str) -> Option<Timestamp> {
-        if s.as_bytes().get(10) != Some(&b'T') || s.get(16..19) == Some(":60") {
-            return None;
-        }
-        s.parse().ok().map(Timestamp)
+        crate::time::parse_rfc3339(s).ok().map(Timestamp)
     }
 
     pub fn to_system_time(self) -> SystemTime {

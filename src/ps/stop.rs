@@ -6,10 +6,10 @@
 //! process has exited, or whose pid now belongs to a process started at
 //! another time, is pruned without signalling anything.
 
-use super::columns::Column;
 use super::procfs::{self, Status};
 use super::record::{self as records, ProcessRecord};
 use crate::gofmt;
+use crate::output::columns::Column;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -309,14 +309,14 @@ pub fn render_text(results: &[StopResult], width: usize) -> String {
             ]
         })
         .collect();
-    super::table::render(&["PID", "ACTION", "SUCCESS"], &rows, width)
+    crate::output::table::render(&["PID", "ACTION", "SUCCESS"], &rows, width)
 }
 
 /// `--columns`: the selected columns of each result as `-o json` shows it,
 /// fitted to `width` columns; the header line alone when there are none.
 pub fn render_columns(results: &[StopResult], columns: &[Column], width: usize) -> String {
     let items = serde_json::to_value(results).expect("ps output serializes to JSON");
-    super::columns::render(&items, columns, width)
+    crate::output::columns::render(&items, columns, width)
 }
 
 /// A JSON array with 2-space indentation (`[]` when empty) and a newline.
@@ -614,7 +614,7 @@ mod tests {
 
     #[test]
     fn columns_address_the_json_fields() {
-        let columns = crate::ps::columns::parse(&strings(&[
+        let columns = crate::output::columns::parse(&strings(&[
             "PID=.pid,OK=.success,DETAIL=.detail,KIND=.kind[:7]",
         ]))
         .unwrap();

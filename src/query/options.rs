@@ -17,10 +17,10 @@ use jiff::Timestamp;
 
 use super::{Limit, Query, Window};
 use crate::gofmt;
+use crate::jq::JqFilter;
+use crate::output::columns::{self, Column};
 use crate::output::{Format, OutputSpec};
-use crate::ps::columns::{self, Column};
 use crate::record::EventType;
-use crate::tail::filter::JqFilter;
 
 /// Records printed by a query with no time window and no `--limit`.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -315,7 +315,8 @@ fn parse_int(text: &str, flag: &str) -> Result<i64, QueryFlagError> {
     })
 }
 
-/// Parses a Go duration flag, telling a negative one apart.
+/// Parses a duration flag ([`crate::time::parse_duration`]), telling a
+/// negative one apart.
 fn parse_signed_duration(text: &str, flag: &str) -> Result<(bool, Duration), QueryFlagError> {
     let bad = |e: String| {
         QueryFlagError(format!(
@@ -323,15 +324,8 @@ fn parse_signed_duration(text: &str, flag: &str) -> Result<(bool, Duration), Que
             gofmt::quote(text)
         ))
     };
-    let t = text.trim();
-    match t.strip_prefix('-') {
-        Some(rest) => {
-            // Validate the whole text (Go's errors quote it whole).
-            gofmt::parse_duration(t).map_err(bad)?;
-            Ok((true, gofmt::parse_duration(rest).map_err(bad)?))
-        }
-        None => Ok((false, gofmt::parse_duration(t).map_err(bad)?)),
-    }
+    let d = crate::time::parse_duration(text.trim()).map_err(bad)?;
+    Ok((d.is_negative(), d.unsigned_abs()))
 }
 
 /// Parses `--start-time`/`--end-time`: RFC 3339 with `T`, seconds and an
@@ -341,29 +335,12 @@ fn parse_bound(text: Option<&str>, flag: &str) -> Result<Option<Timestamp>, Quer
     let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
         return Ok(None);
     };
-    parse_rfc3339(text).map(Some).map_err(|why| {
+    crate::time::parse_rfc3339(text).map(Some).map_err(|why| {
         QueryFlagError(format!(
             "invalid --{flag}: expected RFC3339: parsing time {} as \"2006-01-02T15:04:05Z07:00\": {why}",
             gofmt::quote(text)
         ))
     })
-}
-
-/// Strict RFC 3339: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
-pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
-    let b = text.as_bytes();
-    let shape_ok = b.len() >= 20
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b[10] == b'T'
-        && b[13] == b':'
-        && b[16] == b':'
-        && !text.contains(' ')
-        && !text.contains('[');
-    if !shape_ok {
-        return Err("not of the form 2006-01-02T15:04:05Z07:00".into());
-    }
-    text.parse::<Timestamp>().map_err(|e| e.to_string())
 }
 
 impl QueryFlags {

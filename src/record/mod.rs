@@ -349,9 +349,10 @@ impl Record {
     }
 }
 
-/// Parses an RFC 3339 time (`Z` or a numeric offset).
+/// Parses an RFC 3339 time (`Z` or a numeric offset; blanks around it
+/// ignored) with [`crate::time::parse_rfc3339`].
 pub fn parse_time(text: &str) -> Option<Timestamp> {
-    text.trim().parse::<Timestamp>().ok()
+    crate::time::parse_rfc3339(text.trim()).ok()
 }
 
 /// The top-level members of a JSON record that the view reads; the rest are

@@ -271,7 +271,7 @@ impl Healer {
                         r.job_status = None;
                         r.last_error = Some(format!(
                             "{why}; trying again in {}",
-                            humantime::format_duration(round_ms(wait))
+                            crate::time::format_duration(round_ms(wait))
                         ));
                     });
                     tokio::time::sleep(wait).await;

@@ -55,7 +55,7 @@ pub enum Backfill {
 }
 
 impl Backfill {
-    /// `auto`, `off`, a Go duration (`90m`, `2h`, `1h30m`) or an RFC 3339
+    /// `auto`, `off`, a duration (`90m`, `2h`, `1h30m`, `1d`) or an RFC 3339
     /// time (`2026-08-23T14:00:00Z`).
     pub fn parse(text: &str) -> Result<Backfill, String> {
         let t = text.trim();
@@ -70,15 +70,15 @@ impl Backfill {
             _ => {}
         }
         if t.as_bytes().first().is_some_and(u8::is_ascii_digit) && t.contains('T') {
-            return crate::query::options::parse_rfc3339(t)
+            return crate::time::parse_rfc3339(t)
                 .map(Backfill::From)
                 .map_err(|e| bad(&e));
         }
         if t.starts_with('-') {
             return Err(bad("a duration must be positive"));
         }
-        match crate::gofmt::parse_duration(t) {
-            Ok(d) if !d.is_zero() => Ok(Backfill::Since(d)),
+        match crate::time::parse_duration(t) {
+            Ok(d) if d.is_positive() => Ok(Backfill::Since(d.unsigned_abs())),
             Ok(_) => Err(bad("a duration must be positive")),
             Err(e) => Err(bad(&e)),
         }
@@ -98,7 +98,7 @@ impl Backfill {
         match self {
             Backfill::Auto => "auto".into(),
             Backfill::Off => "off".into(),
-            Backfill::Since(d) => humantime::format_duration(*d).to_string(),
+            Backfill::Since(d) => crate::time::format_duration(*d),
             Backfill::From(t) => format!("{t:.0}"),
         }
     }
@@ -156,8 +156,7 @@ impl Timing {
         let env = |name| {
             std::env::var(name)
                 .ok()
-                .and_then(|v| humantime::parse_duration(v.trim()).ok())
-                .filter(|d| !d.is_zero())
+                .and_then(|v| crate::time::positive_duration(&v))
         };
         let mut timing = match env(TICK_ENV) {
             None => Timing::default(),

@@ -87,7 +87,7 @@ impl SharedReport {
     pub fn update(&self, change: impl FnOnce(&mut ReplayReport)) {
         let mut report = self.lock();
         change(&mut report);
-        report.updated_at = Some(crate::listen::state::now_rfc3339());
+        report.updated_at = Some(crate::time::now_rfc3339());
         self.inner.1.fetch_add(1, Ordering::SeqCst);
     }
 

@@ -59,7 +59,7 @@ impl WallClock {
             .offset_file
             .as_deref()
             .and_then(|p| std::fs::read_to_string(p).ok())
-            .and_then(|t| humantime::parse_duration(t.trim()).ok())
+            .and_then(|t| crate::time::positive_duration(&t))
             .unwrap_or_default();
         SystemTime::now() + offset
     }

@@ -67,8 +67,8 @@ impl WindowText {
     /// The window again; `None` if either end is not an RFC 3339 time or
     /// they are out of order.
     pub fn window(&self) -> Option<Window> {
-        let start: Timestamp = self.start.parse().ok()?;
-        let end: Timestamp = self.end.parse().ok()?;
+        let start = crate::time::parse_rfc3339(&self.start).ok()?;
+        let end = crate::time::parse_rfc3339(&self.end).ok()?;
         (start <= end).then_some(Window { start, end })
     }
 }

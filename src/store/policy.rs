@@ -72,18 +72,19 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| "too large".to_string())
 }
 
-/// Reads a duration such as `90s`, `15m`, `1h30m`, `7d` (humantime);
-/// `0` means off. Anything else shorter than [`MIN_DURATION`] is refused.
+/// Reads a duration such as `90s`, `15m`, `1h30m`, `7d`
+/// ([`crate::time::parse_duration`]); `0` means off. Anything else shorter
+/// than [`MIN_DURATION`] (or negative) is refused.
 pub fn parse_duration(text: &str) -> Result<Option<Duration>, String> {
-    let d = humantime::parse_duration(text.trim())
+    let d = crate::time::parse_duration(text)
         .map_err(|e| format!("{e}; use a duration such as 90s, 15m, 12h or 7d"))?;
     if d.is_zero() {
         return Ok(None);
     }
-    if d < MIN_DURATION {
+    if d.is_negative() || d.unsigned_abs() < MIN_DURATION {
         return Err("must be at least 1s (or 0 for off)".into());
     }
-    Ok(Some(d))
+    Ok(Some(d.unsigned_abs()))
 }
 
 /// `--max-file-size` and `--retain-size`: `0` means off.
@@ -115,7 +116,7 @@ mod tests {
     }
 
     #[test]
-    fn durations_are_humantime_zero_is_off_and_subsecond_is_refused() {
+    fn zero_is_off_and_subsecond_or_negative_is_refused() {
         assert_eq!(parse_duration("0"), Ok(None));
         assert_eq!(parse_duration("90s"), Ok(Some(Duration::from_secs(90))));
         assert_eq!(parse_duration("1h30m"), Ok(Some(Duration::from_secs(5400))));
@@ -123,7 +124,12 @@ mod tests {
             parse_duration("7d"),
             Ok(Some(Duration::from_secs(7 * 86400)))
         );
+        assert_eq!(
+            parse_duration("30days"),
+            Ok(Some(Duration::from_secs(30 * 86400)))
+        );
         assert!(parse_duration("500ms").unwrap_err().contains("at least 1s"));
+        assert!(parse_duration("-1h").unwrap_err().contains("at least 1s"));
         assert!(parse_duration("soon").unwrap_err().contains("such as 90s"));
     }
 }

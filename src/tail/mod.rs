@@ -2,22 +2,20 @@
 //! a jq filter run by jaq.
 //!
 //! [`follow`] reads the events file up to the offset the store has fsynced
-//! (and on into the next file at each rotation),
-//! [`filter`] compiles `--jq` once and runs it per record, printing results
-//! as the original did, and [`printer`] writes the lines to stdout and the
+//! (and on into the next file at each rotation), and [`printer`] writes the
+//! lines to stdout, through the `--jq` filter of [`crate::jq`], and the
 //! warnings to stderr. Starting and stopping the listener is left to the
 //! caller.
 
-pub mod filter;
 pub mod follow;
 pub mod printer;
 
-pub use filter::{FilterCompileError, JqFilter, RecordSkip};
 pub use follow::{FollowEnd, Followed, RecordSink, follow};
 pub use printer::TailPrinter;
 
 use std::path::Path;
 
+use crate::jq::JqFilter;
 use crate::listener::Subscription;
 
 /// How printing ended.

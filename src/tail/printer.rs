@@ -2,8 +2,8 @@
 //! warning on stderr for each record the filter skips. `--jq` sees a CEF
 //! record as its JSON object ([`crate::record::cef`]).
 
-use super::filter::JqFilter;
 use super::follow::RecordSink;
+use crate::jq::JqFilter;
 use std::io::{self, BufWriter, Write};
 
 /// Room kept for a filtered line between records.

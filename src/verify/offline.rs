@@ -26,10 +26,10 @@ use serde::Serialize;
 use super::check::{self, Kind, Outcome};
 use super::jwks::KeySet;
 use super::{Counts, JWKS_FILE};
-use crate::config::{Auth, Settings};
+use crate::config::Settings;
 use crate::error::CliError;
-use crate::konnect::client::{ClientOptions, Host};
-use crate::konnect::{AuditLogs, Credential, Hosts, KonnectClient, LoginToken};
+use crate::konnect::client::ClientOptions;
+use crate::konnect::{AuditLogs, KonnectClient};
 use crate::output::{self, Format};
 use crate::source::file;
 
@@ -100,20 +100,7 @@ pub fn load_keys(settings: &Settings, jwks: Option<&Path>) -> Result<KeySet, Cli
 }
 
 fn fetch_keys(settings: &Settings) -> Result<KeySet, String> {
-    let hosts = Hosts::resolve(
-        settings.base_url.as_deref(),
-        &settings.region,
-        settings.konnect_domain,
-    )?;
-    let credential = match settings.auth()? {
-        Auth::Pat(pat) => Credential::Pat(pat),
-        Auth::LoginFile(path) => {
-            let refresh = hosts.url(Host::Regional, &settings.refresh_path, &[]);
-            Credential::Login(LoginToken::new(path, refresh))
-        }
-    };
-    let client = KonnectClient::new(hosts, credential, ClientOptions::default())
-        .map_err(|e| e.to_string())?;
+    let client = KonnectClient::from_settings(settings, ClientOptions::default())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -192,6 +192,12 @@ impl RawConn {
         self.stream.write_all(bytes)
     }
 
+    /// This end's address (its port tells the connection apart in the
+    /// kernel's tables).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.local_addr()
+    }
+
     /// A second handle on the socket, for writing from another thread
     /// (a trickle of bytes, a body the server may refuse to read).
     pub fn writer(&self) -> io::Result<TcpStream> {

@@ -24,6 +24,35 @@ use test_support::RawConn;
 /// The `Authorization` value `World::start_listener` configures.
 pub const AUTH: &str = "Bearer test-secret";
 
+/// Waits until the server at `server` has accepted every connection from
+/// `clients` and read all that they sent, as the kernel's TCP table
+/// (`/proc/net/tcp`, `tcp6`) shows it: the server's end of each has an
+/// inode (it left the accept queue) and an empty receive queue.
+pub fn wait_until_read(server: SocketAddr, clients: &[SocketAddr]) {
+    let read_all = || {
+        let table = ["/proc/net/tcp", "/proc/net/tcp6"]
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .collect::<String>();
+        clients.iter().all(|client| {
+            table.lines().skip(1).any(|row| {
+                let f: Vec<&str> = row.split_whitespace().collect();
+                let port = |addr: &str| {
+                    addr.rsplit(':')
+                        .next()
+                        .and_then(|p| u16::from_str_radix(p, 16).ok())
+                };
+                f.len() > 9
+                    && port(f[1]) == Some(server.port())
+                    && port(f[2]) == Some(client.port())
+                    && f[9] != "0"
+                    && f[4].rsplit(':').next() == Some("00000000")
+            })
+        })
+    };
+    super::eventually("the listener to read what was sent", read_all);
+}
+
 /// Hands out record numbers, unique across loads and listener restarts.
 #[derive(Clone, Default)]
 pub struct SeqSource(Arc<AtomicU64>);
@@ -120,6 +149,13 @@ impl Conn {
             headers.push(("Content-Encoding", "application/gzip"));
         }
         test_support::request("POST", "/audit-logs", &headers, body)
+    }
+
+    /// This end's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.0
+            .local_addr()
+            .expect("a connected socket has an address")
     }
 
     /// Writes raw bytes (part of a request).

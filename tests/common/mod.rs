@@ -418,6 +418,25 @@ impl Running {
         }
     }
 
+    /// Waits until stderr satisfies `pred` (a pipe's reader thread can
+    /// lag behind what the process did meanwhile, e.g. its state file).
+    pub fn wait_stderr(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let err = self.stderr();
+            if pred(&err) {
+                return err;
+            }
+            if !self.is_running() || Instant::now() > deadline {
+                panic!(
+                    "waiting for {what}: process running={}\nstderr:\n{err}",
+                    self.is_running()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits until `<dir>/listener.json` says this process is serving, and
     /// returns it.
     pub fn wait_for_listener_state(&self, dir: &Path) -> serde_json::Value {

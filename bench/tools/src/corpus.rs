@@ -265,8 +265,8 @@ impl Generator {
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the epoch.
 fn push_timestamp(out: &mut String, ms: u64) {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    let _ = write!(out, "{}", humantime::format_rfc3339_millis(at));
+    let at = jiff::Timestamp::from_millisecond(ms as i64).expect("a time jiff can hold");
+    let _ = write!(out, "{at:.3}");
 }
 
 fn push_base64url(out: &mut String, rng: &mut Rng, bytes: usize) {

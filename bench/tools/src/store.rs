@@ -32,20 +32,29 @@ pub struct StoreArgs {
     #[arg(long, value_name = "N")]
     pub active_records: u64,
     /// Time covered by each segment, e.g. 24h.
-    #[arg(long, value_name = "DURATION", default_value = "24h")]
-    pub span: humantime::Duration,
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = duration)]
+    pub span: Duration,
     /// Time covered by the active file.
-    #[arg(long, value_name = "DURATION", default_value = "30m")]
-    pub active_span: humantime::Duration,
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = duration)]
+    pub active_span: Duration,
     /// When the active file's time span ends (RFC 3339); default now.
-    #[arg(long, value_name = "TIME")]
-    pub end: Option<humantime::Timestamp>,
+    #[arg(long, value_name = "TIME", value_parser = kongctl::time::parse_rfc3339)]
+    pub end: Option<jiff::Timestamp>,
     /// Seed of the generator.
     #[arg(long, value_name = "S", default_value_t = 11)]
     pub seed: u64,
     /// The config directory to create the store under.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+}
+
+/// `--span`, `--active-span`: kongctl's duration grammar, not negative.
+fn duration(text: &str) -> Result<Duration, String> {
+    let d = kongctl::time::parse_duration(text)?;
+    if d.is_negative() {
+        return Err("must not be negative".into());
+    }
+    Ok(d.unsigned_abs())
 }
 
 const PRODUCTS: &[&str] = &["Konnect", "Konnect", "Konnect", "Dev-Portal"];
@@ -73,7 +82,7 @@ fn record(r: &mut Rng, orgs: &[String], principals: &[String], ms: u64, out: &mu
     let org = &orgs[r.below(orgs.len() as u64) as usize];
     let principal = &principals[r.below(principals.len() as u64) as usize];
     let trace_id = (1u64 << 60) + r.below(1 << 62);
-    let ts = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms));
+    let ts = rfc3339(ms);
     let src = format!("10.{}.{}.{}", r.below(256), r.below(256), 1 + r.below(254));
     let agent = r.pick(AGENTS);
     let kind = r.below(10);
@@ -121,7 +130,7 @@ fn record(r: &mut Rng, orgs: &[String], principals: &[String], ms: u64, out: &mu
 }
 
 fn rfc3339(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+    kongctl::time::rfc3339(UNIX_EPOCH + Duration::from_millis(ms))
 }
 
 /// `20261127T170644Z` for a time.

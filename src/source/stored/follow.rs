@@ -224,6 +224,7 @@ impl Follower {
             counted
         } else {
             // The unfinished last line was counted but not taken.
+            tracing::debug!(file = %name, offset = end, "tail --stored: the last line has no newline yet; left until whole");
             counted - 1
         };
         Ok(())
@@ -412,6 +413,9 @@ pub fn run(
         use tokio::signal::unix::{SignalKind, signal};
         let mut interrupt = signal(SignalKind::interrupt()).map_err(FollowError::Runtime)?;
         let mut terminate = signal(SignalKind::terminate()).map_err(FollowError::Runtime)?;
+        // From here on, whatever is written is printed and Ctrl+C ends
+        // the command cleanly (tests wait for this line).
+        tracing::debug!(dir = %dir.display(), "tail --stored: following the store");
         loop {
             follower.poll(sink).map_err(FollowError::Io)?;
             tokio::select! {

@@ -1,7 +1,8 @@
 //! The original's plain text tables (its `columns.Render`): columns two
 //! spaces apart, each as wide as its widest cell but at most 40, the widest
 //! narrowed one at a time until the table fits the width, cells cut with `…`,
-//! the last column not padded.
+//! the last column not padded. Shared by `ps`, `ps stop` and the queries'
+//! `-o text`.
 
 use std::fmt::Write as _;
 use unicode_width::UnicodeWidthChar;

@@ -6,6 +6,10 @@
 //! [`crate::gojson`]). A record that is not JSON, a filter error or a result
 //! JSON cannot hold skips the record with a warning ([`RecordSkip`]).
 //!
+//! Every printer runs `--jq` through this module: the live `tail` and
+//! `tail-file` ([`crate::tail`]) and every query output ([`crate::output`]).
+//! What a printer does with a skip (a warning line, a count) is its own.
+//!
 //! An invalid expression fails at startup with the original's prefixes
 //! (`invalid jq expression: ` for syntax, `failed to compile jq expression: `
 //! for unknown names), followed by jaq's diagnosis with the expression and

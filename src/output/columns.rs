@@ -1,5 +1,6 @@
 //! `--columns HEADER=.field`: the original's custom text columns for `ps`
-//! and `ps stop` (its `internal/cmd/output/columns` package).
+//! and `ps stop` (its `internal/cmd/output/columns` package), also taken by
+//! the queries' `-o text`.
 //!
 //! This module owns the flag's grammar, reading each item as `-o json`
 //! prints it, and formatting what a path finds as a table cell. A value of
@@ -383,8 +384,11 @@ fn write_go_json(value: &Value, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ps::tests::strings;
     use serde_json::json;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| (*s).to_owned()).collect()
+    }
 
     fn columns(values: &[&str]) -> Vec<Column> {
         parse(&strings(values)).unwrap_or_else(|e| panic!("{values:?}: {e}"))
