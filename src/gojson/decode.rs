@@ -112,7 +112,7 @@ pub fn parse(record: &Bytes, depth_limit: usize) -> Result<Option<Val>, SyntaxEr
 /// `wanted` (sorted): the others are read through with every check and
 /// message of a full parse, so the outcome for a record that is not valid
 /// JSON is the same, but no value is built for them. For a filter that
-/// reads only those members ([`crate::tail::filter`] works that out), the
+/// reads only those members ([`crate::jq`] works that out), the
 /// result is the same as filtering the whole object. `None` keeps all.
 pub fn parse_members(
     record: &Bytes,
