@@ -517,6 +517,117 @@ fn the_default_query_is_the_50_most_recent_across_segments() {
     );
 }
 
+/// A time `secs` seconds after 2026-01-01T00:00:00Z.
+fn at(secs: u64) -> String {
+    let t: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    (t + jiff::SignedDuration::from_secs(secs as i64)).to_string()
+}
+
+#[test]
+fn large_stores_print_in_time_order_whatever_their_segments_order() {
+    // Segments of several blocks each: one in time order (the index says
+    // max_lateness_ms 0), one whose records run up to 3 s late (it says
+    // 3000), one the index does not describe (read whole), and an active
+    // file out of order; their ranges overlap at the edges.
+    let w = World::new();
+    let dir = store(&w);
+    let mut all: Vec<(String, String)> = Vec::new();
+    let mut segment = |seq: u64, times: Vec<u64>, compressed: bool| -> String {
+        let records: Vec<String> = times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let sig = format!("s{seq}-{i}");
+                all.push((at(*t), sig.clone()));
+                rec(&at(*t), if i % 3 == 0 { "authz" } else { "access" }, &sig)
+            })
+            .collect();
+        let text = lines(&records);
+        if seq > 0 {
+            write_segment(&dir, seq, &text, compressed);
+        }
+        text
+    };
+    let ordered: Vec<u64> = (0..3000).map(|i| i / 2).collect();
+    segment(1, ordered, true);
+    let late: Vec<u64> = (0..3000).map(|i| 1490 + i / 2 - (i % 4)).collect();
+    segment(2, late, true);
+    let unknown: Vec<u64> = (0..3000).map(|i| 2980 + (i * 7919) % 1500).collect();
+    segment(3, unknown, false);
+    let active: Vec<u64> = (0..3000).map(|i| 4470 + (i * 104_729) % 1500).collect();
+    let text = segment(0, active, false);
+    std::fs::write(dir.join("events.jsonl"), text).unwrap();
+    let mut index: Vec<Value> = Vec::new();
+    for (seq, lateness) in [(1u64, 0u64), (2, 3000)] {
+        index.push(serde_json::json!({
+            "file": format!("{}.gz", seg_name(seq)),
+            "first_received_at": "2026-01-01T00:00:00Z",
+            "oldest_event_at": at([0, 1487][seq as usize - 1]),
+            "newest_event_at": at([1499, 2989][seq as usize - 1]),
+            "max_lateness_ms": lateness,
+            "records": 3000,
+            "bytes": 1,
+        }));
+    }
+    std::fs::write(
+        dir.join("segments.json"),
+        serde_json::json!({"version": 1, "next_seq": 4, "segments": index}).to_string(),
+    )
+    .unwrap();
+    // Stable by time: records of one time in stored order (segment, line;
+    // the active file last).
+    let place = |sig: &str| -> (u64, u64) {
+        let (seq, line) = sig[1..].split_once('-').unwrap();
+        let seq: u64 = seq.parse().unwrap();
+        (if seq == 0 { 99 } else { seq }, line.parse().unwrap())
+    };
+    all.sort_by(|a, b| a.0.cmp(&b.0).then(place(&a.1).cmp(&place(&b.1))));
+    let want: Vec<String> = all.iter().map(|(_, s)| s.clone()).collect();
+    let out = get(&w, &["--stored", "--limit", "0", "-o", "jsonl"]);
+    assert_eq!(sigs(ok(&out)), want);
+    assert_eq!(out.stderr, "");
+    // With a type, a window and a limit, the same order.
+    let out = get(
+        &w,
+        &[
+            "--stored",
+            "--type",
+            "authorization",
+            "--start-time",
+            &at(1400),
+            "--limit",
+            "500",
+            "-o",
+            "jsonl",
+        ],
+    );
+    let authz: Vec<String> = all
+        .iter()
+        .filter(|(t, s)| *t >= at(1400) && place(s).1 % 3 == 0)
+        .map(|(_, s)| s.clone())
+        .take(500)
+        .collect();
+    assert_eq!(sigs(ok(&out)), authz);
+    // --file over the same files (no index: every file is read whole).
+    let mut files: Vec<String> = Vec::new();
+    for seq in 1..=3u64 {
+        let name = seg_name(seq);
+        let path = if seq < 3 {
+            dir.join(format!("{name}.gz"))
+        } else {
+            dir.join(name)
+        };
+        files.push(path.display().to_string());
+    }
+    files.push(dir.join("events.jsonl").display().to_string());
+    let mut args = vec!["--limit", "0", "-o", "jsonl"];
+    for f in &files {
+        args.extend(["--file", f.as_str()]);
+    }
+    let out = get(&w, &args);
+    assert_eq!(sigs(ok(&out)), want);
+}
+
 #[test]
 fn the_index_lets_a_window_skip_segments_and_is_not_needed() {
     let w = World::new();

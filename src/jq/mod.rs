@@ -16,6 +16,7 @@
 //! the error marked under it.
 
 mod projection;
+mod simple;
 
 use crate::gojson::{self, EncodeError, SyntaxError};
 use bytes::Bytes;
@@ -44,6 +45,9 @@ pub struct JqFilter {
     /// The only members of a record the filter reads, when it reads no
     /// more ([`projection`]): the others are not parsed into values.
     members: Option<Vec<Box<[u8]>>>,
+    /// The filter without jaq's interpreter, if it is that simple
+    /// ([`simple`]).
+    simple: Option<simple::Simple>,
 }
 
 impl fmt::Debug for JqFilter {
@@ -93,6 +97,7 @@ impl JqFilter {
             expr: expr.to_owned(),
             filter,
             members: projection::members(expr),
+            simple: simple::Simple::compile(expr),
         })
     }
 
@@ -182,14 +187,37 @@ impl JqFilter {
     }
 
     fn run(&self, input: Val, out: &mut Vec<u8>, mode: Results) -> Result<usize, RecordSkip> {
+        if let Some(simple) = &self.simple
+            && let Ok(result) = simple.eval(&input)
+        {
+            let start = out.len();
+            match result {
+                None if mode == Results::Line => out.extend_from_slice(b"null"),
+                None => return Ok(0),
+                Some(simple::Value::Val(Val::TStr(s) | Val::BStr(s)))
+                    if mode == Results::RawLines =>
+                {
+                    out.extend_from_slice(&s);
+                    return Ok(1);
+                }
+                Some(value) => {
+                    if simple::write(out, &value).is_err() {
+                        // jaq words what cannot be written.
+                        out.truncate(start);
+                        return self.run_jaq(input, out, mode);
+                    }
+                    return Ok(1);
+                }
+            }
+            return Ok(0);
+        }
+        self.run_jaq(input, out, mode)
+    }
+
+    fn run_jaq(&self, input: Val, out: &mut Vec<u8>, mode: Results) -> Result<usize, RecordSkip> {
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
-        let start = out.len();
-        let mut count = 0usize;
-        // The original collected every result before encoding, so a filter
-        // error wins over an encoding error of an earlier result.
-        let mut encode_error = None;
-        for result in self.filter.id.run((ctx, input)) {
-            let value = result.map_err(|exn| {
+        let results = self.filter.id.run((ctx, input)).map(|result| {
+            result.map_err(|exn| {
                 let reason = match exn.get_err() {
                     Ok(err) => bounded(error_text(err)),
                     // `halt` would exit the process in jaq's own runner;
@@ -200,7 +228,24 @@ impl JqFilter {
                     },
                 };
                 RecordSkip::Filter(reason)
-            })?;
+            })
+        });
+        Self::write(results, out, mode)
+    }
+
+    /// Writes a record's results as `mode` says.
+    fn write(
+        results: impl Iterator<Item = Result<Val, RecordSkip>>,
+        out: &mut Vec<u8>,
+        mode: Results,
+    ) -> Result<usize, RecordSkip> {
+        let start = out.len();
+        let mut count = 0usize;
+        // The original collected every result before encoding, so a filter
+        // error wins over an encoding error of an earlier result.
+        let mut encode_error = None;
+        for result in results {
+            let value = result?;
             count += 1;
             if encode_error.is_some() {
                 continue;
@@ -531,10 +576,10 @@ mod tests {
         lines
     }
 
-    /// Filters that read only some members give, with only those parsed,
-    /// exactly what they give with the whole record: results, errors and
-    /// warnings, on every record of the original's test data and on some
-    /// made for it.
+    /// Filters that read only some members give, with only those parsed
+    /// and run without jaq where they are simple enough, exactly what jaq
+    /// gives with the whole record: results, errors and warnings, on every
+    /// record of the original's test data and on some made for it.
     #[test]
     fn reading_only_the_members_a_filter_reads_changes_nothing() {
         let mut records: Vec<Vec<u8>> = include_bytes!("testdata/records.jsonl")
@@ -568,11 +613,19 @@ mod tests {
             ".a as $x | [.b, $x]",
             "{(.k): .v}",
             "select(.a and (.b | not)) | {c}",
+            "{a, b: .b.x, c: (.c // null), d: (.a // 7), e: \"s\", f: true}",
+            "select(.a == 1) | .b",
+            "select(.a >= \"s\") | {b}",
+            "select(.request.status_code < 500) | .event_id",
+            ".a.x // .b",
+            "select(.b) | .a",
+            "{event_ts, sig: .sig} | .sig",
         ] {
             let projected = JqFilter::compile(expr).unwrap();
             assert!(projected.members.is_some(), "{expr}");
             let mut whole = JqFilter::compile(expr).unwrap();
             whole.members = None;
+            whole.simple = None;
             for record in &records {
                 let run = |f: &JqFilter| {
                     let mut out = Vec::new();
@@ -588,6 +641,62 @@ mod tests {
                     String::from_utf8_lossy(record)
                 );
             }
+        }
+    }
+
+    thread_local! {
+        /// Each filter run without jaq where it can, and by jaq alone.
+        static SIMPLE_PAIRS: Vec<(JqFilter, JqFilter)> = [
+            "{ts: .a, name, x: .x.y}",
+            "{ts: .a, name, request: (.request // null)}",
+            "select(.request.status_code >= 400) | .event_id",
+            "select(.a == 1) | {b, c}",
+            "select(.a) | .b // .c",
+            ".x.x.y",
+            "select(.b < \"s\") | .name",
+            "{a: {b: .b, c: 1}, d: .x}",
+        ]
+        .into_iter()
+        .map(|expr| {
+            let fast = JqFilter::compile(expr).unwrap();
+            assert!(fast.simple.is_some(), "{expr}");
+            let mut jaq = JqFilter::compile(expr).unwrap();
+            jaq.simple = None;
+            jaq.members = None;
+            (fast, jaq)
+        })
+        .collect();
+    }
+
+    proptest::proptest! {
+        /// The filters run without jaq give what jaq gives, on records of
+        /// every shape those filters can meet.
+        #[test]
+        fn simple_filters_give_what_jaq_gives(
+            members in proptest::collection::vec((
+                proptest::sample::select(vec!["a", "b", "c", "x", "request", "event_id", "name"]),
+                proptest::sample::select(vec![
+                    "null", "true", "false", "0", "1", "-3", "400", "500", "2.5", "1e3",
+                    "12345678901234567890", "\"s\"", "\"\"", "\"t<&>\"", "[]", "[1,\"a\"]",
+                    "{}", "{\"x\":1}", "{\"status_code\":404,\"x\":null}", "{\"x\":{\"y\":2}}",
+                ]),
+            ), 0..6),
+        ) {
+            let body: Vec<String> = members.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            let record = format!("{{{}}}", body.join(","));
+            let run = |f: &JqFilter| {
+                let mut out = Vec::new();
+                let mut raw = Vec::new();
+                let line = f.apply(record.as_bytes(), &mut out).map_err(|e| e.to_string());
+                let lines = f.apply_raw(record.as_bytes(), &mut raw).map_err(|e| e.to_string());
+                (line, String::from_utf8_lossy(&out).into_owned(), lines, String::from_utf8_lossy(&raw).into_owned())
+            };
+            SIMPLE_PAIRS.with(|pairs| {
+                for (fast, jaq) in pairs {
+                    proptest::prop_assert_eq!(run(fast), run(jaq), "{} on {}", fast.expr(), record);
+                }
+                Ok(())
+            })?;
         }
     }
 

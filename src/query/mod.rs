@@ -20,7 +20,7 @@ use std::io;
 
 use jiff::Timestamp;
 
-use crate::output::{Output, Summary};
+use crate::output::{Output, Prepared, Summary};
 use crate::record::{EventType, Record};
 pub use dedup::Dedup;
 
@@ -174,6 +174,26 @@ impl<O: Output> Pipeline<O> {
                 }
                 // Held to the end: not pinning the block it was read from.
                 self.tail.push_back(record.detached());
+            }
+        }
+        Ok(self.flow())
+    }
+
+    /// Offers one record that the source matched against the query itself
+    /// and had prepared by the output's [`Output::preparer`]. Only for
+    /// queries of the first N or all (a source that holds the last N
+    /// pushes records).
+    pub fn push_prepared(&mut self, prepared: &Prepared) -> io::Result<Flow> {
+        match self.query.limit {
+            Limit::First(n) if self.printed >= n => self.truncated = true,
+            Limit::First(_) | Limit::Unlimited => {
+                self.output.prepared(prepared)?;
+                self.printed += 1;
+            }
+            Limit::Last(_) => {
+                return Err(io::Error::other(
+                    "prepared records cannot be held for the last N",
+                ));
             }
         }
         Ok(self.flow())

@@ -51,12 +51,15 @@ impl Members {
 /// Scans `text`, which must start with `{` and have no surrounding
 /// whitespace. `None`: read it the slow way.
 pub(crate) fn scan(text: &[u8]) -> Option<Members> {
-    // Non-ASCII bytes are rare; when there are some, the whole text must be
-    // UTF-8 for the member ranges to be strings serde_json would take.
-    if !text.is_ascii() && std::str::from_utf8(text).is_err() {
+    // Most records are printable ASCII throughout: then a string ends at
+    // its next quote or backslash, found with memchr. Others must be UTF-8
+    // for the member ranges to be strings serde_json would take, and their
+    // strings are checked byte by byte for control characters.
+    let plain = printable(text);
+    if !plain && !text.is_ascii() && std::str::from_utf8(text).is_err() {
         return None;
     }
-    let mut s = Scanner { text, i: 0 };
+    let mut s = Scanner { text, i: 0, plain };
     let mut members = Members::default();
     s.expect(b'{')?;
     s.space();
@@ -108,6 +111,23 @@ fn special(x: u64) -> bool {
 struct Scanner<'a> {
     text: &'a [u8],
     i: usize,
+    /// Every byte is printable ASCII (0x20 to 0x7e).
+    plain: bool,
+}
+
+/// Whether every byte of `text` is printable ASCII (no control character,
+/// no DEL, nothing above 0x7f), eight at a time.
+fn printable(text: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let (words, rest) = text.as_chunks::<8>();
+    let mut bad = 0u64;
+    for w in words {
+        let x = u64::from_le_bytes(*w);
+        // High bit set, or below 0x20, or 0x7f (DEL, which +1 carries).
+        bad |= x | (x.wrapping_sub(ONES * 0x20) & !x) | x.wrapping_add(ONES);
+    }
+    bad & HIGH == 0 && rest.iter().all(|&b| (0x20..0x7f).contains(&b))
 }
 
 impl Scanner<'_> {
@@ -141,6 +161,20 @@ impl Scanner<'_> {
     fn string(&mut self) -> Option<bool> {
         let mut escaped = false;
         loop {
+            if self.plain {
+                // No control character anywhere: only a quote or a
+                // backslash ends the run.
+                let rest = &self.text[self.i..];
+                self.i += memchr::memchr2(b'"', b'\\', rest)?;
+                match self.next()? {
+                    b'"' => return Some(escaped),
+                    _ => {
+                        escaped = true;
+                        self.escape()?;
+                        continue;
+                    }
+                }
+            }
             let rest = &self.text[self.i..];
             // Ordinary bytes eight at a time.
             let mut k = 0;
@@ -156,24 +190,28 @@ impl Scanner<'_> {
                 b'"' => return Some(escaped),
                 b'\\' => {
                     escaped = true;
-                    match self.next()? {
-                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
-                        b'u' => {
-                            let hex = self.text.get(self.i..self.i + 4)?;
-                            if !hex.iter().all(u8::is_ascii_hexdigit)
-                                || matches!(hex[0], b'd' | b'D')
-                            {
-                                // Surrogates: left to serde_json's rules.
-                                return None;
-                            }
-                            self.i += 4;
-                        }
-                        _ => return None,
-                    }
+                    self.escape()?;
                 }
                 0x00..=0x1f => return None,
                 _ => {}
             }
+        }
+    }
+
+    /// Checks an escape whose backslash was consumed.
+    fn escape(&mut self) -> Option<()> {
+        match self.next()? {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(()),
+            b'u' => {
+                let hex = self.text.get(self.i..self.i + 4)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) || matches!(hex[0], b'd' | b'D') {
+                    // Surrogates: left to serde_json's rules.
+                    return None;
+                }
+                self.i += 4;
+                Some(())
+            }
+            _ => None,
         }
     }
 

@@ -65,6 +65,17 @@ pub fn open(path: &Path) -> io::Result<Box<dyn Read + Send>> {
     decode(File::open(path)?)
 }
 
+/// `raw` as it is, or inflated (on the caller's thread) if it is gzip: for
+/// a reader that runs on a thread of its own already.
+pub fn decode_here(raw: impl Read + Send + 'static) -> io::Result<Box<dyn Read + Send>> {
+    let mut reader = BufReader::with_capacity(BLOCK, raw);
+    Ok(if is_gzip(&mut reader)? {
+        Box::new(MultiGzDecoder::new(reader))
+    } else {
+        Box::new(reader)
+    })
+}
+
 /// `raw` as it is, or inflated on a thread of its own if it is gzip.
 pub fn decode(raw: impl Read + Send + 'static) -> io::Result<Box<dyn Read + Send>> {
     let mut reader = BufReader::with_capacity(BLOCK, raw);
@@ -464,7 +475,7 @@ pub fn read_records<R: Read>(
 }
 
 /// The problem text for a read that failed after line `number`.
-fn read_failure(number: u64, e: &io::Error) -> String {
+pub(crate) fn read_failure(number: u64, e: &io::Error) -> String {
     if matches!(
         e.kind(),
         io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof

@@ -19,18 +19,21 @@
 //! - the default query (no window: the N most recent) reads newest first
 //!   and stops once no older segment can hold a record among the newest N,
 //!   holding N records ([`TimeOrder`]);
-//! - a window query skips every segment whose times miss the window, then
-//!   reads the active file and the segments oldest first as sorted runs
-//!   ([`Merge`]), printing a held record as soon as no unread segment can
-//!   hold an earlier one. It holds the active file's matching records and
-//!   about one segment's (those past the next segment's oldest time); with
-//!   `--limit N`, it stops once N are printed and one more was found.
+//! - a window query (or `--limit 0`) skips every segment whose times miss
+//!   the window, then reads the active file and the other segments on every
+//!   core and merges them in time order ([`parallel`]): a segment the index
+//!   says is in time order (its `max_lateness_ms`) is streamed, the active
+//!   file is read in place (where its matching records are, then those
+//!   records in order), and a record prints as soon as no unread one can
+//!   come before it. With `--limit N` it stops once N are printed and one
+//!   more was found.
 //!
 //! Worst case: a segment the index does not describe (no index, or one
-//! written before it) may hold any time, so nothing read before it is
-//! printed until it is read; a store whose segments all overlap (a replay
-//! of old events into every segment) is held whole. Memory is then that of
-//! the matching records, as for `--file`.
+//! written before it) may hold any time in any order, so it is held until
+//! read whole, and nothing it may precede is printed before; a store whose
+//! segments all overlap (a replay of old events into every segment) is
+//! held whole. Memory is then that of the matching records, as for
+//! `--file`.
 
 pub mod follow;
 pub mod index;
@@ -46,7 +49,8 @@ use crate::output::Output;
 use crate::query::{Limit, Pipeline, Window};
 use crate::record::Record;
 use crate::source::file::{self, LastLine, LineReader, Problem};
-use crate::source::order::{Bound, Merge, Position, TimeOrder, position};
+use crate::source::order::{Position, TimeOrder, position};
+use crate::source::parallel::{self, Floor, Input, Opened, Order, Source};
 use index::{ACTIVE_FILE, Known, read_index, segment_name};
 
 /// How many times [`Snapshot::take`] looks again when a rotation happens
@@ -92,22 +96,6 @@ impl Segment {
         }
     }
 
-    /// The earliest time this segment may hold, as a bound for records
-    /// read before it.
-    fn floor(&self) -> Bound {
-        match self.known {
-            Some(k) if k.is_empty() => Bound::Everything,
-            Some(Known {
-                times: Some((oldest, _)),
-                ..
-            }) => Bound::Before(oldest),
-            // Records without a time only: they come first among those held
-            // with them, which they would be if printed now.
-            Some(Known { times: None, .. }) => Bound::Everything,
-            None => Bound::Nothing,
-        }
-    }
-
     /// The latest time this segment may hold (`None`: any).
     fn newest(&self) -> Option<Option<Timestamp>> {
         match self.known {
@@ -118,15 +106,6 @@ impl Segment {
             Some(Known { times: None, .. }) => Some(None),
             None => None,
         }
-    }
-}
-
-/// The tighter of two bounds.
-fn min_bound(a: Bound, b: Bound) -> Bound {
-    match (a, b) {
-        (Bound::Nothing, _) | (_, Bound::Nothing) => Bound::Nothing,
-        (Bound::Everything, x) | (x, Bound::Everything) => x,
-        (Bound::Before(x), Bound::Before(y)) => Bound::Before(x.min(y)),
     }
 }
 
@@ -386,70 +365,91 @@ fn newest_first<O: Output>(
     Ok(())
 }
 
-/// A window query or no limit: sorted runs merged as they become safe to
-/// print.
+/// A window query or no limit: the active file and the segments the window
+/// needs, read on every core and merged in record-time order
+/// ([`parallel`]).
 fn merged<O: Output>(
     snapshot: &mut Snapshot,
     pipeline: &mut Pipeline<O>,
     on_problem: &mut dyn FnMut(Problem),
 ) -> io::Result<()> {
     let query = *pipeline.query();
-    let wanted: Vec<usize> = (0..snapshot.segments.len())
-        .filter(|&i| !snapshot.segments[i].outside(&query.window))
-        .collect();
-    // floors[k]: the earliest time segments wanted[k..] may hold.
-    let mut floors = vec![Bound::Everything; wanted.len() + 1];
-    for k in (0..wanted.len()).rev() {
-        floors[k] = min_bound(floors[k + 1], snapshot.segments[wanted[k]].floor());
+    let mut inputs = Vec::new();
+    if let Some(active) = &snapshot.active {
+        // Read in place: what it holds is noted, not held.
+        inputs.push(Input {
+            name: snapshot.active_path().display().to_string(),
+            source: Source::InPlace(active.try_clone()?),
+            floor: Floor::Any,
+            order: Order::Unknown,
+            last: LastLine::Pending,
+            number: snapshot.segments.len(),
+        });
     }
-    let mut merge = Merge::new();
-    // The active file first: the index does not describe it, so read
-    // after the segments it would hold back everything before it.
-    let active = snapshot.segments.len();
-    snapshot.read_active(
-        active,
-        &mut |at, record| {
-            if query.matches(&record) {
-                merge.push(record, at);
-            }
-            Ok(true)
-        },
-        on_problem,
-    )?;
-    merge.end_input();
-    for (k, &index) in wanted.iter().enumerate() {
-        if !give_out(&mut merge, floors[k], pipeline)? {
-            return Ok(());
+    for (index, segment) in snapshot.segments.iter().enumerate() {
+        if !segment.outside(&query.window) {
+            inputs.push(segment_input(&snapshot.dir, segment, index));
         }
-        snapshot.read_segment(
-            index,
-            &mut |at, record| {
-                if query.matches(&record) {
-                    merge.push(record, at);
-                }
-                Ok(true)
-            },
-            on_problem,
-        )?;
-        merge.end_input();
     }
-    give_out(&mut merge, Bound::Everything, pipeline)?;
-    Ok(())
+    parallel::run(inputs, pipeline, on_problem)
 }
 
-/// Pushes what `bound` lets out of `merge` to the pipeline; false once the
-/// pipeline wants no more (its limit is reached and it knows there was
-/// more).
-fn give_out<O: Output>(
-    merge: &mut Merge,
-    bound: Bound,
-    pipeline: &mut Pipeline<O>,
-) -> io::Result<bool> {
-    while let Some(record) = merge.pop(bound) {
-        pipeline.push(record)?;
-        if pipeline.is_done() {
-            return Ok(false);
+/// Segment `index` of the store in `dir` as an input of a merged query:
+/// its floor and order from the index (none known: any time, any order).
+fn segment_input(dir: &Path, segment: &Segment, index: usize) -> Input {
+    let floor = match segment.known {
+        Some(Known {
+            times: Some((oldest, _)),
+            ..
+        }) => Floor::At(oldest),
+        _ => Floor::Any,
+    };
+    let order = match segment.known.and_then(|k| k.lateness) {
+        Some(late) => Order::Lateness(late),
+        None => Order::Unknown,
+    };
+    let name = segment.file(dir).display().to_string();
+    let (dir, segment) = (dir.to_path_buf(), segment.clone());
+    Input {
+        name,
+        source: Source::Stream(Box::new(move || open_segment(&dir, &segment))),
+        floor,
+        order,
+        last: LastLine::Final,
+        number: index,
+    }
+}
+
+/// Opens a closed segment of the store in `dir` for reading: its plain file
+/// while it is listed, else its `.gz`; gone if neither is there (deleted by
+/// retention since it was listed).
+fn open_segment(dir: &Path, segment: &Segment) -> Opened {
+    let plain = dir.join(&segment.stem);
+    let gz = dir.join(format!("{}.gz", segment.stem));
+    let mut tries: Vec<PathBuf> = Vec::with_capacity(2);
+    if segment.plain {
+        tries.push(plain);
+    }
+    tries.push(gz);
+    for path in tries {
+        let failed = |e: io::Error| {
+            Opened::Failed(Problem {
+                file: path.display().to_string(),
+                line: None,
+                what: format!("cannot open: {e}; skipped"),
+            })
+        };
+        match File::open(&path) {
+            Ok(f) => {
+                return match file::decode_here(f) {
+                    Ok(reader) => Opened::Reader(reader, Some(path.display().to_string())),
+                    Err(e) => failed(e),
+                };
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return failed(e),
         }
     }
-    Ok(true)
+    tracing::debug!(segment = %segment.stem, "segment gone before it was read");
+    Opened::Gone
 }

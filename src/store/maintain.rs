@@ -359,6 +359,7 @@ impl Worker {
             first_received_at: c.first_received_at,
             oldest_event_at: span.oldest,
             newest_event_at: span.newest,
+            max_lateness_ms: span.lateness_ms(),
             records: span.records,
             bytes: c.len,
         });
@@ -396,6 +397,7 @@ impl Worker {
             first_received_at: name.first_received,
             oldest_event_at: span.oldest,
             newest_event_at: span.newest,
+            max_lateness_ms: span.lateness_ms(),
             records: span.records,
             bytes,
         });
@@ -613,6 +615,7 @@ impl Worker {
                 records: e.records,
                 oldest: e.oldest_event_at,
                 newest: e.newest_event_at,
+                ..Span::default()
             });
         }
         for (name, form) in &self.unindexed {

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 
 use crate::record::parse_time;
@@ -68,6 +68,10 @@ pub struct Known {
     pub times: Option<(Timestamp, Timestamp)>,
     /// Records in the segment, if the index says.
     pub records: Option<u64>,
+    /// How far its records are from time order (`max_lateness_ms`), if the
+    /// index says: a reader streams the segment in time order with this
+    /// much lookahead.
+    pub lateness: Option<SignedDuration>,
 }
 
 impl Known {
@@ -93,6 +97,8 @@ struct Entry {
     newest_event_at: Option<String>,
     #[serde(default)]
     records: Option<u64>,
+    #[serde(default)]
+    max_lateness_ms: Option<u64>,
 }
 
 /// Why the index was not used.
@@ -154,6 +160,10 @@ pub fn read_index(dir: &Path) -> Result<HashMap<String, Known>, IndexError> {
             Known {
                 times,
                 records: entry.records,
+                lateness: entry
+                    .max_lateness_ms
+                    .and_then(|ms| i64::try_from(ms).ok())
+                    .map(SignedDuration::from_millis),
             },
         );
     }
