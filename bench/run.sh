@@ -65,6 +65,11 @@
 #   GO_MODEL=bench/baseline  the Go model to build: a Go module directory,
 #                            or one .go file (built GOPATH-style) taking the
 #                            same -addr -path -auth -file flags
+#   ADMIN_SCRAPE=0           1 adds target kongctl-admin: the same listener
+#                            with --admin-address 127.0.0.1:0, its /metrics
+#                            fetched with curl every 100 ms during the load
+#                            (every scrape must answer 200), interleaved
+#                            with kongctl, and a table of the two
 #   GO_MODEL_B=              a second model (same forms) to compare with
 #                            GO_MODEL: adds target go-model-b, interleaved
 #                            with the others, and a table of the two
@@ -101,6 +106,10 @@ SIGNED=${SIGNED:-0}
 GO_MODEL=${GO_MODEL:-$REPO/bench/baseline}
 [[ $GO_MODEL == /* ]] || GO_MODEL=$PWD/$GO_MODEL
 GO_MODEL_B=${GO_MODEL_B:-}
+ADMIN_SCRAPE=${ADMIN_SCRAPE:-0}
+if [[ $ADMIN_SCRAPE == 1 && " $TARGETS " != *" kongctl-admin "* ]]; then
+  TARGETS="$TARGETS kongctl-admin"
+fi
 if [[ -n $GO_MODEL_B ]]; then
   [[ $GO_MODEL_B == /* ]] || GO_MODEL_B=$PWD/$GO_MODEL_B
   [[ " $TARGETS " == *" go-model-b "* ]] || TARGETS="$TARGETS go-model-b"
@@ -288,6 +297,7 @@ start_target() {
   PRE_RECORDS=0
   case $1 in
     kongctl) start_kongctl ;;
+    kongctl-admin) start_kongctl --admin-address 127.0.0.1:0 ;;
     go-model) start_go_model "$WORK/bin/go-model" ;;
     go-model-b) start_go_model "$WORK/bin/go-model-b" ;;
     nginx) start_nginx ;;
@@ -299,6 +309,7 @@ start_target() {
 # only inside the emulator, and the Go model has no tunnel self-test, so the
 # probe (one round trip through the real tunnel, at most 3 s) is not part of
 # what is compared.
+# start_kongctl [EXTRA_FLAG...]
 start_kongctl() {
   # --max-file-size 0: one events file, as the Go model writes, so that
   # verify counts every record (a cell writes more than the default 128 MiB).
@@ -306,7 +317,7 @@ start_kongctl() {
   host=bench-$START_N.tunnel.test
   XDG_CONFIG_HOME=$RDIR/config KONGCTL_DEFAULT_KONNECT_PAT=$SIM_PAT \
     "$KONGCTL" listen --base-url "$SIM_URL" --endpoint "https://$host$LISTEN_PATH" \
-    --listen-address 127.0.0.1:0 --authorization "$AUTH" --check off --verify "$VERIFY" --max-file-size 0 >"$RDIR/target.log" 2>&1 &
+    --listen-address 127.0.0.1:0 --authorization "$AUTH" --check off --verify "$VERIFY" --max-file-size 0 "$@" >"$RDIR/target.log" 2>&1 &
   TPID=$!
   PIDS+=("$TPID")
   until grep -q '"running": true' "$state" 2>/dev/null; do
@@ -315,6 +326,7 @@ start_kongctl() {
     sleep 0.05
   done
   addr=$(sed -n 's/.*"listen_address": "\([^"]*\)".*/\1/p' "$state")
+  ADMIN=$(sed -n 's/.*"admin_address": "\([^"]*\)".*/\1/p' "$state")
   URL=http://$addr$LISTEN_PATH
   EVENTS=$RDIR/config/kongctl/audit-logs/default/events.jsonl
   # The tunnel a user would run (https://host -> the listener), then one
@@ -385,6 +397,18 @@ wait_port() {
 
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@" || true; }
 
+# start_scraper: fetches $ADMIN/metrics every 100 ms, one line per scrape
+# (its status) in $RDIR/scrapes; sets SCRAPER.
+start_scraper() {
+  [[ -n $ADMIN ]] || die "kongctl-admin: no admin_address in listener.json"
+  (while :; do
+    curl -s -o /dev/null -w '%{http_code}\n' --max-time 5 "http://$ADMIN/metrics" >>"$RDIR/scrapes" || echo 000 >>"$RDIR/scrapes"
+    sleep 0.1
+  done) &
+  SCRAPER=$!
+  PIDS+=("$SCRAPER")
+}
+
 # gzip_coding TARGET: the Content-Encoding of gzip batches sent to TARGET.
 # Konnect sends "application/gzip"; the original decoded only a listed
 # coding "gzip" and would store the compressed bytes as they came, so its
@@ -442,11 +466,20 @@ ingest() {
           gz=""; [[ $enc == gzip ]] && gz=$(gzip_coding "$target")
           start_target "$target"
           preflight "$target"
+          [[ $target == kongctl-admin ]] && start_scraper
           t0=$(ticks "$TPID")
           res=$(load "$WORK/bodies/list.$enc" "$gz" "$c" "$DURATION") || die "wrk failed against $target"
           t1=$(ticks "$TPID")
+          if [[ $target == kongctl-admin ]]; then
+            stop_pid "$SCRAPER" 1
+            local scrapes bad
+            scrapes=$(wc -l <"$RDIR/scrapes")
+            bad=$(grep -vc '^200$' "$RDIR/scrapes" || true)
+            ((scrapes > 0 && bad == 0)) || fail "kongctl-admin $enc c=$c rep=$rep: $bad of $scrapes scrapes did not get 200"
+            log "rep $rep $enc c=$c kongctl-admin: $scrapes scrapes of /metrics during the load, all 200"
+          fi
           hwm=0
-          [[ $target == kongctl || $target == go-model* ]] && hwm=$(vm "$TPID" VmHWM)
+          [[ $target == kongctl* || $target == go-model* ]] && hwm=$(vm "$TPID" VmHWM)
           stop_pid "$TPID"
           ok=$(($(kv "$res" requests) - $(kv "$res" non2xx)))
           secs=$(awk -v u="$(kv "$res" duration_us)" 'BEGIN {printf "%.3f", u / 1e6}')
@@ -716,6 +749,7 @@ report_ingest() {
     done
   done
   [[ -n $GO_MODEL_B ]] && report_model_b
+  [[ " $TARGETS " == *" kongctl-admin "* ]] && report_admin
   mapfile -t vals < <(col "$GUNZIP" recs)
   if ((${#vals[@]})); then
     echo
@@ -729,6 +763,28 @@ report_ingest() {
   echo
   echo "Verified after every kongctl and Go model run: each line of the events file is one JSON object, and lines >= (2xx responses x $BATCH) + the preflight's: $(awk -F'\t' 'NR > 1 && $12 != "n/a" {n++; if ($12 == "PASS") p++} END {printf "%d of %d PASS", p, n}' "$INGEST")."
   echo
+}
+
+# report_admin: kongctl with its admin endpoint scraped every 100 ms against
+# kongctl without one, same rounds.
+report_admin() {
+  local enc c t cells ratios vals
+  echo
+  echo "kongctl with \`--admin-address\` and its /metrics scraped every 100 ms during the load (kongctl-admin) against kongctl without it, records/s: min / median / max of $REPEATS rounds."
+  echo
+  echo "| batch | senders | kongctl | kongctl-admin | kongctl-admin / kongctl (per round) | p50 / p99 kongctl | p50 / p99 kongctl-admin | CPU % kongctl / kongctl-admin |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for enc in $ENCODINGS; do
+    for c in $CONCURRENCY; do
+      cells=()
+      for t in kongctl kongctl-admin; do
+        mapfile -t vals < <(col "$INGEST" recs target=$t enc=$enc conc=$c)
+        if ((${#vals[@]})); then cells+=("$(mmm "${vals[@]}")"); else cells+=("-"); fi
+      done
+      mapfile -t ratios < <(ingest_ratios "$enc" "$c" kongctl-admin kongctl)
+      echo "| $enc | $c | ${cells[0]} | ${cells[1]} | $( ((${#ratios[@]})) && FMT=%.3f mmm "${ratios[@]}" || echo -) | $(lat kongctl "$enc" "$c") | $(lat kongctl-admin "$enc" "$c") | $(med $(col "$INGEST" cpu target=kongctl enc=$enc conc=$c)) / $(med $(col "$INGEST" cpu target=kongctl-admin enc=$enc conc=$c)) |"
+    done
+  done
 }
 
 # report_model_b: the Go model against GO_MODEL_B, same rounds.
@@ -880,7 +936,7 @@ report_bars() {
 report() {
   echo "# kongctl benchmark $1"
   echo
-  echo "Command: \`bench/run.sh$( ((QUICK)) && echo ' --quick')\` (DURATION=$DURATION REPEATS=$REPEATS WRK_THREADS=$WRK_THREADS PARTS=\"$PARTS\" VERIFY=$VERIFY SIGNED=$SIGNED; targets interleaved within each cell, their order rotated every round)"
+  echo "Command: \`bench/run.sh$( ((QUICK)) && echo ' --quick')\` (DURATION=$DURATION REPEATS=$REPEATS WRK_THREADS=$WRK_THREADS PARTS=\"$PARTS\" VERIFY=$VERIFY SIGNED=$SIGNED ADMIN_SCRAPE=$ADMIN_SCRAPE TARGETS=\"$TARGETS\"; targets interleaved within each cell, their order rotated every round)"
   echo
   machine
   echo "- load: wrk with bench/post.lua, batches of $BATCH records ($(kv "$BODY_INFO" avg_plain_bytes) B plain, $(kv "$BODY_INFO" avg_gzip_bytes) B gzip on average, $BODIES different bodies; gzip ones with Content-Encoding: application/gzip as Konnect sends, \`gzip\` to the Go model, which like the original decodes only that), keep-alive, $WRK_THREADS wrk threads (1 for 1 sender)"

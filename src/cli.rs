@@ -329,6 +329,17 @@ pub struct ListenArgs {
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub configure_webhook: Option<bool>,
 
+    /// Also receive this Dev Portal's audit logs (its developer logins), by
+    /// id or name (repeatable).
+    ///
+    /// Its own webhook is pointed at the same destination after the
+    /// region's (the region's portal list resolves a name; it must match
+    /// exactly one portal), and restored when the listener stops. A portal
+    /// whose webhook is already enabled is refused. With `tail --stored`:
+    /// print only this portal's stored records.
+    #[arg(long = "portal", value_name = "ID|NAME")]
+    pub portals: Vec<String>,
+
     /// Print each record to stdout as it is stored (what `tail` does).
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub tail: Option<bool>,
@@ -409,6 +420,48 @@ pub struct ListenArgs {
     /// config.yaml. [default: off]
     #[arg(long, value_name = "SIZE", help_heading = "Rotation and retention")]
     pub retain_size: Option<String>,
+
+    /// Serve /healthz, /readyz and /metrics (Prometheus) on this address.
+    ///
+    /// HOST:PORT on a port of its own, never the listener's (the tunnel
+    /// exposes that one); port 0 picks a free port, shown in the startup
+    /// block, listener.json and `ps -o json`. Keep it off the internet.
+    /// Also `audit-logs: admin-address:` in config.yaml. [default: off]
+    #[arg(long, value_name = "HOST:PORT", help_heading = "Running as a service")]
+    pub admin_address: Option<String>,
+
+    /// Check everything a start needs and exit, changing nothing.
+    ///
+    /// Resolves flags, environment and config.yaml, reads the token, makes
+    /// only read requests to Konnect (the webhook, the destination name,
+    /// the JWKS), runs the tunnel check and prints what a start would
+    /// create; writes no file. Exit 0 when a start would go ahead, 78 for a
+    /// bad flag, value or config file, 1 when Konnect or the tunnel would
+    /// stop it (for systemd's ExecStartPre=).
+    #[arg(
+        long,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "BOOL",
+        help_heading = "Running as a service"
+    )]
+    pub dry_run: Option<bool>,
+
+    /// Roll the detached listener's log file once it reaches this size; 0
+    /// never rolls.
+    ///
+    /// The full file becomes <log>.1 (the older ones move up, the oldest
+    /// beyond --log-keep is deleted) and a new one begins; SIGHUP reopens
+    /// the log file (for logrotate). Bytes, or KiB, MiB, GiB. Also
+    /// `audit-logs: log-max-size:` in config.yaml. [default: 10MiB]
+    #[arg(long, value_name = "SIZE", help_heading = "Running as a service")]
+    pub log_max_size: Option<String>,
+
+    /// How many rolled log files of the detached listener to keep.
+    ///
+    /// Also `audit-logs: log-keep:` in config.yaml. [default: 5]
+    #[arg(long, value_name = "N", help_heading = "Running as a service")]
+    pub log_keep: Option<String>,
 
     /// Unexpected positional arguments (reported with the original's
     /// message rather than clap's).
@@ -798,6 +851,11 @@ pub struct TailArgs {
         help_heading = "Stored events"
     )]
     pub lines: Option<String>,
+
+    /// With `--stored`: print only the organisation's records, not the Dev
+    /// Portals' (records without a portal_id).
+    #[arg(long, conflicts_with = "portals", help_heading = "Stored events")]
+    pub org: bool,
 }
 
 /// What a `tail` command line asks for.
@@ -854,6 +912,39 @@ impl TailCommand {
     }
 }
 
+impl Command {
+    /// The listener flags of `listen`, or of `tail` in listener mode (the
+    /// choice `TailCommand::into_request` makes), without taking them.
+    pub fn listener_args(&self) -> Option<&ListenArgs> {
+        match self {
+            Command::Listen(cmd) => Some(match &cmd.product {
+                None => &cmd.args,
+                Some(ListenProduct::AuditLogs(args)) => args,
+                Some(ListenProduct::Konnect(KonnectListen {
+                    resource: KonnectResource::AuditLogs(args),
+                })) => args,
+            }),
+            Command::Tail(cmd) => {
+                let (args, mode) = match &cmd.product {
+                    None => (&cmd.args, None),
+                    Some(TailProduct::AuditLogs(t))
+                    | Some(TailProduct::Konnect(KonnectTail {
+                        resource: KonnectTailResource::AuditLogs(t),
+                    })) => (&t.args, t.mode.as_ref()),
+                };
+                match mode {
+                    Some(TailMode::Listener(listen)) => Some(listen),
+                    None if args.listen.endpoint.is_some() || args.listen.public_url.is_some() => {
+                        Some(&args.listen)
+                    }
+                    None => None,
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
 impl TailArgs {
     /// The first flag given that only the pull or stored tail takes.
     pub fn pull_only_flag(&self) -> Option<&'static str> {
@@ -871,6 +962,7 @@ impl TailArgs {
             (!q.columns.is_empty(), "--columns"),
             (self.stored, "--stored"),
             (self.lines.is_some(), "--lines"),
+            (self.org, "--org"),
         ]
         .into_iter()
         .find_map(|(given, name)| given.then_some(name))
@@ -892,6 +984,10 @@ impl TailArgs {
             (l.rotate_every.is_some(), "--rotate-every"),
             (l.retain.is_some(), "--retain"),
             (l.retain_size.is_some(), "--retain-size"),
+            (l.admin_address.is_some(), "--admin-address"),
+            (l.dry_run.is_some(), "--dry-run"),
+            (l.log_max_size.is_some(), "--log-max-size"),
+            (l.log_keep.is_some(), "--log-keep"),
         ]
         .into_iter()
         .find_map(|(given, name)| given.then_some(name))
@@ -1033,6 +1129,21 @@ pub struct GetAuditLogs {
     #[arg(long, help_heading = "Stored events")]
     pub strict: bool,
 
+    /// With `--stored` or `--file`: only this Dev Portal's records (those
+    /// with its portal_id), by id or name (repeatable). A name is looked up
+    /// in Konnect; an id works offline.
+    #[arg(
+        long = "portal",
+        value_name = "ID|NAME",
+        help_heading = "Stored events"
+    )]
+    pub portals: Vec<String>,
+
+    /// With `--stored` or `--file`: only the organisation's records (those
+    /// without a portal_id).
+    #[arg(long, conflicts_with = "portals", help_heading = "Stored events")]
+    pub org: bool,
+
     /// Unexpected positional arguments (reported with upstream's message).
     #[arg(hide = true, value_name = "ARGS")]
     pub positional: Vec<String>,
@@ -1055,13 +1166,23 @@ pub enum AuditLogResource {
         id_or_name: String,
     },
 
-    /// Show the region's audit-log webhook and its delivery status.
+    /// Show the region's audit-log webhook and its delivery status, or a
+    /// Dev Portal's (`--portal`).
     #[command(visible_alias = "hook")]
-    Webhook,
+    Webhook(PortalArg),
 
-    /// Show the region's audit-log replay job.
+    /// Show the region's audit-log replay job, or a Dev Portal's
+    /// (`--portal`).
     #[command(name = "replay-job")]
-    ReplayJob,
+    ReplayJob(PortalArg),
+}
+
+/// `--portal` of the commands about one stream's webhook or replay job.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PortalArg {
+    /// The Dev Portal's, by id or name, instead of the organisation's.
+    #[arg(long, value_name = "ID|NAME")]
+    pub portal: Option<String>,
 }
 
 impl GetCommand {
@@ -1150,13 +1271,25 @@ pub enum DeleteResource {
     #[command(visible_alias = "dest")]
     Destination(DeleteDestinationArgs),
 
-    /// Disable and clear the region's audit-log webhook (`--region`).
+    /// Disable and clear the region's audit-log webhook (`--region`), or a
+    /// Dev Portal's (`--portal`).
     ///
     /// Afterwards the webhook is `enabled=false`, `endpoint=unconfigured`,
-    /// what `listen` expects. The destination it pointed at is kept; delete
-    /// it with `kongctl delete audit-logs destination <id>`.
+    /// what `listen` expects (a portal's: disabled, no destination). The
+    /// destination it pointed at is kept; delete it with `kongctl delete
+    /// audit-logs destination <id>`.
     #[command(visible_alias = "hook")]
-    Webhook(ConfirmArgs),
+    Webhook(DeleteWebhookArgs),
+}
+
+/// `delete audit-logs webhook`.
+#[derive(Debug, Args)]
+pub struct DeleteWebhookArgs {
+    #[command(flatten)]
+    pub portal: PortalArg,
+
+    #[command(flatten)]
+    pub confirm: ConfirmArgs,
 }
 
 /// `delete audit-logs destination <ID|NAME>`.

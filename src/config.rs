@@ -66,6 +66,12 @@ struct AuditLogsFile {
     retain: Option<serde_yaml_ng::Value>,
     #[serde(rename = "retain-size", alias = "retain_size")]
     retain_size: Option<serde_yaml_ng::Value>,
+    #[serde(rename = "admin-address", alias = "admin_address")]
+    admin_address: Option<serde_yaml_ng::Value>,
+    #[serde(rename = "log-max-size", alias = "log_max_size")]
+    log_max_size: Option<serde_yaml_ng::Value>,
+    #[serde(rename = "log-keep", alias = "log_keep")]
+    log_keep: Option<serde_yaml_ng::Value>,
 }
 
 /// A setting as the user wrote it and where: an environment variable's
@@ -86,6 +92,17 @@ pub struct StoreSettings {
     pub rotate_every: Option<Given>,
     pub retain: Option<Given>,
     pub retain_size: Option<Given>,
+}
+
+/// The profile's settings for running the listener as a service, from
+/// the environment (`KONGCTL_<PROFILE>_AUDIT_LOGS_ADMIN_ADDRESS`, …) or
+/// config.yaml (`audit-logs: admin-address:` …), not yet checked; the
+/// `listen` flags of the same names override them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceSettings {
+    pub admin_address: Option<Given>,
+    pub log_max_size: Option<Given>,
+    pub log_keep: Option<Given>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,6 +167,7 @@ pub struct Settings {
     /// query flags; 0 means the default, as upstream).
     pub page_size: Option<i64>,
     pub store: StoreSettings,
+    pub service: ServiceSettings,
 }
 
 /// The environment, injectable for tests.
@@ -426,6 +444,11 @@ impl Settings {
             retain: given("retain", &a.retain)?,
             retain_size: given("retain-size", &a.retain_size)?,
         };
+        let service = ServiceSettings {
+            admin_address: given("admin-address", &a.admin_address)?,
+            log_max_size: given("log-max-size", &a.log_max_size)?,
+            log_keep: given("log-keep", &a.log_keep)?,
+        };
 
         Ok(Settings {
             profile,
@@ -443,6 +466,7 @@ impl Settings {
             output_given,
             page_size,
             store,
+            service,
         })
     }
 

@@ -16,6 +16,10 @@ pub mod exit_code {
     /// Any failure: bad flags or config, a Konnect error, a listener error,
     /// a cleanup that could not finish.
     pub const FAILURE: i32 = 1;
+    /// `listen --dry-run` only: a bad flag, value or config file
+    /// (`EX_CONFIG` of sysexits.h), as opposed to 1, Konnect or the tunnel
+    /// stopping a start.
+    pub const CONFIG: i32 = 78;
     /// A second Ctrl+C interrupted cleanup; what was left is printed.
     pub const INTERRUPTED: i32 = 130;
 }

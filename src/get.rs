@@ -17,15 +17,15 @@ use std::path::PathBuf;
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{AuditLogResource, GetAuditLogs, OutputFormat, QueryArgs, TailArgs};
+use crate::cli::{AuditLogResource, GetAuditLogs, OutputFormat, PortalArg, QueryArgs, TailArgs};
 use crate::config::Settings;
 use crate::error::CliError;
 use crate::inspect;
 use crate::konnect::client::ClientOptions;
-use crate::konnect::{AuditLogs, KonnectClient, KonnectError};
+use crate::konnect::{AuditLogs, KonnectClient, KonnectError, Stream};
 use crate::output::{self, Output, Summary};
 use crate::query::options::{QueryFlags, QueryOptions};
-use crate::query::{Limit, Pipeline, Query, Window};
+use crate::query::{Limit, Origin, Pipeline, Query, Window};
 use crate::record::Record;
 use crate::source::file::{self, LastLine, Problem};
 use crate::source::order::TimeOrder;
@@ -72,7 +72,7 @@ pub fn get_audit_logs(settings: &Settings, args: GetAuditLogs, path: &str) -> Re
         false,
     )
     .page_size_from_profile(settings.page_size);
-    let opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
+    let mut opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
     if args.stored && !args.files.is_empty() {
         return Err(CliError::usage(
             "--stored cannot be combined with --file",
@@ -95,9 +95,19 @@ pub fn get_audit_logs(settings: &Settings, args: GetAuditLogs, path: &str) -> Re
             path,
         ));
     }
+    if (args.org || !args.portals.is_empty()) && !offline {
+        return Err(CliError::usage(
+            format!(
+                "{} filters stored events: use it with --stored or --file",
+                if args.org { "--org" } else { "--portal" }
+            ),
+            path,
+        ));
+    }
     if args.verify {
         return verify_offline(settings, &args, path);
     }
+    opts.origin = origin(settings, args.org, &args.portals)?;
     if !args.files.is_empty() {
         if opts.follow {
             return Err(CliError::usage("--follow cannot be used with --file", path));
@@ -133,6 +143,8 @@ fn verify_offline(settings: &Settings, args: &GetAuditLogs, path: &str) -> Resul
         (args.jq.is_some(), "--jq"),
         (q.jq_raw_output, "--jq-raw-output"),
         (!q.columns.is_empty(), "--columns"),
+        (!args.portals.is_empty(), "--portal"),
+        (args.org, "--org"),
     ]
     .into_iter()
     .find_map(|(given, name)| given.then_some(name));
@@ -164,9 +176,27 @@ fn verify_offline(settings: &Settings, args: &GetAuditLogs, path: &str) -> Resul
     )
 }
 
+/// `--org` / `--portal` as a filter of stored records (names resolved in
+/// Konnect, ids as given).
+fn origin(settings: &Settings, org: bool, portals: &[String]) -> Result<Origin, CliError> {
+    Ok(if org {
+        Origin::Org
+    } else if portals.is_empty() {
+        Origin::Any
+    } else {
+        Origin::Portals(crate::portal::ids_for_filter(settings, portals)?)
+    })
+}
+
 /// The pull `tail`: `get audit-logs --follow` with a five-minute catch-up.
 pub fn tail_pull(settings: &Settings, args: TailArgs, path: &str) -> Result<(), CliError> {
     refuse_listener_flags(&args, path)?;
+    if !args.listen.portals.is_empty() {
+        return Err(CliError::usage(
+            "--portal filters stored events: use it with --stored, or with --endpoint to listen to a Dev Portal",
+            path,
+        ));
+    }
     let flags = query_flags(
         &args.query,
         args.listen.jq.as_ref(),
@@ -301,8 +331,8 @@ fn inspect_setup(
     let child = match &resource {
         AuditLogResource::Destinations => "destinations",
         AuditLogResource::Destination { .. } => "destination",
-        AuditLogResource::Webhook => "webhook",
-        AuditLogResource::ReplayJob => "replay-job",
+        AuditLogResource::Webhook(_) => "webhook",
+        AuditLogResource::ReplayJob(_) => "replay-job",
     };
     let command = format!("{path} {child}");
     if settings.output == OutputFormat::Jsonl {
@@ -350,7 +380,25 @@ fn inspect_setup(
                     _ => inspect::document(&views, output),
                 })
             }
-            AuditLogResource::Webhook => {
+            AuditLogResource::Webhook(PortalArg { portal: Some(text) }) => {
+                let portal = crate::portal::resolve(settings, &api, &text).await?;
+                let what = "failed to retrieve the Dev Portal's audit-log webhook configuration";
+                let stream = Stream::Portal(portal.id.clone());
+                let hook = api
+                    .stream_webhook_document(&stream)
+                    .await
+                    .map_err(|e| konnect_err(what, e))?;
+                let status = api
+                    .portal_status_document(&portal.id)
+                    .await
+                    .map_err(|e| konnect_err(what, e))?;
+                let view = inspect::PortalWebhookView::new(&portal, hook.as_ref(), status);
+                Ok(match output {
+                    OutputFormat::Text => inspect::portal_webhook_text(&view),
+                    _ => inspect::document(&view, output),
+                })
+            }
+            AuditLogResource::Webhook(PortalArg { portal: None }) => {
                 let what = "failed to retrieve regional audit-log webhook configuration";
                 let v2 = api
                     .webhook_document()
@@ -370,12 +418,28 @@ fn inspect_setup(
                     _ => inspect::document(&view, output),
                 })
             }
-            AuditLogResource::ReplayJob => {
-                let job = api.replay_job_document().await.map_err(|e| {
-                    konnect_err("failed to retrieve the regional audit-log replay job", e)
-                })?;
+            AuditLogResource::ReplayJob(PortalArg { portal }) => {
+                let portal = match portal {
+                    Some(text) => Some(crate::portal::resolve(settings, &api, &text).await?),
+                    None => None,
+                };
+                let (stream, what) = match &portal {
+                    Some(p) => (
+                        Stream::Portal(p.id.clone()),
+                        "failed to retrieve the Dev Portal's audit-log replay job",
+                    ),
+                    None => (
+                        Stream::Org,
+                        "failed to retrieve the regional audit-log replay job",
+                    ),
+                };
+                let job = api
+                    .replay_job_document(&stream)
+                    .await
+                    .map_err(|e| konnect_err(what, e))?;
+                let label = portal.as_ref().map(crate::konnect::Portal::label);
                 Ok::<String, CliError>(match output {
-                    OutputFormat::Text => inspect::replay_job_text(job.as_ref()),
+                    OutputFormat::Text => inspect::replay_job_text(job.as_ref(), label.as_deref()),
                     _ => inspect::document(&job, output),
                 })
             }
@@ -405,7 +469,16 @@ pub fn tail_stored(settings: &Settings, args: TailArgs, path: &str) -> Result<()
         output,
         true,
     );
-    let opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
+    let mut opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
+    opts.origin = origin(settings, args.org, &args.listen.portals)?;
+    let dir = settings.audit_log_dir();
+    // The header comes before the records: a PORTAL column if portal
+    // records may follow.
+    opts.output.portal_column = match &opts.origin {
+        Origin::Portals(_) => true,
+        Origin::Org => false,
+        Origin::Any => receives_portals(&dir),
+    };
     let lines = match args.lines.as_deref() {
         None => DEFAULT_TAIL_LINES,
         Some(text) => parse_lines(text).map_err(|e| CliError::usage(e, path))?,
@@ -425,6 +498,7 @@ pub fn tail_stored(settings: &Settings, args: TailArgs, path: &str) -> Result<()
         },
         kind: opts.kind,
         limit: Limit::Unlimited,
+        origin: opts.origin.clone(),
     };
     let stdout = io::stdout();
     let printer = output::printer(
@@ -434,14 +508,24 @@ pub fn tail_stored(settings: &Settings, args: TailArgs, path: &str) -> Result<()
         crate::output::table::terminal_width(),
     );
     let mut sink = TailSink {
-        pipeline: Pipeline::new(query, printer),
+        pipeline: Pipeline::new(query.clone(), printer),
     };
-    let dir = settings.audit_log_dir();
     match follow::run(&dir, query, lines, opts.follow, &mut sink) {
         Ok(()) => finish_output(sink.pipeline.finish(false).map(|_| ())),
         Err(FollowError::Io(e)) => finish_output(Err(e)),
         Err(e) => Err(CliError::new(e.to_string())),
     }
+}
+
+/// Whether the profile's listener receives (or last received) Dev Portal
+/// audit logs, as its `listener.json` says.
+fn receives_portals(dir: &std::path::Path) -> bool {
+    crate::listen::state::read_json::<crate::listen::state::ListenerState>(
+        &dir.join("listener.json"),
+    )
+    .ok()
+    .flatten()
+    .is_some_and(|s| !s.portals.is_empty())
 }
 
 /// Reads `-n/--lines`.
@@ -521,7 +605,7 @@ fn query_files(opts: QueryOptions, files: &[PathBuf], strict: bool) -> Result<()
         eprintln!("{problem}");
     };
     if let Limit::Last(_) = query.limit {
-        let mut order = TimeOrder::new(query);
+        let mut order = TimeOrder::new(query.clone());
         for path in files {
             file::read(
                 path,

@@ -137,6 +137,41 @@ impl WebhookView {
     }
 }
 
+/// A Dev Portal's audit-log webhook and its delivery status, for `get
+/// audit-logs webhook --portal`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PortalWebhookView {
+    pub portal_id: String,
+    pub portal_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub audit_log_destination_id: String,
+    /// `…/audit-log-webhook/status` as Konnect answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Value>,
+}
+
+impl PortalWebhookView {
+    /// From the portal, `GET /v3/portals/{id}/audit-log-webhook` and its
+    /// status (if any).
+    pub fn new(
+        portal: &crate::konnect::Portal,
+        hook: Option<&Value>,
+        status: Option<Value>,
+    ) -> PortalWebhookView {
+        PortalWebhookView {
+            portal_id: portal.id.clone(),
+            portal_name: portal.name.clone(),
+            enabled: hook.and_then(|h| h.get("enabled")).and_then(Value::as_bool),
+            audit_log_destination_id: hook
+                .map(|h| text(h, "audit_log_destination_id"))
+                .unwrap_or_default(),
+            status,
+        }
+    }
+}
+
 /// Prints `value` as `-o json|yaml` does for these views.
 pub fn document<T: Serialize>(value: &T, output: OutputFormat) -> String {
     match output {
@@ -191,8 +226,7 @@ fn destination_fields(out: &mut String, d: &DestinationView) {
 
 /// `-o text` of the webhook.
 pub fn webhook_text(w: &WebhookView) -> String {
-    let mut out = String::from("Konnect regional audit-log webhook\n");
-    let mut lines = vec![
+    let lines = vec![
         ("enabled", bool_or_na(w.enabled)),
         ("endpoint", na(&w.endpoint)),
         ("log format", na(&w.log_format)),
@@ -200,7 +234,30 @@ pub fn webhook_text(w: &WebhookView) -> String {
         ("destination id", na(&w.audit_log_destination_id)),
         ("updated at", na(&w.updated_at)),
     ];
-    let status = w.status.as_ref();
+    status_lines(
+        "Konnect regional audit-log webhook\n",
+        lines,
+        w.status.as_ref(),
+    )
+}
+
+/// `-o text` of a Dev Portal's webhook.
+pub fn portal_webhook_text(w: &PortalWebhookView) -> String {
+    let lines = vec![
+        ("portal", format!("{} ({})", w.portal_name, w.portal_id)),
+        ("enabled", bool_or_na(w.enabled)),
+        ("destination id", na(&w.audit_log_destination_id)),
+    ];
+    status_lines(
+        "Konnect Dev Portal audit-log webhook\n",
+        lines,
+        w.status.as_ref(),
+    )
+}
+
+/// `title`, `lines`, then the delivery status's fields, one per line.
+fn status_lines(title: &str, mut lines: Vec<(&str, String)>, status: Option<&Value>) -> String {
+    let mut out = String::from(title);
     let field = |key: &str| {
         status
             .map(|s| scalar(s.get(key)))
@@ -216,9 +273,13 @@ pub fn webhook_text(w: &WebhookView) -> String {
     out
 }
 
-/// `-o text` of the replay job (Konnect's `AuditLogReplayJob`).
-pub fn replay_job_text(job: Option<&Value>) -> String {
-    let mut out = String::from("Konnect regional audit-log replay job\n");
+/// `-o text` of the replay job (Konnect's `AuditLogReplayJob`), of the
+/// region or of the Dev Portal `portal` (`name (id)`).
+pub fn replay_job_text(job: Option<&Value>, portal: Option<&str>) -> String {
+    let mut out = match portal {
+        None => String::from("Konnect regional audit-log replay job\n"),
+        Some(p) => format!("Konnect Dev Portal audit-log replay job\n  portal: {p}\n"),
+    };
     let field = |key: &str| {
         job.map(|j| scalar(j.get(key)))
             .unwrap_or_else(|| "n/a".into())
@@ -367,10 +428,41 @@ mod tests {
             "d1"
         );
         assert_eq!(
-            replay_job_text(Some(
-                &json!({"start_at": ZERO_TIME, "end_at": ZERO_TIME, "status": "unconfigured", "updated_at": ZERO_TIME})
-            )),
+            replay_job_text(
+                Some(
+                    &json!({"start_at": ZERO_TIME, "end_at": ZERO_TIME, "status": "unconfigured", "updated_at": ZERO_TIME})
+                ),
+                None
+            ),
             "Konnect regional audit-log replay job\n  status: unconfigured\n  start at: n/a\n  end at: n/a\n  updated at: n/a\n"
+        );
+        assert_eq!(
+            replay_job_text(Some(&json!({"status": "running"})), Some("dev (p1)")),
+            "Konnect Dev Portal audit-log replay job\n  portal: dev (p1)\n  status: running\n  start at: n/a\n  end at: n/a\n  updated at: n/a\n"
+        );
+    }
+
+    #[test]
+    fn a_portals_webhook_names_the_portal() {
+        let portal = crate::konnect::Portal {
+            id: "p1".into(),
+            name: "dev".into(),
+            display_name: None,
+        };
+        let view = PortalWebhookView::new(
+            &portal,
+            Some(&json!({"enabled": true, "audit_log_destination_id": "d1"})),
+            Some(json!({"webhook_status": "active", "webhook_enabled": true,
+                        "last_attempt_at": "2026-08-23T12:00:00Z", "last_response_code": 200})),
+        );
+        assert_eq!(
+            portal_webhook_text(&view),
+            "Konnect Dev Portal audit-log webhook\n  portal: dev (p1)\n  enabled: true\n  destination id: d1\n  delivery status: active\n  last attempt at: 2026-08-23T12:00:00Z\n  last response code: 200\n  last response message: n/a\n"
+        );
+        let unconfigured = PortalWebhookView::new(&portal, Some(&json!({})), None);
+        assert_eq!(
+            serde_json::to_value(&unconfigured).unwrap(),
+            json!({"portal_id": "p1", "portal_name": "dev"})
         );
     }
 }

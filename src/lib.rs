@@ -26,11 +26,13 @@ pub mod listener;
 pub mod logging;
 pub mod output;
 pub mod parse_error;
+pub mod portal;
 pub mod ps;
 pub mod query;
 pub mod record;
 pub mod replay;
 pub mod secret;
+pub mod service;
 pub mod source;
 pub mod store;
 pub mod tail;
@@ -55,9 +57,20 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Completion(args) => return completion_command(args.shell),
         _ => {}
     }
-    let settings =
-        Settings::resolve(&cli.global, &ProcessEnv).map_err(|e| CliError::new(e.to_string()))?;
-    let _log_guard = match logging::init(&settings.log_file, settings.log_level) {
+    let dry_run = cli
+        .command
+        .listener_args()
+        .is_some_and(|a| a.dry_run.unwrap_or(false));
+    let settings = Settings::resolve(&cli.global, &ProcessEnv).map_err(|e| {
+        let err = CliError::new(e.to_string());
+        if dry_run {
+            err.with_code(error::exit_code::CONFIG)
+        } else {
+            err
+        }
+    })?;
+    let target = log_target(&cli, &settings, dry_run)?;
+    let _log_guard = match logging::init(target, settings.log_level) {
         Ok(g) => Some(g),
         Err(why) => {
             eprintln!("Warning: logging disabled: {why}");
@@ -99,6 +112,33 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Version(args) => version_command(&cli.global, &args),
         Command::Completion(args) => completion_command(args.shell),
     }
+}
+
+/// Where this command logs: the detached listener to its own rolled log
+/// file; a listener under systemd (unless given a log file), or one only
+/// checking (`--dry-run`, which writes no file), to stderr; anything else
+/// to the log file.
+fn log_target<'a>(
+    cli: &Cli,
+    settings: &'a Settings,
+    dry_run: bool,
+) -> Result<logging::Target<'a>, CliError> {
+    let Some(args) = cli.command.listener_args() else {
+        return Ok(logging::Target::File(&settings.log_file));
+    };
+    let journal = logging::stderr_is_journal();
+    if dry_run {
+        return Ok(logging::Target::Stderr { journal });
+    }
+    if detach::ChildChannel::is_child() {
+        let roll = logging::LogRoll::resolve(args, &settings.service, "kongctl listen")?;
+        return Ok(logging::Target::Rolled(&settings.log_file, roll));
+    }
+    let default_file = settings.log_file == settings.logs_dir().join("kongctl.log");
+    if default_file && logging::under_systemd() {
+        return Ok(logging::Target::Stderr { journal });
+    }
+    Ok(logging::Target::File(&settings.log_file))
 }
 
 fn version_command(global: &cli::GlobalArgs, args: &cli::VersionArgs) -> Result<(), CliError> {
@@ -161,9 +201,40 @@ fn listen_command(
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
-    let opts = ListenOptions::from_args(&args, &settings.store, &command_path, &check_jq)?;
+    let dry_run = args.dry_run.unwrap_or(false);
+    // Under --dry-run, a bad flag, value or config file is EX_CONFIG.
+    let config_error = |e: CliError| {
+        if dry_run {
+            e.with_code(error::exit_code::CONFIG)
+        } else {
+            e
+        }
+    };
+    let mut opts = ListenOptions::from_args(&args, &settings.store, &command_path, &check_jq)
+        .map_err(config_error)?;
+    opts.service = service::ServiceOptions::resolve(
+        &args,
+        &settings.service,
+        opts.listen_address,
+        &command_path,
+    )
+    .map_err(config_error)?;
+    if dry_run {
+        // Checked here too, so a bad roll setting fails the check as it
+        // would fail the detached listener.
+        logging::LogRoll::resolve(&args, &settings.service, &command_path).map_err(config_error)?;
+    }
     // A credential is needed before anything else happens.
-    settings.auth().map_err(CliError::new)?;
+    settings
+        .auth()
+        .map_err(|e| config_error(CliError::new(e)))?;
+    if dry_run {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::new(format!("failed to start the async runtime: {e}")))?;
+        return runtime.block_on(listen::dry_run(settings, opts));
+    }
     if opts.detach {
         return detach::spawn(&settings, &opts);
     }

@@ -11,10 +11,19 @@ fn main() -> ExitCode {
         Err(e) => {
             let command = kongctl::cli::Cli::command();
             return match kongctl::parse_error::to_cli_error(&e, &command, &args) {
-                // Every parse error is exit 1, as the original's.
+                // Every parse error is exit 1, as the original's; EX_CONFIG
+                // (78) under `listen --dry-run`.
                 Some(err) => {
                     eprintln!("{err}");
-                    ExitCode::from(1)
+                    let dry_run = args.iter().any(|a| {
+                        a.to_str()
+                            .is_some_and(|a| a == "--dry-run" || a.starts_with("--dry-run="))
+                    });
+                    ExitCode::from(if dry_run {
+                        kongctl::error::exit_code::CONFIG as u8
+                    } else {
+                        1
+                    })
                 }
                 // --help and --version are not failures.
                 None => {

@@ -17,22 +17,9 @@ const THEIR_ENDPOINT: &str = "https://siem.example.com/konnect";
 /// One Konnect API call, as another integration would make it; the status
 /// and the body.
 fn konnect(w: &World, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let auth = format!("Bearer {}", w.sim.pat());
-    let reply = test_support::exchange(
-        w.sim.addr(),
-        &test_support::request(
-            method,
-            path,
-            &[
-                ("Host", "us.api.konghq.com"),
-                ("Authorization", &auth),
-                ("Content-Type", "application/json"),
-            ],
-            body.as_bytes(),
-        ),
-    );
-    let value = serde_json::from_slice(&reply.body).unwrap_or(serde_json::Value::Null);
-    (reply.status, value)
+    let (status, body) = w.konnect_call(method, path, body);
+    let value = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+    (status, value)
 }
 
 /// A destination someone else made, optionally with the webhook pointing

@@ -269,41 +269,6 @@ impl Case {
 // ---------------------------------------------------------------------------
 // Running cases in parallel and reporting each one precisely.
 
-/// Runs each case in its own thread; fails listing every failed case.
-fn run_cases<T: Send + 'static>(cases: Vec<T>, name: fn(&T) -> String, run: fn(T)) {
-    let started = Instant::now();
-    let handles: Vec<_> = cases
-        .into_iter()
-        .map(|case| {
-            let label = name(&case);
-            let handle = std::thread::Builder::new()
-                .name(label.clone())
-                .spawn(move || run(case))
-                .expect("thread starts");
-            (label, handle)
-        })
-        .collect();
-    let total = handles.len();
-    let mut failed = Vec::new();
-    for (label, handle) in handles {
-        if let Err(panic) = handle.join() {
-            let why = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "panicked".into());
-            failed.push(format!("- {label}:\n  {}", why.replace('\n', "\n  ")));
-        }
-    }
-    assert!(
-        failed.is_empty(),
-        "{} of {total} cases failed ({:?}):\n{}",
-        failed.len(),
-        started.elapsed(),
-        failed.join("\n")
-    );
-}
-
 fn matrix(call: Call) {
     let mut cases = Vec::new();
     for kind in KINDS {
@@ -1171,31 +1136,10 @@ fn a_failing_reclaim_changes_nothing_and_the_next_start_retries_it() {
 // ---------------------------------------------------------------------------
 // A webhook someone else configured is never released.
 
-/// One Konnect API call to the emulator, as another integration would
-/// make it; returns the status.
-fn konnect_call(w: &World, method: &str, path: &str, body: &str) -> u16 {
-    let auth = format!("Bearer {}", w.sim.pat());
-    test_support::exchange(
-        w.sim.addr(),
-        &test_support::request(
-            method,
-            path,
-            &[
-                ("Host", "us.api.konghq.com"),
-                ("Authorization", &auth),
-                ("Content-Type", "application/json"),
-            ],
-            body.as_bytes(),
-        ),
-    )
-    .status
-}
-
 const THEIR_ENDPOINT: &str = "https://siem.example.com/konnect";
 
 fn configure_their_webhook(w: &World) {
-    let status = konnect_call(
-        w,
+    let (status, _) = w.konnect_call(
         "PATCH",
         "/v2/audit-log-webhook",
         &format!(

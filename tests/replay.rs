@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
@@ -60,42 +59,6 @@ fn wait_replay(w: &World, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         panic!("{what}: last replay status {last:#}");
     }
     last
-}
-
-/// Every record of every batch of the reports, delivered or not.
-fn emitted(reports: &[&konnect_sim::TriggerReport]) -> Vec<String> {
-    reports
-        .iter()
-        .flat_map(|r| r.deliveries.iter())
-        .flat_map(|d| d.records.clone())
-        .collect()
-}
-
-/// Asserts `stored` holds each of `expected` exactly once, and nothing
-/// else.
-fn assert_each_once(stored: &[String], expected: &[String]) {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for line in stored {
-        *counts.entry(line).or_default() += 1;
-    }
-    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "stored more than once: {twice:?}");
-    let mut want: Vec<&str> = expected.iter().map(String::as_str).collect();
-    want.sort_unstable();
-    want.dedup();
-    assert_eq!(
-        want.len(),
-        expected.len(),
-        "the emulator emitted duplicates"
-    );
-    let got: Vec<&str> = counts.keys().copied().collect();
-    let missing: Vec<_> = want.iter().filter(|r| !counts.contains_key(*r)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} never stored: {missing:?}",
-        missing.len()
-    );
-    assert_eq!(got, want, "stored records that were never emitted");
 }
 
 fn kill(listener: &mut Listener) {

@@ -16,15 +16,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// A port nothing listens on (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn listen_cmd(w: &World, endpoint: &str, port: u16, check: &str) -> Command {
     let mut cmd = w.kongctl();
     cmd.args([

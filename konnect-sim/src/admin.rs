@@ -5,7 +5,7 @@
 //! | Method | Path | Body | Answer |
 //! | --- | --- | --- | --- |
 //! | GET | `/_sim/state` | | 200 [`crate::Snapshot`] |
-//! | POST | `/_sim/trigger` | `{"region"?, "count"}` | 200 [`crate::TriggerReport`], after every batch finished |
+//! | POST | `/_sim/trigger` | `{"region"?, "portal_id"?, "count"}` | 200 [`crate::TriggerReport`], after every batch finished (a portal's events with `portal_id`) |
 //! | POST | `/_sim/rate` | `{"region"?, "per_second"}` | 200 `{"region", "per_second"}` |
 //! | GET | `/_sim/tunnels` | | 200 `{host: "ip:port"}` |
 //! | POST | `/_sim/tunnels` | `{"host", "target": "ip:port"}` | 201 `{host: "ip:port"}` |
@@ -14,7 +14,18 @@
 //! | POST | `/_sim/faults` | `{"method"?, "path", "count"?, "status" + ("retry_after" \| "detail")? \| "delay_ms" \| "drop": true}` | 201 `[FaultState]` |
 //! | DELETE | `/_sim/faults` | | 204 |
 //! | POST | `/_sim/receiver` | `{"down": bool}` | 200 `{"down"}`: deliveries fail as if the receiver were down |
-//! | POST | `/_sim/replay-jobs` | `{"fail"?: n, "hold"?: bool}` | 200 `{"fail", "hold"}`: the next `n` jobs fail; held jobs stay `pending` |
+//! | POST | `/_sim/replay-jobs` | `{"fail"?: n, "hold"?: bool, "portal_id"?}` | 200 `{"fail", "hold", "fail_portals"?}`: the next `n` jobs (of that portal only, with `portal_id`; default 1 then) fail; held jobs stay `pending` |
+//! | GET | `/_sim/portals` | | 200 `[PortalState]` |
+//! | POST | `/_sim/portals` | [`crate::NewPortal`] (`{"name", "region"?, ...}`) | 201 [`crate::PortalState`] |
+//! | DELETE | `/_sim/portals/{id}` | | 204, 404 |
+//! | POST | `/_sim/portals/{id}/developers` | [`crate::NewDeveloper`] (`{"email", "full_name", "status"?, "id"?}`) | 201 [`crate::DeveloperState`] |
+//! | GET | `/_sim/users` | | 200 `[UserState]` |
+//! | POST | `/_sim/users` | [`crate::NewUser`] (`{"email", "full_name", ...}`) | 201 [`crate::UserState`] |
+//! | GET | `/_sim/system-accounts` | | 200 `[SystemAccountState]` |
+//! | POST | `/_sim/system-accounts` | [`crate::NewSystemAccount`] (`{"name", "description"?, ...}`) | 201 [`crate::SystemAccountState`] |
+//! | GET | `/_sim/contract-violations` | | 200 `[ContractViolation]`: requests that broke the OpenAPI contract |
+//! | DELETE | `/_sim/contract-violations` | | 204: forgets them |
+//! | GET | `/_sim/request-counts` | | 200 `{"GET /v3/users/{userId}": n, …}` |
 //! | POST | `/_sim/reset` | | 204 |
 //! | POST | `/_sim/signing-keys/rotate` | `{"keep_old"?}` (default false) | 200 the new JWKS |
 //! | POST | `/_sim/forgeries` | `{"tampered"?, "unsigned"?}` | 200 `{"tampered", "unsigned"}` still to come |
@@ -39,7 +50,10 @@ use crate::config::known_region;
 use crate::context::Context;
 use crate::fault::{Fault, FaultSpec};
 use crate::history::CursorMode;
+use crate::identity::{NewSystemAccount, NewUser};
+use crate::portal::{NewDeveloper, NewPortal};
 use crate::snapshot::DeliverySource;
+use crate::state::Stream;
 
 /// Largest `count` of one trigger.
 const MAX_TRIGGER: usize = 1_000_000;
@@ -51,6 +65,9 @@ const MAX_RATE: f64 = 100_000.0;
 struct TriggerBody {
     #[serde(default)]
     region: Option<String>,
+    /// A portal's events instead of the region's.
+    #[serde(default)]
+    portal_id: Option<String>,
     count: usize,
 }
 
@@ -75,6 +92,9 @@ struct ReplayJobsBody {
     fail: Option<u32>,
     #[serde(default)]
     hold: Option<bool>,
+    /// `fail` counts this portal's jobs only.
+    #[serde(default)]
+    portal_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -179,9 +199,17 @@ pub(crate) async fn handle(
             if body.count > MAX_TRIGGER {
                 return bad(ctx, &format!("count must be at most {MAX_TRIGGER}"));
             }
+            let stream = match body.portal_id.as_deref() {
+                None => Stream::Org(region),
+                Some(portal) => match ctx.portal_stream(portal) {
+                    Some(stream) if body.region.is_none() || stream.region() == region => stream,
+                    Some(_) => return bad(ctx, "the portal is in another region"),
+                    None => return not_found(ctx, &format!("no portal with id {portal:?}")),
+                },
+            };
             let report = ctx
                 .deliveries()
-                .emit(region, body.count, DeliverySource::Trigger)
+                .emit_stream(stream, body.count, DeliverySource::Trigger)
                 .await;
             json_response(200, &report)
         }
@@ -312,17 +340,82 @@ pub(crate) async fn handle(
                 Ok(body) => body,
                 Err(response) => return response,
             };
+            if let Some(portal) = body.portal_id.as_deref() {
+                let fail = body.fail.unwrap_or(1);
+                if let Err(reason) = ctx.fail_portal_replay_jobs(portal, fail) {
+                    return not_found(ctx, &reason);
+                }
+            }
             let mut state = ctx.state();
             let control = &mut state.replay_control;
-            if let Some(fail) = body.fail {
+            if let (Some(fail), None) = (body.fail, &body.portal_id) {
                 control.fail_next = fail;
             }
             if let Some(hold) = body.hold {
                 control.hold = hold;
             }
-            let answer = json!({"fail": control.fail_next, "hold": control.hold});
+            let portals: serde_json::Map<String, Value> = control
+                .fail_next_of_portal
+                .iter()
+                .map(|(id, n)| (id.to_string(), json!(n)))
+                .collect();
+            let mut answer = json!({"fail": control.fail_next, "hold": control.hold});
+            if !portals.is_empty() {
+                answer["fail_portals"] = Value::Object(portals);
+            }
             drop(state);
             json_response(200, &answer)
+        }
+        (&Method::GET, "portals") => json_response(200, &ctx.snapshot().portals),
+        (&Method::POST, "portals") => {
+            let portal: NewPortal = match parse(ctx, body) {
+                Ok(portal) => portal,
+                Err(response) => return response,
+            };
+            let portal = NewPortal {
+                region: Some(portal.region.unwrap_or_else(|| region.to_string())),
+                ..portal
+            };
+            match ctx.add_portal(&portal) {
+                Ok(added) => json_response(201, &added),
+                Err(reason) => bad(ctx, &reason),
+            }
+        }
+        (method, portal) if portal.starts_with("portals/") => {
+            portal_admin(ctx, method, &portal["portals/".len()..], body)
+        }
+        (&Method::GET, "users") => json_response(200, &ctx.snapshot().users),
+        (&Method::POST, "users") => {
+            let user: NewUser = match parse(ctx, body) {
+                Ok(user) => user,
+                Err(response) => return response,
+            };
+            match ctx.add_user(&user) {
+                Ok(added) => json_response(201, &added),
+                Err(reason) => bad(ctx, &reason),
+            }
+        }
+        (&Method::GET, "system-accounts") => json_response(200, &ctx.snapshot().system_accounts),
+        (&Method::POST, "system-accounts") => {
+            let account: NewSystemAccount = match parse(ctx, body) {
+                Ok(account) => account,
+                Err(response) => return response,
+            };
+            match ctx.add_system_account(&account) {
+                Ok(added) => json_response(201, &added),
+                Err(reason) => bad(ctx, &reason),
+            }
+        }
+        (&Method::GET, "contract-violations") => {
+            json_response(200, &ctx.state().contract_violations())
+        }
+        (&Method::DELETE, "contract-violations") => {
+            ctx.state().clear_contract_violations();
+            ApiResponse::no_content()
+        }
+        (&Method::GET, "request-counts") => {
+            let counts = ctx.state().request_counts.clone();
+            json_response(200, &counts)
         }
         (&Method::POST, "reset") => {
             ctx.reset();
@@ -342,7 +435,12 @@ pub(crate) async fn handle(
             | "audit-logs/cursors"
             | "clock"
             | "signing-keys/rotate"
-            | "forgeries",
+            | "forgeries"
+            | "contract-violations"
+            | "request-counts"
+            | "portals"
+            | "users"
+            | "system-accounts",
         ) => problem(&mut ctx.state(), 405, "Method not allowed"),
         _ => problem(
             &mut ctx.state(),
@@ -350,6 +448,41 @@ pub(crate) async fn handle(
             "Unknown admin path; see GET /_sim/state and the README",
         ),
     }
+}
+
+/// `/_sim/portals/{id}` (DELETE) and `/_sim/portals/{id}/developers`
+/// (POST).
+fn portal_admin(ctx: &Context, method: &Method, rest: &str, body: &[u8]) -> ApiResponse {
+    match (method, rest.split_once('/')) {
+        (&Method::DELETE, None) => {
+            if ctx.remove_portal(rest) {
+                ApiResponse::no_content()
+            } else {
+                not_found(ctx, &format!("no portal with id {rest:?}"))
+            }
+        }
+        (&Method::POST, Some((id, "developers"))) => {
+            let developer: NewDeveloper = match parse(ctx, body) {
+                Ok(developer) => developer,
+                Err(response) => return response,
+            };
+            if ctx.portal_stream(id).is_none() {
+                return not_found(ctx, &format!("no portal with id {id:?}"));
+            }
+            match ctx.add_developer(id, &developer) {
+                Ok(added) => json_response(201, &added),
+                Err(reason) => bad(ctx, &reason),
+            }
+        }
+        (_, None) | (_, Some((_, "developers"))) => {
+            problem(&mut ctx.state(), 405, "Method not allowed")
+        }
+        _ => not_found(ctx, "Unknown admin path; see the README"),
+    }
+}
+
+fn not_found(ctx: &Context, detail: &str) -> ApiResponse {
+    problem(&mut ctx.state(), 404, detail)
 }
 
 /// `POST /_sim/audit-logs`: generated records over a span, or raw ones.

@@ -235,6 +235,94 @@ impl Sim {
         self.sim.hold_replay_jobs(hold);
     }
 
+    /// See [`crate::Sim::add_portal`].
+    pub fn add_portal(&self, region: &str, name: &str) -> Result<crate::PortalState, String> {
+        self.sim.add_portal(region, name)
+    }
+
+    /// See [`crate::Sim::add_portal_with`].
+    pub fn add_portal_with(&self, portal: &crate::NewPortal) -> Result<crate::PortalState, String> {
+        self.sim.add_portal_with(portal)
+    }
+
+    /// See [`crate::Sim::remove_portal`].
+    pub fn remove_portal(&self, id: &str) -> bool {
+        self.sim.remove_portal(id)
+    }
+
+    /// See [`crate::Sim::add_portal_developer`].
+    pub fn add_portal_developer(
+        &self,
+        portal_id: &str,
+        email: &str,
+        full_name: &str,
+    ) -> Result<crate::DeveloperState, String> {
+        self.sim.add_portal_developer(portal_id, email, full_name)
+    }
+
+    /// See [`crate::Sim::add_portal_developer_with`].
+    pub fn add_portal_developer_with(
+        &self,
+        portal_id: &str,
+        developer: &crate::NewDeveloper,
+    ) -> Result<crate::DeveloperState, String> {
+        self.sim.add_portal_developer_with(portal_id, developer)
+    }
+
+    /// See [`crate::Sim::trigger_portal`].
+    pub fn trigger_portal(&self, portal_id: &str, count: usize) -> TriggerReport {
+        let sim = self.sim.clone();
+        let portal_id = portal_id.to_string();
+        self.run(async move { sim.trigger_portal(&portal_id, count).await })
+    }
+
+    /// See [`crate::Sim::fail_portal_replay_jobs`].
+    pub fn fail_portal_replay_jobs(&self, portal_id: &str, count: u32) {
+        self.sim.fail_portal_replay_jobs(portal_id, count);
+    }
+
+    /// See [`crate::Sim::add_user`].
+    pub fn add_user(&self, email: &str, full_name: &str) -> Result<crate::UserState, String> {
+        self.sim.add_user(email, full_name)
+    }
+
+    /// See [`crate::Sim::add_user_with`].
+    pub fn add_user_with(&self, user: &crate::NewUser) -> Result<crate::UserState, String> {
+        self.sim.add_user_with(user)
+    }
+
+    /// See [`crate::Sim::add_system_account`].
+    pub fn add_system_account(
+        &self,
+        name: &str,
+        description: &str,
+    ) -> Result<crate::SystemAccountState, String> {
+        self.sim.add_system_account(name, description)
+    }
+
+    /// See [`crate::Sim::add_system_account_with`].
+    pub fn add_system_account_with(
+        &self,
+        account: &crate::NewSystemAccount,
+    ) -> Result<crate::SystemAccountState, String> {
+        self.sim.add_system_account_with(account)
+    }
+
+    /// See [`crate::Sim::contract_violations`].
+    pub fn contract_violations(&self) -> Vec<crate::ContractViolation> {
+        self.sim.contract_violations()
+    }
+
+    /// See [`crate::Sim::clear_contract_violations`].
+    pub fn clear_contract_violations(&self) {
+        self.sim.clear_contract_violations();
+    }
+
+    /// See [`crate::Sim::request_count`].
+    pub fn request_count(&self, method: &str, route: &str) -> u64 {
+        self.sim.request_count(method, route)
+    }
+
     /// Stops the emulator and its thread.
     pub fn shutdown(mut self) {
         self.stop_and_join();

@@ -118,6 +118,29 @@ pub(crate) fn region_of_host(host: &str) -> &'static str {
         .unwrap_or("us")
 }
 
+/// Which Konnect host a request was sent to, as its `Host` header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HostKind {
+    /// `<region>.…` (`us.api.konghq.com`).
+    Regional,
+    /// `global.…`.
+    Global,
+    /// Anything else (`127.0.0.1:PORT`): plays every host.
+    Any,
+}
+
+/// The kind of host a `Host` header value names, by its first label.
+pub(crate) fn host_kind(host: &str) -> HostKind {
+    let label = host.split(['.', ':']).next().unwrap_or("");
+    if label.eq_ignore_ascii_case("global") {
+        HostKind::Global
+    } else if REGIONS.iter().any(|r| r.eq_ignore_ascii_case(label)) {
+        HostKind::Regional
+    } else {
+        HostKind::Any
+    }
+}
+
 /// The canonical spelling of `region` if it is a Konnect region.
 pub(crate) fn known_region(region: &str) -> Option<&'static str> {
     REGIONS
@@ -138,6 +161,14 @@ mod tests {
         assert_eq!(region_of_host("127.0.0.1:8080"), "us");
         assert_eq!(region_of_host("au:8080"), "au");
         assert_eq!(region_of_host(""), "us");
+    }
+
+    #[test]
+    fn host_kind_comes_from_the_first_label() {
+        assert_eq!(host_kind("global.api.konghq.com"), HostKind::Global);
+        assert_eq!(host_kind("eu.api.konghq.com:443"), HostKind::Regional);
+        assert_eq!(host_kind("127.0.0.1:8080"), HostKind::Any);
+        assert_eq!(host_kind("localhost"), HostKind::Any);
     }
 
     #[test]

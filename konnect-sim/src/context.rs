@@ -12,15 +12,18 @@ use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::config::SimConfig;
 use crate::delivery::Deliveries;
 use crate::fault::{Fault, FaultAction, PendingFault};
 use crate::history::{CursorMode, SeedReport};
+use crate::identity::{NewSystemAccount, NewUser, SystemAccountState, UserState};
 use crate::login::LoginGrant;
+use crate::portal::{DeveloperState, NewDeveloper, NewPortal, PortalState};
 use crate::signing::Forgeries;
 use crate::snapshot::Snapshot;
-use crate::state::{SharedState, State};
+use crate::state::{SharedState, State, Stream};
 
 /// The emulator's shared parts. Cheap to clone; clones share everything.
 #[derive(Clone)]
@@ -169,6 +172,62 @@ impl Context {
     pub fn set_receiver_down(&self, down: bool) {
         self.state().receiver_down = down;
         tracing::info!(down, "receiver switched");
+    }
+
+    /// See [`crate::Sim::add_portal_with`].
+    pub fn add_portal(&self, portal: &NewPortal) -> Result<PortalState, String> {
+        let added = self.state().add_portal(portal)?;
+        tracing::info!(id = %added.id, region = %added.region, name = %added.name, "portal added");
+        Ok(added)
+    }
+
+    /// See [`crate::Sim::remove_portal`].
+    pub fn remove_portal(&self, id: &str) -> bool {
+        Uuid::parse_str(id).is_ok_and(|id| self.state().remove_portal(id))
+    }
+
+    /// See [`crate::Sim::add_portal_developer_with`].
+    pub fn add_developer(
+        &self,
+        portal: &str,
+        developer: &NewDeveloper,
+    ) -> Result<DeveloperState, String> {
+        let id = Uuid::parse_str(portal).map_err(|_| format!("no portal with id {portal:?}"))?;
+        self.state().add_developer(id, developer)
+    }
+
+    /// The stream of a portal, if it exists.
+    pub fn portal_stream(&self, portal: &str) -> Option<Stream> {
+        let id = Uuid::parse_str(portal).ok()?;
+        let state = self.state();
+        let portal = state.portal(id)?;
+        Some(Stream::Portal(portal.region, id))
+    }
+
+    /// See [`crate::Sim::fail_portal_replay_jobs`].
+    pub fn fail_portal_replay_jobs(&self, portal: &str, count: u32) -> Result<(), String> {
+        let Some(stream) = self.portal_stream(portal) else {
+            return Err(format!("no portal with id {portal:?}"));
+        };
+        let id = stream.portal().expect("a portal stream");
+        self.state()
+            .replay_control
+            .fail_next_of_portal
+            .insert(id, count);
+        Ok(())
+    }
+
+    /// See [`crate::Sim::add_user_with`].
+    pub fn add_user(&self, user: &NewUser) -> Result<UserState, String> {
+        self.state().add_user(user)
+    }
+
+    /// See [`crate::Sim::add_system_account_with`].
+    pub fn add_system_account(
+        &self,
+        account: &NewSystemAccount,
+    ) -> Result<SystemAccountState, String> {
+        self.state().add_system_account(account)
     }
 
     /// See [`crate::Sim::reset`].

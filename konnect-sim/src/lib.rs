@@ -5,11 +5,14 @@
 //! global API (a client's `--base-url` replaces both hosts); the region of a
 //! request is the first label of its `Host` header (`eu.api.konghq.com` →
 //! `eu`), `us` otherwise. State is what Konnect keeps: destinations
-//! (org-wide), one webhook and one replay job per region, the PATs that may
-//! call. When a region's webhook is enabled, generated audit-log records
-//! (built from Kong's published samples) are POSTed to the destination as
-//! Konnect does: gzip batches, one record per line, retried on connection
-//! errors, 429 and 500.
+//! (org-wide), one webhook and one replay job per region, the Dev Portals
+//! of each region with their own webhook and replay job, users and system
+//! accounts, the PATs that may call. When a region's (or a portal's)
+//! webhook is enabled, generated audit-log records (built from Kong's
+//! published samples) are POSTed to the destination as Konnect does: gzip
+//! batches, one record per line, retried on connection errors, 429 and 500.
+//! Every request is checked against the OpenAPI files ([`contract`]) and
+//! what breaks them is recorded ([`Sim::contract_violations`]).
 //!
 //! Tests drive it in-process through [`Sim`] (async) or [`blocking::Sim`];
 //! the `konnect-sim` binary offers the same control calls as an HTTP admin
@@ -37,10 +40,13 @@ pub mod blocking;
 mod codec;
 mod config;
 mod context;
+pub mod contract;
 mod delivery;
 mod fault;
 mod history;
+mod identity;
 mod login;
+mod portal;
 mod problem;
 mod records;
 mod server;
@@ -53,11 +59,13 @@ mod time;
 pub use config::{DEMO_PAT, MAX_RETRIES, REGIONS, SimConfig};
 pub use fault::{Fault, FaultAction};
 pub use history::{CursorMode, SeedReport};
+pub use identity::{NewSystemAccount, NewUser, SystemAccountState, UserState};
 pub use login::LoginGrant;
+pub use portal::{DeveloperState, NewDeveloper, NewPortal, PortalState, PortalWebhookState};
 pub use records::{LogFormat, TRACE_ID_BEYOND_F64};
 pub use signing::Forgeries;
 pub use sim::Sim;
 pub use snapshot::{
-    Attempt, Delivery, DeliverySource, DestinationState, FaultState, ReplayJobState,
-    RequestLogEntry, Snapshot, TriggerReport, WebhookState,
+    Attempt, ContractViolation, Delivery, DeliverySource, DestinationState, FaultState,
+    ReplayJobState, RequestLogEntry, Snapshot, TriggerReport, WebhookState,
 };

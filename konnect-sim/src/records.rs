@@ -329,6 +329,10 @@ pub(crate) struct Event {
     /// How the event is signed (`Unsigned` as generated; the state seals
     /// it, see `signing.rs`).
     pub seal: Seal,
+    /// The Dev Portal whose webhook delivers it (a `Dev-Portal`
+    /// authentication event, with this `portal_id`); `None` for the
+    /// organisation's events.
+    pub portal: Option<Uuid>,
 }
 
 impl Event {
@@ -567,6 +571,10 @@ pub(crate) struct Generator {
     rng: StdRng,
     org_id: String,
     principals: Vec<String>,
+    /// The ids of the users and system accounts tests seeded: when there
+    /// are any, organisation events name one of them as `principal_id`
+    /// (instead of `principals`), so that lookups find them.
+    seeded_principals: Vec<String>,
     developers: Vec<String>,
     portals: Vec<String>,
     control_planes: Vec<String>,
@@ -590,6 +598,7 @@ impl Generator {
             rng,
             org_id,
             principals,
+            seeded_principals: Vec::new(),
             developers,
             portals,
             control_planes,
@@ -676,16 +685,53 @@ impl Generator {
         event
     }
 
-    /// A new event of a random kind in `region`, happening at `now`.
+    /// Makes organisation events name these principals (the seeded users'
+    /// and system accounts' ids); none: random ones again.
+    pub fn set_principals(&mut self, ids: Vec<String>) {
+        self.seeded_principals = ids;
+    }
+
+    /// A new organisation event of a random kind (Konnect authentication,
+    /// authorization or access) in `region`, happening at `now`. Dev Portal
+    /// events are not among them: Konnect sends those through the portal's
+    /// own webhook ([`Generator::portal_event`]).
     pub fn event(&mut self, region: &'static str, now: Millis) -> Event {
-        let seq = self.next_seq;
-        self.next_seq += 1;
         let kind = match self.rng.random_range(0..100) {
-            0..30 => EventKind::Authentication,
-            30..40 => EventKind::PortalAuthentication,
-            40..75 => EventKind::Authorization,
+            0..35 => EventKind::Authentication,
+            35..75 => EventKind::Authorization,
             _ => EventKind::Access,
         };
+        self.event_of(kind, region, now, None)
+    }
+
+    /// A Dev Portal authentication event of `portal` (in `region`) at
+    /// `now`: a developer login, `event_product` `Dev-Portal`, with
+    /// `portal_id`. Its `principal_id` is one of `developers` (the portal's
+    /// seeded developers) or, if there are none, a made-up developer id.
+    pub fn portal_event(
+        &mut self,
+        region: &'static str,
+        now: Millis,
+        portal: Uuid,
+        developers: &[String],
+    ) -> Event {
+        self.event_of(
+            EventKind::PortalAuthentication,
+            region,
+            now,
+            Some((portal, developers)),
+        )
+    }
+
+    fn event_of(
+        &mut self,
+        kind: EventKind,
+        region: &'static str,
+        now: Millis,
+        portal: Option<(Uuid, &[String])>,
+    ) -> Event {
+        let seq = self.next_seq;
+        self.next_seq += 1;
         let ts = now - now.rem_euclid(1000);
         let mut f = template(kind).fields.clone();
         f.set("event_ts", time::format_seconds(ts));
@@ -696,15 +742,27 @@ impl Generator {
         f.set("trace_id", trace_id);
         let user_agent = self.pick(&USER_AGENTS);
         f.set("user_agent", user_agent);
-        let principal = Self::pick_owned(&mut self.rng, &self.principals);
+        let principals = if self.seeded_principals.is_empty() {
+            &self.principals
+        } else {
+            &self.seeded_principals
+        };
+        let principal = Self::pick_owned(&mut self.rng, principals);
         f.set("principal_id", principal);
         let (uri, resource) = match kind {
             EventKind::Authentication | EventKind::PortalAuthentication => {
                 let (class, request) = if kind == EventKind::PortalAuthentication {
-                    let developer = Self::pick_owned(&mut self.rng, &self.developers);
+                    let developers = match portal {
+                        Some((_, seeded)) if !seeded.is_empty() => seeded,
+                        _ => &self.developers,
+                    };
+                    let developer = Self::pick_owned(&mut self.rng, developers);
                     f.set("principal_id", developer);
-                    let portal = Self::pick_owned(&mut self.rng, &self.portals);
-                    f.set("portal_id", portal);
+                    let portal_id = match portal {
+                        Some((id, _)) => id.to_string(),
+                        None => Self::pick_owned(&mut self.rng, &self.portals),
+                    };
+                    f.set("portal_id", portal_id);
                     let class =
                         self.pick(&["AUTHENTICATION_TYPE_BASIC", "AUTHENTICATION_TYPE_SSO"]);
                     (class, "/api/v2/developer/authenticate")
@@ -811,6 +869,7 @@ impl Generator {
             uri,
             resource,
             seal: Seal::Unsigned,
+            portal: portal.map(|(id, _)| id),
         }
     }
 }
@@ -905,6 +964,7 @@ mod tests {
                 uri: String::new(),
                 resource: String::new(),
                 seal: Seal::Unsigned,
+                portal: None,
             };
             // The samples' signature is last; an unsigned event has none.
             let (unsigned, sig) = line.rsplit_once(" sig=").unwrap();
@@ -918,8 +978,13 @@ mod tests {
         let mut generator = Generator::new(7);
         let now = 1_750_688_927_556;
         let mut seen = Vec::new();
-        for _ in 0..200 {
-            let event = generator.event("eu", now);
+        let portal = Uuid::nil();
+        for i in 0..200 {
+            let event = if i % 10 == 0 {
+                generator.portal_event("eu", now, portal, &[])
+            } else {
+                generator.event("eu", now)
+            };
             let template_keys: Vec<&str> = template(event.kind).fields.keys().collect();
             let keys: Vec<&str> = event.fields.keys().collect();
             assert_eq!(keys, template_keys, "{:?}", event.kind);

@@ -21,11 +21,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin;
 use crate::api::{self, ApiRequest, ApiResponse};
-use crate::config::region_of_host;
+use crate::config::{host_kind, region_of_host};
 use crate::context::Context;
+use crate::contract::Contract;
 use crate::fault::FaultAction;
 use crate::problem::{InvalidParameter, Problem};
-use crate::snapshot::RequestLogEntry;
+use crate::snapshot::{ContractViolation, RequestLogEntry};
 use crate::time;
 
 /// Largest request body accepted (Konnect's limit is not documented).
@@ -109,6 +110,7 @@ async fn handle(
         .unwrap_or("")
         .to_string();
     let region = region_of_host(&host);
+    let host = host_kind(&host);
 
     if path == "/_sim" || path.starts_with("/_sim/") {
         let response = match read_body(request).await {
@@ -127,6 +129,23 @@ async fn handle(
         status: 0,
         fault: None,
     };
+    let authorization = request
+        .headers()
+        .get(AUTHORIZATION)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let cookie = request
+        .headers()
+        .get(COOKIE)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    // Read before any fault applies, so that every request is checked
+    // against the contract, faulted ones too.
+    let body = read_body(request).await;
+    check_contract(&ctx, &log, content_type.as_deref(), &body);
+
     let fault = ctx.state().take_fault(method.as_str(), &path);
     if let Some(action) = fault {
         log.fault = Some(action.describe());
@@ -166,15 +185,7 @@ async fn handle(
         }
     }
 
-    let authorization = request
-        .headers()
-        .get(AUTHORIZATION)
-        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-    let cookie = request
-        .headers()
-        .get(COOKIE)
-        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-    let response = match read_body(request).await {
+    let response = match body {
         Ok(body) => api::handle(
             &ctx,
             &ApiRequest {
@@ -182,6 +193,7 @@ async fn handle(
                 path,
                 query,
                 region,
+                host,
                 authorization,
                 cookie,
                 body,
@@ -192,6 +204,52 @@ async fn handle(
     log.status = response.status;
     record(&ctx, log);
     Ok(dated(&ctx, response))
+}
+
+/// Counts the call under its operation's route and records how it breaks
+/// the OpenAPI contract, if it does. The login refresh is in no spec (it is
+/// what the original kongctl uses) and is only counted.
+fn check_contract(
+    ctx: &Context,
+    request: &RequestLogEntry,
+    content_type: Option<&str>,
+    body: &Result<Bytes, &'static str>,
+) {
+    let method = request.method.as_str();
+    let contract = Contract::global();
+    if request.path == api::REFRESH_PATH {
+        ctx.state()
+            .count_request(format!("{method} {}", request.path));
+        return;
+    }
+    let bytes = body.as_ref().map(|b| &b[..]).unwrap_or_default();
+    let check = contract.check_request(method, &request.path, &request.query, content_type, bytes);
+    let mut problems = check.violations;
+    if let Err(reason) = body {
+        problems.push(format!("the body could not be read: {reason}"));
+    }
+    let route = check
+        .route
+        .as_ref()
+        .map_or_else(|| request.path.clone(), |route| route.route.clone());
+    let mut state = ctx.state();
+    state.count_request(format!("{method} {route}"));
+    if !problems.is_empty() {
+        tracing::warn!(
+            method,
+            path = %request.path,
+            problems = %problems.join("; "),
+            "request breaks the API contract"
+        );
+        state.record_violation(ContractViolation {
+            at: request.at.clone(),
+            method: method.to_string(),
+            path: request.path.clone(),
+            query: request.query.clone(),
+            operation: check.route.and_then(|route| route.operation_id),
+            problems,
+        });
+    }
 }
 
 fn record(ctx: &Context, entry: RequestLogEntry) {

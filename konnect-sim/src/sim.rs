@@ -18,7 +18,9 @@ use crate::config::{SimConfig, known_region};
 use crate::context::Context;
 use crate::fault::Fault;
 use crate::history::{CursorMode, SeedReport};
+use crate::identity::{NewSystemAccount, NewUser, SystemAccountState, UserState};
 use crate::login::LoginGrant;
+use crate::portal::{DeveloperState, NewDeveloper, NewPortal, PortalState};
 use crate::server;
 use crate::signing::Forgeries;
 use crate::snapshot::{DeliverySource, Snapshot, TriggerReport};
@@ -280,8 +282,8 @@ impl Sim {
         self.context().set_receiver_down(down);
     }
 
-    /// The next `count` replay jobs (any region) fail: they go `running`,
-    /// deliver nothing and end `failed`.
+    /// The next `count` replay jobs (any region, any portal) fail: they go
+    /// `running`, deliver nothing and end `failed`.
     pub fn fail_replay_jobs(&self, count: u32) {
         self.context().state().replay_control.fail_next = count;
     }
@@ -293,9 +295,180 @@ impl Sim {
         self.context().state().replay_control.hold = hold;
     }
 
+    /// Adds a Dev Portal named `name` to `region` (every other field as the
+    /// spec's defaults; see [`Sim::add_portal_with`]). `Err` if the region
+    /// has a portal of that name already (names are unique).
+    pub fn add_portal(&self, region: &str, name: &str) -> Result<PortalState, String> {
+        self.add_portal_with(&NewPortal {
+            region: Some(region.to_string()),
+            ..NewPortal::named(name)
+        })
+    }
+
+    /// Adds a Dev Portal, as an organisation admin would have made it
+    /// (Konnect's portal management is not emulated): it is listed by
+    /// `GET /v3/portals` of its region, has an unconfigured audit-log
+    /// webhook and replay job, and no developers. `Err` says why it cannot
+    /// be added (unknown region, name taken, invalid field).
+    pub fn add_portal_with(&self, portal: &NewPortal) -> Result<PortalState, String> {
+        self.context().add_portal(portal)
+    }
+
+    /// Removes a portal with its webhook, replay job and developers (its
+    /// destination stays); false if there is none with this id. A replay
+    /// job still running ends without recording anything.
+    pub fn remove_portal(&self, id: &str) -> bool {
+        self.context().remove_portal(id)
+    }
+
+    /// Adds an approved developer to a portal; see
+    /// [`Sim::add_portal_developer_with`].
+    pub fn add_portal_developer(
+        &self,
+        portal_id: &str,
+        email: &str,
+        full_name: &str,
+    ) -> Result<DeveloperState, String> {
+        self.add_portal_developer_with(
+            portal_id,
+            &NewDeveloper {
+                email: email.to_string(),
+                full_name: full_name.to_string(),
+                ..NewDeveloper::default()
+            },
+        )
+    }
+
+    /// Adds a developer to a portal: `GET
+    /// /v3/portals/{portalId}/developers/{developerId}` shows it, and the
+    /// portal's events name one of its developers as `principal_id` once it
+    /// has any. `Err` for an unknown portal, a taken email or id, or an
+    /// invalid field.
+    pub fn add_portal_developer_with(
+        &self,
+        portal_id: &str,
+        developer: &NewDeveloper,
+    ) -> Result<DeveloperState, String> {
+        self.context().add_developer(portal_id, developer)
+    }
+
+    /// Generates `count` Dev Portal authentication events of the portal
+    /// (developer logins, `event_product` `Dev-Portal`, with `portal_id`,
+    /// signed like the organisation's) and, if the portal's webhook is
+    /// enabled, delivers them to its destination in batches, with the same
+    /// format, headers, gzip and retries as the organisation's webhook.
+    /// Returns when every batch is finished. The events are stored for the
+    /// portal's replay jobs and the pull API.
+    ///
+    /// # Panics
+    /// If there is no portal with this id.
+    pub async fn trigger_portal(&self, portal_id: &str, count: usize) -> TriggerReport {
+        let stream = self
+            .context()
+            .portal_stream(portal_id)
+            .unwrap_or_else(|| panic!("no portal with id {portal_id:?}"));
+        self.context()
+            .deliveries()
+            .emit_stream(stream, count, DeliverySource::Trigger)
+            .await
+    }
+
+    /// The next `count` replay jobs of this portal fail (they go
+    /// `running`, deliver nothing and end `failed`); other streams' jobs
+    /// are not affected. Replaces an earlier count for the portal.
+    ///
+    /// # Panics
+    /// If there is no portal with this id.
+    pub fn fail_portal_replay_jobs(&self, portal_id: &str, count: u32) {
+        if let Err(reason) = self.context().fail_portal_replay_jobs(portal_id, count) {
+            panic!("{reason}");
+        }
+    }
+
+    /// Adds an active user with this email and full name; see
+    /// [`Sim::add_user_with`].
+    pub fn add_user(&self, email: &str, full_name: &str) -> Result<UserState, String> {
+        self.add_user_with(&NewUser {
+            email: email.to_string(),
+            full_name: full_name.to_string(),
+            ..NewUser::default()
+        })
+    }
+
+    /// Adds a user to the organisation: `GET /v3/users` lists it, `GET
+    /// /v3/users/{id}` shows it, and from now on organisation events name
+    /// a seeded user or system account as `principal_id` (chosen at
+    /// random among them). `Err` for a taken email or id or an invalid
+    /// field.
+    pub fn add_user_with(&self, user: &NewUser) -> Result<UserState, String> {
+        self.context().add_user(user)
+    }
+
+    /// Adds a system account with this name and description; see
+    /// [`Sim::add_system_account_with`].
+    pub fn add_system_account(
+        &self,
+        name: &str,
+        description: &str,
+    ) -> Result<SystemAccountState, String> {
+        self.add_system_account_with(&NewSystemAccount {
+            name: name.to_string(),
+            description: Some(description.to_string()),
+            ..NewSystemAccount::default()
+        })
+    }
+
+    /// Adds a system account to the organisation (listed and shown by the
+    /// identity API, and named by organisation events as users are).
+    pub fn add_system_account_with(
+        &self,
+        account: &NewSystemAccount,
+    ) -> Result<SystemAccountState, String> {
+        self.context().add_system_account(account)
+    }
+
+    /// The requests that broke the OpenAPI contract since start, the last
+    /// reset or [`Sim::clear_contract_violations`], oldest first: an
+    /// undocumented path or method, an undeclared or ill-typed query or
+    /// path parameter, a body that does not match the request schema or
+    /// names a property the schema does not (see
+    /// [`crate::contract::Contract::check_request`]). The emulator still
+    /// answers such requests as Konnect would; a client's test asserts this
+    /// list is empty to prove it keeps the contract.
+    pub fn contract_violations(&self) -> Vec<crate::ContractViolation> {
+        self.context().state().contract_violations()
+    }
+
+    /// Forgets the contract violations recorded so far (a test that sent
+    /// bad requests on purpose, before the part that must be clean).
+    pub fn clear_contract_violations(&self) {
+        self.context().state().clear_contract_violations();
+    }
+
+    /// How many API calls `method route` got since start or the last reset,
+    /// faulted ones included; `route` is the path as the specs spell it,
+    /// with the version: `sim.request_count("GET", "/v3/users/{userId}")`.
+    /// A path in no spec is counted under itself.
+    pub fn request_count(&self, method: &str, route: &str) -> u64 {
+        let key = format!("{} {route}", method.to_ascii_uppercase());
+        self.context()
+            .state()
+            .request_counts
+            .get(&key)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Every per-route count ([`Sim::request_count`]), keyed
+    /// `"METHOD /v3/route"`.
+    pub fn request_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.context().state().request_counts.clone()
+    }
+
     /// Back to the initial state: sentinel webhooks, no destinations, events,
-    /// deliveries, requests, tunnels, faults or rates, the receiver up and
-    /// replay jobs neither held nor made to fail. Retries and replay
+    /// deliveries, requests, tunnels, faults or rates, no portals, users or
+    /// system accounts, no request counts or contract violations, the
+    /// receiver up and replay jobs neither held nor made to fail. Retries and replay
     /// jobs in progress stop and record nothing more.
     pub fn reset(&self) {
         self.context().reset();

@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::identity::{SystemAccountState, UserState};
+use crate::portal::PortalState;
+
 /// A copy of the whole emulator state at one instant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -47,6 +50,25 @@ pub struct Snapshot {
     /// ([`crate::Sim::set_receiver_down`]).
     #[serde(default)]
     pub receiver_down: bool,
+    /// API calls per operation since start or the last reset, keyed
+    /// `"METHOD /v3/path/{template}"` as the specs spell the path (a path
+    /// in no spec is counted under itself), injected faults included.
+    #[serde(default)]
+    pub request_counts: BTreeMap<String, u64>,
+    /// Requests that broke the OpenAPI contract, oldest first (the last
+    /// 1,000 are kept); see [`crate::contract::Contract::check_request`].
+    #[serde(default)]
+    pub contract_violations: Vec<ContractViolation>,
+    /// The Dev Portals of every region, in creation order, each with its
+    /// webhook, replay job and developers.
+    #[serde(default)]
+    pub portals: Vec<PortalState>,
+    /// Users seeded for the identity API, in creation order.
+    #[serde(default)]
+    pub users: Vec<UserState>,
+    /// System accounts seeded for the identity API, in creation order.
+    #[serde(default)]
+    pub system_accounts: Vec<SystemAccountState>,
 }
 
 impl Snapshot {
@@ -60,10 +82,35 @@ impl Snapshot {
             .unwrap_or_else(|| panic!("no region {region:?}; regions are us, eu, au, me, in, sg"))
     }
 
-    /// True when nothing is configured: every webhook is the unconfigured
-    /// sentinel and there are no destinations.
+    /// True when nothing is configured: every region's webhook is the
+    /// unconfigured sentinel, every portal's webhook is disabled without a
+    /// destination, and there are no destinations. (Portals, developers,
+    /// users and system accounts are seeded data, not configuration.)
     pub fn is_pristine(&self) -> bool {
-        self.destinations.is_empty() && self.webhooks.values().all(WebhookState::is_unconfigured)
+        self.destinations.is_empty()
+            && self.webhooks.values().all(WebhookState::is_unconfigured)
+            && self.portals.iter().all(|p| p.webhook.is_unconfigured())
+    }
+
+    /// The portal with this id.
+    pub fn portal(&self, id: &str) -> Option<&PortalState> {
+        self.portals.iter().find(|p| p.id == id)
+    }
+
+    /// The portal of `region` with this name (names are unique per region).
+    pub fn portal_named(&self, region: &str, name: &str) -> Option<&PortalState> {
+        self.portals
+            .iter()
+            .find(|p| p.region == region && p.name == name)
+    }
+
+    /// The delivered records of one portal's webhook, in delivery order.
+    pub fn delivered_portal_records(&self, portal_id: &str) -> Vec<&str> {
+        self.deliveries
+            .iter()
+            .filter(|d| d.delivered && d.portal_id.as_deref() == Some(portal_id))
+            .flat_map(|d| d.records.iter().map(String::as_str))
+            .collect()
     }
 
     /// The destination with this id.
@@ -147,7 +194,8 @@ pub enum DeliverySource {
     Trigger,
     /// The steady rate of [`crate::Sim::set_rate`].
     Rate,
-    /// A replay job (`PUT /v2|v3/audit-log-replay-job`).
+    /// A replay job (`PUT /v2|v3/audit-log-replay-job` or
+    /// `PUT /v3/portals/{id}/audit-log-replay-job`).
     Replay,
 }
 
@@ -157,6 +205,10 @@ pub struct Delivery {
     /// Increasing number, unique within a Sim.
     pub id: u64,
     pub region: String,
+    /// The portal whose webhook sent the batch; `None` for the region's
+    /// (organisation) webhook.
+    #[serde(default)]
+    pub portal_id: Option<String>,
     pub source: DeliverySource,
     /// The destination the webhook pointed at, `None` for a webhook
     /// configured through v2 (endpoint and authorization set inline).
@@ -203,6 +255,21 @@ pub struct RequestLogEntry {
     pub fault: Option<String>,
 }
 
+/// A request that broke the OpenAPI contract.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractViolation {
+    pub at: String,
+    pub method: String,
+    pub path: String,
+    /// The raw query string, empty if none.
+    pub query: String,
+    /// The spec's `operationId` of the call, if the path and method are in
+    /// a spec.
+    pub operation: Option<String>,
+    /// What is wrong, one entry per problem.
+    pub problems: Vec<String>,
+}
+
 /// One region's replay job, as `GET /v3/audit-log-replay-job` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplayJobState {
@@ -226,6 +293,10 @@ pub struct FaultState {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TriggerReport {
     pub region: String,
+    /// The portal whose events these are ([`crate::Sim::trigger_portal`]);
+    /// `None` for organisation events.
+    #[serde(default)]
+    pub portal_id: Option<String>,
     /// Events generated (all of them are kept for the pull API).
     pub generated: usize,
     /// The batches sent, in order, each finished (retries included).

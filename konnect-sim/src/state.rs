@@ -1,6 +1,7 @@
 //! The emulated organisation: destinations (org-wide), one webhook and one
-//! replay job per region, stored events, the delivery and request logs,
-//! tunnels and armed faults.
+//! replay job per region, the Dev Portals of each region (each with its own
+//! webhook and replay job), users and system accounts, stored events, the
+//! delivery and request logs, tunnels and armed faults.
 //!
 //! Everything is plain data behind one mutex ([`SharedState`]); no lock is
 //! held across an `.await`. HTTP parsing and validation live in `api/`,
@@ -17,9 +18,16 @@ use uuid::Uuid;
 use crate::config::{REGIONS, SimConfig};
 use crate::fault::{FaultAction, PendingFault};
 use crate::history::History;
+use crate::identity::{
+    NewSystemAccount, NewUser, SystemAccountState, UserState, new_system_account, new_user,
+};
+use crate::portal::{
+    DeveloperState, NewDeveloper, NewPortal, Portal, PortalState, new_developer, parse_given_id,
+};
 use crate::records::{Event, Generator, LogFormat};
 use crate::snapshot::{
-    Attempt, Delivery, DestinationState, ReplayJobState, RequestLogEntry, Snapshot, WebhookState,
+    Attempt, ContractViolation, Delivery, DestinationState, ReplayJobState, RequestLogEntry,
+    Snapshot, WebhookState,
 };
 use crate::time::{self, Millis, ZERO_TIME};
 
@@ -30,6 +38,8 @@ pub(crate) const MAX_EVENTS: usize = 20_000;
 pub(crate) const MAX_DELIVERIES: usize = 500;
 /// Entries kept in the request log.
 pub(crate) const MAX_REQUESTS: usize = 10_000;
+/// Contract violations kept.
+pub(crate) const MAX_VIOLATIONS: usize = 1_000;
 
 /// A value that must never be shown: `Debug` prints `<redacted>`, and there is
 /// no `Serialize`.
@@ -136,6 +146,38 @@ impl Webhook {
     }
 }
 
+/// A stream of audit-log events and the webhook that delivers it: the
+/// organisation's events of a region (the region's webhook), or a Dev
+/// Portal's (the portal's webhook).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Stream {
+    Org(&'static str),
+    Portal(&'static str, Uuid),
+}
+
+impl Stream {
+    pub fn region(self) -> &'static str {
+        match self {
+            Stream::Org(region) | Stream::Portal(region, _) => region,
+        }
+    }
+
+    pub fn portal(self) -> Option<Uuid> {
+        match self {
+            Stream::Org(_) => None,
+            Stream::Portal(_, id) => Some(id),
+        }
+    }
+
+    /// For logs and messages: `us` or `portal 3e55…`.
+    pub fn describe(self) -> String {
+        match self {
+            Stream::Org(region) => format!("the {region} webhook"),
+            Stream::Portal(_, id) => format!("the webhook of portal {id}"),
+        }
+    }
+}
+
 /// Where and how a region's events are delivered right now.
 #[derive(Clone, Debug)]
 pub(crate) struct Target {
@@ -188,7 +230,7 @@ pub(crate) struct ReplayJob {
 }
 
 impl ReplayJob {
-    fn new() -> ReplayJob {
+    pub fn new() -> ReplayJob {
         ReplayJob {
             start_at: None,
             end_at: None,
@@ -197,7 +239,7 @@ impl ReplayJob {
         }
     }
 
-    fn state(&self) -> ReplayJobState {
+    pub fn state(&self) -> ReplayJobState {
         let format =
             |t: Option<Millis>| t.map_or_else(|| ZERO_TIME.to_string(), time::format_exact);
         ReplayJobState {
@@ -241,6 +283,10 @@ pub(crate) struct State {
     deliveries: VecDeque<Delivery>,
     next_delivery_id: u64,
     requests: VecDeque<RequestLogEntry>,
+    /// API calls per operation (`"GET /v3/users/{userId}"`).
+    pub request_counts: BTreeMap<String, u64>,
+    /// Requests that broke the OpenAPI contract (`contract.rs`).
+    contract_violations: VecDeque<ContractViolation>,
     pub replay_jobs: BTreeMap<&'static str, ReplayJob>,
     pub tunnels: BTreeMap<String, SocketAddr>,
     pub faults: Vec<PendingFault>,
@@ -257,15 +303,41 @@ pub(crate) struct State {
     /// Test knobs of replay jobs ([`crate::Sim::fail_replay_jobs`],
     /// [`crate::Sim::hold_replay_jobs`]).
     pub replay_control: ReplayControl,
+    /// Dev Portals of every region, in creation order.
+    pub portals: Vec<Portal>,
+    /// Users and system accounts, in creation order.
+    pub users: Vec<UserState>,
+    pub system_accounts: Vec<SystemAccountState>,
 }
 
 /// How the emulator bends its replay jobs for tests.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ReplayControl {
-    /// The next this many jobs fail (after `running`) without delivering.
+    /// The next this many jobs (of any stream) fail (after `running`)
+    /// without delivering.
     pub fail_next: u32,
+    /// The next this many jobs of one portal fail; counted before
+    /// `fail_next`.
+    pub fail_next_of_portal: BTreeMap<Uuid, u32>,
     /// Jobs stay `pending` while this is set.
     pub hold: bool,
+}
+
+impl ReplayControl {
+    /// Whether the job of `stream` that starts now is made to fail (and
+    /// counts it).
+    pub fn take_failure(&mut self, stream: Stream) -> bool {
+        if let Some(id) = stream.portal()
+            && let Some(left) = self.fail_next_of_portal.get_mut(&id)
+            && *left > 0
+        {
+            *left -= 1;
+            return true;
+        }
+        let fail = self.fail_next > 0;
+        self.fail_next = self.fail_next.saturating_sub(1);
+        fail
+    }
 }
 
 impl State {
@@ -285,6 +357,8 @@ impl State {
             deliveries: VecDeque::new(),
             next_delivery_id: 1,
             requests: VecDeque::new(),
+            request_counts: BTreeMap::new(),
+            contract_violations: VecDeque::new(),
             replay_jobs: BTreeMap::new(),
             tunnels: BTreeMap::new(),
             faults: Vec::new(),
@@ -293,6 +367,9 @@ impl State {
             logins: crate::login::Logins::default(),
             receiver_down: false,
             replay_control: ReplayControl::default(),
+            portals: Vec::new(),
+            users: Vec::new(),
+            system_accounts: Vec::new(),
         };
         state.reset();
         state
@@ -312,11 +389,17 @@ impl State {
         self.clock_offset = 0;
         self.deliveries.clear();
         self.requests.clear();
+        self.request_counts.clear();
+        self.contract_violations.clear();
         self.tunnels.clear();
         self.faults.clear();
         self.rates.clear();
         self.receiver_down = false;
         self.replay_control = ReplayControl::default();
+        self.portals.clear();
+        self.users.clear();
+        self.system_accounts.clear();
+        self.generator.set_principals(Vec::new());
         self.signing.clear_forgeries();
     }
 
@@ -376,36 +459,56 @@ impl State {
         self.destinations.last().expect("just pushed")
     }
 
-    /// Deletes a destination unless a webhook of any region refers to it,
-    /// enabled or not.
+    /// Deletes a destination unless a webhook of any region or any portal
+    /// refers to it, enabled or not.
     pub fn delete_destination(&mut self, id: Uuid) -> Result<(), DeleteRefusal> {
         let index = self
             .destinations
             .iter()
             .position(|d| d.id == id)
             .ok_or(DeleteRefusal::NotFound)?;
-        if self.webhooks.values().any(|w| w.destination_id == Some(id)) {
+        if self.webhooks.values().any(|w| w.destination_id == Some(id))
+            || self
+                .portals
+                .iter()
+                .any(|p| p.webhook.destination_id == Some(id))
+        {
             return Err(DeleteRefusal::InUse);
         }
         self.destinations.remove(index);
         Ok(())
     }
 
-    /// Where the region's events go now: `None` unless the webhook is
+    /// The target of a destination.
+    fn destination_target(&self, id: Uuid) -> Option<Target> {
+        let destination = self.destination(id)?;
+        Some(Target {
+            destination_id: Some(id),
+            endpoint: destination.endpoint.clone(),
+            authorization: destination.authorization.clone(),
+            log_format: destination.log_format,
+        })
+    }
+
+    /// Where the stream's events go now: `None` unless its webhook is
     /// enabled and has an endpoint.
-    pub fn delivery_target(&self, region: &str) -> Option<Target> {
+    pub fn delivery_target(&self, stream: Stream) -> Option<Target> {
+        let region = match stream {
+            Stream::Org(region) => region,
+            Stream::Portal(_, id) => {
+                let webhook = &self.portal(id)?.webhook;
+                if !webhook.enabled {
+                    return None;
+                }
+                return self.destination_target(webhook.destination_id?);
+            }
+        };
         let webhook = self.webhook(region);
         if !webhook.enabled {
             return None;
         }
         if let Some(id) = webhook.destination_id {
-            let destination = self.destination(id)?;
-            return Some(Target {
-                destination_id: Some(id),
-                endpoint: destination.endpoint.clone(),
-                authorization: destination.authorization.clone(),
-                log_format: destination.log_format,
-            });
+            return self.destination_target(id);
         }
         let inline = &webhook.inline;
         Some(Target {
@@ -470,21 +573,165 @@ impl State {
     /// The v2/v3 `AuditLogWebhookStatus` body.
     pub fn webhook_status_json(&self, region: &str) -> Value {
         let webhook = self.webhook(region);
-        let failing = webhook.last_attempt.as_ref().is_some_and(|a| a.failing);
-        let mut body = json!({
-            "webhook_status": if webhook.enabled && !failing { "active" } else { "inactive" },
-            "webhook_enabled": webhook.enabled,
-        });
-        if let Some(last) = &webhook.last_attempt {
-            body["last_attempt_at"] = json!(time::format_millis(last.at));
-            if let Some(status) = last.status {
-                body["last_response_code"] = json!(status);
-            }
-            body["last_response_message"] = json!(last.message);
-        }
-        body
+        status_json(webhook.enabled, webhook.last_attempt.as_ref())
     }
 
+    pub fn portal(&self, id: Uuid) -> Option<&Portal> {
+        self.portals.iter().find(|p| p.id == id)
+    }
+
+    pub fn portal_mut(&mut self, id: Uuid) -> Option<&mut Portal> {
+        self.portals.iter_mut().find(|p| p.id == id)
+    }
+
+    /// The replay job of a stream (`None` for a portal that is gone).
+    pub fn replay_job(&self, stream: Stream) -> Option<&ReplayJob> {
+        match stream {
+            Stream::Org(region) => self.replay_jobs.get(region),
+            Stream::Portal(_, id) => self.portal(id).map(|p| &p.replay_job),
+        }
+    }
+
+    pub fn replay_job_mut(&mut self, stream: Stream) -> Option<&mut ReplayJob> {
+        match stream {
+            Stream::Org(region) => self.replay_jobs.get_mut(region),
+            Stream::Portal(_, id) => self.portal_mut(id).map(|p| &mut p.replay_job),
+        }
+    }
+
+    /// Adds a portal; its name must be new in its region.
+    pub fn add_portal(&mut self, new: &NewPortal) -> Result<PortalState, String> {
+        let region = match new.region.as_deref() {
+            None => "us",
+            Some(name) => crate::config::known_region(name).ok_or_else(|| {
+                format!("unknown region {name:?}; regions are us, eu, au, me, in, sg")
+            })?,
+        };
+        if self
+            .portals
+            .iter()
+            .any(|p| p.region == region && p.name == new.name)
+        {
+            return Err(format!(
+                "a portal named {:?} exists in {region} already (names are unique)",
+                new.name
+            ));
+        }
+        let id = match parse_given_id(&new.id)? {
+            Some(id) if self.portal(id).is_some() => {
+                return Err(format!("a portal with id {id} exists already"));
+            }
+            Some(id) => id,
+            None => self.generator.uuid(),
+        };
+        let label = crate::codec::hex(&self.generator.bytes(6));
+        let portal = Portal::new(new, region, id, &label, time::now())?;
+        let state = portal.state();
+        self.portals.push(portal);
+        Ok(state)
+    }
+
+    /// Removes a portal (with its webhook, replay job and developers).
+    pub fn remove_portal(&mut self, id: Uuid) -> bool {
+        let before = self.portals.len();
+        self.portals.retain(|p| p.id != id);
+        self.portals.len() != before
+    }
+
+    /// Adds a developer to a portal; emails are unique within a portal.
+    pub fn add_developer(
+        &mut self,
+        portal: Uuid,
+        new: &NewDeveloper,
+    ) -> Result<DeveloperState, String> {
+        let given = parse_given_id(&new.id)?;
+        let id = given.unwrap_or_else(|| self.generator.uuid());
+        let portal = self
+            .portal_mut(portal)
+            .ok_or_else(|| format!("no portal with id {portal}"))?;
+        if portal
+            .developers
+            .iter()
+            .any(|d| d.email.eq_ignore_ascii_case(&new.email) || d.id == id.to_string())
+        {
+            return Err(format!(
+                "portal {} has a developer with this email or id already",
+                portal.id
+            ));
+        }
+        let developer = new_developer(new, id, time::now())?;
+        portal.developers.push(developer.clone());
+        Ok(developer)
+    }
+
+    /// Adds a user; emails are unique (without case).
+    pub fn add_user(&mut self, new: &NewUser) -> Result<UserState, String> {
+        let id = self.generator.uuid();
+        let user = new_user(new, id, time::now())?;
+        if self
+            .users
+            .iter()
+            .any(|u| u.email.eq_ignore_ascii_case(&user.email) || u.id == user.id)
+        {
+            return Err(format!(
+                "a user with email {:?} or id {} exists already",
+                user.email, user.id
+            ));
+        }
+        self.users.push(user.clone());
+        self.refresh_principals();
+        Ok(user)
+    }
+
+    /// Adds a system account.
+    pub fn add_system_account(
+        &mut self,
+        new: &NewSystemAccount,
+    ) -> Result<SystemAccountState, String> {
+        let id = self.generator.uuid();
+        let account = new_system_account(new, id, time::now())?;
+        if self.system_accounts.iter().any(|a| a.id == account.id) {
+            return Err(format!(
+                "a system account with id {} exists already",
+                account.id
+            ));
+        }
+        self.system_accounts.push(account.clone());
+        self.refresh_principals();
+        Ok(account)
+    }
+
+    /// Organisation events name the seeded users and system accounts.
+    fn refresh_principals(&mut self) {
+        let ids = self
+            .users
+            .iter()
+            .map(|u| u.id.clone())
+            .chain(self.system_accounts.iter().map(|a| a.id.clone()))
+            .collect();
+        self.generator.set_principals(ids);
+    }
+}
+
+/// The `AuditLogWebhookStatus` / `PortalAuditLogWebhookStatus` body of a
+/// webhook: `active` while enabled and the latest batch did not fail.
+pub(crate) fn status_json(enabled: bool, last_attempt: Option<&LastAttempt>) -> Value {
+    let failing = last_attempt.is_some_and(|a| a.failing);
+    let mut body = json!({
+        "webhook_status": if enabled && !failing { "active" } else { "inactive" },
+        "webhook_enabled": enabled,
+    });
+    if let Some(last) = last_attempt {
+        body["last_attempt_at"] = json!(time::format_millis(last.at));
+        if let Some(status) = last.status {
+            body["last_response_code"] = json!(status);
+        }
+        body["last_response_message"] = json!(last.message);
+    }
+    body
+}
+
+impl State {
     /// Keeps generated events (oldest dropped beyond [`MAX_EVENTS`]), for
     /// replay and for the pull API.
     pub fn store_events(&mut self, events: &[Event]) {
@@ -514,12 +761,12 @@ impl State {
         self.deliveries.iter_mut().rev().find(|d| d.id == id)
     }
 
-    /// Adds an attempt to a logged delivery and makes it the region's last
-    /// attempt (for the status endpoints).
+    /// Adds an attempt to a logged delivery and makes it the last attempt
+    /// of the stream's webhook (for the status endpoints).
     pub fn record_attempt(
         &mut self,
         epoch: u64,
-        region: &str,
+        stream: Stream,
         id: u64,
         attempt: &Attempt,
         last: LastAttempt,
@@ -530,7 +777,14 @@ impl State {
         if let Some(delivery) = self.delivery_mut(id) {
             delivery.attempts.push(attempt.clone());
         }
-        self.webhook_mut(region).last_attempt = Some(last);
+        match stream {
+            Stream::Org(region) => self.webhook_mut(region).last_attempt = Some(last),
+            Stream::Portal(_, portal) => {
+                if let Some(portal) = self.portal_mut(portal) {
+                    portal.webhook.last_attempt = Some(last);
+                }
+            }
+        }
     }
 
     /// Marks a logged delivery finished.
@@ -550,6 +804,26 @@ impl State {
         while self.requests.len() > MAX_REQUESTS {
             self.requests.pop_front();
         }
+    }
+
+    /// Counts a call of `route` (`"GET /v3/users/{userId}"`).
+    pub fn count_request(&mut self, route: String) {
+        *self.request_counts.entry(route).or_default() += 1;
+    }
+
+    pub fn record_violation(&mut self, violation: ContractViolation) {
+        self.contract_violations.push_back(violation);
+        while self.contract_violations.len() > MAX_VIOLATIONS {
+            self.contract_violations.pop_front();
+        }
+    }
+
+    pub fn contract_violations(&self) -> Vec<ContractViolation> {
+        self.contract_violations.iter().cloned().collect()
+    }
+
+    pub fn clear_contract_violations(&mut self) {
+        self.contract_violations.clear();
     }
 
     /// The action of the first armed fault matching the request, counting
@@ -599,6 +873,11 @@ impl State {
                 .map(|(r, rate)| (r.to_string(), *rate))
                 .collect(),
             receiver_down: self.receiver_down,
+            request_counts: self.request_counts.clone(),
+            contract_violations: self.contract_violations(),
+            portals: self.portals.iter().map(Portal::state).collect(),
+            users: self.users.clone(),
+            system_accounts: self.system_accounts.clone(),
         }
     }
 }
@@ -650,7 +929,7 @@ mod tests {
                 json!({"endpoint": "unconfigured", "enabled": false, "log_format": "cef",
                        "skip_ssl_verification": false, "updated_at": ZERO_TIME})
             );
-            assert!(state.delivery_target(region).is_none());
+            assert!(state.delivery_target(Stream::Org(region)).is_none());
         }
     }
 
@@ -670,13 +949,19 @@ mod tests {
         let mut state = state();
         let id = add(&mut state, "a");
         state.webhook_mut("us").destination_id = Some(id);
-        assert!(state.delivery_target("us").is_none(), "disabled");
+        assert!(
+            state.delivery_target(Stream::Org("us")).is_none(),
+            "disabled"
+        );
         state.webhook_mut("us").enabled = true;
-        let target = state.delivery_target("us").unwrap();
+        let target = state.delivery_target(Stream::Org("us")).unwrap();
         assert_eq!(target.endpoint, "https://example.com/audit-logs");
         assert_eq!(target.authorization.expose(), "Bearer s3cret");
         assert_eq!(target.log_format, LogFormat::Json);
-        assert!(state.delivery_target("eu").is_none(), "other region");
+        assert!(
+            state.delivery_target(Stream::Org("eu")).is_none(),
+            "other region"
+        );
         assert_eq!(
             state.webhook_state("us").endpoint,
             "https://example.com/audit-logs"

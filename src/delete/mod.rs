@@ -1,6 +1,7 @@
 //! `kongctl delete audit-logs destination <id|name>` and `kongctl delete
-//! audit-logs webhook`: clearing Konnect state that blocks `listen` (Kong's
-//! "webhook already configured" troubleshooting step) or that a listener
+//! audit-logs webhook [--portal <id|name>]`: clearing Konnect state that
+//! blocks `listen` (Kong's "webhook already configured" troubleshooting
+//! step, for the region's webhook or a Dev Portal's) or that a listener
 //! left behind.
 //!
 //! Each command reads what exists, refuses to touch what a running kongctl
@@ -8,18 +9,20 @@
 //! will change on stderr, asks on a terminal unless `--yes` (and requires
 //! `--yes` without one), then makes the same calls as a listener's cleanup
 //! (`konnect::audit_logs`: release the webhook, delete the destination
-//! waiting out 409 "destination is in use"). The result goes to stdout.
+//! waiting out 409 "destination is in use"; `konnect::portals`: delete a
+//! portal's webhook waiting out 409). The result goes to stdout.
 
 pub mod owners;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use crate::cli::{ConfirmArgs, DeleteResource};
+use crate::cli::{ConfirmArgs, DeleteResource, DeleteWebhookArgs};
 use crate::config::Settings;
 use crate::error::CliError;
 use crate::konnect::audit_logs::Removal;
-use crate::konnect::{AuditLogs, Destination};
+use crate::konnect::portals::looks_like_uuid;
+use crate::konnect::{AuditLogs, Destination, Portal};
 use owners::Owner;
 
 /// How long deleting may wait out "destination is in use", as cleanup.
@@ -44,7 +47,10 @@ pub fn run(
         command_path,
     };
     match resource {
-        DeleteResource::Webhook(confirm) => runtime.block_on(ctx.webhook(confirm)),
+        DeleteResource::Webhook(DeleteWebhookArgs { portal, confirm }) => match portal.portal {
+            Some(text) => runtime.block_on(ctx.portal_webhook(&text, confirm)),
+            None => runtime.block_on(ctx.webhook(confirm)),
+        },
         DeleteResource::Destination(args) => {
             runtime.block_on(ctx.destination(args.id_or_name.trim(), args.confirm))
         }
@@ -124,6 +130,58 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// `delete audit-logs webhook --portal <id|name>`.
+    async fn portal_webhook(&self, text: &str, confirm: ConfirmArgs) -> Result<(), CliError> {
+        let portal: Portal = crate::portal::resolve(self.settings, self.audit, text).await?;
+        let label = portal.label();
+        let hook = self
+            .audit
+            .portal_webhook(&portal.id)
+            .await
+            .map_err(|e| self.konnect_error("read the Dev Portal's audit-log webhook", e))?;
+        if !hook.enabled && hook.destination_id.is_none() {
+            println!(
+                "The audit-log webhook of Dev Portal {label} is not configured; nothing to delete."
+            );
+            return Ok(());
+        }
+        let owner = self
+            .owners
+            .iter()
+            .find(|o| o.owns_portal_webhook(&portal.id, hook.destination_id.as_deref()));
+        if let Some(o) = owner
+            && !confirm.force
+        {
+            return Err(owned_error(
+                format!("the audit-log webhook of Dev Portal {label}"),
+                o,
+                "it restores the webhook itself when it stops",
+            ));
+        }
+        let mut plan = format!(
+            "This deletes the audit-log webhook of Dev Portal {label}:\n  enabled: {}\n  destination: {}\n\
+             Afterwards it is disabled with no destination: Konnect stops delivering the portal's audit logs.",
+            hook.enabled,
+            hook.destination_id.as_deref().unwrap_or("(none)"),
+        );
+        if let Some(o) = owner {
+            plan.push_str(&format!("\n{}", forced_note(o)));
+        }
+        self.confirm(&plan, confirm)?;
+        let deadline = Instant::now() + DELETE_DEADLINE;
+        self.audit
+            .delete_portal_webhook(&portal.id, deadline)
+            .await
+            .map_err(|e| self.konnect_error("delete the Dev Portal's audit-log webhook", e))?;
+        println!("Deleted the audit-log webhook of Dev Portal {label} (disabled, no destination).");
+        if let Some(id) = hook.destination_id {
+            eprintln!(
+                "Audit-log destination {id} still exists; to delete it: kongctl delete audit-logs destination {id}"
+            );
+        }
+        Ok(())
+    }
+
     async fn destination(&self, id_or_name: &str, confirm: ConfirmArgs) -> Result<(), CliError> {
         if id_or_name.is_empty() {
             return Err(CliError::usage(
@@ -188,8 +246,9 @@ impl Ctx<'_> {
                 let err = self.konnect_error("delete audit-log destination", e);
                 Err(if in_use {
                     err.with_hint(
-                        "a webhook still points at it, perhaps another region's: \
-                         kongctl delete audit-logs webhook --region <region>",
+                        "a webhook still points at it, perhaps another region's or a Dev Portal's: \
+                         kongctl delete audit-logs webhook --region <region>, or \
+                         kongctl delete audit-logs webhook --portal <portal>",
                     )
                 } else {
                     err
@@ -201,7 +260,7 @@ impl Ctx<'_> {
     /// The destination named by `id_or_name`: an id if one exists, else the
     /// only destination of that name.
     async fn resolve(&self, id_or_name: &str) -> Result<Destination, CliError> {
-        if looks_like_id(id_or_name)
+        if looks_like_uuid(id_or_name)
             && let Some(d) = self
                 .audit
                 .destination(id_or_name)
@@ -292,16 +351,6 @@ fn forced_note(o: &Owner) -> String {
     )
 }
 
-/// Konnect's destination ids are hyphenated UUIDs; anything else can only
-/// be a name.
-fn looks_like_id(s: &str) -> bool {
-    s.len() == 36
-        && s.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        })
-}
-
 /// An endpoint for display, without credentials or secret query values.
 fn redact(endpoint: &str) -> String {
     match url::Url::parse(endpoint) {
@@ -316,9 +365,9 @@ mod tests {
 
     #[test]
     fn only_uuids_are_looked_up_as_ids() {
-        assert!(looks_like_id("6f1c2a3b-0000-4000-8000-000000000001"));
-        assert!(!looks_like_id("kongctl-box-1234"));
-        assert!(!looks_like_id(""));
+        assert!(looks_like_uuid("6f1c2a3b-0000-4000-8000-000000000001"));
+        assert!(!looks_like_uuid("kongctl-box-1234"));
+        assert!(!looks_like_uuid(""));
     }
 
     #[test]
@@ -328,6 +377,7 @@ mod tests {
             profile: "dev".into(),
             destination_id: Some("d1".into()),
             destination_name: None,
+            portal_ids: Vec::new(),
         };
         let e = owned_error("the us audit-log webhook".into(), &o, "it clears it");
         assert_eq!(

@@ -25,6 +25,9 @@ pub struct Owner {
     pub destination_id: Option<String>,
     /// Set from `destination.json` (the name is unique per listener).
     pub destination_name: Option<String>,
+    /// The Dev Portals whose webhooks it attached (or was attaching), from
+    /// `destination.json`.
+    pub portal_ids: Vec<String>,
 }
 
 impl Owner {
@@ -34,6 +37,19 @@ impl Owner {
             Some(own) => own == id,
             // It has not learnt its destination's id yet.
             None => self.destination_name.as_deref() == Some(name),
+        }
+    }
+
+    /// Whether this listener owns the webhook of Dev Portal `portal_id`,
+    /// which points at `destination` (if any): it points at this
+    /// listener's destination, or this listener attached it and has not
+    /// learnt its destination's id (it cannot have: attaching needs it;
+    /// the safe side).
+    pub fn owns_portal_webhook(&self, portal_id: &str, destination: Option<&str>) -> bool {
+        match (&self.destination_id, destination) {
+            (Some(own), Some(d)) => own == d,
+            (None, _) => self.portal_ids.iter().any(|p| p == portal_id),
+            (Some(_), None) => false,
         }
     }
 }
@@ -59,6 +75,12 @@ pub fn live_owners(config_dir: &Path) -> Vec<Owner> {
             profile: s.profile,
             destination_id: s.destination_id,
             destination_name: Some(s.destination_name),
+            portal_ids: s
+                .portals
+                .iter()
+                .filter(|p| p.attach_sent)
+                .map(|p| p.portal_id.clone())
+                .collect(),
         });
     }
     let records = ps::record::read_all(&config_dir.join("processes")).unwrap_or_default();
@@ -81,6 +103,7 @@ pub fn live_owners(config_dir: &Path) -> Vec<Owner> {
             profile: record.profile.clone().unwrap_or_default(),
             destination_id: Some(id),
             destination_name: None,
+            portal_ids: Vec::new(),
         });
     }
     owners
@@ -156,6 +179,7 @@ mod tests {
             status,
             cleanup_error: None,
             deleted_at: None,
+            portals: Vec::new(),
         }
     }
 
@@ -215,8 +239,24 @@ mod tests {
             profile: "p".into(),
             destination_id: None,
             destination_name: Some("n".into()),
+            portal_ids: vec!["p1".into()],
         };
         assert!(o.owns_destination("any", "n"));
         assert!(!o.owns_destination("any", "m"));
+        assert!(o.owns_portal_webhook("p1", Some("d9")));
+        assert!(!o.owns_portal_webhook("p2", Some("d9")));
+        let o = Owner {
+            destination_id: Some("d1".into()),
+            ..o
+        };
+        assert!(
+            o.owns_portal_webhook("p3", Some("d1")),
+            "points at its destination"
+        );
+        assert!(
+            !o.owns_portal_webhook("p1", Some("d9")),
+            "re-pointed by someone else"
+        );
+        assert!(!o.owns_portal_webhook("p1", None), "cleared");
     }
 }

@@ -53,6 +53,9 @@ enum Report {
         /// Startup warnings (the tunnel check's) for the parent to show.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         warnings: Vec<String>,
+        /// The admin endpoint's address, when it runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        admin_address: Option<String>,
     },
     Failed {
         message: String,
@@ -147,6 +150,7 @@ pub fn spawn(settings: &Settings, opts: &ListenOptions) -> Result<(), CliError> 
             events_file,
             listener_state_file,
             warnings,
+            admin_address,
             ..
         })) => {
             // The child's stderr is its log file: show them here.
@@ -165,6 +169,9 @@ pub fn spawn(settings: &Settings, opts: &ListenOptions) -> Result<(), CliError> 
             println!("  pid: {pid}");
             println!("  log file: {}", log_file.display());
             println!("  process record: {}", record_file.display());
+            if let Some(admin) = admin_address {
+                println!("  admin endpoint: {admin}");
+            }
             println!("Use the log file to inspect listener startup and runtime details.");
             Ok(())
         }
@@ -314,6 +321,12 @@ pub struct ChildChannel {
 }
 
 impl ChildChannel {
+    /// Whether this process was started by `--detach` (its readiness pipe
+    /// is named in the environment).
+    pub fn is_child() -> bool {
+        std::env::var_os(READY_FD_ENV).is_some()
+    }
+
     /// The channel from the environment, if this process was started by
     /// `--detach`.
     pub fn from_env() -> Option<ChildChannel> {
@@ -361,6 +374,7 @@ impl ChildChannel {
             events_file: r.events_file.clone(),
             listener_state_file: r.listener_state_file.clone(),
             warnings: r.warnings.clone(),
+            admin_address: r.admin_address.map(crate::listen::admin_endpoint_base),
         });
     }
 

@@ -249,7 +249,7 @@ impl AuditLogs {
     /// else the v2 one; `None` if neither exists.
     pub async fn webhook_status_document(&self) -> Result<Option<Value>, KonnectError> {
         match self
-            .get_json(Host::Regional, super::replay_job::WEBHOOK_STATUS_PATH)
+            .get_json(Host::Regional, &super::Stream::Org.status_path())
             .await?
         {
             Some(v) => Ok(Some(v)),
@@ -260,14 +260,22 @@ impl AuditLogs {
         }
     }
 
-    /// GET {regional}/v3/audit-log-replay-job; `None` on 404.
-    pub async fn replay_job_document(&self) -> Result<Option<Value>, KonnectError> {
-        self.get_json(Host::Regional, super::replay_job::REPLAY_JOB_PATH)
+    /// GET {regional}/v3/audit-log-replay-job, or the portal's; `None` on
+    /// 404.
+    pub async fn replay_job_document(
+        &self,
+        stream: &super::Stream,
+    ) -> Result<Option<Value>, KonnectError> {
+        self.get_json(Host::Regional, &stream.replay_job_path())
             .await
     }
 
     /// A GET's JSON body; `None` on 404.
-    async fn get_json(&self, host: Host, path: &str) -> Result<Option<Value>, KonnectError> {
+    pub(super) async fn get_json(
+        &self,
+        host: Host,
+        path: &str,
+    ) -> Result<Option<Value>, KonnectError> {
         let url = self.client.url(host, path, &[]);
         match self
             .client
@@ -406,6 +414,21 @@ impl AuditLogs {
     ) -> Result<Removal, KonnectError> {
         let path = format!("/v3/audit-log-destinations/{}", path_segment(id));
         let url = self.client.url(Host::Global, &path, &[]);
+        self.delete_waiting(url, deadline, &|e| {
+            e.api().is_some_and(|a| a.mentions("destination is in use"))
+        })
+        .await
+    }
+
+    /// DELETE `url`, waiting out the 409s `wait_out` accepts with backoff
+    /// from 250 ms doubling to 5 s, until `deadline` (any other 409 is an
+    /// error at once). 404 counts as gone.
+    pub(super) async fn delete_waiting(
+        &self,
+        url: reqwest::Url,
+        deadline: Instant,
+        wait_out: &dyn Fn(&KonnectError) -> bool,
+    ) -> Result<Removal, KonnectError> {
         let mut wait = Duration::from_millis(250);
         loop {
             match self
@@ -423,16 +446,14 @@ impl AuditLogs {
                 Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => {
                     return Ok(Removal::AlreadyGone);
                 }
-                Err(e)
-                    if e.status() == Some(StatusCode::CONFLICT)
-                        && e.api().is_some_and(|a| a.mentions("destination is in use")) =>
-                {
+                Err(e) if e.status() == Some(StatusCode::CONFLICT) && wait_out(&e) => {
                     if Instant::now() + wait >= deadline {
                         return Err(e);
                     }
                     tracing::info!(
+                        url = %super::error::redact_url(&url),
                         wait_ms = wait.as_millis() as u64,
-                        "destination still in use, waiting"
+                        "delete conflicts, waiting"
                     );
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(5));
@@ -506,7 +527,7 @@ fn find_first<'a>(value: &'a Value, pred: &dyn Fn(&str, &Value) -> bool) -> Opti
 }
 
 /// Percent-encodes an id for use as one path segment.
-fn path_segment(id: &str) -> String {
+pub(super) fn path_segment(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
     for b in id.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

@@ -9,18 +9,23 @@
 //! `kongctl login`'s token file. `audit_logs` knows the audit-log endpoints
 //! (webhook, destinations, replay job) and the quirks of their payloads;
 //! `replay_job` the region's replay job and the webhook's delivery status,
-//! which gap healing (`crate::replay`) watches; `pull` the pull API's
-//! pages. Nothing here
+//! which gap healing (`crate::replay`) watches, for the organisation or a
+//! Dev Portal (`portals::Stream`); `portals` the region's Dev Portals and
+//! their own audit-log webhooks; `pull` the pull API's pages. Nothing here
 //! logs or formats the PAT or a destination's authorization value.
 
 pub mod audit_logs;
 pub mod client;
 pub mod error;
 pub mod login;
+pub mod portals;
 pub mod pull;
 pub mod replay_job;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use audit_logs::{AuditLogs, Destination, NewDestination, WebhookState};
 pub use client::{Hosts, KonnectClient};
 pub use error::{ApiError, KonnectError};
 pub use login::{Credential, LoginToken};
+pub use portals::{Portal, PortalWebhook, Stream};

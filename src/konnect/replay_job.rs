@@ -1,9 +1,12 @@
-//! The region's audit-log replay job (`/v3/audit-log-replay-job`) and the
-//! webhook's delivery status (`/v3/audit-log-webhook/status`): the two
-//! endpoints gap healing (`crate::replay`) uses to have Konnect send again
-//! what a listener missed, and to notice that it missed something.
+//! The audit-log replay job (`/v3/audit-log-replay-job`) and the webhook's
+//! delivery status (`/v3/audit-log-webhook/status`), of the region's
+//! organisation stream or of one Dev Portal's
+//! (`/v3/portals/{id}/audit-log-replay-job`, `…/audit-log-webhook/status`,
+//! the same shapes): the two endpoints gap healing (`crate::replay`) uses to
+//! have Konnect send again what a listener missed, and to notice that it
+//! missed something. [`Stream`] says whose.
 //!
-//! Konnect keeps one replay job per region: `PUT` replaces it with a new
+//! Konnect keeps one replay job per stream: `PUT` replaces it with a new
 //! range (`202`, status `accepted`), or answers `409` while one is still
 //! `accepted`, `pending` or `running`; `GET` shows the last one. Every answer
 //! carries Konnect's clock in its `Date` header, returned with the job so
@@ -20,9 +23,7 @@ use serde_json::json;
 use super::audit_logs::AuditLogs;
 use super::client::{Host, Retry};
 use super::error::KonnectError;
-
-pub(super) const REPLAY_JOB_PATH: &str = "/v3/audit-log-replay-job";
-pub(super) const WEBHOOK_STATUS_PATH: &str = "/v3/audit-log-webhook/status";
+use super::portals::Stream;
 
 /// A replay job's `status`, the spec's enum (anything else is kept as
 /// given).
@@ -159,9 +160,11 @@ fn instant(text: Option<&str>) -> Option<Timestamp> {
 }
 
 impl AuditLogs {
-    /// GET {regional}/v3/audit-log-replay-job.
-    pub async fn replay_job(&self) -> Result<Dated<ReplayJob>, KonnectError> {
-        let url = self.client().url(Host::Regional, REPLAY_JOB_PATH, &[]);
+    /// GET {regional}/v3/audit-log-replay-job, or the portal's.
+    pub async fn replay_job(&self, stream: &Stream) -> Result<Dated<ReplayJob>, KonnectError> {
+        let url = self
+            .client()
+            .url(Host::Regional, &stream.replay_job_path(), &[]);
         let resp = self
             .client()
             .call(Method::GET, url, None, Retry::Transient, None)
@@ -172,8 +175,9 @@ impl AuditLogs {
         })
     }
 
-    /// PUT {regional}/v3/audit-log-replay-job `{start_at, end_at}`: asks
-    /// Konnect to send the range again. A job still running is a `409`
+    /// PUT {regional}/v3/audit-log-replay-job `{start_at, end_at}` (or the
+    /// portal's): asks Konnect to send the stream's range again to the
+    /// stream's webhook. A job still running is a `409`
     /// error ([`KonnectError::status`]), for the caller to wait out.
     ///
     /// Transient failures are retried: a lost answer to a `PUT` that took
@@ -181,10 +185,13 @@ impl AuditLogs {
     /// caller until that job ends.
     pub async fn request_replay(
         &self,
+        stream: &Stream,
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Dated<ReplayJob>, KonnectError> {
-        let url = self.client().url(Host::Regional, REPLAY_JOB_PATH, &[]);
+        let url = self
+            .client()
+            .url(Host::Regional, &stream.replay_job_path(), &[]);
         let body = json!({
             "start_at": format!("{start:.0}"),
             "end_at": format!("{end:.0}"),
@@ -199,9 +206,14 @@ impl AuditLogs {
         })
     }
 
-    /// GET {regional}/v3/audit-log-webhook/status.
-    pub async fn webhook_status(&self) -> Result<Dated<WebhookStatus>, KonnectError> {
-        let url = self.client().url(Host::Regional, WEBHOOK_STATUS_PATH, &[]);
+    /// GET {regional}/v3/audit-log-webhook/status, or the portal's.
+    pub async fn webhook_status(
+        &self,
+        stream: &Stream,
+    ) -> Result<Dated<WebhookStatus>, KonnectError> {
+        let url = self
+            .client()
+            .url(Host::Regional, &stream.status_path(), &[]);
         let resp = self
             .client()
             .call(Method::GET, url, None, Retry::Transient, None)
@@ -297,5 +309,52 @@ mod tests {
             ..ok
         };
         assert!(!never.last_attempt_failed());
+    }
+
+    #[tokio::test]
+    async fn a_portals_job_and_status_are_its_own() {
+        use crate::konnect::testing::{FakeKonnect, Reply};
+        let fake = FakeKonnect::start(|req| match req.method.as_str() {
+            "PUT" => Reply::json(202, {
+                let mut b = req.json();
+                b["status"] = json!("accepted");
+                b
+            }),
+            _ if req.path.ends_with("/status") => Reply::json(
+                200,
+                json!({"webhook_status": "inactive", "webhook_enabled": true,
+                       "last_attempt_at": "2026-08-23T12:00:00Z", "last_response_code": 502}),
+            ),
+            _ => Reply::json(200, json!({"status": "running"})),
+        });
+        let audit = fake.audit();
+        let p = Stream::Portal("3e551b39-227d-4297-b911-e68fd5d77c17".into());
+        let job = audit
+            .request_replay(&p, t("2026-08-23T12:00:00.5Z"), t("2026-08-23T12:05:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(job.value.status, JobStatus::Accepted);
+        assert_eq!(
+            audit.replay_job(&p).await.unwrap().value.status,
+            JobStatus::Running
+        );
+        assert!(
+            audit
+                .webhook_status(&p)
+                .await
+                .unwrap()
+                .value
+                .last_attempt_failed()
+        );
+        let reqs = fake.requests();
+        let base = "/v3/portals/3e551b39-227d-4297-b911-e68fd5d77c17";
+        assert_eq!(reqs[0].method, "PUT");
+        assert_eq!(reqs[0].path, format!("{base}/audit-log-replay-job"));
+        assert_eq!(
+            reqs[0].json(),
+            json!({"start_at": "2026-08-23T12:00:00Z", "end_at": "2026-08-23T12:05:00Z"})
+        );
+        assert_eq!(reqs[1].path, format!("{base}/audit-log-replay-job"));
+        assert_eq!(reqs[2].path, format!("{base}/audit-log-webhook/status"));
     }
 }

@@ -31,25 +31,49 @@ impl Run {
             log_format = opts.log_format.as_str(),
             local_endpoint = %local_endpoint,
             listen_address = %bound,
+            admin_address = ?self.service.admin_address(),
             events_file = %self.paths.events_file.display(),
             "Konnect Audit-Log Listener Started{mode}"
         );
         tracing::info!("Listening for audit-log events{mode}.");
+        let portals: Vec<String> = self
+            .progress
+            .lock()
+            .expect("progress lock poisoned")
+            .portals
+            .iter()
+            .map(|p| p.label())
+            .collect();
+        if !portals.is_empty() {
+            tracing::info!(portals = %portals.join(", "), "Dev Portal webhooks configured");
+        }
         if opts.tail {
             return;
         }
-        print_stdout(&startup_block(opts, id, local_endpoint, bound, &self.paths));
+        print_stdout(&startup_block(
+            opts,
+            id,
+            local_endpoint,
+            bound,
+            self.service.admin_address(),
+            &self.paths,
+            &portals,
+        ));
     }
 }
 
 /// The startup block `listen` prints once serving: the destination as
-/// created (endpoint redacted), then where the listener listens and writes.
+/// created (endpoint redacted), the Dev Portals pointed at it (`name
+/// (id)`, only with `--portal`), then where the listener listens and
+/// writes (and, with `--admin-address`, where the admin endpoint answers).
 pub(super) fn startup_block(
     opts: &ListenOptions,
     destination_id: &str,
     local_endpoint: &str,
     bound: &SocketAddr,
+    admin: Option<SocketAddr>,
     paths: &StoragePaths,
+    portals: &[String],
 ) -> String {
     let auth = match opts.authorization_origin {
         AuthorizationOrigin::User => "true",
@@ -70,12 +94,24 @@ pub(super) fn startup_block(
         "  webhook configured: {}\n",
         opts.configure_webhook
     ));
+    if !portals.is_empty() {
+        text.push_str(&format!(
+            "  dev portal webhooks configured: {}\n",
+            portals.join(", ")
+        ));
+    }
     text.push_str("\nListener\n");
     text.push_str(&format!("  local endpoint: {local_endpoint}\n"));
     text.push_str(&format!("  listen address: {bound}\n"));
     text.push_str(&format!("  path: {}\n", opts.path));
     if let Some(p) = &opts.public_url {
         text.push_str(&format!("  public base URL: {p}\n"));
+    }
+    if let Some(admin) = admin {
+        text.push_str(&format!(
+            "  admin endpoint: {}\n",
+            local_endpoint_base(admin)
+        ));
     }
     text.push_str(&format!("  events file: {}\n", paths.events_file.display()));
     text.push_str(&format!(
@@ -84,6 +120,11 @@ pub(super) fn startup_block(
     ));
     text.push_str("\nListening for audit-log events. Press Ctrl+C to stop.\n");
     text
+}
+
+/// `http://host:port` for a bound address, as [`local_endpoint`] writes it.
+pub fn local_endpoint_base(bound: SocketAddr) -> String {
+    super::local_endpoint(bound, "")
 }
 
 /// What `listen` prints after a stop whose cleanup succeeded.
@@ -126,11 +167,17 @@ mod tests {
             verify: crate::verify::Mode::Warn,
             backfill: crate::replay::Backfill::Auto,
             store: crate::store::StorePolicy::default(),
+            portals: Vec::new(),
+            service: crate::service::ServiceOptions::default(),
             warnings: Vec::new(),
         }
     }
 
     fn block(opts: &ListenOptions) -> String {
+        block_with(opts, &[])
+    }
+
+    fn block_with(opts: &ListenOptions, portals: &[String]) -> String {
         let bound: SocketAddr = "127.0.0.1:19090".parse().unwrap();
         let paths = StoragePaths::new("/home/u/.config/kongctl/audit-logs/default".into());
         startup_block(
@@ -138,7 +185,9 @@ mod tests {
             "7f9c1d2e-0000-4000-8000-000000000001",
             &local_endpoint(bound, &opts.path),
             &bound,
+            None,
             &paths,
+            portals,
         )
     }
 
@@ -197,6 +246,38 @@ mod tests {
              \x20 destination state file: /home/u/.config/kongctl/audit-logs/default/destination.json\n\
              \n\
              Listening for audit-log events. Press Ctrl+C to stop.\n"
+        );
+    }
+
+    #[test]
+    fn startup_block_names_the_portals_after_the_webhook() {
+        let opts = options("https://abc.example.test/audit-logs", None);
+        let text = block_with(&opts, &["dev (p1)".into(), "docs (p2)".into()]);
+        assert!(
+            text.contains(
+                "  webhook configured: true\n  dev portal webhooks configured: dev (p1), docs (p2)\n\nListener\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_admin_endpoint_follows_the_path() {
+        let opts = options("https://abc.example.test/audit-logs", None);
+        let bound: SocketAddr = "127.0.0.1:19090".parse().unwrap();
+        let paths = StoragePaths::new("/d".into());
+        let text = startup_block(
+            &opts,
+            "id",
+            &local_endpoint(bound, &opts.path),
+            &bound,
+            Some("0.0.0.0:9464".parse().unwrap()),
+            &paths,
+            &[],
+        );
+        assert!(
+            text.contains("  path: /audit-logs\n  admin endpoint: http://127.0.0.1:9464\n  events file: /d/events.jsonl\n"),
+            "{text}"
         );
     }
 

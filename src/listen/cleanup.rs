@@ -1,5 +1,6 @@
-//! Undoing what a listener did in Konnect: release the regional webhook and
-//! delete the destination.
+//! Undoing what a listener did in Konnect, in the reverse order of startup:
+//! give each Dev Portal's webhook back as it was, release the regional
+//! webhook, delete the destination.
 //!
 //! The same code runs after a normal stop, when startup fails half-way, when
 //! startup is interrupted, and when the next start of a profile finds that
@@ -8,6 +9,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use reqwest::StatusCode;
+
+use super::state::{PortalRelease, PortalState};
 use crate::konnect::audit_logs::Removal;
 use crate::konnect::{AuditLogs, Destination, KonnectError};
 
@@ -24,6 +28,9 @@ pub struct Progress {
     /// A webhook PATCH was sent: the webhook may point at the destination.
     pub attach_sent: bool,
     pub webhook_attached: bool,
+    /// The Dev Portals (`--portal`), in the order their webhooks are
+    /// attached, each with what startup found and did.
+    pub portals: Vec<PortalState>,
 }
 
 pub type SharedProgress = Arc<Mutex<Progress>>;
@@ -32,6 +39,8 @@ pub type SharedProgress = Arc<Mutex<Progress>>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CleanupReport {
     pub webhook_released: bool,
+    /// Labels of the portals whose webhooks were given back.
+    pub portals_released: Vec<String>,
     /// Ids of destinations deleted (or found already gone).
     pub destinations_removed: Vec<String>,
 }
@@ -39,7 +48,7 @@ pub struct CleanupReport {
 /// Why cleanup could not finish, and what is left.
 #[derive(Debug)]
 pub struct CleanupError {
-    pub step: &'static str,
+    pub step: String,
     pub source: KonnectError,
     pub left: Leftovers,
 }
@@ -53,6 +62,9 @@ impl std::fmt::Display for CleanupError {
 /// What may still exist in Konnect.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Leftovers {
+    /// Labels (`name (id)`) of the Dev Portals whose webhooks may still
+    /// point at the destination.
+    pub portals: Vec<String>,
     pub webhook: bool,
     pub destination_id: Option<String>,
     pub destination_name: Option<String>,
@@ -61,6 +73,12 @@ pub struct Leftovers {
 impl Leftovers {
     pub fn of(p: &Progress) -> Leftovers {
         Leftovers {
+            portals: p
+                .portals
+                .iter()
+                .filter(|s| s.attach_sent)
+                .map(PortalState::label)
+                .collect(),
             webhook: p.attach_sent,
             destination_id: p.destination.as_ref().map(|d| d.id.clone()),
             destination_name: if p.create_sent { p.name.clone() } else { None },
@@ -68,12 +86,25 @@ impl Leftovers {
     }
 
     pub fn is_empty(&self) -> bool {
-        !self.webhook && self.destination_id.is_none() && self.destination_name.is_none()
+        self.portals.is_empty()
+            && !self.webhook
+            && self.destination_id.is_none()
+            && self.destination_name.is_none()
     }
 
     /// A sentence for users: what may be left and how to get rid of it.
     pub fn describe(&self, region: &str) -> String {
         let mut parts = Vec::new();
+        match self.portals.as_slice() {
+            [] => {}
+            [one] => parts.push(format!(
+                "the audit-log webhook of Dev Portal {one} may still point at this listener's destination"
+            )),
+            many => parts.push(format!(
+                "the audit-log webhooks of Dev Portals {} may still point at this listener's destination",
+                many.join(", ")
+            )),
+        }
         if self.webhook {
             parts.push(format!(
                 "the {region} audit-log webhook may still point at this listener's destination"
@@ -94,10 +125,18 @@ impl Leftovers {
     }
 }
 
-/// Releases the webhook (if startup attached or tried to attach it) and
+/// Gives back each Dev Portal's webhook startup attached or tried to
+/// attach (last first), releases the regional webhook (likewise) and
 /// deletes the destination, before `deadline`. `left` says, at every
 /// moment, what may still exist: if the caller abandons the release (a
 /// second Ctrl+C), it reports that.
+///
+/// A portal's webhook is given back only while it still points at our
+/// destination (or while that cannot be told), as the regional one: one
+/// someone pointed elsewhere, or cleared, meanwhile is left alone. Given
+/// back means as startup found it: cleared (`DELETE`) if it had no
+/// destination, else pointed back at its previous destination, disabled
+/// (cleared if that destination no longer exists).
 ///
 /// The webhook is only released while it still points at our destination
 /// (or while that cannot be told): a webhook someone re-pointed in the
@@ -113,14 +152,32 @@ pub async fn release(
 ) -> Result<CleanupReport, CleanupError> {
     let mut report = CleanupReport {
         webhook_released: false,
+        portals_released: Vec::new(),
         destinations_removed: Vec::new(),
     };
     *lock(left) = Leftovers::of(progress);
-    let fail = |step, source| CleanupError {
-        step,
+    let fail = |step: &str, source| CleanupError {
+        step: step.to_string(),
         source,
         left: lock(left).clone(),
     };
+
+    let ours = progress.destination.as_ref().map(|d| d.id.as_str());
+    for portal in progress.portals.iter().rev().filter(|p| p.attach_sent) {
+        let label = portal.label();
+        if release_portal(audit, portal, ours, deadline)
+            .await
+            .map_err(|e| {
+                fail(
+                    &format!("restore the audit-log webhook of Dev Portal {label}"),
+                    e,
+                )
+            })?
+        {
+            report.portals_released.push(label.clone());
+        }
+        lock(left).portals.retain(|l| *l != label);
+    }
 
     if progress.attach_sent {
         let ours = progress.destination.as_ref().map(|d| d.id.as_str());
@@ -189,7 +246,7 @@ async fn delete_destinations(
             Err(e) => {
                 lock(left).destination_id = Some(id);
                 return Err(CleanupError {
-                    step: "delete audit-log destination",
+                    step: "delete audit-log destination".into(),
                     source: e,
                     left: lock(left).clone(),
                 });
@@ -197,6 +254,74 @@ async fn delete_destinations(
         }
     }
     Ok(())
+}
+
+/// Gives one portal's webhook back, if it still points at `ours` (or that
+/// cannot be told); true if it did.
+async fn release_portal(
+    audit: &AuditLogs,
+    portal: &PortalState,
+    ours: Option<&str>,
+    deadline: Instant,
+) -> Result<bool, KonnectError> {
+    let id = portal.portal_id.as_str();
+    let points_elsewhere = match audit.portal_webhook(id).await {
+        Ok(hook) => match (hook.destination_id.as_deref(), ours) {
+            (Some(current), Some(o)) => current != o,
+            (Some(_), None) => false,
+            // Cleared: given back already, or by someone else.
+            (None, _) => true,
+        },
+        Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => {
+            tracing::warn!(
+                portal_id = id,
+                "the Dev Portal no longer exists; nothing to give back"
+            );
+            return Ok(false);
+        }
+        Err(e) => {
+            tracing::debug!(portal_id = id, error = %e, "could not read the portal's webhook; giving it back anyway");
+            false
+        }
+    };
+    if points_elsewhere {
+        tracing::warn!(
+            portal_id = id,
+            "the Dev Portal's webhook does not point at this listener's destination; leaving it alone"
+        );
+        return Ok(false);
+    }
+    if let (PortalRelease::Restore, Some(previous)) =
+        (portal.release, portal.previous_destination_id.as_deref())
+    {
+        match audit
+            .repoint_portal_webhook(id, previous, false, Some(deadline))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(
+                    portal_id = id,
+                    destination_id = previous,
+                    "pointed the Dev Portal's webhook back at its previous destination, disabled"
+                );
+                return Ok(true);
+            }
+            // The previous destination is gone (or refused): clearing is
+            // the nearest to what was there.
+            Err(e)
+                if matches!(
+                    e.status(),
+                    Some(StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST)
+                ) =>
+            {
+                tracing::warn!(portal_id = id, destination_id = previous, error = %e, "could not point the Dev Portal's webhook back at its previous destination; clearing it");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    audit.delete_portal_webhook(id, deadline).await?;
+    tracing::info!(portal_id = id, "cleared the Dev Portal's webhook");
+    Ok(true)
 }
 
 fn lock(left: &Mutex<Leftovers>) -> std::sync::MutexGuard<'_, Leftovers> {
@@ -235,6 +360,29 @@ mod tests {
             Leftovers::of(&p).describe("eu"),
             "the eu audit-log webhook may still point at this listener's destination; \
              audit-log destination d1 may still exist"
+        );
+        let mut a = PortalState::found("p1".into(), "dev".into(), None);
+        a.attach_sent = true;
+        let b = PortalState::found("p2".into(), "docs".into(), Some("d0".into()));
+        p.portals = vec![a.clone(), b.clone()];
+        assert_eq!(
+            Leftovers::of(&p).describe("eu"),
+            "the audit-log webhook of Dev Portal dev (p1) may still point at this listener's \
+             destination; the eu audit-log webhook may still point at this listener's destination; \
+             audit-log destination d1 may still exist",
+            "a portal whose attach was not sent is not left"
+        );
+        p.portals = vec![
+            a.clone(),
+            PortalState {
+                attach_sent: true,
+                ..b
+            },
+        ];
+        assert!(
+            Leftovers::of(&p)
+                .describe("eu")
+                .starts_with("the audit-log webhooks of Dev Portals dev (p1), docs (p2) may"),
         );
     }
 }

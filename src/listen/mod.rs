@@ -19,6 +19,11 @@
 //! - `banner`: 8. the startup block (listen) or its log lines (tail).
 //! - `finish`: cleanup after a stop or a failed startup, with
 //!   `cleanup::release` doing the Konnect calls.
+//! - `dry_run`: `--dry-run`, the same checks with only reads, then what a
+//!   start would create.
+//!
+//! Health, the admin endpoint and systemd's notifications are
+//! `crate::service`'s; `run` and `serve` call its hooks.
 //!
 //! Any failure or interrupt after the first remote change undoes what was
 //! done. The HTTP listener lives in `crate::listener`, record printing in
@@ -28,6 +33,7 @@ mod banner;
 mod bind;
 pub mod check;
 pub mod cleanup;
+mod dry_run;
 mod finish;
 mod keys;
 pub mod options;
@@ -51,9 +57,11 @@ use crate::konnect::error::redact_url;
 use crate::konnect::{AuditLogs, KonnectClient};
 use crate::listener::EventStore;
 use crate::verify::{self, LiveVerifier, live::KeySource};
+pub use banner::local_endpoint_base as admin_endpoint_base;
 use bind::bind;
 pub use bind::local_endpoint;
 use cleanup::{Progress, SharedProgress};
+pub use dry_run::dry_run;
 pub use options::{AuthorizationOrigin, ListenOptions, LogFormat};
 use signals::Signals;
 use state::{ProfileLock, StoragePaths};
@@ -74,6 +82,8 @@ pub struct Ready {
     /// Warnings startup showed on stderr (the tunnel check's), for a
     /// parent whose child's stderr is a log file.
     pub warnings: Vec<String>,
+    /// The admin endpoint's bound address (`--admin-address`).
+    pub admin_address: Option<SocketAddr>,
 }
 
 /// Called once startup succeeded (bound, Konnect configured, state files
@@ -96,6 +106,8 @@ struct Run {
     signals: Signals,
     /// The signature check (`--verify warn|reject`); `None` under `off`.
     verifier: Option<Arc<LiveVerifier>>,
+    /// Health, the admin endpoint and systemd's notifications.
+    service: Arc<crate::service::Service>,
 }
 
 /// Runs `listen` or `tail` until stopped; `Ok` after a clean stop whose
@@ -117,17 +129,7 @@ pub async fn run(settings: Settings, opts: ListenOptions, hooks: Hooks) -> Resul
             paths.dir.display()
         ))
     })?;
-    let lock = ProfileLock::acquire(&paths.lock_file).map_err(|e| {
-        let holder = match &e {
-            state::LockError::Held {
-                holder: Some(pid), ..
-            } => format!("stop it first (kongctl ps stop {pid}, or kill -TERM {pid}), or "),
-            _ => String::new(),
-        };
-        CliError::new(e.to_string()).with_hint(format!(
-            "{holder}use another --profile for a second listener"
-        ))
-    })?;
+    let lock = ProfileLock::acquire(&paths.lock_file).map_err(lock_error)?;
     let (store, opened) = EventStore::open(&paths.events_file, opts.store).map_err(|e| {
         CliError::new(format!(
             "failed to open events file {}: {e}",
@@ -153,6 +155,17 @@ pub async fn run(settings: Settings, opts: ListenOptions, hooks: Hooks) -> Resul
     let bound = listener
         .local_addr()
         .map_err(|e| CliError::new(format!("failed to read the bound address: {e}")))?;
+    // The admin endpoint answers from here on (`/readyz`: starting), and a
+    // stop request at any point makes it (and systemd) see the listener
+    // stopping.
+    let service = Arc::new(crate::service::Service::start(&opts.service, bound).await?);
+    {
+        let (service, stop) = (service.clone(), signals.stop.clone());
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            service.stopping();
+        });
+    }
 
     let audit = AuditLogs::new(client);
     let verifier = (opts.verify != verify::Mode::Off).then(|| {
@@ -173,10 +186,25 @@ pub async fn run(settings: Settings, opts: ListenOptions, hooks: Hooks) -> Resul
         progress: Arc::new(Mutex::new(Progress::default())),
         signals,
         verifier,
+        service: service.clone(),
     };
     let result = run.lifecycle(listener, bound, store, hooks).await;
     drop(lock);
+    service.shutdown().await;
     result
+}
+
+/// The profile's lock is held (or cannot be taken): what to do about it.
+fn lock_error(e: state::LockError) -> CliError {
+    let holder = match &e {
+        state::LockError::Held {
+            holder: Some(pid), ..
+        } => format!("stop it first (kongctl ps stop {pid}, or kill -TERM {pid}), or "),
+        _ => String::new(),
+    };
+    CliError::new(e.to_string()).with_hint(format!(
+        "{holder}use another --profile for a second listener"
+    ))
 }
 
 /// Client timeouts; `KONGCTL_KONNECT_TIMEOUT` (e.g. `5s`) shortens the
@@ -220,6 +248,7 @@ impl Run {
                 events_file: self.paths.events_file.clone(),
                 listener_state_file: self.paths.listener_file.clone(),
                 warnings: check_warning.into_iter().collect(),
+                admin_address: self.service.admin_address(),
             });
         }
 

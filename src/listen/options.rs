@@ -83,6 +83,11 @@ pub struct ListenOptions {
     pub backfill: crate::replay::Backfill,
     /// Rotation and retention of the store.
     pub store: StorePolicy,
+    /// `--portal`: the Dev Portals (ids or names, as given, trimmed,
+    /// without repeats) whose webhooks are pointed at the destination too.
+    pub portals: Vec<String>,
+    /// The admin endpoint and `--dry-run` (`crate::service`).
+    pub service: crate::service::ServiceOptions,
     /// Warnings to show once the command has decided where output goes.
     pub warnings: Vec<String>,
 }
@@ -197,6 +202,16 @@ impl ListenOptions {
         let max_body_bytes = usize::try_from(args.max_body_bytes)
             .map_err(|_| usage("max-body-bytes is too large for this machine".into()))?;
         let store = store_policy(args, configured, &usage)?;
+        let mut portals: Vec<String> = Vec::new();
+        for p in &args.portals {
+            let p = p.trim();
+            if p.is_empty() {
+                return Err(usage("--portal must not be empty".into()));
+            }
+            if !portals.iter().any(|q| q == p) {
+                portals.push(p.to_string());
+            }
+        }
 
         let name = match args
             .name
@@ -260,6 +275,8 @@ impl ListenOptions {
             },
             backfill,
             store,
+            portals,
+            service: crate::service::ServiceOptions::default(),
             warnings,
         })
     }
@@ -274,28 +291,6 @@ fn store_policy(
     configured: &StoreSettings,
     usage: &dyn Fn(String) -> CliError,
 ) -> Result<StorePolicy, CliError> {
-    fn pick<T>(
-        flag: (&'static str, &Option<String>),
-        configured: &Option<Given>,
-        parse: fn(&str) -> Result<Option<T>, String>,
-        usage: &dyn Fn(String) -> CliError,
-    ) -> Result<Option<Option<T>>, CliError> {
-        let (name, value) = flag;
-        if let Some(v) = value {
-            return parse(v)
-                .map(Some)
-                .map_err(|e| usage(format!("invalid --{name} {v:?}: {e}")));
-        }
-        match configured {
-            Some(g) => parse(&g.value).map(Some).map_err(|e| {
-                CliError::new(format!(
-                    "invalid audit-logs.{name} {:?} in {}: {e}",
-                    g.value, g.origin
-                ))
-            }),
-            None => Ok(None),
-        }
-    }
     let default = StorePolicy::default();
     Ok(StorePolicy {
         max_file_size: pick(
@@ -327,6 +322,33 @@ fn store_policy(
         )?
         .unwrap_or(default.retain_size),
     })
+}
+
+/// A listen setting from its flag `--<name>`, else from the environment or
+/// config.yaml (`audit-logs.<name>`), parsed; `None` when neither gives
+/// it. A bad flag is a usage error; a bad configured value names where it
+/// came from.
+pub(crate) fn pick<T>(
+    flag: (&'static str, &Option<String>),
+    configured: &Option<Given>,
+    parse: fn(&str) -> Result<T, String>,
+    usage: &dyn Fn(String) -> CliError,
+) -> Result<Option<T>, CliError> {
+    let (name, value) = flag;
+    if let Some(v) = value {
+        return parse(v)
+            .map(Some)
+            .map_err(|e| usage(format!("invalid --{name} {v:?}: {e}")));
+    }
+    match configured {
+        Some(g) => parse(&g.value).map(Some).map_err(|e| {
+            CliError::new(format!(
+                "invalid audit-logs.{name} {:?} in {}: {e}",
+                g.value, g.origin
+            ))
+        }),
+        None => Ok(None),
+    }
 }
 
 /// `--path`: trimmed, empty means `/audit-logs`, always starts with `/`.
@@ -383,7 +405,7 @@ fn parse_endpoint(raw: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-fn parse_listen_address(raw: &str) -> Result<SocketAddr, String> {
+pub(crate) fn parse_listen_address(raw: &str) -> Result<SocketAddr, String> {
     let raw = raw.trim();
     if raw.is_empty() {
         return Err("listen address cannot be empty".into());

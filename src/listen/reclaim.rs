@@ -1,7 +1,8 @@
 //! Reclaim (SPEC §8, run first in startup step 4): an earlier listener of
 //! this profile that died before its cleanup left a destination, and
-//! perhaps the regional webhook, recorded in `destination.json`; this
-//! finishes that cleanup before anything new is created. The release itself
+//! perhaps the regional webhook and Dev Portal webhooks, recorded in
+//! `destination.json`; this finishes that cleanup before anything new is
+//! created. The release itself
 //! is `cleanup::release`.
 
 use std::sync::Mutex;
@@ -49,6 +50,9 @@ impl Run {
             attach_sent: destination.is_some()
                 && (prev.webhook_configured || prev.status == CleanupStatus::Active),
             webhook_attached: prev.webhook_configured,
+            // A portal attach recorded as sent is checked and given back
+            // (one whose destination id was never learnt was never sent).
+            portals: prev.portals.clone(),
             destination,
         };
         let previous_pid = if prev.pid > 0 {
@@ -73,8 +77,16 @@ impl Run {
                     [] => format!("no audit-log destination {id} was found"),
                     ids => format!("deleted audit-log destination {}", ids.join(", ")),
                 };
+                let portals = match report.portals_released.as_slice() {
+                    [] => String::new(),
+                    [one] => format!("restored the audit-log webhook of Dev Portal {one}, "),
+                    many => format!(
+                        "restored the audit-log webhooks of Dev Portals {}, ",
+                        many.join(", ")
+                    ),
+                };
                 eprintln!(
-                    "Reclaimed: {}{deleted}",
+                    "Reclaimed: {portals}{}{deleted}",
                     if report.webhook_released {
                         "released the regional audit-log webhook, "
                     } else {

@@ -6,8 +6,12 @@
 //! `run` in startup step 7), its counters refreshed while serving, and its
 //! final `running: false` write. Gap healing (`crate::replay`) runs beside
 //! the listener while it serves, its status kept in `listener.json`.
+//! `listener.json` and the admin endpoint (`crate::service`) read the
+//! counters through one [`Sources`], so they never disagree; the serving
+//! loop also pings systemd's watchdog (`crate::service::notify`).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -15,8 +19,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::Run;
 use super::state::{self, ListenerState};
-use crate::listener::{DedupGate, EventStore, ListenerSettings};
-use crate::replay::{Healing, ReplayReport, SharedReport, StoreFiles, Timing};
+use crate::konnect::Stream;
+use crate::listener::{DedupGate, EventStore, IngestCounters, ListenerSettings};
+use crate::replay::{HealedStream, Healing, ReplayReport, SharedReport, StoreFiles, Timing};
+use crate::service::Snapshots;
+use crate::verify::LiveVerifier;
 
 /// How often listener.json's counters are refreshed.
 const STATE_REFRESH: Duration = Duration::from_secs(2);
@@ -48,6 +55,7 @@ impl Run {
         local_endpoint: &str,
     ) -> ListenerState {
         let started_at = crate::time::now_rfc3339();
+        let portals = self.portal_refs();
         ListenerState {
             started_at: started_at.clone(),
             profile: self.settings.profile.clone(),
@@ -68,10 +76,31 @@ impl Run {
             replay: Some(crate::replay::initial_report(
                 &self.opts.backfill,
                 self.opts.configure_webhook,
+                &portals
+                    .iter()
+                    .map(|p| (p.id.clone(), p.name.clone()))
+                    .collect::<Vec<_>>(),
                 // Read before this state replaces the previous listener's.
-                crate::replay::previous_missing_window(&self.paths.listener_file),
+                &crate::replay::previous_missing_windows(&self.paths.listener_file),
             )),
+            portals,
+            admin_address: self.service.admin_address().map(|a| a.to_string()),
+            ingest: None,
         }
+    }
+
+    /// The Dev Portals this listener receives (`--portal`, resolved).
+    fn portal_refs(&self) -> Vec<state::PortalRef> {
+        self.progress
+            .lock()
+            .expect("progress lock poisoned")
+            .portals
+            .iter()
+            .map(|p| state::PortalRef {
+                id: p.portal_id.clone(),
+                name: p.portal_name.clone(),
+            })
+            .collect()
     }
 
     /// Serves until a signal, a listener failure or (tail) a closed stdout.
@@ -79,7 +108,7 @@ impl Run {
         &self,
         listener: TcpListener,
         store: EventStore,
-        mut listener_state: ListenerState,
+        listener_state: ListenerState,
     ) -> StopReason {
         // Tail from here: taken before the server starts, so no record
         // acknowledged by this run is missed.
@@ -95,6 +124,7 @@ impl Run {
             .clone()
             .map(|v| v as std::sync::Arc<dyn crate::listener::Screen>);
         let gate = settings.dedup.clone();
+        let counters = settings.counters.clone();
         let mut server = tokio::spawn(crate::listener::serve(
             listener,
             settings,
@@ -113,10 +143,31 @@ impl Run {
             },
             gate: gate.clone(),
             backfill: self.opts.backfill.clone(),
-            automatic: self.opts.configure_webhook,
+            streams: std::iter::once(HealedStream {
+                stream: Stream::Org,
+                automatic: self.opts.configure_webhook,
+                name: String::new(),
+            })
+            .chain(self.portal_refs().into_iter().map(|p| HealedStream {
+                stream: Stream::Portal(p.id),
+                // Startup pointed the portal's webhook at this listener.
+                automatic: true,
+                name: p.name,
+            }))
+            .collect(),
             report: report.clone(),
             timing: Timing::from_env(),
         });
+        let sources = Arc::new(Sources {
+            base: listener_state.clone(),
+            store: store.clone(),
+            verifier: self.verifier.clone(),
+            report,
+            gate,
+            counters,
+        });
+        // Serving, with the webhook pointed here: ready.
+        self.service.serving(sources.clone());
 
         let stdout_closed = CancellationToken::new();
         let follower = if let Some(feed) = feed {
@@ -141,37 +192,25 @@ impl Run {
         };
 
         let refresher = {
-            let store = store.clone();
+            let sources = sources.clone();
             let path = self.paths.listener_file.clone();
-            let mut s = listener_state.clone();
             let every = state_refresh_interval();
-            let verifier = self.verifier.clone();
-            let report = report.clone();
-            let gate = gate.clone();
+            let service = self.service.clone();
             tokio::spawn(async move {
-                let mut last = (0, 0, None, report.version(), 0, store.summary());
+                let mut last: Option<ListenerState> = None;
                 loop {
                     tokio::time::sleep(every).await;
-                    let stats = store.stats();
-                    // Records refused by `--verify reject` change only
-                    // the verify counts; the store also changes without
-                    // records arriving (compression, retention, the first
-                    // scan).
-                    let now = (
-                        stats.records,
-                        stats.requests,
-                        verifier.as_ref().map(|v| v.counts()),
-                        report.version(),
-                        gate.dropped(),
-                        store.summary(),
-                    );
-                    if now != last {
-                        apply_stats(&mut s, &stats);
-                        s.verify = now.2;
-                        s.replay = Some(replay_report(&report, &gate));
-                        s.store = now.5.clone();
-                        last = now;
-                        if let Err(e) = state::write_json(&path, &s) {
+                    // Written when anything but the time changed: records
+                    // refused by `--verify reject` change only the verify
+                    // counts; the store also changes without records
+                    // arriving (compression, retention, the first scan).
+                    let now = sources.snapshot();
+                    let mut key = now.clone();
+                    key.updated_at = None;
+                    if last.as_ref() != Some(&key) {
+                        last = Some(key);
+                        service.status(&now);
+                        if let Err(e) = state::write_json(&path, &now) {
                             tracing::warn!(error = %e, "failed to refresh listener state file");
                         }
                     }
@@ -179,15 +218,27 @@ impl Run {
             })
         };
 
-        let reason = tokio::select! {
-            _ = self.signals.stop.cancelled() => StopReason::Signal,
-            _ = stdout_closed.cancelled() => StopReason::StdoutClosed,
-            r = &mut server => StopReason::ListenerFailed(match r {
-                Ok(Ok(_)) => "listener stopped unexpectedly".to_string(),
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => format!("listener task failed: {e}"),
-            }),
+        // systemd's watchdog is pinged from this loop, which also watches
+        // the listener task: a wedged runtime stops the pings and systemd
+        // restarts the service.
+        let mut watchdog = self.service.watchdog_interval().map(|every| {
+            let mut i = tokio::time::interval(every);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        let reason = loop {
+            tokio::select! {
+                _ = self.signals.stop.cancelled() => break StopReason::Signal,
+                _ = stdout_closed.cancelled() => break StopReason::StdoutClosed,
+                r = &mut server => break StopReason::ListenerFailed(match r {
+                    Ok(Ok(_)) => "listener stopped unexpectedly".to_string(),
+                    Ok(Err(e)) => e.to_string(),
+                    Err(e) => format!("listener task failed: {e}"),
+                }),
+                _ = tick(watchdog.as_mut()) => self.service.watchdog(),
+            }
         };
+        self.service.stopping();
         match &reason {
             StopReason::Signal => tracing::info!("stopping: signal received"),
             StopReason::StdoutClosed => tracing::info!("stopping: stdout closed"),
@@ -218,9 +269,7 @@ impl Run {
         if let Some(healing) = healing {
             healing.stop().await;
         }
-        listener_state.replay = Some(replay_report(&report, &gate));
-        let stats = store.stats();
-        listener_state.store = store.summary();
+        let mut listener_state = sources.snapshot();
         store.close();
         if let Some(f) = follower {
             match tokio::time::timeout(Duration::from_secs(10), f).await {
@@ -230,7 +279,6 @@ impl Run {
                 Err(_) => tracing::warn!("tail did not finish printing in time"),
             }
         }
-        apply_stats(&mut listener_state, &stats);
         listener_state.verify = self.verifier.as_ref().map(|v| v.counts());
         listener_state.running = false;
         listener_state.stopped_at = Some(crate::time::now_rfc3339());
@@ -238,6 +286,41 @@ impl Run {
             tracing::warn!(error = %e, "failed to write final listener state");
         }
         reason
+    }
+}
+
+/// Everything `listener.json`'s counters are read from: one snapshot of
+/// them is what `listener.json` is written with and what the admin
+/// endpoint answers from.
+struct Sources {
+    /// What does not change while serving (addresses, paths, start time).
+    base: ListenerState,
+    store: EventStore,
+    verifier: Option<Arc<LiveVerifier>>,
+    report: SharedReport,
+    gate: DedupGate,
+    counters: Arc<IngestCounters>,
+}
+
+impl crate::service::Snapshots for Sources {
+    fn snapshot(&self) -> ListenerState {
+        let mut s = self.base.clone();
+        apply_stats(&mut s, &self.store.stats());
+        s.store = self.store.summary();
+        s.verify = self.verifier.as_ref().map(|v| v.counts());
+        s.replay = Some(replay_report(&self.report, &self.gate));
+        s.ingest = Some(self.counters.snapshot());
+        s
+    }
+}
+
+/// The next tick of `interval`, or never.
+async fn tick(interval: Option<&mut tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -2,6 +2,11 @@
 //! to stop (startup is undone, or serving ends and cleanup runs); a second
 //! one abandons the cleanup (SPEC §8). What stopping does is left to
 //! `startup` and `finish`.
+//!
+//! Except SIGHUP to a detached listener: it has no terminal to hang up
+//! (it runs in a session of its own), so a SIGHUP is someone asking it to
+//! reopen its log file (logrotate's `postrotate`), which it does
+//! (`crate::logging::reopen`) and keeps serving.
 
 use tokio_util::sync::CancellationToken;
 
@@ -21,22 +26,26 @@ impl Signals {
         let stop = CancellationToken::new();
         let abort = CancellationToken::new();
         let mut streams = Vec::new();
-        for kind in [
-            SignalKind::interrupt(),
-            SignalKind::terminate(),
-            SignalKind::hangup(),
+        for (kind, hangup) in [
+            (SignalKind::interrupt(), false),
+            (SignalKind::terminate(), false),
+            (SignalKind::hangup(), true),
         ] {
-            streams.push(
+            streams.push((
                 signal(kind).map_err(|e| {
                     CliError::new(format!("failed to install signal handlers: {e}"))
                 })?,
-            );
+                hangup,
+            ));
         }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-        for mut s in streams {
+        for (mut s, hangup) in streams {
             let tx = tx.clone();
             tokio::spawn(async move {
                 while s.recv().await.is_some() {
+                    if hangup && crate::logging::reopen() {
+                        continue;
+                    }
                     if tx.send(()).is_err() {
                         break;
                     }

@@ -1,8 +1,10 @@
 //! Startup against Konnect (SPEC §3 steps 4–6, after the local steps in
-//! `run`): finish an earlier listener's cleanup (`reclaim`), check the
-//! regional webhook is unconfigured, check the destination name is unused,
-//! create the destination and attach the webhook, recording each step in
-//! `destination.json`. The whole of it races the first stop request (a
+//! `run`): look up the `--portal` Dev Portals (before any change, so an
+//! unknown or ambiguous one changes nothing), finish an earlier listener's
+//! cleanup (`reclaim`), check the regional webhook is unconfigured and each
+//! portal's webhook disabled, check the destination name is unused, create
+//! the destination, attach the regional webhook, then each portal's,
+//! recording each step in `destination.json` before it is sent. The whole of it races the first stop request (a
 //! destination create already sent gets a grace period to answer), and a
 //! failed or interrupted startup is undone here, with the release `finish`
 //! owns.
@@ -11,7 +13,7 @@ use std::time::Duration;
 
 use super::Run;
 use super::finish::Released;
-use super::state::{self, CleanupStatus, DestinationState};
+use super::state::{self, CleanupStatus, DestinationState, PortalState};
 use crate::config::Settings;
 use crate::error::{CliError, exit_code};
 use crate::konnect::error::redact_url;
@@ -75,45 +77,22 @@ impl Run {
         p.destination.as_ref().map(|d| d.id.clone())
     }
 
-    /// Steps 4–7 of startup (the signing keys first: they change nothing).
+    /// Steps 4–7 of startup (the signing keys and the portals first: they
+    /// change nothing).
     async fn setup(&self) -> Result<(), CliError> {
         let opts = &self.opts;
         self.load_signing_keys().await?;
+        let portals =
+            crate::portal::resolve_all(&self.settings, &self.audit, &opts.portals).await?;
         self.reclaim().await?;
 
-        if opts.configure_webhook {
-            let hook =
-                self.audit.webhook().await.map_err(|e| {
-                    step_error(&self.settings, "read regional audit-log webhook", e)
-                })?;
-            if !hook.is_unconfigured() {
-                return Err(CliError::new(format!(
-                    "regional audit-log webhook is already configured (enabled={} endpoint={:?}); expected enabled=false and endpoint=\"unconfigured\"",
-                    hook.enabled, hook.endpoint
-                ))
-                .with_hint(format!(
-                    "another listener or integration uses the {region} webhook; stop it (kongctl ps), \
-                     or clear it with 'kongctl delete audit-logs webhook{flag}', or use --configure-webhook=false",
-                    region = self.settings.region,
-                    flag = region_flag(&self.settings.region),
-                )));
-            }
-        }
-
-        let taken = self
-            .audit
-            .destinations_named(&opts.name)
-            .await
-            .map_err(|e| step_error(&self.settings, "list audit-log destinations", e))?;
-        if !taken.is_empty() {
-            return Err(
-                CliError::new(format!("destination name {:?} already exists", opts.name))
-                    .with_hint(format!(
-                        "choose another --name, or delete the old destination with 'kongctl delete audit-logs destination {}'",
-                        opts.name
-                    )),
-            );
-        }
+        self.check_webhook_unconfigured().await?;
+        let found = self.check_portals_free(&portals).await?;
+        self.progress
+            .lock()
+            .expect("progress lock poisoned")
+            .portals = found;
+        self.check_name_unused().await?;
 
         {
             let mut p = self.progress.lock().expect("progress lock poisoned");
@@ -164,6 +143,120 @@ impl Run {
             tracing::info!(destination_id = %destination.id, region = %self.settings.region, "attached regional audit-log webhook");
             self.write_destination_state(true, CleanupStatus::Active, None)?;
         }
+
+        // Each portal's webhook, recorded as sent before it is sent (a
+        // crash in between leaves it for reclaim to check).
+        for (i, portal) in portals.iter().enumerate() {
+            let label = portal.label();
+            self.progress
+                .lock()
+                .expect("progress lock poisoned")
+                .portals[i]
+                .attach_sent = true;
+            self.write_destination_state(opts.configure_webhook, CleanupStatus::Active, None)?;
+            self.audit
+                .attach_portal_webhook(&portal.id, &destination.id)
+                .await
+                .map_err(|e| {
+                    step_error(
+                        &self.settings,
+                        &format!("configure the audit-log webhook of Dev Portal {label}"),
+                        e,
+                    )
+                })?;
+            self.progress
+                .lock()
+                .expect("progress lock poisoned")
+                .portals[i]
+                .webhook_configured = true;
+            tracing::info!(destination_id = %destination.id, portal_id = %portal.id, "attached the Dev Portal's audit-log webhook");
+            self.write_destination_state(opts.configure_webhook, CleanupStatus::Active, None)?;
+        }
+        Ok(())
+    }
+
+    /// Step 4: with `--configure-webhook`, the region's webhook must be
+    /// unconfigured (read only; `--dry-run` runs it too).
+    pub(super) async fn check_webhook_unconfigured(&self) -> Result<(), CliError> {
+        if !self.opts.configure_webhook {
+            return Ok(());
+        }
+        let hook = self
+            .audit
+            .webhook()
+            .await
+            .map_err(|e| step_error(&self.settings, "read regional audit-log webhook", e))?;
+        if !hook.is_unconfigured() {
+            return Err(CliError::new(format!(
+                "regional audit-log webhook is already configured (enabled={} endpoint={:?}); expected enabled=false and endpoint=\"unconfigured\"",
+                hook.enabled, hook.endpoint
+            ))
+            .with_hint(format!(
+                "another listener or integration uses the {region} webhook; stop it (kongctl ps), \
+                 or clear it with 'kongctl delete audit-logs webhook{flag}', or use --configure-webhook=false",
+                region = self.settings.region,
+                flag = region_flag(&self.settings.region),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Step 4, for `--portal`: each portal's webhook must be free
+    /// (disabled); what it points at is what it gets back on exit (read
+    /// only).
+    pub(super) async fn check_portals_free(
+        &self,
+        portals: &[crate::konnect::portals::Portal],
+    ) -> Result<Vec<PortalState>, CliError> {
+        let mut found = Vec::with_capacity(portals.len());
+        for portal in portals {
+            let label = portal.label();
+            let hook = self.audit.portal_webhook(&portal.id).await.map_err(|e| {
+                step_error(
+                    &self.settings,
+                    &format!("read the audit-log webhook of Dev Portal {label}"),
+                    e,
+                )
+            })?;
+            if hook.enabled {
+                return Err(CliError::new(format!(
+                    "the audit-log webhook of Dev Portal {label} is already enabled (destination {}); expected it disabled",
+                    hook.destination_id.as_deref().unwrap_or("none")
+                ))
+                .with_hint(format!(
+                    "another listener or integration uses it; stop it (kongctl ps), \
+                     or clear it with 'kongctl delete audit-logs webhook --portal {}{}', or leave out --portal {}",
+                    portal.id,
+                    region_flag(&self.settings.region),
+                    portal.name,
+                )));
+            }
+            found.push(PortalState::found(
+                portal.id.clone(),
+                portal.name.clone(),
+                hook.destination_id,
+            ));
+        }
+        Ok(found)
+    }
+
+    /// Step 5: no destination has the name yet (read only).
+    pub(super) async fn check_name_unused(&self) -> Result<(), CliError> {
+        let name = &self.opts.name;
+        let taken = self
+            .audit
+            .destinations_named(name)
+            .await
+            .map_err(|e| step_error(&self.settings, "list audit-log destinations", e))?;
+        if !taken.is_empty() {
+            return Err(
+                CliError::new(format!("destination name {name:?} already exists")).with_hint(
+                    format!(
+                        "choose another --name, or delete the old destination with 'kongctl delete audit-logs destination {name}'"
+                    ),
+                ),
+            );
+        }
         Ok(())
     }
 
@@ -208,6 +301,7 @@ impl Run {
             deleted_at: (status == CleanupStatus::Deleted).then(crate::time::now_rfc3339),
             status,
             cleanup_error,
+            portals: p.portals.clone(),
         };
         state::write_json(&self.paths.destination_file, &s).map_err(|e| {
             CliError::new(format!(
@@ -222,7 +316,7 @@ impl Run {
     pub(super) async fn undo_after_failed_setup(&self, err: CliError) -> CliError {
         {
             let p = self.progress.lock().expect("progress lock poisoned");
-            if !p.create_sent && !p.attach_sent {
+            if !p.create_sent && !p.attach_sent && !p.portals.iter().any(|s| s.attach_sent) {
                 return err;
             }
         }

@@ -79,10 +79,76 @@ pub struct DestinationState {
     pub cleanup_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<String>,
+    /// Ours: the Dev Portals (`--portal`) whose webhooks this listener
+    /// points at its destination, as found at start and how each is
+    /// restored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub portals: Vec<PortalState>,
 }
 
 fn default_status() -> CleanupStatus {
     CleanupStatus::Active
+}
+
+/// How a portal's webhook is given back, decided from what startup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortalRelease {
+    /// It had no destination: `DELETE` (destination cleared, disabled)
+    /// is what it was.
+    Delete,
+    /// It pointed (disabled) at another destination: pointed back at that
+    /// one, disabled.
+    Restore,
+}
+
+/// One Dev Portal of a listener, in `destination.json`: its webhook as
+/// startup found it, and how far startup got with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortalState {
+    pub portal_id: String,
+    pub portal_name: String,
+    /// The destination its (disabled) webhook pointed at before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_destination_id: Option<String>,
+    pub release: PortalRelease,
+    /// A PATCH pointing the webhook at this listener's destination was
+    /// sent: it may point there.
+    #[serde(default)]
+    pub attach_sent: bool,
+    /// That PATCH succeeded.
+    #[serde(default)]
+    pub webhook_configured: bool,
+}
+
+impl PortalState {
+    /// A portal whose webhook startup found disabled, pointing at
+    /// `previous` (or nowhere).
+    pub fn found(portal_id: String, portal_name: String, previous: Option<String>) -> PortalState {
+        PortalState {
+            release: match previous {
+                Some(_) => PortalRelease::Restore,
+                None => PortalRelease::Delete,
+            },
+            portal_id,
+            portal_name,
+            previous_destination_id: previous,
+            attach_sent: false,
+            webhook_configured: false,
+        }
+    }
+
+    /// `name (id)`, for messages.
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.portal_name, self.portal_id)
+    }
+}
+
+/// A Dev Portal a listener receives, as `listener.json` and `ps` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortalRef {
+    pub id: String,
+    pub name: String,
 }
 
 /// `listener.json`: the original's fields plus counters refreshed while the
@@ -121,6 +187,16 @@ pub struct ListenerState {
     /// Gap healing: the replay status and any window still missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<crate::replay::ReplayReport>,
+    /// Ours: the Dev Portals (`--portal`) whose audit logs it receives.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub portals: Vec<PortalRef>,
+    /// Ours: the admin endpoint's address (`--admin-address`), if it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_address: Option<String>,
+    /// Ours: requests by status, records and bytes received, records set
+    /// aside by the signature check (`crate::listener::counters`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingest: Option<crate::listener::IngestCounts>,
 }
 
 /// Writes `value` as 2-space JSON, atomically, 0600, no trailing newline
@@ -197,6 +273,34 @@ impl ProfileLock {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether [`ProfileLock::acquire`] would succeed now, without creating
+    /// or writing the lock file (`--dry-run`): a missing file is free.
+    pub fn check_free(path: &Path) -> Result<(), LockError> {
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(LockError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(_unlocked_on_drop) => Ok(()),
+            Err((mut file, errno)) if errno == nix::errno::Errno::EWOULDBLOCK => {
+                Err(LockError::Held {
+                    holder: read_holder(&mut file),
+                    path: path.to_path_buf(),
+                })
+            }
+            Err((_, errno)) => Err(LockError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::from(errno),
+            }),
+        }
     }
 }
 
@@ -317,12 +421,18 @@ mod tests {
             status: CleanupStatus::CleanupFailed,
             cleanup_error: Some("x".into()),
             deleted_at: None,
+            portals: vec![PortalState::found(
+                "p1".into(),
+                "dev".into(),
+                Some("d0".into()),
+            )],
         };
         write_json(&p, &s).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(!text.ends_with('\n'));
         assert!(text.contains("\n  \"profile\": \"default\""), "{text}");
         assert!(text.contains("\"status\": \"cleanup_failed\""), "{text}");
+        assert!(text.contains("\"release\": \"restore\""), "{text}");
         assert_eq!(read_json::<DestinationState>(&p).unwrap(), Some(s));
         assert_eq!(
             read_json::<DestinationState>(&dir.path().join("missing")).unwrap(),

@@ -8,9 +8,11 @@
 //! `linger` lets a client whose body was refused unread read the answer;
 //! `probe` answers the tunnel self-test before serving starts. `dedup` is
 //! the gate that drops replayed duplicates on their way to the store while
-//! gap healing (`crate::replay`) has Konnect replay a window.
+//! gap healing (`crate::replay`) has Konnect replay a window. `counters`
+//! counts requests by status, records and bytes, for every report.
 //! Konnect itself, state files and signal handling belong to the caller.
 
+pub mod counters;
 pub mod dedup;
 pub mod ingest;
 pub mod linger;
@@ -18,6 +20,7 @@ pub mod probe;
 pub mod server;
 pub mod store;
 
+pub use counters::{IngestCounters, IngestCounts};
 pub use dedup::DedupGate;
 pub use ingest::Batch;
 pub use server::{ListenerSettings, Screen, ScreenError, ServeError, ServeReport, serve};

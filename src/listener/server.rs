@@ -66,15 +66,16 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::counters::IngestCounters;
 use super::dedup::DedupGate;
 use super::ingest::{self, Batch, BodyEncoding, DecodeError};
 use super::linger::{Linger, LingeringIo};
 use super::store::EventStore;
 
 /// Largest read buffer of a connection.
-const READ_BUFFER_MAX: usize = 64 * 1024;
+pub(crate) const READ_BUFFER_MAX: usize = 64 * 1024;
 /// Largest request head (request line and headers); larger ones get 431.
-const HEAD_MAX: usize = 16 * 1024;
+pub(crate) const HEAD_MAX: usize = 16 * 1024;
 
 /// How the listener serves; everything the caller decides.
 ///
@@ -104,6 +105,9 @@ pub struct ListenerSettings {
     /// Drops replayed duplicates while gap healing has it open (closed,
     /// and free, otherwise).
     pub dedup: DedupGate,
+    /// Requests by status, records and bytes received: shared with whoever
+    /// reports them (`listener.json`, the admin endpoint).
+    pub counters: Arc<IngestCounters>,
 }
 
 /// Why a [`Screen`] could not do its part.
@@ -139,6 +143,7 @@ impl ListenerSettings {
             drain_timeout: Duration::from_secs(5),
             screen: None,
             dedup: DedupGate::new(),
+            counters: Arc::default(),
         }
     }
 }
@@ -308,12 +313,17 @@ pub async fn serve(
     }
     tracing::debug!(open, aborted, "listener stopped");
     let c = &ctx.counts;
+    let answered = &ctx.settings.counters;
     let report = ServeReport {
         connections: c.connections.load(Ordering::Relaxed),
         requests: c.requests.load(Ordering::Relaxed),
-        accepted: c.accepted.load(Ordering::Relaxed),
-        rejected: c.rejected.load(Ordering::Relaxed),
-        failed: c.failed.load(Ordering::Relaxed),
+        accepted: answered.count(202),
+        rejected: super::counters::STATUSES
+            .iter()
+            .filter(|s| (400..500).contains(*s))
+            .map(|s| answered.count(*s))
+            .sum(),
+        failed: answered.count(500),
         aborted_connections: aborted,
     };
     outcome.map(|()| report)
@@ -353,13 +363,12 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
+/// Connections and requests begun; the answers are counted in
+/// `ListenerSettings::counters`.
 #[derive(Default)]
 struct Counts {
     connections: AtomicU64,
     requests: AtomicU64,
-    accepted: AtomicU64,
-    rejected: AtomicU64,
-    failed: AtomicU64,
 }
 
 struct Context {
@@ -449,19 +458,16 @@ impl Context {
         self.counts.requests.fetch_add(1, Ordering::Relaxed);
         match self.ingest(req).await {
             Ok(records) => {
-                self.counts.accepted.fetch_add(1, Ordering::Relaxed);
+                self.settings
+                    .counters
+                    .answered(StatusCode::ACCEPTED.as_u16());
                 tracing::trace!(records, "batch stored");
                 let mut resp = Response::new(Full::new(Bytes::new()));
                 *resp.status_mut() = StatusCode::ACCEPTED;
                 resp
             }
             Err(rejection) => {
-                let counter = if rejection == Rejection::Persist {
-                    &self.counts.failed
-                } else {
-                    &self.counts.rejected
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
+                self.settings.counters.answered(rejection.status().as_u16());
                 if rejection.before_body() {
                     linger.request();
                 }
@@ -507,6 +513,7 @@ impl Context {
             tracing::debug!("request body not received within the body read timeout");
             Rejection::BodyRead
         })??;
+        let raw_len = raw.len();
 
         let decoded = match ingest::detect_encoding(header_says_gzip, &raw) {
             Ok(BodyEncoding::Gzip) => {
@@ -521,20 +528,33 @@ impl Context {
             DecodeError::TooLarge => Rejection::DecodedTooLarge,
             DecodeError::Corrupt => Rejection::Decode,
         })?;
+        let decoded_len = decoded.len();
         let mut batch = Batch::from_decoded(decoded);
+        settings
+            .counters
+            .received(raw_len, decoded_len, batch.len());
         let admission = settings.dedup.admit(&mut batch);
         if let Some(screen) = &settings.screen {
+            let before = batch.len();
             batch = match screen.screen(batch).await {
-                Ok(batch) => batch,
+                Ok(batch) => {
+                    settings.counters.set_aside(before - batch.len());
+                    batch
+                }
                 Err(e) => {
                     admission.revoke();
+                    settings.counters.stored(false);
                     tracing::error!(error = %e, "failed to screen a batch");
                     return Err(Rejection::Persist);
                 }
             };
         }
         let records = batch.len();
-        if let Err(e) = self.store.append(batch).await {
+        let appended = self.store.append(batch).await;
+        if records > 0 {
+            settings.counters.stored(appended.is_ok());
+        }
+        if let Err(e) = appended {
             admission.revoke();
             tracing::error!(error = %e, records, "failed to persist a batch");
             return Err(Rejection::Persist);

@@ -51,6 +51,9 @@ pub struct OutputSpec {
     pub columns: Option<Vec<Column>>,
     /// Rows are printed as they come instead of aligned at the end.
     pub follow: bool,
+    /// A follow's text rows have the PORTAL column (Dev Portal records may
+    /// come).
+    pub portal_column: bool,
 }
 
 /// What a finished query printed.
@@ -123,7 +126,10 @@ pub fn printer<'a, W: Write + 'a, E: Write + 'a>(
             spec.jq,
             spec.raw,
         )),
-        Format::Text => Box::new(rows::Rows::new(out, spec.columns, spec.follow, width)),
+        Format::Text => Box::new(
+            rows::Rows::new(out, spec.columns, spec.follow, width)
+                .with_portal_column(spec.portal_column),
+        ),
     }
 }
 

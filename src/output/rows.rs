@@ -1,6 +1,9 @@
 //! `-o text`: one row per record, under upstream's headers
 //! `TIMESTAMP TYPE PRINCIPAL ACTION RESULT TRACE ID` or the `--columns`
-//! the user chose.
+//! the user chose. When Dev Portal records are shown, a `PORTAL` column
+//! (the record's `portal_id`) follows `TYPE`: in a finite table when any
+//! row has one, in a follow when the command says portal records may come
+//! (its header is printed before they do).
 //!
 //! A finite query prints one aligned table at the end, fitted to the
 //! terminal as `ps` is ([`super::table`]). A follow prints the header
@@ -36,13 +39,20 @@ pub const HEADERS: [&str; 6] = [
     "TRACE ID",
 ];
 
+/// The header of the portal column, and where it goes (after `TYPE`).
+pub const PORTAL_HEADER: &str = "PORTAL";
+const PORTAL_AT: usize = 2;
+
 pub struct Rows<W: Write> {
     out: BufWriter<W>,
     columns: Option<Vec<Column>>,
     follow: bool,
     width: usize,
-    rows: Vec<Vec<String>>,
+    /// Finite tables: each row and its record's portal id.
+    rows: Vec<(Vec<String>, Option<String>)>,
     header_written: bool,
+    /// A follow's rows have the PORTAL column.
+    portal_column: bool,
 }
 
 impl<W: Write> Rows<W> {
@@ -54,7 +64,15 @@ impl<W: Write> Rows<W> {
             width,
             rows: Vec::new(),
             header_written: false,
+            portal_column: false,
         }
+    }
+
+    /// A follow shows the PORTAL column from its first row (a finite
+    /// table decides from its rows).
+    pub fn with_portal_column(mut self, portal_column: bool) -> Self {
+        self.portal_column = portal_column;
+        self
     }
 
     pub fn into_inner(self) -> io::Result<W> {
@@ -63,10 +81,16 @@ impl<W: Write> Rows<W> {
             .map_err(io::IntoInnerError::into_error)
     }
 
-    fn headers(&self) -> Vec<&str> {
+    fn headers(&self, portal: bool) -> Vec<&str> {
         match &self.columns {
             Some(columns) => columns.iter().map(|c| c.header.as_str()).collect(),
-            None => HEADERS.to_vec(),
+            None => {
+                let mut headers = HEADERS.to_vec();
+                if portal {
+                    headers.insert(PORTAL_AT, PORTAL_HEADER);
+                }
+                headers
+            }
         }
     }
 
@@ -84,15 +108,20 @@ impl<W: Write> Rows<W> {
 
 impl<W: Write> Output for Rows<W> {
     fn record(&mut self, record: &Record) -> io::Result<()> {
-        let row = self.row(record);
+        let mut row = self.row(record);
+        let portal = record.portal_id().map(str::to_owned);
         if !self.follow {
-            self.rows.push(row);
+            self.rows.push((row, portal));
             return Ok(());
         }
+        let with_portal = self.portal_column && self.columns.is_none();
         if !self.header_written {
             self.header_written = true;
-            let header = self.headers().join("\t");
+            let header = self.headers(with_portal).join("\t");
             writeln!(self.out, "{header}")?;
+        }
+        if with_portal {
+            row.insert(PORTAL_AT, portal.unwrap_or_default());
         }
         writeln!(self.out, "{}", row.join("\t"))
     }
@@ -103,8 +132,17 @@ impl<W: Write> Output for Rows<W> {
 
     fn finish(&mut self, _: &Summary) -> io::Result<()> {
         if !self.follow {
-            let rows = std::mem::take(&mut self.rows);
-            let text = table::render(&self.headers(), &rows, self.width);
+            let with_portal = self.columns.is_none() && self.rows.iter().any(|(_, p)| p.is_some());
+            let rows: Vec<Vec<String>> = std::mem::take(&mut self.rows)
+                .into_iter()
+                .map(|(mut row, portal)| {
+                    if with_portal {
+                        row.insert(PORTAL_AT, portal.unwrap_or_default());
+                    }
+                    row
+                })
+                .collect();
+            let text = table::render(&self.headers(with_portal), &rows, self.width);
             self.out.write_all(text.as_bytes())?;
         }
         self.out.flush()
@@ -336,8 +374,12 @@ mod tests {
     }
 
     fn render(follow: bool, columns: Option<&str>, lines: &[&str]) -> String {
+        render_with(follow, false, columns, lines)
+    }
+
+    fn render_with(follow: bool, portal: bool, columns: Option<&str>, lines: &[&str]) -> String {
         let columns = columns.map(|c| columns::parse(&[c.to_owned()]).unwrap());
-        let mut rows = Rows::new(Vec::new(), columns, follow, 0);
+        let mut rows = Rows::new(Vec::new(), columns, follow, 0).with_portal_column(portal);
         for l in lines {
             rows.record(&Record::from_slice(l.as_bytes()).unwrap())
                 .unwrap();
@@ -363,6 +405,31 @@ mod tests {
             "TIMESTAMP\tTYPE\tPRINCIPAL\tACTION\tRESULT\tTRACE ID\n2026-08-23T14:00:01Z\tauthorization\tuser-2\tgateway.read\tdenied\ttrace-2\n2026-08-23T14:00:01Z\tauthorization\tuser-2\tgateway.read\tdenied\ttrace-2\n"
         );
         assert_eq!(render(true, None, &[]), "");
+    }
+
+    const P: &str = r#"{"cef_version":0,"event_class_id":"AUTHENTICATION_TYPE_BASIC","event_product":"Dev-Portal","event_ts":"2025-06-23T14:28:47Z","name":"AUTHENTICATION_OUTCOME_SUCCESS","portal_id":"3e551b39","principal_id":"dev-1","trace_id":7}"#;
+
+    #[test]
+    fn portal_records_bring_a_portal_column() {
+        assert_eq!(
+            render(false, None, &[R, P]),
+            "TIMESTAMP             TYPE            PORTAL    PRINCIPAL  ACTION        RESULT   TRACE ID\n\
+             2026-08-23T14:00:01Z  authorization             user-2     gateway.read  denied   trace-2\n\
+             2025-06-23T14:28:47Z  authentication  3e551b39  dev-1      basic         success  7\n"
+        );
+        // A follow: from its first row when told, else never.
+        assert_eq!(
+            render_with(true, true, None, &[R, P]),
+            "TIMESTAMP\tTYPE\tPORTAL\tPRINCIPAL\tACTION\tRESULT\tTRACE ID\n\
+             2026-08-23T14:00:01Z\tauthorization\t\tuser-2\tgateway.read\tdenied\ttrace-2\n\
+             2025-06-23T14:28:47Z\tauthentication\t3e551b39\tdev-1\tbasic\tsuccess\t7\n"
+        );
+        assert!(render(true, None, &[P]).starts_with("TIMESTAMP\tTYPE\tPRINCIPAL\t"));
+        // The user's columns are the user's.
+        assert_eq!(
+            render(false, Some("WHO=.principal_id"), &[P]),
+            "WHO\ndev-1\n"
+        );
     }
 
     #[test]

@@ -38,6 +38,12 @@ pub struct ListenerCounters {
     /// The store: closed segments, bytes on disk, record time range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<crate::store::StoreSummary>,
+    /// The Dev Portals (`--portal`) whose audit logs it receives.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub portals: Vec<crate::listen::state::PortalRef>,
+    /// The admin endpoint's address (`--admin-address`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_address: Option<String>,
 }
 
 /// Every record in `processes_dir` with its status, newest first, then by
@@ -301,6 +307,7 @@ mod tests {
         p.counters = Some(serde_json::from_str(state).unwrap());
         let json: serde_json::Value = serde_json::from_str(&render_json(&[p])).unwrap();
         assert_eq!(json[0]["records_received"], 5);
+        assert!(json[0].get("portals").is_none(), "no portals, no key");
         assert_eq!(json[0]["replay"]["jobs_failed"], 1);
         assert_eq!(
             json[0]["replay"]["missing_window"],
@@ -356,6 +363,8 @@ mod tests {
                 }),
                 replay: None,
                 store: None,
+                portals: Vec::new(),
+                admin_address: None,
             })
         );
     }

@@ -65,12 +65,39 @@ pub enum Limit {
     Last(usize),
 }
 
+/// Whose records to keep: the organisation's, Dev Portals', or both. A
+/// record's stream is its `portal_id` (present only on a portal's
+/// records).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// Every record.
+    #[default]
+    Any,
+    /// `--org`: records without a `portal_id`.
+    Org,
+    /// `--portal`: records of these portals (by id).
+    Portals(Vec<String>),
+}
+
+impl Origin {
+    pub fn matches(&self, record: &Record) -> bool {
+        match self {
+            Origin::Any => true,
+            Origin::Org => record.portal_id().is_none(),
+            Origin::Portals(ids) => record
+                .portal_id()
+                .is_some_and(|p| ids.iter().any(|id| id.eq_ignore_ascii_case(p))),
+        }
+    }
+}
+
 /// What to keep of a source's records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
     pub window: Window,
     pub kind: Option<EventType>,
     pub limit: Limit,
+    pub origin: Origin,
 }
 
 impl Query {
@@ -80,12 +107,15 @@ impl Query {
             window: Window::default(),
             kind: None,
             limit: Limit::Unlimited,
+            origin: Origin::Any,
         }
     }
 
-    /// Whether a record passes the window and type filters.
+    /// Whether a record passes the window, type and stream filters.
     pub fn matches(&self, record: &Record) -> bool {
-        self.window.contains(record.time()) && self.kind.is_none_or(|k| record.kind() == Some(k))
+        self.window.contains(record.time())
+            && self.kind.is_none_or(|k| record.kind() == Some(k))
+            && self.origin.matches(record)
     }
 }
 
@@ -317,6 +347,37 @@ mod tests {
     }
 
     #[test]
+    fn origin_keeps_the_organisations_or_the_named_portals_records() {
+        let portal = |p: &str, sig: &str| {
+            Record::from_slice(
+                format!(
+                    r#"{{"event_ts":"2026-01-01T00:00:0{sig}Z","event_class_id":"AUTHENTICATION_TYPE_BASIC","portal_id":"{p}","sig":"{sig}"}}"#
+                )
+                .as_bytes(),
+            )
+            .unwrap()
+        };
+        let records = || {
+            let mut all = five();
+            all.push(portal("3E551B39-227D-4297-B911-E68FD5D77C17", "7"));
+            all.push(portal("11111111-227d-4297-b911-e68fd5d77c17", "8"));
+            all
+        };
+        let q = |origin| Query {
+            origin,
+            ..Query::all()
+        };
+        let (lines, _) = run(q(Origin::Org), records(), false);
+        assert_eq!(sigs(&lines), ["a", "b", "c", "d", "e"]);
+        // Ids compare without case (a UUID is a UUID).
+        let one = Origin::Portals(vec!["3e551b39-227d-4297-b911-e68fd5d77c17".into()]);
+        let (lines, _) = run(q(one), records(), false);
+        assert_eq!(sigs(&lines), ["7"]);
+        let (lines, _) = run(q(Origin::Any), records(), false);
+        assert_eq!(lines.len(), 7);
+    }
+
+    #[test]
     fn window_is_inclusive_at_both_ends() {
         let q = Query {
             window: Window {
@@ -381,7 +442,7 @@ mod tests {
             limit: Limit::First(5),
             ..Query::all()
         };
-        assert!(!run(q, five(), false).1.truncated);
+        assert!(!run(q.clone(), five(), false).1.truncated);
         let mut p = Pipeline::new(q, Lines::default());
         for r in five() {
             p.push(r).unwrap();

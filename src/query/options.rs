@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{Limit, Query, Window};
+use super::{Limit, Origin, Query, Window};
 use crate::gofmt;
 use crate::jq::JqFilter;
 use crate::output::columns::{self, Column};
@@ -106,6 +106,9 @@ pub struct QueryOptions {
     pub poll_interval: Duration,
     pub page_size: u32,
     pub output: OutputSpec,
+    /// `--org` / `--portal`: set by the command once portal names are
+    /// resolved.
+    pub origin: Origin,
 }
 
 impl QueryOptions {
@@ -115,6 +118,7 @@ impl QueryOptions {
             window: self.time.window(now),
             kind: self.kind,
             limit: self.limit,
+            origin: self.origin.clone(),
         }
     }
 }
@@ -254,7 +258,9 @@ impl QueryFlags {
                 raw: self.jq_raw_output,
                 columns,
                 follow: self.follow,
+                portal_column: false,
             },
+            origin: Origin::Any,
         })
     }
 

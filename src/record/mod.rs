@@ -8,13 +8,14 @@
 //! re-serialised: they are what is stored, what `-o jsonl` prints and what
 //! Konnect signed. [`Record::new`] finds the format from the content and
 //! reads, in one pass over the bytes, what the query engine needs: the
-//! record's own time, its event type and where its signature is. The rest
-//! waits until asked for: the signature is a range of the bytes (decoded
-//! only if it holds escapes), and a CEF record's JSON object, which `--jq`,
-//! `--columns` and `-o json` see ([`cef`]), is built the first time it is
-//! wanted. A JSON record is read by a scanner that builds nothing
-//! (`scan`); only a record it is not sure of goes through serde_json, which
-//! also words the errors.
+//! record's own time, its event type, where its signature is and the Dev
+//! Portal it came from (`portal_id`, present only on a portal's records).
+//! The rest waits until asked for: the signature and portal are ranges of
+//! the bytes (decoded only if they hold escapes), and a CEF record's JSON
+//! object, which `--jq`, `--columns` and `-o json` see ([`cef`]), is built
+//! the first time it is wanted. A JSON record is read by a scanner that
+//! builds nothing (`scan`); only a record it is not sure of goes through
+//! serde_json, which also words the errors.
 //!
 //! Deciding what to do with a record (window, type, dedup, printing) is left
 //! to [`crate::query`] and [`crate::output`]; checking its signature to the
@@ -135,9 +136,10 @@ impl DedupKey {
     }
 }
 
-/// Where a record's signature is.
+/// A string member of a record (its signature, its portal), kept where it
+/// is rather than copied.
 #[derive(Clone)]
-enum Signature {
+enum Text {
     None,
     /// A range of the raw bytes (valid UTF-8), as stored.
     At(Range<u32>),
@@ -145,22 +147,30 @@ enum Signature {
     Decoded(Box<str>),
 }
 
-impl Signature {
-    /// The signature `text` found in `raw`: a range when `text` borrows
-    /// `raw`'s bytes, else a copy.
-    fn of(raw: &[u8], text: Option<Cow<'_, str>>) -> Signature {
-        let Some(text) = text.filter(|s| !s.is_empty()) else {
-            return Signature::None;
+impl Text {
+    /// The string `text` found in `raw`, if `keep` takes it: a range when
+    /// `text` borrows `raw`'s bytes, else a copy.
+    fn of(raw: &[u8], text: Option<Cow<'_, str>>, keep: impl Fn(&str) -> bool) -> Text {
+        let Some(text) = text.filter(|s| keep(s)) else {
+            return Text::None;
         };
         let start = (text.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
         match &text {
             Cow::Borrowed(s) if start <= raw.len() && raw.len() - start >= s.len() => {
                 match (u32::try_from(start), u32::try_from(start + s.len())) {
-                    (Ok(a), Ok(b)) => Signature::At(a..b),
-                    _ => Signature::Decoded(text.into_owned().into_boxed_str()),
+                    (Ok(a), Ok(b)) => Text::At(a..b),
+                    _ => Text::Decoded(text.into_owned().into_boxed_str()),
                 }
             }
-            _ => Signature::Decoded(text.into_owned().into_boxed_str()),
+            _ => Text::Decoded(text.into_owned().into_boxed_str()),
+        }
+    }
+
+    fn get<'a>(&'a self, raw: &'a [u8]) -> Option<&'a str> {
+        match self {
+            Text::None => None,
+            Text::At(at) => std::str::from_utf8(&raw[at.start as usize..at.end as usize]).ok(),
+            Text::Decoded(s) => Some(s),
         }
     }
 }
@@ -172,7 +182,9 @@ pub struct Record {
     format: Format,
     time: Option<Timestamp>,
     kind: Option<EventType>,
-    signature: Signature,
+    signature: Text,
+    /// `portal_id`: the Dev Portal whose audit log this record is.
+    portal_id: Text,
     /// The JSON object of a CEF record ([`cef::to_json`]), built when first
     /// asked for.
     cef_json: OnceLock<Bytes>,
@@ -245,13 +257,15 @@ impl Record {
             Format::OtherJson => fields.kind.as_deref().and_then(EventType::parse),
             _ => EventType::of_webhook(fields.event_class_id.as_deref(), fields.name.as_deref()),
         };
-        let signature = Signature::of(&raw, fields.sig.or(fields.signature));
+        let signature = Text::of(&raw, fields.sig.or(fields.signature), |s| !s.is_empty());
+        let portal_id = Text::of(&raw, fields.portal_id, |s| !s.trim().is_empty());
         Ok(Record {
             raw,
             format,
             time,
             kind,
             signature,
+            portal_id,
             cef_json: OnceLock::new(),
         })
     }
@@ -260,13 +274,17 @@ impl Record {
         let parsed = cef::parse(text).map_err(NotARecord::InvalidCef)?;
         let time = parsed.time.and_then(parse_time);
         let kind = EventType::of_webhook(parsed.event_class_id(), parsed.name());
-        let signature = Signature::of(&raw, parsed.extension("sig"));
+        let signature = Text::of(&raw, parsed.extension("sig"), |s| !s.is_empty());
+        let portal_id = Text::of(&raw, parsed.extension("portal_id"), |s| {
+            !s.trim().is_empty()
+        });
         Ok(Record {
             raw,
             format: Format::Cef,
             time,
             kind,
             signature,
+            portal_id,
             cef_json: OnceLock::new(),
         })
     }
@@ -303,13 +321,13 @@ impl Record {
 
     /// The record's signature: `sig` (webhook) or `signature` (pull).
     pub fn signature(&self) -> Option<&str> {
-        match &self.signature {
-            Signature::None => None,
-            Signature::At(at) => {
-                std::str::from_utf8(&self.raw[at.start as usize..at.end as usize]).ok()
-            }
-            Signature::Decoded(s) => Some(s),
-        }
+        self.signature.get(&self.raw)
+    }
+
+    /// The Dev Portal this record came from (its `portal_id`, in any
+    /// format); `None` for the organisation's records.
+    pub fn portal_id(&self) -> Option<&str> {
+        self.portal_id.get(&self.raw)
     }
 
     /// The key that identifies this record among deliveries of the same
@@ -369,6 +387,7 @@ struct Probe<'a> {
     sig: Option<Cow<'a, str>>,
     signature: Option<Cow<'a, str>>,
     authentication_type: Option<Cow<'a, str>>,
+    portal_id: Option<Cow<'a, str>>,
     /// The `event` member as JSON text.
     event: Option<&'a [u8]>,
 }
@@ -391,6 +410,8 @@ struct RawProbe<'a> {
     signature: Option<&'a RawValue>,
     #[serde(borrow, default)]
     authentication_type: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    portal_id: Option<&'a RawValue>,
     #[serde(borrow, default)]
     event: Option<&'a RawValue>,
 }
@@ -428,6 +449,7 @@ impl<'a> Probe<'a> {
             sig: string(&m.sig),
             signature: string(&m.signature),
             authentication_type: string(&m.authentication_type),
+            portal_id: string(&m.portal_id),
             // serde_json reads `null` as no member.
             event: value(&m.event).filter(|v| *v != b"null"),
         }
@@ -444,6 +466,7 @@ impl<'a> Probe<'a> {
                 sig: string(raw.sig),
                 signature: string(raw.signature),
                 authentication_type: string(raw.authentication_type),
+                portal_id: string(raw.portal_id),
                 event: raw.event.map(|e| e.get().as_bytes()),
             }),
             // serde refuses a repeated member, which Go's decoder (and so
@@ -471,6 +494,7 @@ impl<'a> Probe<'a> {
             sig: field("sig"),
             signature: field("signature"),
             authentication_type: field("authentication_type"),
+            portal_id: field("portal_id"),
             event: None,
         })
     }
@@ -504,6 +528,32 @@ mod tests {
         assert_eq!(r.kind(), Some(EventType::Authorization));
         assert_eq!(r.signature(), Some("abc"));
         assert_eq!(r.json(), r.raw().as_ref());
+    }
+
+    #[test]
+    fn a_dev_portal_record_names_its_portal_in_every_format() {
+        let portal = Some("3e551b39-227d-4297-b911-e68fd5d77c17");
+        // Kong's verbatim Dev Portal sample, in the three webhook formats.
+        let cef = include_str!("testdata/records.cef")
+            .lines()
+            .find(|l| l.contains("|Dev-Portal|"))
+            .unwrap();
+        let json = r#"{"cef_version":0,"event_class_id":"AUTHENTICATION_TYPE_BASIC","event_product":"Dev-Portal","event_ts":"2025-06-23T14:28:47Z","name":"AUTHENTICATION_OUTCOME_SUCCESS","portal_id":"3e551b39-227d-4297-b911-e68fd5d77c17","sig":"XQC3"}"#;
+        let cps = format!(r#"{{"event":{json}}}"#);
+        for line in [cef, json, &cps] {
+            let r = record(line);
+            assert_eq!(r.portal_id(), portal, "{line}");
+            assert_eq!(r.kind(), Some(EventType::Authentication));
+        }
+        // The organisation's records have none; an empty one is none.
+        assert_eq!(
+            record(r#"{"event_class_id":"konnect","event_ts":"2025-01-01T00:00:00Z"}"#).portal_id(),
+            None
+        );
+        assert_eq!(
+            record(r#"{"event_ts":"2025-01-01T00:00:00Z","portal_id":""}"#).portal_id(),
+            None
+        );
     }
 
     #[test]
@@ -689,7 +739,7 @@ mod tests {
                 "{", "}", "[", "]", ":", ",", " ", "\"", "\\", "\\u00", "d8", "\\n",
                 "\"sig\"", "\"event_ts\"", "\"ts\"", "\"type\"", "\"name\"",
                 "\"event\"", "\"event_class_id\"", "\"signature\"",
-                "\"authentication_type\"", "\"x\"", "\"2025-01-01T00:00:00Z\"",
+                "\"authentication_type\"", "\"portal_id\"", "\"x\"", "\"2025-01-01T00:00:00Z\"",
                 "\"konnect\"", "\"authorization\"", "0", "-", "1", ".", "e", "+",
                 "true", "false", "null", "tru", "\u{e9}", "\t", "\u{1}",
             ]), 0..40)
@@ -707,7 +757,7 @@ mod tests {
             members in proptest::collection::vec((
                 proptest::sample::select(vec![
                     "sig", "event_ts", "ts", "type", "name", "event", "event_class_id",
-                    "signature", "authentication_type", "x", "trace_id",
+                    "signature", "authentication_type", "portal_id", "x", "trace_id",
                 ]),
                 proptest::sample::select(vec![
                     "\"s\"", "\"\"", "\"a\\\"b\"", "1", "-2.5e3", "null", "true",

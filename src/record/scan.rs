@@ -27,6 +27,7 @@ pub(crate) struct Members {
     pub sig: Option<Range<usize>>,
     pub signature: Option<Range<usize>>,
     pub authentication_type: Option<Range<usize>>,
+    pub portal_id: Option<Range<usize>>,
     pub event: Option<Range<usize>>,
 }
 
@@ -42,6 +43,7 @@ impl Members {
             b"sig" => &mut self.sig,
             b"signature" => &mut self.signature,
             b"authentication_type" => &mut self.authentication_type,
+            b"portal_id" => &mut self.portal_id,
             b"event" => &mut self.event,
             _ => return None,
         })
@@ -354,6 +356,7 @@ mod tests {
             ("sig", s(&m.sig)),
             ("signature", s(&m.signature)),
             ("authentication_type", s(&m.authentication_type)),
+            ("portal_id", s(&m.portal_id)),
             ("event", s(&m.event)),
         ];
         Some(

@@ -1,19 +1,25 @@
 //! Gap healing: Konnect retries a failed delivery only 4 times, so events
 //! sent while no listener ran (stopped, crashed, the laptop asleep, the
 //! tunnel down) are lost to a webhook. Konnect keeps them for 7 days and
-//! sends a time range again on request (the region's replay job); this
-//! module asks for that range whenever a gap may exist, and makes sure
-//! nothing is stored twice.
+//! sends a time range again on request (a replay job); this module asks
+//! for that range whenever a gap may exist, and makes sure nothing is
+//! stored twice.
 //!
-//! - `window`: the range, from the newest stored record's own time less
-//!   2 minutes to now on Konnect's clock, clamped to the 7 days.
-//! - `scan`: the store (active file and segments) read for that newest time
-//!   and for the keys of the records in the window.
-//! - `heal`: one replay from start to end (gate open, scan, `PUT`, 409
-//!   waits, watching the job), with its outcome in the report.
+//! Each stream heals on its own: the organisation's (the region's webhook
+//! and replay job) and each `--portal` Dev Portal's (the portal's webhook,
+//! its replay job, its delivery status), each from its own newest stored
+//! record; one round of replays runs them side by side.
+//!
+//! - `window`: the range, from the stream's newest stored record's own time
+//!   less 2 minutes to now on Konnect's clock, clamped to the 7 days.
+//! - `scan`: the store (active file and segments) read for each stream's
+//!   newest time and for the keys of the records in its window.
+//! - `heal`: one round from start to end (gate open, scan, per stream
+//!   `PUT`, 409 waits, watching the job), with each outcome in the report.
 //! - `triggers`: what starts one: the listener's start, a jump of the wall
-//!   clock against the monotonic one (the machine slept), Konnect's webhook
-//!   status reporting a failed delivery after the newest stored record.
+//!   clock against the monotonic one (the machine slept), a stream's
+//!   webhook status reporting a failed delivery after its newest stored
+//!   record.
 //! - `report`: the `replay` object of `listener.json` and `ps -o json`.
 //!
 //! Replayed records arrive through the listener like live ones; the
@@ -33,9 +39,9 @@ use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::konnect::AuditLogs;
+use crate::konnect::{AuditLogs, Stream};
 use crate::listener::{DedupGate, EventStore};
-pub use report::{Phase, ReplayReport, SharedReport};
+pub use report::{Phase, PortalReplay, ReplayReport, SharedReport, StreamStatus, WebhookDelivery};
 pub use scan::StoreFiles;
 pub use window::Window;
 
@@ -184,12 +190,23 @@ pub struct Healing {
     pub files: StoreFiles,
     pub gate: DedupGate,
     pub backfill: Backfill,
-    /// Replay at start (`auto` only when the listener configured the
-    /// webhook) and on gaps noticed while running; explicit backfills are
-    /// requested either way.
-    pub automatic: bool,
+    /// The organisation's stream, then each Dev Portal's.
+    pub streams: Vec<HealedStream>,
     pub report: SharedReport,
     pub timing: Timing,
+}
+
+/// One stream and whether it heals automatically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealedStream {
+    pub stream: Stream,
+    /// Replay at start (`auto` only when the listener configured the
+    /// stream's webhook: the region's unless `--configure-webhook=false`,
+    /// a portal's always) and on gaps noticed while running; explicit
+    /// backfills are requested either way.
+    pub automatic: bool,
+    /// A portal's name, for messages (empty for the organisation).
+    pub name: String,
 }
 
 /// The running healer and its triggers; [`Running::stop`] ends them.
@@ -210,32 +227,65 @@ impl Running {
     }
 }
 
-/// The window the profile's previous listener left missing (a replay of it
-/// failed and none covered it before that listener stopped), from its
-/// `listener.json`; the next replay covers it. Anything unreadable is no
-/// window.
-pub fn previous_missing_window(listener_file: &std::path::Path) -> Option<Window> {
-    let bytes = std::fs::read(listener_file).ok()?;
-    let state: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    let text: window::WindowText =
-        serde_json::from_value(state.get("replay")?.get("missing_window")?.clone()).ok()?;
-    text.window()
+/// The windows the profile's previous listener left missing, per stream
+/// (a replay failed and none covered it before that listener stopped), from
+/// its `listener.json`; the next replay of that stream covers it. Anything
+/// unreadable is no window.
+pub fn previous_missing_windows(listener_file: &std::path::Path) -> Vec<(Stream, Window)> {
+    let Some(replay) = std::fs::read(listener_file)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|state| state.get("replay").cloned())
+    else {
+        return Vec::new();
+    };
+    let window = |v: &serde_json::Value| {
+        serde_json::from_value::<window::WindowText>(v.get("missing_window")?.clone())
+            .ok()?
+            .window()
+    };
+    let mut found: Vec<(Stream, Window)> = window(&replay)
+        .map(|w| (Stream::Org, w))
+        .into_iter()
+        .collect();
+    for p in replay
+        .get("portals")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let (Some(id), Some(w)) = (p.get("portal_id").and_then(|v| v.as_str()), window(p)) {
+            found.push((Stream::Portal(id.to_string()), w));
+        }
+    }
+    found
 }
 
-/// The report a listener starts with; `missing` is the window the previous
-/// listener left missing, if any.
+/// The report a listener starts with: the organisation's stream (healed
+/// automatically when `automatic`) and each portal's (`(id, name)`), with
+/// the windows the previous listener left `missing`.
 pub fn initial_report(
     backfill: &Backfill,
     automatic: bool,
-    missing: Option<Window>,
+    portals: &[(String, String)],
+    missing: &[(Stream, Window)],
 ) -> ReplayReport {
-    ReplayReport {
-        missing_window: missing.map(|w| w.text()),
-        state: if !healing_runs(backfill, automatic) {
-            Phase::Off
-        } else {
+    let missing_of = |stream: &Stream| {
+        missing
+            .iter()
+            .find(|(s, _)| s == stream)
+            .map(|(_, w)| w.text())
+    };
+    let phase = |automatic| {
+        if healing_runs(backfill, automatic) {
             Phase::Idle
-        },
+        } else {
+            Phase::Off
+        }
+    };
+    ReplayReport {
+        missing_window: missing_of(&Stream::Org),
+        state: phase(automatic),
         backfill: if automatic || *backfill == Backfill::Off {
             backfill.text()
         } else {
@@ -244,13 +294,25 @@ pub fn initial_report(
                 backfill.text()
             )
         },
+        portals: portals
+            .iter()
+            .map(|(id, name)| PortalReplay {
+                portal_id: id.clone(),
+                portal_name: name.clone(),
+                status: StreamStatus {
+                    state: phase(true),
+                    missing_window: missing_of(&Stream::Portal(id.clone())),
+                    ..StreamStatus::default()
+                },
+            })
+            .collect(),
         ..ReplayReport::default()
     }
 }
 
-/// Whether a listener heals at all: not under `--backfill off`, nor under
-/// `auto` when it does not configure the webhook (a replay would go to
-/// whatever webhook the region has, perhaps not this listener).
+/// Whether a stream heals at all: not under `--backfill off`, nor under
+/// `auto` when the listener does not configure its webhook (a replay would
+/// go to whatever webhook it has, perhaps not this listener).
 fn healing_runs(backfill: &Backfill, automatic: bool) -> bool {
     match backfill {
         Backfill::Off => false,
@@ -259,30 +321,48 @@ fn healing_runs(backfill: &Backfill, automatic: bool) -> bool {
     }
 }
 
-/// Starts healing on the current runtime: the replay at start (if any) and,
-/// when automatic, the sleep detector and the webhook status monitor.
-/// `None` when it does not heal at all (`healing_runs`).
-pub fn start(healing: Healing) -> Option<Running> {
-    if !healing_runs(&healing.backfill, healing.automatic) {
+/// Starts healing on the current runtime: the replay at start (if any)
+/// and, for the streams healed automatically, the sleep detector and each
+/// one's webhook status monitor. `None` when no stream heals at all
+/// (`healing_runs`).
+pub fn start(mut healing: Healing) -> Option<Running> {
+    let backfill = healing.backfill.clone();
+    healing
+        .streams
+        .retain(|s| healing_runs(&backfill, s.automatic));
+    if healing.streams.is_empty() {
         return None;
     }
     let (tx, rx) = mpsc::unbounded_channel();
-    let explicit = !matches!(healing.backfill, Backfill::Auto);
-    if healing.automatic || explicit {
-        let _ = tx.send(triggers::Trigger::Startup);
-    }
+    // Every stream left heals at start: automatically, or by an explicit
+    // backfill.
+    let _ = tx.send(triggers::Trigger::Startup);
     let mut tasks = Vec::new();
-    if healing.automatic {
+    let automatic: Vec<Stream> = healing
+        .streams
+        .iter()
+        .filter(|s| s.automatic)
+        .map(|s| s.stream.clone())
+        .collect();
+    if !automatic.is_empty() {
         tasks.push(tokio::spawn(triggers::watch_clock(
             tx.clone(),
             healing.timing,
         )));
+    }
+    let all: Vec<Stream> = healing.streams.iter().map(|s| s.stream.clone()).collect();
+    for stream in automatic {
         tasks.push(tokio::spawn(triggers::watch_webhook_status(
             tx.clone(),
-            healing.audit.clone(),
-            healing.store.clone(),
-            healing.files.clone(),
-            healing.timing,
+            triggers::StatusWatch {
+                audit: healing.audit.clone(),
+                stream,
+                streams: all.clone(),
+                store: healing.store.clone(),
+                files: healing.files.clone(),
+                report: healing.report.clone(),
+                timing: healing.timing,
+            },
         )));
     }
     drop(tx);
@@ -341,15 +421,74 @@ mod tests {
             (since.clone(), false, Phase::Idle),
         ] {
             assert_eq!(
-                initial_report(&backfill, automatic, None).state,
+                initial_report(&backfill, automatic, &[], &[]).state,
                 state,
                 "{backfill:?} automatic={automatic}"
             );
         }
         assert_eq!(
-            initial_report(&since, false, None).backfill,
+            initial_report(&since, false, &[], &[]).backfill,
             "1m (no automatic healing: --configure-webhook=false)"
         );
+        // A portal's stream heals automatically even without the region's
+        // webhook (the listener points the portal's).
+        let r = initial_report(&Backfill::Auto, false, &[("p1".into(), "dev".into())], &[]);
+        assert_eq!(r.state, Phase::Off);
+        assert_eq!(r.portals[0].status.state, Phase::Idle);
+        assert_eq!(r.portals[0].portal_name, "dev");
+        assert_eq!(
+            initial_report(&Backfill::Off, true, &[("p1".into(), "dev".into())], &[]).portals[0]
+                .status
+                .state,
+            Phase::Off
+        );
+    }
+
+    #[test]
+    fn missing_windows_are_read_back_per_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("listener.json");
+        std::fs::write(
+            &file,
+            r#"{"replay": {"state": "idle", "backfill": "auto",
+                "missing_window": {"start": "2026-08-23T10:00:00Z", "end": "2026-08-23T11:00:00Z"},
+                "portals": [{"portal_id": "p1", "state": "idle",
+                  "missing_window": {"start": "2026-08-23T09:00:00Z", "end": "2026-08-23T09:30:00Z"}},
+                  {"portal_id": "p2", "state": "idle"}]}}"#,
+        )
+        .unwrap();
+        let found = previous_missing_windows(&file);
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        assert_eq!(
+            found,
+            vec![
+                (
+                    Stream::Org,
+                    Window {
+                        start: t("2026-08-23T10:00:00Z"),
+                        end: t("2026-08-23T11:00:00Z")
+                    }
+                ),
+                (
+                    Stream::Portal("p1".into()),
+                    Window {
+                        start: t("2026-08-23T09:00:00Z"),
+                        end: t("2026-08-23T09:30:00Z")
+                    }
+                ),
+            ]
+        );
+        let r = initial_report(
+            &Backfill::Auto,
+            true,
+            &[("p1".into(), "dev".into())],
+            &found,
+        );
+        assert_eq!(
+            r.portals[0].status.missing_window.as_ref().unwrap().start,
+            "2026-08-23T09:00:00Z"
+        );
+        assert!(previous_missing_windows(&dir.path().join("none")).is_empty());
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Reads the profile's store for what a replay needs: the newest stored
-//! record's own time (where the window starts) and the keys of the records
-//! in the window (what the dedup gate must drop when Konnect sends them
-//! again).
+//! Reads the profile's store for what a replay needs, per stream (the
+//! organisation's records, and each Dev Portal's: those with its
+//! `portal_id`): the newest stored record's own time (where that stream's
+//! window starts) and the keys of the records in the window (what the dedup
+//! gate must drop when Konnect sends them again).
 //!
 //! The store is the active `events.jsonl` plus closed segments
 //! (`events-<time>-<seq>.jsonl`, later `.jsonl.gz`) listed in
@@ -17,6 +18,14 @@
 //! The active file is opened before the segments are listed, so a rotation
 //! in between leaves the file being read among the segments too (read
 //! twice, which a set of keys does not mind) rather than nowhere.
+//!
+//! Segments are skipped (or, without an index, reading stops) below the
+//! lowest window start of the streams asked for. A stream with no record
+//! read yet has no such start: reading goes on, but not past what Konnect
+//! still keeps ([`super::window::RETENTION`] on this machine's clock, with
+//! a day's margin), so a Dev Portal with nothing stored does not make every
+//! replay read the whole store; older records could not be replayed
+//! anyway.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -26,23 +35,44 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::window::sub;
+use super::window::{RETENTION, sub};
+use crate::konnect::Stream;
 use crate::record::{DedupKey, Record};
 use crate::source::file;
+
+/// The stream of `streams` a stored record came through: its Dev Portal's
+/// if that is one of them, else the organisation's (the region's webhook
+/// delivers everything that is not a listened-to portal's, portal records
+/// included if Konnect sends them there).
+pub fn stream_of(record: &Record, streams: &[Stream]) -> Stream {
+    match record.portal_id() {
+        Some(id) if streams.iter().any(|s| s.portal_id() == Some(id)) => {
+            Stream::Portal(id.to_string())
+        }
+        _ => Stream::Org,
+    }
+}
 
 /// What the store holds that a replay needs.
 #[derive(Debug, Default)]
 pub struct StoreScan {
-    /// The newest record's own time, if any record has one.
-    pub newest: Option<Timestamp>,
-    /// Keys and times of the records at or after [`StoreScan::bound`].
+    /// Per stream asked for: its newest record's own time, if any.
+    pub newest: BTreeMap<Stream, Option<Timestamp>>,
+    /// Keys and times of each stream's records at or after that stream's
+    /// bound (its newest less the overlap, or the floor), all streams
+    /// together.
     pub keys: Vec<(DedupKey, Timestamp)>,
-    /// The oldest time whose records were collected.
-    pub bound: Option<Timestamp>,
     /// Files read, for the log.
     pub files: usize,
     /// Lines that were not records (reported by `source::file`).
     pub problems: usize,
+}
+
+impl StoreScan {
+    /// The newest stored record of `stream`.
+    pub fn newest_of(&self, stream: &Stream) -> Option<Timestamp> {
+        self.newest.get(stream).copied().flatten()
+    }
 }
 
 /// Where the store is.
@@ -54,17 +84,22 @@ pub struct StoreFiles {
     pub active: PathBuf,
 }
 
-/// Collects the keys of records at or after `min(floor, newest - overlap)`
-/// (the earliest a replay window can start), reading the active file only
-/// up to `committed` bytes (what was acknowledged: a batch written but not
-/// yet synced may still be cut, and Konnect then sends it again).
+/// For each of `streams`, the newest record and the keys of its records
+/// at or after `min(floor, newest - overlap)` (the earliest its replay
+/// window can start), reading the active file only up to `committed` bytes
+/// (what was acknowledged: a batch written but not yet synced may still be
+/// cut, and Konnect then sends it again). Which stream a record belongs to
+/// is [`stream_of`]'s; if the organisation's is not asked for, its records
+/// are skipped.
 pub fn scan(
     files: &StoreFiles,
     committed: u64,
+    streams: &[Stream],
     floor: Option<Timestamp>,
     overlap: Duration,
 ) -> io::Result<StoreScan> {
-    let mut acc = Collector::new(floor, overlap);
+    let kept = Some(sub(Timestamp::now(), RETENTION + RETENTION_MARGIN));
+    let mut acc = Collector::new(streams, floor, kept, overlap);
     let active = match File::open(&files.active) {
         Ok(f) => Some(f),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -95,9 +130,8 @@ pub fn scan(
                 .collect()
         })
         .unwrap_or_default();
-    for newest in listed.values().flatten() {
-        acc.saw_time(*newest);
-    }
+    // Segments are read newest first, so a stream's newest record is
+    // usually met before its older segments, which its bound then skips.
     let mut stop_when_older = index.is_none();
     for segment in on_disk.iter().rev() {
         let path = &segment.file(&files.dir);
@@ -124,11 +158,22 @@ pub fn scan(
 /// How much of the active file's end [`newest_in_tail`] reads.
 const TAIL_BYTES: u64 = 1 << 20;
 
-/// The newest record time among the last MiB of acknowledged records of the
-/// active file: cheap, and a lower bound of the newest stored time (a
-/// replay may have appended older records after newer ones), which errs on
-/// the side of replaying. `None` if the file is empty or unreadable.
-pub fn newest_in_tail(active: &Path, committed: u64) -> Option<Timestamp> {
+/// How far past Konnect's retention a stream not yet met is looked for:
+/// our clock may be behind Konnect's.
+const RETENTION_MARGIN: Duration = Duration::from_secs(24 * 3600);
+
+/// The newest record time of `stream` (of the listener's `streams`) among
+/// the last MiB of acknowledged records of the active file: cheap, and a
+/// lower bound of the newest stored time (a replay may have appended older
+/// records after newer ones), which errs on the side of replaying. `None`
+/// if the file is empty or unreadable, or holds none of the stream's
+/// records there.
+pub fn newest_in_tail(
+    active: &Path,
+    committed: u64,
+    stream: &Stream,
+    streams: &[Stream],
+) -> Option<Timestamp> {
     use std::io::{Seek, SeekFrom};
     let mut f = File::open(active).ok()?;
     let from = committed.saturating_sub(TAIL_BYTES);
@@ -146,6 +191,7 @@ pub fn newest_in_tail(active: &Path, committed: u64) -> Option<Timestamp> {
         &mut |record: Record| {
             if let Some(t) = record.time()
                 && newest.is_none_or(|n| t > n)
+                && stream_of(&record, streams) == *stream
             {
                 newest = Some(t);
             }
@@ -157,64 +203,112 @@ pub fn newest_in_tail(active: &Path, committed: u64) -> Option<Timestamp> {
     newest
 }
 
-/// Gathers keys, dropping those that fall behind the bound as it moves.
+/// Gathers keys per stream, dropping those that fall behind their
+/// stream's bound as it moves.
 struct Collector {
     floor: Option<Timestamp>,
+    /// The oldest time worth reading for a stream not met yet.
+    kept: Option<Timestamp>,
     overlap: Duration,
-    newest: Option<Timestamp>,
-    keys: Vec<(DedupKey, Timestamp)>,
+    streams: Vec<(Stream, Part)>,
+    /// The streams asked for, for [`stream_of`].
+    wanted: Vec<Stream>,
     files: usize,
     problems: usize,
+}
+
+/// One stream's newest record and keys.
+#[derive(Default)]
+struct Part {
+    newest: Option<Timestamp>,
+    keys: Vec<(DedupKey, Timestamp)>,
 }
 
 /// Keys gathered between prunes of those behind the bound.
 const PRUNE_EVERY: usize = 1 << 16;
 
 impl Collector {
-    fn new(floor: Option<Timestamp>, overlap: Duration) -> Collector {
+    fn new(
+        streams: &[Stream],
+        floor: Option<Timestamp>,
+        kept: Option<Timestamp>,
+        overlap: Duration,
+    ) -> Collector {
         Collector {
             floor,
+            kept,
             overlap,
-            newest: None,
-            keys: Vec::new(),
+            streams: streams
+                .iter()
+                .map(|s| (s.clone(), Part::default()))
+                .collect(),
+            wanted: streams.to_vec(),
             files: 0,
             problems: 0,
         }
     }
 
-    fn bound(&self) -> Option<Timestamp> {
-        let from_newest = self.newest.map(|t| sub(t, self.overlap));
+    /// Where a stream's keys start: its newest less the overlap, or the
+    /// floor, whichever is older.
+    fn part_bound(&self, part: &Part) -> Option<Timestamp> {
+        let from_newest = part.newest.map(|t| sub(t, self.overlap));
         match (from_newest, self.floor) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     }
 
-    fn saw_time(&mut self, t: Timestamp) {
-        if self.newest.is_none_or(|n| t > n) {
-            self.newest = Some(t);
+    /// The oldest record time any stream still needs: below it, segments
+    /// are skipped. A stream not met yet needs what Konnect keeps.
+    fn bound(&self) -> Option<Timestamp> {
+        let mut bound: Option<Timestamp> = None;
+        for (_, part) in &self.streams {
+            let b = match part.newest {
+                Some(_) => self.part_bound(part),
+                None => match (self.floor, self.kept) {
+                    (Some(f), Some(k)) => Some(f.min(k)),
+                    (f, k) => f.or(k),
+                },
+            };
+            match b {
+                Some(b) => bound = Some(bound.map_or(b, |x: Timestamp| x.min(b))),
+                // Nothing bounds it: everything is read.
+                None => return None,
+            }
         }
+        bound
     }
 
-    /// Reads one file; returns the newest time in it.
+    /// Reads one file; returns the newest time in it (any stream's).
     fn read(&mut self, name: &str, reader: impl io::Read) -> io::Result<Option<Timestamp>> {
         self.files += 1;
         let mut newest_here: Option<Timestamp> = None;
         let mut problems = 0;
+        let mut added = 0usize;
         file::read_lines(
             name,
             reader,
             &mut |record: Record| {
-                if let Some(t) = record.time() {
-                    self.saw_time(t);
-                    if newest_here.is_none_or(|n| t > n) {
-                        newest_here = Some(t);
-                    }
-                    if self.bound().is_none_or(|b| t >= b) {
-                        self.keys.push((record.dedup_key(), t));
-                        if self.keys.len().is_multiple_of(PRUNE_EVERY) {
-                            self.prune();
-                        }
+                let Some(t) = record.time() else {
+                    return Ok(true);
+                };
+                if newest_here.is_none_or(|n| t > n) {
+                    newest_here = Some(t);
+                }
+                let stream = stream_of(&record, &self.wanted);
+                let Some(i) = self.streams.iter().position(|(s, _)| *s == stream) else {
+                    return Ok(true);
+                };
+                let part = &mut self.streams[i].1;
+                if part.newest.is_none_or(|n| t > n) {
+                    part.newest = Some(t);
+                }
+                let bound = self.part_bound(&self.streams[i].1);
+                if bound.is_none_or(|b| t >= b) {
+                    self.streams[i].1.keys.push((record.dedup_key(), t));
+                    added += 1;
+                    if added.is_multiple_of(PRUNE_EVERY) {
+                        self.prune();
                     }
                 }
                 Ok(true)
@@ -238,20 +332,25 @@ impl Collector {
     }
 
     fn prune(&mut self) {
-        if let Some(bound) = self.bound() {
-            self.keys.retain(|(_, t)| *t >= bound);
+        for i in 0..self.streams.len() {
+            if let Some(bound) = self.part_bound(&self.streams[i].1) {
+                self.streams[i].1.keys.retain(|(_, t)| *t >= bound);
+            }
         }
     }
 
     fn finish(mut self) -> StoreScan {
         self.prune();
-        StoreScan {
-            newest: self.newest,
-            bound: self.bound(),
-            keys: self.keys,
+        let mut scan = StoreScan {
             files: self.files,
             problems: self.problems,
+            ..StoreScan::default()
+        };
+        for (stream, part) in self.streams {
+            scan.newest.insert(stream, part.newest);
+            scan.keys.extend(part.keys);
         }
+        scan
     }
 }
 
@@ -304,6 +403,113 @@ mod tests {
     }
 
     const MIN2: Duration = Duration::from_secs(120);
+    const ORG: &[Stream] = &[Stream::Org];
+
+    fn portal_rec(portal: &str, sig: &str, ts: &str) -> String {
+        format!(
+            r#"{{"event_ts":"{ts}","event_class_id":"AUTHENTICATION_TYPE_BASIC","name":"AUTHENTICATION_OUTCOME_SUCCESS","portal_id":"{portal}","sig":"{sig}"}}"#
+        )
+    }
+
+    /// `minutes` before now, whole seconds, RFC 3339.
+    fn ago(minutes: i64) -> String {
+        let t = Timestamp::now() - jiff::SignedDuration::from_mins(minutes);
+        format!("{:.0}", Timestamp::from_second(t.as_second()).unwrap())
+    }
+
+    #[test]
+    fn each_stream_gets_its_own_newest_and_window_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let a = Stream::Portal("pa".into());
+        let b = Stream::Portal("pb".into());
+        // Portal b's newest is an hour older than everything else: its
+        // window reaches back, the others' do not.
+        let b_old = portal_rec("pb", "b0", &ago(62));
+        let b_new = portal_rec("pb", "b1", &ago(60));
+        let org_old = rec("o0", &ago(61));
+        let org_new = rec("o1", &ago(1));
+        let a_new = portal_rec("pa", "a1", &ago(2));
+        // A portal not listened to: its records came through the region's
+        // webhook, so they are the organisation's stream's.
+        let other = portal_rec("pz", "z1", &ago(0));
+        write(
+            &d.join("events.jsonl"),
+            &[
+                b_old.clone(),
+                org_old.clone(),
+                b_new.clone(),
+                org_new.clone(),
+                a_new.clone(),
+                other.clone(),
+            ],
+        );
+        let len = std::fs::metadata(d.join("events.jsonl")).unwrap().len();
+        let streams = [
+            Stream::Org,
+            a.clone(),
+            b.clone(),
+            Stream::Portal("none".into()),
+        ];
+        let s = scan(&files(d), len, &streams, None, MIN2).unwrap();
+        assert_eq!(s.newest_of(&Stream::Org), Some(t(&ago(0))));
+        assert_eq!(s.newest_of(&a), Some(t(&ago(2))));
+        assert_eq!(s.newest_of(&b), Some(t(&ago(60))));
+        assert_eq!(s.newest_of(&Stream::Portal("none".into())), None);
+        assert!(!s.newest.contains_key(&Stream::Portal("pz".into())));
+        let mut keys: Vec<DedupKey> = s.keys.iter().map(|(k, _)| *k).collect();
+        keys.sort();
+        let mut want = vec![
+            key(&b_old),
+            key(&b_new),
+            key(&org_new),
+            key(&a_new),
+            key(&other),
+        ];
+        want.sort();
+        assert_eq!(
+            keys, want,
+            "b's two records, the newest of the org (pz's among them) and of a; not the org's older one"
+        );
+    }
+
+    #[test]
+    fn a_stream_not_met_is_looked_for_back_to_what_konnect_keeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let p = Stream::Portal("pa".into());
+        // Segments of 30, 20 and 5 days ago (no index), the portal's record
+        // in the one of 5 days; the active file holds only the org's.
+        let older = Timestamp::now() - jiff::SignedDuration::from_hours(30 * 24);
+        let ancient = Timestamp::now() - jiff::SignedDuration::from_hours(20 * 24);
+        let week = Timestamp::now() - jiff::SignedDuration::from_hours(5 * 24);
+        let at = |t: Timestamp| format!("{:.0}", Timestamp::from_second(t.as_second()).unwrap());
+        write_gz(
+            &d.join("events-20000101T000000Z-000000.jsonl.gz"),
+            &[portal_rec("pa", "older", &at(older))],
+        );
+        write_gz(
+            &d.join("events-20000101T000000Z-000001.jsonl.gz"),
+            &[portal_rec("pa", "old", &at(ancient))],
+        );
+        write_gz(
+            &d.join("events-20000102T000000Z-000002.jsonl.gz"),
+            &[portal_rec("pa", "p5", &at(week)), rec("o5", &at(week))],
+        );
+        write(&d.join("events.jsonl"), &[rec("o0", &ago(1))]);
+        let len = std::fs::metadata(d.join("events.jsonl")).unwrap().len();
+        let s = scan(&files(d), len, &[Stream::Org, p.clone()], None, MIN2).unwrap();
+        assert_eq!(s.newest_of(&p), Some(t(&at(week))));
+        assert_eq!(
+            s.files, 3,
+            "the active file, then segments newest first up to the first older than the window"
+        );
+        // A portal with no record at all is looked for back to the
+        // retention only: the 30-day-old segment is not read.
+        let s = scan(&files(d), len, &[Stream::Portal("pz".into())], None, MIN2).unwrap();
+        assert_eq!(s.newest_of(&Stream::Portal("pz".into())), None);
+        assert_eq!(s.files, 3);
+    }
 
     #[test]
     fn newest_time_and_the_window_keys_of_the_active_file() {
@@ -320,21 +526,21 @@ mod tests {
         let len = std::fs::metadata(dir.path().join("events.jsonl"))
             .unwrap()
             .len();
-        let s = scan(&files(dir.path()), len, None, MIN2).unwrap();
-        assert_eq!(s.newest, Some(t("2026-08-23T12:00:00Z")));
-        assert_eq!(s.bound, Some(t("2026-08-23T11:58:00Z")));
+        let s = scan(&files(dir.path()), len, ORG, None, MIN2).unwrap();
+        assert_eq!(s.newest_of(&Stream::Org), Some(t("2026-08-23T12:00:00Z")));
         let keys: Vec<DedupKey> = s.keys.iter().map(|(k, _)| *k).collect();
         assert_eq!(keys, [key(&near), key(&newest), key(&late)]);
 
         // Only up to the acknowledged length.
         let first_two = (old.len() + near.len() + 2) as u64;
-        let s = scan(&files(dir.path()), first_two, None, MIN2).unwrap();
-        assert_eq!(s.newest, Some(t("2026-08-23T11:58:30Z")));
+        let s = scan(&files(dir.path()), first_two, ORG, None, MIN2).unwrap();
+        assert_eq!(s.newest_of(&Stream::Org), Some(t("2026-08-23T11:58:30Z")));
 
         // A floor reaches further back.
         let s = scan(
             &files(dir.path()),
             len,
+            ORG,
             Some(t("2026-08-23T09:00:00Z")),
             MIN2,
         )
@@ -354,16 +560,28 @@ mod tests {
         write(&path, &lines);
         let len = std::fs::metadata(&path).unwrap().len();
         assert!(len > TAIL_BYTES);
-        assert_eq!(newest_in_tail(&path, len), Some(t("2026-08-23T12:00:00Z")));
-        assert_eq!(newest_in_tail(&path, 0), None);
-        assert_eq!(newest_in_tail(&dir.path().join("none"), 10), None);
+        let both = [Stream::Org, Stream::Portal("p".into())];
+        assert_eq!(
+            newest_in_tail(&path, len, &Stream::Org, &both),
+            Some(t("2026-08-23T12:00:00Z"))
+        );
+        assert_eq!(newest_in_tail(&path, 0, &Stream::Org, &both), None);
+        assert_eq!(
+            newest_in_tail(&dir.path().join("none"), 10, &Stream::Org, &both),
+            None
+        );
+        assert_eq!(
+            newest_in_tail(&path, len, &Stream::Portal("p".into()), &both),
+            None,
+            "no record of the portal"
+        );
     }
 
     #[test]
     fn an_empty_store_has_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let s = scan(&files(&dir.path().join("missing")), 0, None, MIN2).unwrap();
-        assert_eq!(s.newest, None);
+        let s = scan(&files(&dir.path().join("missing")), 0, ORG, None, MIN2).unwrap();
+        assert_eq!(s.newest_of(&Stream::Org), None);
         assert!(s.keys.is_empty());
     }
 
@@ -410,7 +628,7 @@ mod tests {
         )
         .unwrap();
         let len = std::fs::metadata(d.join("events.jsonl")).unwrap().len();
-        let s = scan(&files(d), len, None, MIN2).unwrap();
+        let s = scan(&files(d), len, ORG, None, MIN2).unwrap();
         let mut keys: Vec<DedupKey> = s.keys.iter().map(|(k, _)| *k).collect();
         keys.sort();
         let mut want = vec![key(&active), key(&just_rotated), key(&in_gz)];
@@ -439,8 +657,8 @@ mod tests {
         // The active file was just rotated: empty.
         std::fs::write(d.join("events.jsonl"), b"").unwrap();
         std::fs::write(d.join("segments.json"), b"{not json").unwrap();
-        let s = scan(&files(d), 0, None, MIN2).unwrap();
-        assert_eq!(s.newest, Some(t("2026-08-23T11:59:30Z")));
+        let s = scan(&files(d), 0, ORG, None, MIN2).unwrap();
+        assert_eq!(s.newest_of(&Stream::Org), Some(t("2026-08-23T11:59:30Z")));
         let keys: Vec<DedupKey> = s.keys.iter().map(|(k, _)| *k).collect();
         assert_eq!(keys, [key(&recent)]);
         assert_eq!(

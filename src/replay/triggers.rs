@@ -1,9 +1,10 @@
 //! What starts a replay while the listener runs: the machine waking up
 //! from sleep (the wall clock jumped ahead of the monotonic clock, which
-//! stands still during suspend), and Konnect's webhook status reporting a
-//! failed delivery newer than the newest stored record (a tunnel that went
-//! down, a listener that answered 500). Startup is the third trigger, sent
-//! by [`super::start`].
+//! stands still during suspend: every automatic stream replays), and a
+//! stream's webhook status (the region's, or a Dev Portal's) reporting a
+//! failed delivery newer than that stream's newest stored record (a tunnel
+//! that went down, a listener that answered 500: that stream replays).
+//! Startup is the third trigger, sent by [`super::start`].
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -13,8 +14,9 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::Timing;
+use super::report::{SharedReport, WebhookDelivery};
 use super::scan::{StoreFiles, newest_in_tail};
-use crate::konnect::AuditLogs;
+use crate::konnect::{AuditLogs, Stream};
 use crate::listener::EventStore;
 
 /// Why a replay starts.
@@ -23,8 +25,9 @@ pub(super) enum Trigger {
     Startup,
     /// The wall clock moved this much more than the monotonic one.
     Sleep(Duration),
-    /// Konnect's last delivery attempt, at this time, failed.
-    DeliveryFailed(Timestamp),
+    /// Konnect's last delivery attempt of this stream, at this time,
+    /// failed.
+    DeliveryFailed(Stream, Timestamp),
 }
 
 impl Trigger {
@@ -32,7 +35,7 @@ impl Trigger {
         match self {
             Trigger::Startup => "startup",
             Trigger::Sleep(_) => "sleep",
-            Trigger::DeliveryFailed(_) => "webhook_status",
+            Trigger::DeliveryFailed(..) => "webhook_status",
         }
     }
 }
@@ -97,27 +100,55 @@ pub(super) async fn watch_clock(tx: UnboundedSender<Trigger>, timing: Timing) {
     }
 }
 
-/// Looks at Konnect's webhook status every `status_every` and sends
+/// What [`watch_webhook_status`] reads and where it reports.
+pub(super) struct StatusWatch {
+    pub audit: AuditLogs,
+    /// The stream whose webhook status is read.
+    pub stream: Stream,
+    /// Every healed stream (a record belongs to one of them).
+    pub streams: Vec<Stream>,
+    pub store: EventStore,
+    pub files: StoreFiles,
+    pub report: SharedReport,
+    pub timing: Timing,
+}
+
+/// Looks at `stream`'s webhook status every `status_every` and sends
 /// [`Trigger::DeliveryFailed`] for a failed attempt that is newer than the
-/// newest stored record and than the last one acted on. Failures from
-/// before the listener started are the startup replay's.
-pub(super) async fn watch_webhook_status(
-    tx: UnboundedSender<Trigger>,
-    audit: AuditLogs,
-    store: EventStore,
-    files: StoreFiles,
-    timing: Timing,
-) {
+/// stream's newest stored record and than the last one acted on. Failures
+/// from before the listener started are the startup replay's. The org's
+/// status is also kept in the report (`listener.json`, and the admin
+/// endpoint's `/readyz` and `/metrics`, read it there).
+pub(super) async fn watch_webhook_status(tx: UnboundedSender<Trigger>, watch: StatusWatch) {
+    let StatusWatch {
+        audit,
+        stream,
+        streams,
+        store,
+        files,
+        report,
+        timing,
+    } = watch;
     let mut handled: Option<Timestamp> = Timestamp::try_from(SystemTime::now()).ok();
     loop {
         tokio::time::sleep(timing.status_every).await;
-        let status = match audit.webhook_status().await {
+        let status = match audit.webhook_status(&stream).await {
             Ok(dated) => dated.value,
             Err(e) => {
                 tracing::debug!(error = %e, "webhook status unavailable");
                 continue;
             }
         };
+        let delivery = WebhookDelivery {
+            // Full precision: readiness compares it with the newest stored
+            // record, often within the same second.
+            last_attempt_at: status.last_attempt_at.map(|t| t.to_string()),
+            last_attempt_failed: status.last_attempt_failed(),
+            last_response_code: status.last_response_code,
+        };
+        if stream == Stream::Org && report.get().webhook.as_ref() != Some(&delivery) {
+            report.update(|r| r.webhook = Some(delivery));
+        }
         if !status.last_attempt_failed() {
             continue;
         }
@@ -133,21 +164,27 @@ pub(super) async fn watch_webhook_status(
         // the status will show as the latest next time.
         let committed = store.committed().borrow().offset;
         let active = files.active.clone();
-        let newest = tokio::task::spawn_blocking(move || newest_in_tail(&active, committed))
-            .await
-            .ok()
-            .flatten();
+        let (of, all) = (stream.clone(), streams.clone());
+        let newest =
+            tokio::task::spawn_blocking(move || newest_in_tail(&active, committed, &of, &all))
+                .await
+                .ok()
+                .flatten();
         if newest.is_some_and(|n| n >= at) {
-            tracing::debug!(%at, "a failed delivery older than the newest stored record; nothing to replay");
+            tracing::debug!(%at, %stream, "a failed delivery older than the newest stored record; nothing to replay");
             continue;
         }
         tracing::info!(
             %at,
+            %stream,
             code = status.last_response_code,
             message = status.last_response_message.as_deref().unwrap_or(""),
             "Konnect reports a failed delivery; replaying"
         );
-        if tx.send(Trigger::DeliveryFailed(at)).is_err() {
+        if tx
+            .send(Trigger::DeliveryFailed(stream.clone(), at))
+            .is_err()
+        {
             return;
         }
     }

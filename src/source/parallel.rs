@@ -203,7 +203,7 @@ fn run_with<O: Output>(
     if inputs.is_empty() {
         return Ok(());
     }
-    let query = *pipeline.query();
+    let query = pipeline.query().clone();
     let preparer = pipeline.output_mut().preparer();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 16));
     let readers = (workers + 1).min(inputs.len());
@@ -251,11 +251,12 @@ fn run_with<O: Output>(
     let work = std::sync::Mutex::new(work.into_iter());
 
     std::thread::scope(|scope| {
+        let query = &query;
         for _ in 0..workers {
             let jobs = job_rx.clone();
             let msgs = msg_tx.clone();
             let preparer = preparer.clone();
-            scope.spawn(move || worker(&query, preparer.as_ref(), &jobs, &msgs));
+            scope.spawn(move || worker(query, preparer.as_ref(), &jobs, &msgs));
         }
         drop(job_rx);
         for _ in 0..readers {
@@ -1249,7 +1250,10 @@ mod tests {
 
     fn run_both(specs: &[Spec], query: Query, block: usize) -> (Vec<String>, Vec<String>) {
         let dir = tempfile::tempdir().unwrap();
-        let mut lines = Pipeline::new(query, Lines::new(Vec::new(), Vec::new(), None, false));
+        let mut lines = Pipeline::new(
+            query.clone(),
+            Lines::new(Vec::new(), Vec::new(), None, false),
+        );
         run_with(
             inputs(dir.path(), specs),
             &mut lines,
@@ -1330,6 +1334,7 @@ mod tests {
                 window: Window::default(),
                 kind: authz.then_some(EventType::Authorization),
                 limit: first.map_or(Limit::Unlimited, Limit::First),
+                ..Query::all()
             };
             let want = expected(&specs, &query);
             let (printed, collected) = run_both(&specs, query, block);
@@ -1343,7 +1348,7 @@ mod tests {
             block in 30usize..300,
         ) {
             let query = Query::all();
-            let (printed, _) = run_both(&specs, query, block);
+            let (printed, _) = run_both(&specs, query.clone(), block);
             prop_assert_eq!(printed, expected(&specs, &query));
         }
     }

@@ -232,6 +232,7 @@ impl Puller {
             window: Window::default(),
             kind: None,
             limit: opts.limit,
+            origin: opts.origin.clone(),
         }
     }
 
@@ -400,6 +401,7 @@ impl Puller {
                 window: Window::default(),
                 kind: None,
                 limit: Limit::Last(n - found.len()),
+                origin: crate::query::Origin::Any,
             });
             self.window(
                 Window {

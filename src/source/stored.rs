@@ -320,8 +320,8 @@ fn newest_first<O: Output>(
     pipeline: &mut Pipeline<O>,
     on_problem: &mut dyn FnMut(Problem),
 ) -> io::Result<()> {
-    let query = *pipeline.query();
-    let mut order = TimeOrder::new(query);
+    let query = pipeline.query().clone();
+    let mut order = TimeOrder::new(query.clone());
     let active = snapshot.segments.len();
     snapshot.read_active(
         active,
@@ -373,7 +373,7 @@ fn merged<O: Output>(
     pipeline: &mut Pipeline<O>,
     on_problem: &mut dyn FnMut(Problem),
 ) -> io::Result<()> {
-    let query = *pipeline.query();
+    let query = pipeline.query().clone();
     let mut inputs = Vec::new();
     if let Some(active) = &snapshot.active {
         // Read in place: what it holds is noted, not held.

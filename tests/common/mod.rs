@@ -198,6 +198,26 @@ impl World {
             .count()
     }
 
+    /// One Konnect API call, as another integration would make it (the
+    /// emulator's PAT, the `us` host); the status and the body.
+    pub fn konnect_call(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let auth = format!("Bearer {}", self.sim.pat());
+        let reply = test_support::exchange(
+            self.sim.addr(),
+            &test_support::request(
+                method,
+                path,
+                &[
+                    ("Host", "us.api.konghq.com"),
+                    ("Authorization", &auth),
+                    ("Content-Type", "application/json"),
+                ],
+                body.as_bytes(),
+            ),
+        );
+        (reply.status, reply.text())
+    }
+
     /// Every record the emulator delivered successfully, in order.
     pub fn delivered_records(&self) -> Vec<String> {
         self.snapshot()
@@ -490,6 +510,15 @@ fn pump(
     })
 }
 
+/// A port nothing listens on (bound to port 0, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Polls `pred` until true or the deadline passes.
 pub fn eventually(what: &str, mut pred: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;
@@ -520,4 +549,76 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data).unwrap();
     e.finish().unwrap()
+}
+
+/// Every record of every batch of the reports, delivered or not.
+pub fn emitted(reports: &[&konnect_sim::TriggerReport]) -> Vec<String> {
+    reports
+        .iter()
+        .flat_map(|r| r.deliveries.iter())
+        .flat_map(|d| d.records.clone())
+        .collect()
+}
+
+/// Asserts `stored` holds each of `expected` exactly once, and nothing
+/// else.
+pub fn assert_each_once(stored: &[String], expected: &[String]) {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for line in stored {
+        *counts.entry(line).or_default() += 1;
+    }
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "stored more than once: {twice:?}");
+    let mut want: Vec<&str> = expected.iter().map(String::as_str).collect();
+    want.sort_unstable();
+    want.dedup();
+    assert_eq!(
+        want.len(),
+        expected.len(),
+        "the emulator emitted duplicates"
+    );
+    let got: Vec<&str> = counts.keys().copied().collect();
+    let missing: Vec<_> = want.iter().filter(|r| !counts.contains_key(*r)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} never stored: {missing:?}",
+        missing.len()
+    );
+    assert_eq!(got, want, "stored records that were never emitted");
+}
+
+/// Runs each case in its own thread (most of a fault case's time is spent
+/// waiting out backoffs); fails listing every failed case with its name.
+pub fn run_cases<T: Send + 'static>(cases: Vec<T>, name: fn(&T) -> String, run: fn(T)) {
+    let started = Instant::now();
+    let handles: Vec<_> = cases
+        .into_iter()
+        .map(|case| {
+            let label = name(&case);
+            let handle = std::thread::Builder::new()
+                .name(label.clone())
+                .spawn(move || run(case))
+                .expect("thread starts");
+            (label, handle)
+        })
+        .collect();
+    let total = handles.len();
+    let mut failed = Vec::new();
+    for (label, handle) in handles {
+        if let Err(panic) = handle.join() {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panicked".into());
+            failed.push(format!("- {label}:\n  {}", why.replace('\n', "\n  ")));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {total} cases failed ({:?}):\n{}",
+        failed.len(),
+        started.elapsed(),
+        failed.join("\n")
+    );
 }

@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 use url::Url;
+use uuid::Uuid;
 
 use super::{ApiResponse, bad_request};
 use crate::problem::InvalidParameter;
@@ -143,6 +144,25 @@ impl<'a> BodyCheck<'a> {
                 None
             }
         }
+    }
+
+    /// `audit_log_destination_id`: a hyphenated UUID (the webhooks' 400
+    /// says `destination id format is invalid` otherwise, `null` included).
+    pub fn destination_id(&mut self) -> Option<Uuid> {
+        let value = self.body.get("audit_log_destination_id")?;
+        let uuid = value.as_str().and_then(super::destinations::parse_uuid);
+        if uuid.is_none() {
+            self.fail(
+                InvalidParameter::new(
+                    "audit_log_destination_id",
+                    "body",
+                    Some("is_uuid"),
+                    "destination id format is invalid",
+                ),
+                "Could not parse destination id",
+            );
+        }
+        uuid
     }
 
     pub fn log_format(&mut self, required: bool) -> Option<LogFormat> {

@@ -11,7 +11,7 @@ use crate::context::Context;
 use crate::time::{self, Millis};
 
 /// The refresh endpoint (kongctl's `konnect.refresh-path` default).
-pub(super) const REFRESH_PATH: &str = "/kauth/api/v1/refresh";
+pub(crate) const REFRESH_PATH: &str = "/kauth/api/v1/refresh";
 const ACCESS_COOKIE: &str = "konnectaccesstoken";
 const REFRESH_COOKIE: &str = "konnectrefreshtoken";
 

@@ -1,5 +1,6 @@
-//! The Konnect API (audit-log v2 and v3, and the login token refresh):
-//! routing, the PAT check, and one module per endpoint family.
+//! The Konnect API (audit-log v2 and v3, Dev Portal audit logs, identity,
+//! and the login token refresh): routing, the host and PAT checks, and one
+//! module per endpoint family.
 //!
 //! Handlers work on a [`Context`] (state, configuration, deliveries) and an
 //! [`ApiRequest`] whose body has already been read, and return an
@@ -14,17 +15,25 @@
 //! | `destinations` | `/{v}/audit-log-destinations`, `/{v}/audit-log-destinations/{id}` |
 //! | `replay` | `/{v}/audit-log-replay-job` |
 //! | `audit_logs` | `/v3/audit-logs` (the pull API) |
+//! | `portals` | `/v3/portals`, `/v3/portals/{id}`, `/v3/portals/{id}/developers/{id}` |
+//! | `portal_webhook` | `/v3/portals/{id}/audit-log-webhook`, `.../status`, `/v3/portals/{id}/audit-log-replay-job` |
+//! | `identity` | `/v3/users`, `/v3/users/{id}`, `/v3/system-accounts`, `/v3/system-accounts/{id}` |
 //! | `login` | `/kauth/api/v1/refresh` |
 //!
-//! `route` maps paths to endpoints, `body` checks request bodies and
-//! `paging` makes and reads the list cursors.
+//! `route` maps paths to endpoints, `body` checks request bodies, `paging`
+//! makes and reads the list cursors and `pages` does page-number paging and
+//! `filter[...]` for the portal and identity lists.
 
 mod audit_logs;
 mod body;
 mod destinations;
+mod identity;
 mod jwks;
 mod login;
+mod pages;
 mod paging;
+mod portal_webhook;
+mod portals;
 mod replay;
 mod route;
 mod webhook;
@@ -33,10 +42,13 @@ use bytes::Bytes;
 use hyper::Method;
 use serde_json::Value;
 
+use crate::config::HostKind;
 use crate::context::Context;
 use crate::problem::{InvalidParameter, Problem};
-use crate::state::State;
-use route::{Route, Version};
+use crate::state::{State, Stream};
+use route::{Hosts, Route, Version};
+
+pub(crate) use login::REFRESH_PATH;
 
 const JSON: &str = "application/json";
 const PROBLEM_JSON: &str = "application/problem+json";
@@ -48,6 +60,9 @@ pub(crate) struct ApiRequest {
     pub path: String,
     pub query: String,
     pub region: &'static str,
+    /// Which Konnect host the `Host` header names (a loopback address plays
+    /// every host).
+    pub host: HostKind,
     /// The raw `Authorization` header.
     pub authorization: Option<String>,
     /// The raw `Cookie` header (the login refresh endpoint's input).
@@ -118,6 +133,21 @@ pub(crate) fn handle(ctx: &Context, req: &ApiRequest) -> ApiResponse {
     let Some(route) = Route::parse(&req.path) else {
         return problem(&mut ctx.state(), 404, "Not found");
     };
+    // A loopback base URL plays every host; a Konnect host name says which
+    // one the client meant, and portals are only on the regional hosts,
+    // identity only on the global one.
+    let wrong_host = match (route.hosts(), req.host) {
+        (Hosts::Regional, HostKind::Global) => Some(
+            "Dev Portals are served on the regional hosts (https://{region}.api.konghq.com), not the global one",
+        ),
+        (Hosts::Global, HostKind::Regional) => Some(
+            "Users and system accounts are served on the global host (https://global.api.konghq.com), not a regional one",
+        ),
+        _ => None,
+    };
+    if let Some(detail) = wrong_host {
+        return problem(&mut ctx.state(), 404, detail);
+    }
     // The JWKS endpoint publishes public keys; its spec lists no 401/403.
     if route != Route::Jwks
         && let Err(response) = authenticate(ctx, req)
@@ -149,9 +179,24 @@ pub(crate) fn handle(ctx: &Context, req: &ApiRequest) -> ApiResponse {
         (Route::Destination(_, id), &Method::GET) => destinations::get(ctx, id),
         (Route::Destination(_, id), &Method::PATCH) => destinations::patch(ctx, id, &req.body),
         (Route::Destination(_, id), _) => destinations::delete(ctx, id),
-        (Route::ReplayJob(_), &Method::GET) => replay::get(ctx, region),
-        (Route::ReplayJob(_), _) => replay::put(ctx, region, &req.body),
+        (Route::ReplayJob(_), &Method::GET) => replay::get(ctx, Stream::Org(region)),
+        (Route::ReplayJob(_), _) => replay::put(ctx, Stream::Org(region), &req.body),
         (Route::AuditLogs, _) => audit_logs::list(ctx, region, &req.query),
+        (Route::Portals, _) => portals::list(ctx, region, &req.query),
+        (Route::Portal(id), _) => portals::get(ctx, region, id),
+        (Route::PortalDeveloper(id, developer), _) => {
+            portals::developer(ctx, region, id, developer)
+        }
+        (Route::PortalWebhook(id), &Method::GET) => portal_webhook::get(ctx, region, id),
+        (Route::PortalWebhook(id), &Method::PATCH) => portal_webhook::patch(ctx, req, id),
+        (Route::PortalWebhook(id), _) => portal_webhook::delete(ctx, region, id),
+        (Route::PortalWebhookStatus(id), _) => portal_webhook::status(ctx, region, id),
+        (Route::PortalReplayJob(id), &Method::GET) => portal_webhook::get_replay(ctx, region, id),
+        (Route::PortalReplayJob(id), _) => portal_webhook::put_replay(ctx, region, id, &req.body),
+        (Route::Users, _) => identity::list_users(ctx, &req.query),
+        (Route::User(id), _) => identity::get_user(ctx, id),
+        (Route::SystemAccounts, _) => identity::list_system_accounts(ctx, &req.query),
+        (Route::SystemAccount(id), _) => identity::get_system_account(ctx, id),
         _ => unreachable!("every allowed method of every route is handled"),
     }
 }

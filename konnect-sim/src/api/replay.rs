@@ -1,25 +1,35 @@
-//! `/v2|v3/audit-log-replay-job`: the region's replay job. This module
-//! validates and accepts a job; `delivery/replay.rs` runs it.
+//! `/v2|v3/audit-log-replay-job` (the region's replay job) and
+//! `/v3/portals/{portalId}/audit-log-replay-job` (a portal's): the same
+//! rules for both. This module validates and accepts a job;
+//! `delivery/replay.rs` runs it.
 
 use super::ApiResponse;
 use super::body::{BodyCheck, parse_object};
 use crate::context::Context;
 use crate::problem::{InvalidParameter, Problem};
-use crate::state::ReplayStatus;
+use crate::state::{ReplayStatus, Stream};
 use crate::time::{self, DAY, Millis};
 
 /// How far in the future a replay range may end (clock skew allowance).
 const REPLAY_FUTURE_SLACK: Millis = 60_000;
 
-/// GET /v2|v3/audit-log-replay-job: the last job of the region (or the
-/// unset one).
-pub(super) fn get(ctx: &Context, region: &str) -> ApiResponse {
-    ApiResponse::json(200, &ctx.state().replay_jobs[region].to_json())
+/// GET the last job of the stream (or the unset one).
+pub(super) fn get(ctx: &Context, stream: Stream) -> ApiResponse {
+    let mut state = ctx.state();
+    match state.replay_job(stream) {
+        Some(job) => ApiResponse::json(200, &job.to_json()),
+        None => gone(&mut state, stream),
+    }
 }
 
-/// PUT /v2|v3/audit-log-replay-job `{start_at, end_at}`: both RFC 3339,
-/// start not after end, within the last 7 days. 409 while a job runs.
-pub(super) fn put(ctx: &Context, region: &'static str, body: &[u8]) -> ApiResponse {
+/// A portal removed while its request was handled.
+fn gone(state: &mut crate::state::State, stream: Stream) -> ApiResponse {
+    super::problem(state, 404, &format!("{} is gone", stream.describe()))
+}
+
+/// PUT `{start_at, end_at}`: both RFC 3339, start not after end, within the
+/// last 7 days. 409 while a job of the same stream runs.
+pub(super) fn put(ctx: &Context, stream: Stream, body: &[u8]) -> ApiResponse {
     let mut state = ctx.state();
     let object = match parse_object(&mut state, body) {
         Ok(object) => object,
@@ -71,7 +81,10 @@ pub(super) fn put(ctx: &Context, region: &'static str, body: &[u8]) -> ApiRespon
     let (Some(start), Some(end)) = (start, end) else {
         unreachable!("BodyCheck::finish fails when a time is missing or invalid");
     };
-    if state.replay_jobs[region].status.is_active() {
+    let active = state
+        .replay_job(stream)
+        .is_some_and(|job| job.status.is_active());
+    if active {
         let trace = state.trace();
         return ApiResponse::problem(
             &Problem::new(409, trace, "A replay job is currently running")
@@ -79,16 +92,15 @@ pub(super) fn put(ctx: &Context, region: &'static str, body: &[u8]) -> ApiRespon
         );
     }
     let epoch = state.epoch;
-    let job = state
-        .replay_jobs
-        .get_mut(region)
-        .expect("every region has a replay job");
+    let Some(job) = state.replay_job_mut(stream) else {
+        return gone(&mut state, stream);
+    };
     job.start_at = Some(start);
     job.end_at = Some(end);
     job.status = ReplayStatus::Accepted;
     job.updated_at = Some(time::now());
     let body = job.to_json();
     drop(state);
-    ctx.deliveries().spawn_replay(region, start, end, epoch);
+    ctx.deliveries().spawn_replay(stream, start, end, epoch);
     ApiResponse::json(202, &body)
 }

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use super::body::{BodyCheck, parse_object};
-use super::destinations::{destination_not_found, parse_uuid};
+use super::destinations::destination_not_found;
 use super::{ApiRequest, ApiResponse, bad_request, problem};
 use crate::context::Context;
 use crate::problem::InvalidParameter;
@@ -126,24 +126,7 @@ pub(super) fn patch_v3(ctx: &Context, req: &ApiRequest) -> ApiResponse {
         Err(response) => return response,
     };
     let mut check = BodyCheck::new(&object);
-    let destination_id = match object.get("audit_log_destination_id") {
-        None => None,
-        Some(value) => match value.as_str().and_then(parse_uuid) {
-            Some(uuid) => Some(uuid),
-            None => {
-                check.fail(
-                    InvalidParameter::new(
-                        "audit_log_destination_id",
-                        "body",
-                        Some("is_uuid"),
-                        "destination id format is invalid",
-                    ),
-                    "Could not parse destination id",
-                );
-                None
-            }
-        },
-    };
+    let destination_id = check.destination_id();
     let enabled = check.boolean("enabled");
     if let Err(response) = check.finish(&mut state) {
         return response;

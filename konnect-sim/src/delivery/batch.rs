@@ -27,7 +27,7 @@ use super::Deliveries;
 use crate::codec::gzip_lines;
 use crate::config::MAX_RETRIES;
 use crate::snapshot::{Attempt, Delivery, DeliverySource};
-use crate::state::{LastAttempt, SharedState, Target};
+use crate::state::{LastAttempt, SharedState, Stream, Target};
 use crate::time;
 
 /// Bytes of a receiver's answer kept for the status endpoint.
@@ -63,7 +63,7 @@ impl Deliveries {
     /// (unless the state was reset since `epoch`). Returns the finished delivery.
     pub(super) async fn deliver_batch(
         &self,
-        region: &'static str,
+        stream: Stream,
         source: DeliverySource,
         target: &Target,
         records: Vec<String>,
@@ -72,9 +72,11 @@ impl Deliveries {
     ) -> Delivery {
         let state = &*self.inner.state;
         let body = Bytes::from(gzip_lines(&records));
+        let region = stream.region();
         let mut delivery = Delivery {
             id: 0,
             region: region.to_string(),
+            portal_id: stream.portal().map(|id| id.to_string()),
             source,
             destination_id: target.destination_id.map(|id| id.to_string()),
             endpoint: target.endpoint.clone(),
@@ -139,6 +141,7 @@ impl Deliveries {
             };
             tracing::info!(
                 region,
+                portal = delivery.portal_id.as_deref(),
                 delivery = delivery.id,
                 attempt = attempt_number + 1,
                 endpoint = %redact_userinfo(&target.endpoint),
@@ -155,7 +158,7 @@ impl Deliveries {
             };
             state
                 .lock()
-                .record_attempt(epoch, region, delivery.id, &attempt, last);
+                .record_attempt(epoch, stream, delivery.id, &attempt, last);
             let status = attempt.status;
             delivery.attempts.push(attempt);
             if delivered {

@@ -1,27 +1,30 @@
-//! Webhook delivery work: each region's delivery lane, the cancellation
-//! token of the current epoch, and the three sources of batches: triggers
+//! Webhook delivery work: each stream's delivery lane (a region's
+//! organisation events, or one Dev Portal's), the cancellation token of the
+//! current epoch, and the three sources of batches: triggers
 //! ([`Deliveries::emit`]), steady rates (`rate.rs`) and replay jobs
 //! (`replay.rs`). One batch's POST and retries are in `batch.rs`.
 //!
-//! Deliveries of one region never overlap: every source takes turns on the
-//! region's lane, so batches arrive in the order they were made. A reset
-//! cancels the epoch's work (retry waits, rates, replays) and starts a new
-//! epoch; the state ignores late reports from the old one.
+//! Deliveries of one stream never overlap: every source takes turns on the
+//! stream's lane, so batches arrive in the order they were made. Streams
+//! are independent of each other (a portal's webhook sends while the
+//! region's does), as Konnect's webhooks are. A reset cancels the epoch's
+//! work (retry waits, rates, replays) and starts a new epoch; the state
+//! ignores late reports from the old one.
 
 mod batch;
 mod rate;
 mod replay;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{REGIONS, SimConfig};
+use crate::config::SimConfig;
 use crate::records::Event;
 use crate::snapshot::{Delivery, DeliverySource, TriggerReport};
-use crate::state::SharedState;
+use crate::state::{SharedState, Stream};
 
 /// The handle that runs deliveries. Cheap to clone; clones share the lanes.
 #[derive(Clone)]
@@ -35,8 +38,9 @@ struct Inner {
     /// The runtime the emulator started on: background work is spawned
     /// there, so the sync control calls work from any thread.
     runtime: Handle,
-    /// One lock per region, held while a batch of that region is delivered.
-    lanes: BTreeMap<&'static str, tokio::sync::Mutex<()>>,
+    /// One lock per stream, held while a batch of that stream is
+    /// delivered; made on first use.
+    lanes: Mutex<HashMap<Stream, Arc<tokio::sync::Mutex<()>>>>,
     /// Cancelled by reset (then replaced) and by shutdown: stops background
     /// work (rates, replays, retry waits) of the current epoch.
     work: Mutex<CancellationToken>,
@@ -57,10 +61,7 @@ impl Deliveries {
                 state,
                 config,
                 runtime: Handle::current(),
-                lanes: REGIONS
-                    .iter()
-                    .map(|r| (*r, tokio::sync::Mutex::new(())))
-                    .collect(),
+                lanes: Mutex::new(HashMap::new()),
                 work: Mutex::new(shutdown.child_token()),
                 shutdown,
                 rates: Mutex::new(BTreeMap::new()),
@@ -98,46 +99,91 @@ impl Deliveries {
         work.clone()
     }
 
+    /// The delivery lane of a stream.
+    fn lane(&self, stream: Stream) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.inner.lanes).entry(stream).or_default().clone()
+    }
+
     /// Generates, stores and (if the webhook is enabled) delivers `count`
-    /// events on the region's lane.
+    /// organisation events of `region` on the region's lane.
     pub async fn emit(
         &self,
         region: &'static str,
         count: usize,
         source: DeliverySource,
     ) -> TriggerReport {
+        self.emit_stream(Stream::Org(region), count, source).await
+    }
+
+    /// Generates, stores and (if the stream's webhook is enabled) delivers
+    /// `count` events of the stream on its lane: organisation events, or a
+    /// portal's developer logins (whose `principal_id` is one of the
+    /// portal's developers, if it has any). A portal that is gone
+    /// generates nothing.
+    pub async fn emit_stream(
+        &self,
+        stream: Stream,
+        count: usize,
+        source: DeliverySource,
+    ) -> TriggerReport {
         let cancel = self.work_token();
-        let _lane = self.inner.lanes[region].lock().await;
-        let (epoch, events) = {
+        let lane = self.lane(stream);
+        let _lane = lane.lock().await;
+        let region = stream.region();
+        let made = {
             let mut state = self.inner.state.lock();
             let now = state.now();
-            let events: Vec<Event> = (0..count)
-                .map(|_| {
-                    let mut event = state.generator.event(region, now);
-                    event.seal = state.signing.seal_next();
-                    event
-                })
-                .collect();
-            state.store_events(&events);
-            (state.epoch, events)
+            let developers: Option<Vec<String>> = match stream {
+                Stream::Org(_) => Some(Vec::new()),
+                Stream::Portal(_, id) => state
+                    .portal(id)
+                    .map(|p| p.developers.iter().map(|d| d.id.clone()).collect()),
+            };
+            developers.map(|developers| {
+                let events: Vec<Event> = (0..count)
+                    .map(|_| {
+                        let mut event = match stream {
+                            Stream::Org(_) => state.generator.event(region, now),
+                            Stream::Portal(_, id) => {
+                                state.generator.portal_event(region, now, id, &developers)
+                            }
+                        };
+                        event.seal = state.signing.seal_next();
+                        event
+                    })
+                    .collect();
+                state.store_events(&events);
+                (state.epoch, events)
+            })
+        };
+        let portal_id = stream.portal().map(|id| id.to_string());
+        let Some((epoch, events)) = made else {
+            return TriggerReport {
+                region: region.to_string(),
+                portal_id,
+                generated: 0,
+                deliveries: Vec::new(),
+                not_delivered: Some(format!("{} is gone", stream.describe())),
+            };
         };
         let (deliveries, not_delivered) = self
-            .deliver_events(region, source, &events, epoch, &cancel)
+            .deliver_events(stream, source, &events, epoch, &cancel)
             .await;
         TriggerReport {
             region: region.to_string(),
+            portal_id,
             generated: count,
             deliveries,
             not_delivered,
         }
     }
 
-    /// Delivers events batch by batch to the region's current target
+    /// Delivers events batch by batch to the stream's current target
     /// (looked up again before each batch). Stops at the first batch that
     /// cannot be sent; the reason is returned.
     async fn deliver_events(
         &self,
-        region: &'static str,
+        stream: Stream,
         source: DeliverySource,
         events: &[Event],
         epoch: u64,
@@ -149,14 +195,15 @@ impl Deliveries {
             if cancel.is_cancelled() {
                 return (deliveries, Some("stopped by reset or shutdown".to_string()));
             }
-            let Some(target) = self.inner.state.lock().delivery_target(region) else {
+            let Some(target) = self.inner.state.lock().delivery_target(stream) else {
+                let webhook = stream.describe();
                 let reason = if index == 0 {
                     format!(
-                        "the {region} webhook is not enabled with an endpoint; events were stored but not delivered"
+                        "{webhook} is not enabled with an endpoint; events were stored but not delivered"
                     )
                 } else {
                     format!(
-                        "the {region} webhook was disabled after {index} of {} batches",
+                        "{webhook} was disabled after {index} of {} batches",
                         batches.len()
                     )
                 };
@@ -164,7 +211,7 @@ impl Deliveries {
             };
             let records = batch.iter().map(|e| e.render(target.log_format)).collect();
             let delivery = self
-                .deliver_batch(region, source, &target, records, epoch, cancel)
+                .deliver_batch(stream, source, &target, records, epoch, cancel)
                 .await;
             deliveries.push(delivery);
         }

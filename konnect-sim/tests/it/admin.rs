@@ -4,47 +4,42 @@
 use konnect_sim::{Snapshot, TriggerReport};
 use serde_json::json;
 
-use crate::common::{Api, Auth, Receiver, start_sim};
+use crate::common::{Api, Auth, Receiver, signed_parts, start_sim, verifies};
 
 #[tokio::test]
 async fn admin_api_round_trip() {
     let sim = start_sim().await;
     let api = Api::new(&sim);
     let receiver = Receiver::start().await;
-    let admin = |method: &'static str, path: &'static str, body: Option<serde_json::Value>| {
-        let api = &api;
-        async move {
-            let bytes = body.map(|b| b.to_string().into_bytes());
-            api.raw(method, path, bytes.as_deref(), Auth::None).await
-        }
-    };
 
     let state: Snapshot =
-        serde_json::from_slice(&admin("GET", "/_sim/state", None).await.body).unwrap();
+        serde_json::from_slice(&api.admin("GET", "/_sim/state", None).await.body).unwrap();
     assert!(state.is_pristine());
     assert_eq!(state.webhooks.len(), 6);
 
     // A tunnel for a public https endpoint, then a destination behind it.
-    let tunnel = admin(
-        "POST",
-        "/_sim/tunnels",
-        Some(json!({"host": "demo.tunnel.test", "target": receiver.addr.to_string()})),
-    )
-    .await;
+    let tunnel = api
+        .admin(
+            "POST",
+            "/_sim/tunnels",
+            Some(json!({"host": "demo.tunnel.test", "target": receiver.addr.to_string()})),
+        )
+        .await;
     assert_eq!(tunnel.status, 201);
     assert_eq!(tunnel.json()["demo.tunnel.test"], receiver.addr.to_string());
     api.enable_webhook("admin-demo", "https://demo.tunnel.test/audit-logs", "json")
         .await;
 
-    let trigger = admin("POST", "/_sim/trigger", Some(json!({"count": 5}))).await;
+    let trigger = api
+        .admin("POST", "/_sim/trigger", Some(json!({"count": 5})))
+        .await;
     assert_eq!(trigger.status, 200);
     let report: TriggerReport = serde_json::from_slice(&trigger.body).unwrap();
     assert!(report.all_delivered(), "{report:?}");
     assert_eq!(report.region, "us");
     assert_eq!(receiver.records(), report.delivered_records());
 
-    let fault = admin(
-        "POST",
+    let fault = api.admin("POST",
         "/_sim/faults",
         Some(json!({"method": "GET", "path": "/v2/audit-log-webhook", "status": 500, "count": 1})),
     )
@@ -52,7 +47,7 @@ async fn admin_api_round_trip() {
     assert_eq!(fault.status, 201);
     assert_eq!(fault.json()[0]["action"], "status 500");
     assert_eq!(
-        admin("GET", "/_sim/faults", None).await.json()[0]["remaining"],
+        api.admin("GET", "/_sim/faults", None).await.json()[0]["remaining"],
         1
     );
     assert_eq!(
@@ -62,26 +57,30 @@ async fn admin_api_round_trip() {
         500
     );
     assert_eq!(api.get("/v2/audit-log-webhook").await.status, 200);
-    admin(
+    api.admin(
         "POST",
         "/_sim/faults",
         Some(json!({"path": "*", "drop": true, "count": 9})),
     )
     .await;
-    assert_eq!(admin("DELETE", "/_sim/faults", None).await.status, 204);
-    assert_eq!(admin("GET", "/_sim/faults", None).await.json(), json!([]));
+    assert_eq!(api.admin("DELETE", "/_sim/faults", None).await.status, 204);
+    assert_eq!(
+        api.admin("GET", "/_sim/faults", None).await.json(),
+        json!([])
+    );
 
-    let rate = admin(
-        "POST",
-        "/_sim/rate",
-        Some(json!({"region": "eu", "per_second": 5})),
-    )
-    .await;
+    let rate = api
+        .admin(
+            "POST",
+            "/_sim/rate",
+            Some(json!({"region": "eu", "per_second": 5})),
+        )
+        .await;
     assert_eq!(rate.json(), json!({"region": "eu", "per_second": 5.0}));
     let state: Snapshot =
-        serde_json::from_slice(&admin("GET", "/_sim/state", None).await.body).unwrap();
+        serde_json::from_slice(&api.admin("GET", "/_sim/state", None).await.body).unwrap();
     assert_eq!(state.rates["eu"], 5.0);
-    admin(
+    api.admin(
         "POST",
         "/_sim/rate",
         Some(json!({"region": "eu", "per_second": 0})),
@@ -89,30 +88,37 @@ async fn admin_api_round_trip() {
     .await;
 
     assert_eq!(
-        admin("DELETE", "/_sim/tunnels/demo.tunnel.test", None)
+        api.admin("DELETE", "/_sim/tunnels/demo.tunnel.test", None)
             .await
             .status,
         204
     );
     assert_eq!(
-        admin("DELETE", "/_sim/tunnels/demo.tunnel.test", None)
+        api.admin("DELETE", "/_sim/tunnels/demo.tunnel.test", None)
             .await
             .status,
         404
     );
 
     // The receiver switch and the replay-job knobs.
-    let down = admin("POST", "/_sim/receiver", Some(json!({"down": true}))).await;
+    let down = api
+        .admin("POST", "/_sim/receiver", Some(json!({"down": true})))
+        .await;
     assert_eq!(down.json(), json!({"down": true}));
     let state: Snapshot =
-        serde_json::from_slice(&admin("GET", "/_sim/state", None).await.body).unwrap();
+        serde_json::from_slice(&api.admin("GET", "/_sim/state", None).await.body).unwrap();
     assert!(state.receiver_down);
-    admin("POST", "/_sim/receiver", Some(json!({"down": false}))).await;
-    let knobs = admin("POST", "/_sim/replay-jobs", Some(json!({"fail": 2}))).await;
+    api.admin("POST", "/_sim/receiver", Some(json!({"down": false})))
+        .await;
+    let knobs = api
+        .admin("POST", "/_sim/replay-jobs", Some(json!({"fail": 2})))
+        .await;
     assert_eq!(knobs.json(), json!({"fail": 2, "hold": false}));
-    let knobs = admin("POST", "/_sim/replay-jobs", Some(json!({"hold": true}))).await;
+    let knobs = api
+        .admin("POST", "/_sim/replay-jobs", Some(json!({"hold": true})))
+        .await;
     assert_eq!(knobs.json(), json!({"fail": 2, "hold": true}));
-    admin(
+    api.admin(
         "POST",
         "/_sim/replay-jobs",
         Some(json!({"fail": 0, "hold": false})),
@@ -133,14 +139,14 @@ async fn admin_api_round_trip() {
             json!({"host": "a.test", "target": "not-an-address"}),
         ),
     ] {
-        let reply = admin("POST", path, Some(body.clone())).await;
+        let reply = api.admin("POST", path, Some(body.clone())).await;
         reply.problem(400);
     }
-    assert_eq!(admin("GET", "/_sim/nothing", None).await.status, 404);
-    assert_eq!(admin("GET", "/_sim/reset", None).await.status, 405);
+    assert_eq!(api.admin("GET", "/_sim/nothing", None).await.status, 404);
+    assert_eq!(api.admin("GET", "/_sim/reset", None).await.status, 405);
 
     // The log has the API calls only, and the snapshot no secrets.
-    let state = admin("GET", "/_sim/state", None).await;
+    let state = api.admin("GET", "/_sim/state", None).await;
     let text = state.text();
     assert!(
         !text.contains("hook-secret") && !text.contains(&sim.pat()),
@@ -150,9 +156,9 @@ async fn admin_api_round_trip() {
     assert!(state.requests.iter().all(|r| !r.path.starts_with("/_sim")));
     assert!(state.destinations[0].authorization_set);
 
-    assert_eq!(admin("POST", "/_sim/reset", None).await.status, 204);
+    assert_eq!(api.admin("POST", "/_sim/reset", None).await.status, 204);
     let state: Snapshot =
-        serde_json::from_slice(&admin("GET", "/_sim/state", None).await.body).unwrap();
+        serde_json::from_slice(&api.admin("GET", "/_sim/state", None).await.body).unwrap();
     assert!(state.is_pristine() && state.events_generated == 0);
     sim.shutdown().await;
 }
@@ -175,47 +181,11 @@ async fn admin_trigger_takes_the_region_from_the_host() {
     sim.shutdown().await;
 }
 
-/// The signed bytes of a delivered line, by Kong's documented scheme, and
-/// its signature.
-fn signed_parts(line: &str) -> Option<(String, Vec<u8>)> {
-    use base64::Engine;
-    let (message, sig) = if let Some((head, sig)) = line.rsplit_once(" sig=") {
-        (head.to_string(), sig)
-    } else {
-        let at = line.rfind(",\"sig\":\"")?;
-        let sig = line[at + 8..].strip_suffix("\"}")?;
-        (format!("{}}}", &line[..at]), sig)
-    };
-    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(sig)
-        .ok()?;
-    Some((message, sig))
-}
-
-fn verifies(jwks: &serde_json::Value, message: &str, sig: &[u8]) -> bool {
-    use base64::Engine;
-    jwks["keys"].as_array().unwrap().iter().any(|key| {
-        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(key["x"].as_str().unwrap())
-            .unwrap();
-        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, x)
-            .verify(message.as_bytes(), sig)
-            .is_ok()
-    })
-}
-
 #[tokio::test]
 async fn records_are_signed_by_the_jwks_key_and_forgeries_and_rotation_work() {
     let sim = start_sim().await;
     let api = Api::new(&sim);
     let receiver = Receiver::start().await;
-    let admin = |method: &'static str, path: &'static str, body: Option<serde_json::Value>| {
-        let api = &api;
-        async move {
-            let bytes = body.map(|b| b.to_string().into_bytes());
-            api.raw(method, path, bytes.as_deref(), Auth::None).await
-        }
-    };
     sim.add_tunnel("sign.tunnel.test", receiver.addr);
     for format in ["json", "cef"] {
         api.enable_webhook(
@@ -229,12 +199,13 @@ async fn records_are_signed_by_the_jwks_key_and_forgeries_and_rotation_work() {
         assert_eq!(jwks["keys"][0]["kty"], "OKP");
         assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
 
-        let forged = admin(
-            "POST",
-            "/_sim/forgeries",
-            Some(json!({"tampered": 1, "unsigned": 1})),
-        )
-        .await;
+        let forged = api
+            .admin(
+                "POST",
+                "/_sim/forgeries",
+                Some(json!({"tampered": 1, "unsigned": 1})),
+            )
+            .await;
         assert_eq!(forged.status, 200);
         assert_eq!(forged.json(), json!({"tampered": 1, "unsigned": 1}));
         let report = sim.trigger("us", 5).await;
@@ -251,12 +222,13 @@ async fn records_are_signed_by_the_jwks_key_and_forgeries_and_rotation_work() {
         }
 
         // Rotation: the new key signs; the JWKS keeps the old one if asked.
-        let rotated = admin(
-            "POST",
-            "/_sim/signing-keys/rotate",
-            Some(json!({"keep_old": true})),
-        )
-        .await;
+        let rotated = api
+            .admin(
+                "POST",
+                "/_sim/signing-keys/rotate",
+                Some(json!({"keep_old": true})),
+            )
+            .await;
         assert_eq!(rotated.status, 200);
         let both = rotated.json();
         assert_eq!(both["keys"].as_array().unwrap().len(), 2);

@@ -36,6 +36,32 @@ fn blocking_sim_runs_on_its_own_thread_and_stops_when_dropped() {
     );
 }
 
+#[test]
+fn blocking_sim_seeds_portals_and_principals() {
+    let sim = blocking::Sim::start(SimConfig::for_tests()).unwrap();
+    let portal = sim.add_portal("eu", "Partner Portal").unwrap();
+    assert!(sim.add_portal("eu", "Partner Portal").is_err());
+    let developer = sim
+        .add_portal_developer(&portal.id, "jane@example.test", "Jane Dev")
+        .unwrap();
+    let report = sim.trigger_portal(&portal.id, 3);
+    assert_eq!(report.region, "eu");
+    assert_eq!(report.portal_id.as_deref(), Some(portal.id.as_str()));
+    assert_eq!(report.generated, 3);
+    assert!(report.deliveries.is_empty(), "no webhook yet");
+    let user = sim.add_user("ana@example.test", "Ana Admin").unwrap();
+    let account = sim.add_system_account("ci", "pipelines").unwrap();
+    let snapshot = sim.snapshot();
+    assert_eq!(snapshot.portals[0].developers, [developer]);
+    assert_eq!(snapshot.users, [user]);
+    assert_eq!(snapshot.system_accounts, [account]);
+    assert_eq!(sim.request_count("GET", "/v3/portals"), 0);
+    assert!(sim.contract_violations().is_empty());
+    assert!(sim.remove_portal(&portal.id));
+    sim.reset();
+    assert!(sim.snapshot().users.is_empty());
+}
+
 #[tokio::test]
 async fn blocking_sim_can_be_used_inside_another_runtime() {
     // The calls block this thread while the emulator's own runtime works.

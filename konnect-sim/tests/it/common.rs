@@ -1,11 +1,11 @@
-//! Test helpers: the OpenAPI contract checker, an API client that checks
-//! every answer against it, and a webhook receiver that records what it gets.
+//! Test helpers: an API client that checks every answer against the
+//! OpenAPI contract (`konnect_sim::contract`), and a webhook receiver that
+//! records what it gets.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::io::Read;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,245 +19,9 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 // ---------------------------------------------------------------------------
-// Contract: the OpenAPI files, loaded at test time.
+// Contract: the OpenAPI files, as the emulator compiles them in.
 
-/// One response the spec describes: `(spec, path template, method, status)`.
-pub type Operation = (String, String, String, u16);
-
-/// The two OpenAPI documents, converted to JSON Schema 2020-12 where
-/// OpenAPI 3.0 differs (`nullable`), with compiled validators cached per
-/// schema location.
-pub struct Contract {
-    docs: HashMap<&'static str, Value>,
-    validators: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
-}
-
-impl Contract {
-    pub fn global() -> &'static Contract {
-        static CONTRACT: OnceLock<Contract> = OnceLock::new();
-        CONTRACT.get_or_init(Contract::load)
-    }
-
-    fn load() -> Contract {
-        let mut docs = HashMap::new();
-        for version in ["v2", "v3"] {
-            let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("specs/developer.konghq.com/audit-logs")
-                .join(version)
-                .join("openapi.yaml");
-            let text = std::fs::read_to_string(&path)
-                .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-            let yaml: serde_yaml_ng::Value =
-                serde_yaml_ng::from_str(&text).expect("the spec is YAML");
-            let mut json: Value = serde_json::to_value(yaml).expect("the spec converts to JSON");
-            openapi_nullable_to_json_schema(&mut json);
-            docs.insert(version, json);
-        }
-        Contract {
-            docs,
-            validators: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Every `(spec, template, method, status)` the specs list.
-    pub fn operations(&self) -> BTreeSet<Operation> {
-        let mut all = BTreeSet::new();
-        for (version, doc) in &self.docs {
-            for (template, item) in doc["paths"].as_object().expect("paths") {
-                for (method, operation) in item.as_object().expect("path item") {
-                    let Some(responses) = operation.get("responses").and_then(Value::as_object)
-                    else {
-                        continue;
-                    };
-                    for status in responses.keys() {
-                        all.insert((
-                            version.to_string(),
-                            template.clone(),
-                            method.to_uppercase(),
-                            status.parse().expect("numeric status"),
-                        ));
-                    }
-                }
-            }
-        }
-        all
-    }
-
-    /// The spec's path template matching a concrete path (`/v3/...`).
-    fn template<'a>(&'a self, version: &str, rest: &str) -> Option<&'a str> {
-        let doc = &self.docs[version];
-        let segments: Vec<&str> = rest.split('/').collect();
-        doc["paths"]
-            .as_object()?
-            .keys()
-            .map(String::as_str)
-            .find(|template| {
-                let parts: Vec<&str> = template.split('/').collect();
-                parts.len() == segments.len()
-                    && parts.iter().zip(&segments).all(|(part, segment)| {
-                        (part.starts_with('{') && part.ends_with('}') && !segment.is_empty())
-                            || part == segment
-                    })
-            })
-    }
-
-    /// Checks one answer of `method path` against the spec: the status must
-    /// be listed for the operation, the content type must be the listed one
-    /// and the body must validate against its schema (or be empty when the
-    /// spec lists no content). Returns the operation covered.
-    pub fn check(
-        &self,
-        method: &str,
-        path: &str,
-        status: u16,
-        content_type: Option<&str>,
-        body: &[u8],
-    ) -> Result<Operation, String> {
-        let path = path.split('?').next().unwrap_or(path);
-        let (version, rest) = match (path.strip_prefix("/v2"), path.strip_prefix("/v3")) {
-            (Some(rest), _) => ("v2", rest),
-            (_, Some(rest)) => ("v3", rest),
-            _ => return Err(format!("{path} is in neither spec")),
-        };
-        let template = self
-            .template(version, rest)
-            .ok_or_else(|| format!("the {version} spec has no path matching {rest}"))?;
-        let doc = &self.docs[version];
-        let operation = doc["paths"][template]
-            .get(method.to_lowercase())
-            .ok_or_else(|| format!("the {version} spec has no {method} {template}"))?;
-        let mut response = operation["responses"]
-            .get(status.to_string())
-            .ok_or_else(|| {
-                format!("the {version} spec lists no {status} for {method} {template}")
-            })?;
-        let mut pointer = format!(
-            "#/paths/{}/{}/responses/{status}",
-            escape_pointer(template),
-            method.to_lowercase()
-        );
-        if let Some(reference) = response.get("$ref").and_then(Value::as_str) {
-            pointer = reference.to_string();
-            response =
-                resolve(doc, reference).ok_or_else(|| format!("dangling $ref {reference}"))?;
-        }
-        let covered = (
-            version.to_string(),
-            template.to_string(),
-            method.to_uppercase(),
-            status,
-        );
-        let Some(content) = response.get("content").and_then(Value::as_object) else {
-            if !body.is_empty() {
-                return Err(format!(
-                    "{status} has no content in the spec, got {} bytes",
-                    body.len()
-                ));
-            }
-            return Ok(covered);
-        };
-        let media = content_type
-            .map(|ct| ct.split(';').next().unwrap_or("").trim().to_string())
-            .ok_or_else(|| {
-                format!(
-                    "{status} needs a Content-Type ({:?})",
-                    content.keys().collect::<Vec<_>>()
-                )
-            })?;
-        if !content.contains_key(&media) {
-            return Err(format!(
-                "{status} of {method} {template} has content type {media}, the spec lists {:?}",
-                content.keys().collect::<Vec<_>>()
-            ));
-        }
-        let schema_pointer = format!("{pointer}/content/{}/schema", escape_pointer(&media));
-        let instance: Value = serde_json::from_slice(body)
-            .map_err(|e| format!("body is not JSON ({e}): {}", String::from_utf8_lossy(body)))?;
-        let validator = self.validator(version, &schema_pointer);
-        let errors: Vec<String> = validator
-            .iter_errors(&instance)
-            .map(|e| format!("{} at {}", e, e.instance_path()))
-            .collect();
-        if !errors.is_empty() {
-            return Err(format!(
-                "{method} {path} {status}: body does not match {schema_pointer}:\n  {}\nbody: {instance}",
-                errors.join("\n  ")
-            ));
-        }
-        Ok(covered)
-    }
-
-    /// Validates a body against a named schema of `components/schemas`, for
-    /// answers outside the specs' operations (unknown paths, faults).
-    pub fn check_component(&self, version: &str, schema: &str, body: &[u8]) -> Result<(), String> {
-        let instance: Value =
-            serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
-        let validator = self.validator(version, &format!("#/components/schemas/{schema}"));
-        let errors: Vec<String> = validator
-            .iter_errors(&instance)
-            .map(|e| e.to_string())
-            .collect();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{schema}: {}; body: {instance}", errors.join("; ")))
-        }
-    }
-
-    /// A validator for the schema at `pointer`, with every `$ref` resolved
-    /// against the whole document: the document itself is the root schema,
-    /// with a `$ref` to the wanted location added.
-    fn validator(&self, version: &str, pointer: &str) -> Arc<jsonschema::Validator> {
-        let key = format!("{version}{pointer}");
-        if let Some(validator) = self.validators.lock().unwrap().get(&key) {
-            return validator.clone();
-        }
-        let mut root = self.docs[version].clone();
-        root["$ref"] = Value::String(pointer.to_string());
-        let validator = jsonschema::draft202012::options()
-            .should_validate_formats(true)
-            .build(&root)
-            .unwrap_or_else(|e| panic!("compile the schema at {pointer}: {e}"));
-        let validator = Arc::new(validator);
-        self.validators
-            .lock()
-            .unwrap()
-            .insert(key, validator.clone());
-        validator
-    }
-}
-
-/// OpenAPI 3.0's `nullable: true` is `type: [T, "null"]` (and `null` in an
-/// `enum`) in JSON Schema.
-fn openapi_nullable_to_json_schema(value: &mut Value) {
-    match value {
-        Value::Object(object) => {
-            if object.get("nullable") == Some(&Value::Bool(true)) {
-                if let Some(Value::String(kind)) = object.get("type").cloned() {
-                    object.insert("type".into(), serde_json::json!([kind, "null"]));
-                }
-                if let Some(Value::Array(choices)) = object.get_mut("enum")
-                    && !choices.contains(&Value::Null)
-                {
-                    choices.push(Value::Null);
-                }
-            }
-            object
-                .values_mut()
-                .for_each(openapi_nullable_to_json_schema);
-        }
-        Value::Array(items) => items.iter_mut().for_each(openapi_nullable_to_json_schema),
-        _ => {}
-    }
-}
-
-fn escape_pointer(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
-}
-
-fn resolve<'a>(doc: &'a Value, reference: &str) -> Option<&'a Value> {
-    doc.pointer(reference.strip_prefix('#')?)
-}
+pub use konnect_sim::contract::{Contract, Operation};
 
 // ---------------------------------------------------------------------------
 // Api: an HTTP client for the emulator that checks every answer.
@@ -416,7 +180,7 @@ impl Api {
         auth: Auth,
     ) -> Reply {
         let reply = self.raw(method, path, body, auth).await;
-        match Contract::global().check(
+        match Contract::global().check_response(
             method,
             path,
             reply.status,
@@ -429,6 +193,13 @@ impl Api {
             Err(violation) => panic!("contract violation: {violation}"),
         }
         reply
+    }
+
+    /// A call of the `/_sim/` admin API (no PAT, not checked against the
+    /// specs).
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        self.raw(method, path, bytes.as_deref(), Auth::None).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -680,6 +451,38 @@ async fn receive(
     let mut response = Response::new(Full::new(Bytes::from(format!("answer {status}"))));
     *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
     Ok(response)
+}
+
+// ---------------------------------------------------------------------------
+// Signatures, as Kong documents them ("Verify audit log signatures").
+
+/// The signed bytes of a delivered line, by Kong's documented scheme, and
+/// its signature.
+pub fn signed_parts(line: &str) -> Option<(String, Vec<u8>)> {
+    use base64::Engine;
+    let (message, sig) = if let Some((head, sig)) = line.rsplit_once(" sig=") {
+        (head.to_string(), sig)
+    } else {
+        let at = line.rfind(",\"sig\":\"")?;
+        let sig = line[at + 8..].strip_suffix("\"}")?;
+        (format!("{}}}", &line[..at]), sig)
+    };
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sig)
+        .ok()?;
+    Some((message, sig))
+}
+
+pub fn verifies(jwks: &serde_json::Value, message: &str, sig: &[u8]) -> bool {
+    use base64::Engine;
+    jwks["keys"].as_array().unwrap().iter().any(|key| {
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(key["x"].as_str().unwrap())
+            .unwrap();
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, x)
+            .verify(message.as_bytes(), sig)
+            .is_ok()
+    })
 }
 
 /// An address nothing listens on (bound, then released).

@@ -252,9 +252,11 @@ async fn every_documented_response_matches_the_spec() {
         .await
         .problem(401);
 
-    let expected: BTreeSet<Operation> = Contract::global()
-        .operations()
+    let contract = Contract::global();
+    let expected: BTreeSet<Operation> = contract
+        .operations("audit-logs/v2")
         .into_iter()
+        .chain(contract.operations("audit-logs/v3"))
         .filter(|(_, _, method, status)| !(method == "GET" && *status == 403))
         .collect();
     let covered = api.covered();
@@ -275,7 +277,7 @@ fn the_contract_checker_rejects_what_the_specs_forbid() {
     let json = Some("application/json");
     let problem = Some("application/problem+json");
     let ok = |method: &str, path: &str, status: u16, ct: Option<&str>, body: &str| {
-        contract.check(method, path, status, ct, body.as_bytes())
+        contract.check_response(method, path, status, ct, body.as_bytes())
     };
     let destination = r#"{"id":"07ec3858-066b-4629-bdc5-d4aa893b424d","name":"d","endpoint":"https://e.test/x",
         "log_format":"json","skip_ssl_verification":false,"created_at":"2023-03-20T09:29:14.52Z",
@@ -405,6 +407,92 @@ fn the_contract_checker_rejects_what_the_specs_forbid() {
     }
 }
 
+/// The same for the portal and identity specs: `additionalProperties:
+/// false` bodies, required fields, formats, page-number `meta`.
+#[test]
+fn the_contract_checker_rejects_what_the_portal_and_identity_specs_forbid() {
+    let contract = Contract::global();
+    let json = Some("application/json");
+    let check = |path: &str, body: &serde_json::Value| {
+        contract.check_response("GET", path, 200, json, body.to_string().as_bytes())
+    };
+    let portal = serde_json::json!({
+        "id": "9f9fd312-a987-4628-b4c5-bb4f4fddd5f7", "name": "Portal A",
+        "display_name": "Developer Portal A", "description": null,
+        "authentication_enabled": true, "rbac_enabled": false, "sipr_enabled": false,
+        "default_api_visibility": "private", "default_page_visibility": "private",
+        "default_application_auth_strategy_id": null, "auto_approve_developers": false,
+        "auto_approve_applications": false, "default_domain": "abc.us.portal.konghq.com",
+        "canonical_domain": "abc.us.portal.konghq.com",
+        "created_at": "2022-02-07T17:46:57.52Z", "updated_at": "2022-10-08T17:00:00.52Z"});
+    let one = "/v3/portals/9f9fd312-a987-4628-b4c5-bb4f4fddd5f7";
+    check(one, &portal).unwrap();
+    let list = serde_json::json!({"data": [portal], "meta": {"page": {"number": 1, "size": 10, "total": 1}}});
+    check("/v3/portals", &list).unwrap();
+    let user = serde_json::json!({"id": "7f9fd312-a987-4628-b4c5-bb4f4fddd5f7",
+        "email": "user@email.com", "full_name": "Jane Doe", "active": true});
+    check("/v3/users/7f9fd312-a987-4628-b4c5-bb4f4fddd5f7", &user).unwrap();
+
+    let with = |base: &serde_json::Value, key: &str, value: serde_json::Value| {
+        let mut changed = base.clone();
+        changed[key] = value;
+        changed
+    };
+    let without = |base: &serde_json::Value, key: &str| {
+        let mut changed = base.clone();
+        changed.as_object_mut().unwrap().remove(key);
+        changed
+    };
+    let rejected = [
+        check(one, &with(&portal, "portal_id", serde_json::json!("x"))),
+        check(one, &without(&portal, "description")),
+        check(
+            one,
+            &with(
+                &portal,
+                "default_api_visibility",
+                serde_json::json!("secret"),
+            ),
+        ),
+        check(one, &with(&portal, "id", serde_json::json!("not-a-uuid"))),
+        check(
+            "/v3/portals",
+            &with(&list, "meta", serde_json::json!({"next": null})),
+        ),
+        check(
+            &format!("{one}/developers/7cd9feff-b4da-4a9f-ba49-cbe83c75ff22"),
+            &serde_json::json!({"id": "7cd9feff-b4da-4a9f-ba49-cbe83c75ff22",
+                                "email": "d@example.com", "full_name": "D", "status": "approved"}),
+        ),
+        check(
+            &format!("{one}/audit-log-webhook"),
+            &serde_json::json!({"enabled": true, "audit_log_destination_id": ""}),
+        ),
+        check(
+            &format!("{one}/audit-log-webhook/status"),
+            &serde_json::json!({"webhook_status": "unconfigured"}),
+        ),
+        check(
+            "/v3/users/7f9fd312-a987-4628-b4c5-bb4f4fddd5f7",
+            &with(&user, "email", serde_json::json!("not an email")),
+        ),
+        check(
+            "/v3/system-accounts",
+            &serde_json::json!({"data": [], "meta": {"page": {"number": 1}}}),
+        ),
+        contract.check_response(
+            "GET",
+            "/v3/users",
+            401,
+            Some("application/problem+json"),
+            b"{}",
+        ),
+    ];
+    for (i, result) in rejected.iter().enumerate() {
+        assert!(result.is_err(), "case {i} should be rejected");
+    }
+}
+
 /// Answers the specs do not describe (unknown paths, wrong methods, injected
 /// faults, oversized bodies) still have Konnect's error shape.
 #[tokio::test]
@@ -415,7 +503,7 @@ async fn answers_outside_the_specs_are_still_konnect_errors() {
     let base_error = |reply: &crate::common::Reply| {
         reply.problem(reply.status);
         contract
-            .check_component("v3", "BaseError", &reply.body)
+            .check_component("audit-logs/v3", "BaseError", &reply.body)
             .unwrap();
     };
 
@@ -451,7 +539,7 @@ async fn answers_outside_the_specs_are_still_konnect_errors() {
         .await;
     assert_eq!(too_big.status, 400);
     contract
-        .check_component("v3", "BadRequestError", &too_big.body)
+        .check_component("audit-logs/v3", "BadRequestError", &too_big.body)
         .unwrap();
     sim.shutdown().await;
 }

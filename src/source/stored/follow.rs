@@ -203,7 +203,7 @@ impl Follower {
         }
         active.file.seek(SeekFrom::Start(active.offset))?;
         let mut lines = LineReader::starting_at(&active.file, active.lines, active.offset);
-        let query = self.query;
+        let query = &self.query;
         // Records and problems go to the one sink, from two callbacks.
         let shared = std::cell::RefCell::new(sink);
         let end = file::read_records(
@@ -249,7 +249,7 @@ impl Follower {
             {
                 continue;
             }
-            let query = self.query;
+            let query = &self.query;
             let shared = std::cell::RefCell::new(&mut *sink);
             read_segment_file(
                 &self.dir,
