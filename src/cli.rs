@@ -214,6 +214,10 @@ pub struct TailFileArgs {
     /// jq expression applied to each record, as `tail --jq`.
     #[arg(long, value_name = "FILTER")]
     pub jq: Option<String>,
+
+    /// Regular expression records must match, as `tail --grep`.
+    #[arg(long, value_name = "PATTERN")]
+    pub grep: Option<String>,
 }
 
 /// `listen` / `tail`, optionally followed by `audit-logs` or
@@ -354,6 +358,12 @@ pub struct ListenArgs {
     /// array. Records that are not JSON are skipped with a warning.
     #[arg(long, value_name = "FILTER")]
     pub jq: Option<String>,
+
+    /// Print only records whose bytes, as stored, match this regular
+    /// expression (`(?i)` at its start ignores case), in tail mode and the
+    /// pull and stored tails; tested before --jq and every other filter.
+    #[arg(long, value_name = "PATTERN")]
+    pub grep: Option<String>,
 
     /// Before changing anything in Konnect, send one probe through the
     /// endpoint and tell whether it reaches this listener.
@@ -1103,6 +1113,12 @@ pub struct GetAuditLogs {
     /// Filter JSON output with a jq expression (run by jaq).
     #[arg(long, value_name = "FILTER", help_heading = "Query")]
     pub jq: Option<String>,
+
+    /// Keep only records whose bytes, as stored, match this regular
+    /// expression (`(?i)` at its start ignores case). Tested before a
+    /// record is read, together with every other filter.
+    #[arg(long, value_name = "PATTERN", help_heading = "Query")]
+    pub grep: Option<String>,
 
     /// Query this profile's stored events (every segment and the active
     /// file) instead of Konnect.

@@ -56,6 +56,7 @@ fn query_flags(
         jq: jq.cloned(),
         jq_raw_output: args.jq_raw_output,
         columns: args.columns.clone(),
+        grep: None,
     }
 }
 
@@ -71,7 +72,8 @@ pub fn get_audit_logs(settings: &Settings, args: GetAuditLogs, path: &str) -> Re
         settings.output,
         false,
     )
-    .page_size_from_profile(settings.page_size);
+    .page_size_from_profile(settings.page_size)
+    .grep(args.grep.clone());
     let mut opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
     if args.stored && !args.files.is_empty() {
         return Err(CliError::usage(
@@ -141,6 +143,7 @@ fn verify_offline(settings: &Settings, args: &GetAuditLogs, path: &str) -> Resul
         (q.poll_interval.is_some(), "--poll-interval"),
         (q.page_size.is_some(), "--page-size"),
         (args.jq.is_some(), "--jq"),
+        (args.grep.is_some(), "--grep"),
         (q.jq_raw_output, "--jq-raw-output"),
         (!q.columns.is_empty(), "--columns"),
         (!args.portals.is_empty(), "--portal"),
@@ -204,7 +207,8 @@ pub fn tail_pull(settings: &Settings, args: TailArgs, path: &str) -> Result<(), 
         settings.output,
         true,
     )
-    .page_size_from_profile(settings.page_size);
+    .page_size_from_profile(settings.page_size)
+    .grep(args.listen.grep.clone());
     let opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
     pull(settings, opts)
 }
@@ -468,7 +472,8 @@ pub fn tail_stored(settings: &Settings, args: TailArgs, path: &str) -> Result<()
         &args.listen.positional,
         output,
         true,
-    );
+    )
+    .grep(args.listen.grep.clone());
     let mut opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
     opts.origin = origin(settings, args.org, &args.listen.portals)?;
     let dir = settings.audit_log_dir();
@@ -499,6 +504,7 @@ pub fn tail_stored(settings: &Settings, args: TailArgs, path: &str) -> Result<()
         kind: opts.kind,
         limit: Limit::Unlimited,
         origin: opts.origin.clone(),
+        grep: opts.grep.clone(),
     };
     let stdout = io::stdout();
     let printer = output::printer(

@@ -1468,3 +1468,134 @@ fn a_rotating_listener_is_followed_and_queried_whole() {
     assert!(tail.wait_exit(Duration::from_secs(10)).success());
     listener.stop_ok();
 }
+
+#[test]
+fn grep_prints_what_grep_would_and_reads_nothing_else() {
+    let w = World::new();
+    let dir = store(&w);
+    let cef = verbatim_cef("authorization.konnect.cef.txt");
+    let seg1 = lines(&[
+        rec("2026-01-01T00:01:00Z", "authz", "a1"),
+        rec("2026-01-01T00:02:00Z", "access", "a2"),
+        // Not a record, and no match: neither read nor reported.
+        "not a record".to_owned(),
+        rec("2026-01-01T00:03:00Z", "authn", "a3"),
+    ]);
+    write_segment(&dir, 1, &seg1, true);
+    let seg2 = lines(&[
+        rec("2026-01-01T00:04:00Z", "authz", "b1"),
+        // Not a record, but it matches: reported.
+        "not a record, p-b2".to_owned(),
+        rec("2026-01-01T00:05:00Z", "access", "b2"),
+    ]);
+    write_segment(&dir, 2, &seg2, false);
+    let active = format!(
+        "{}{cef}\n",
+        lines(&[rec("2026-01-01T00:06:00Z", "authz", "c1")])
+    );
+    std::fs::write(dir.join("events.jsonl"), &active).unwrap();
+    // What `zcat | grep` prints: the lines holding the pattern, as stored.
+    let grep = |pattern: &str| -> String {
+        let re = regex::bytes::Regex::new(pattern).unwrap();
+        [seg1.as_str(), seg2.as_str(), active.as_str()]
+            .concat()
+            .lines()
+            .filter(|l| re.is_match(l.as_bytes()))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let query = |args: &[&str]| {
+        let mut all = vec!["--stored", "--limit", "0", "-o", "jsonl"];
+        all.extend(args);
+        get(&w, &all)
+    };
+    let out = query(&["--grep", "p-(a|b)2"]);
+    assert_eq!(
+        ok(&out),
+        grep("p-(a|b)2").replace("not a record, p-b2\n", "")
+    );
+    assert_eq!(sigs(&out.stdout), ["a2", "b2"]);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(":2: not an audit record"),
+        "{}",
+        out.stderr
+    );
+    // A CEF record is matched as the line stored (its JSON form has
+    // `"action":"retrieve"`, no `action=`), and printed as stored.
+    let out = query(&["--grep", "action=retrieve"]);
+    assert_eq!(ok(&out), format!("{cef}\n"));
+    assert_eq!(ok(&query(&["--grep", "(?i)P-A[13]"])), grep("(?i)P-A[13]"));
+    assert_eq!(ok(&query(&["--grep", "P-A[13]"])), "");
+    // With every other filter: all must hold.
+    let out = query(&[
+        "--grep",
+        "p-[abc]1",
+        "--type",
+        "authorization",
+        "--since",
+        "100000d",
+    ]);
+    assert_eq!(sigs(ok(&out)), ["a1", "b1", "c1"]);
+    let out = query(&[
+        "--grep",
+        "p-[abc]1",
+        "--type",
+        "authorization",
+        "--jq",
+        ".sig",
+        "-r",
+    ]);
+    assert_eq!(ok(&out), "a1\nb1\nc1\n");
+    // The most recent N that match (no window, no --limit 0).
+    let out = get(
+        &w,
+        &["--stored", "--grep", "p-.1", "--limit", "2", "-o", "jsonl"],
+    );
+    assert_eq!(sigs(ok(&out)), ["b1", "c1"]);
+    // --file: the same rule.
+    let file = dir.join(format!("{}.gz", seg_name(1)));
+    let out = get(
+        &w,
+        &[
+            "--file",
+            file.to_str().unwrap(),
+            "--limit",
+            "0",
+            "-o",
+            "jsonl",
+            "--grep",
+            "p-a[23]",
+        ],
+    );
+    assert_eq!(sigs(ok(&out)), ["a2", "a3"]);
+    assert_eq!(out.stderr, "");
+    // A pattern that is not one.
+    let out = get(&w, &["--stored", "--grep", "(?z)"]);
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr.contains("invalid --grep pattern"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn tail_stored_greps_what_it_prints_first_and_what_it_follows() {
+    let w = World::new();
+    let dir = store(&w);
+    let active = dir.join("events.jsonl");
+    let r = |i: u32, kind: &str| rec(&format!("2026-08-01T00:00:{i:02}Z"), kind, &format!("s{i}"));
+    std::fs::write(
+        &active,
+        lines(&[r(1, "authz"), r(2, "access"), r(3, "authz"), r(4, "access")]),
+    )
+    .unwrap();
+    let mut tail = tail_stored_following(&w, &["-n", "5", "--grep", "Ingress"]);
+    wait_sigs(&mut tail, &["s2", "s4"]);
+    append(&active, &lines(&[r(5, "authz"), r(6, "access")]));
+    wait_sigs(&mut tail, &["s2", "s4", "s6"]);
+    assert_eq!(tail.stderr(), "");
+    tail.interrupt();
+    assert!(tail.wait_exit(Duration::from_secs(10)).success());
+}

@@ -163,6 +163,7 @@ mod tests {
             tail: false,
             detach: false,
             jq: None,
+            grep: None,
             check: crate::listen::check::CheckMode::Warn,
             verify: crate::verify::Mode::Warn,
             backfill: crate::replay::Backfill::Auto,

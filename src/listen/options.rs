@@ -75,6 +75,8 @@ pub struct ListenOptions {
     pub tail: bool,
     pub detach: bool,
     pub jq: Option<String>,
+    /// `--grep`, checked to compile.
+    pub grep: Option<String>,
     /// The tunnel self-test before any Konnect change.
     pub check: CheckMode,
     /// `--verify`: what to do with records' signatures.
@@ -157,6 +159,13 @@ impl ListenOptions {
         }
         if let Some(expr) = &jq {
             check_jq(expr).map_err(|e| usage(format!("invalid tail configuration: {e}")))?;
+        }
+        let grep = args.grep.clone();
+        if grep.is_some() && !tail {
+            return Err(usage("--grep requires --tail".into()));
+        }
+        if let Some(pattern) = &grep {
+            crate::query::Grep::new(pattern).map_err(usage)?;
         }
 
         let path = normalize_path(&args.path);
@@ -267,6 +276,7 @@ impl ListenOptions {
             tail,
             detach,
             jq,
+            grep,
             check,
             verify: match args.verify {
                 None | Some(VerifyMode::Warn) => crate::verify::Mode::Warn,
@@ -535,6 +545,17 @@ mod tests {
         let mut a = args();
         a.jq = Some(".a".into());
         assert_eq!(err(&a), "--jq requires --tail");
+
+        let mut a = args();
+        a.grep = Some("x".into());
+        assert_eq!(err(&a), "--grep requires --tail");
+        a.tail = Some(true);
+        a.grep = Some("a(".into());
+        assert!(
+            err(&a).starts_with("invalid --grep pattern: regex parse error:"),
+            "{}",
+            err(&a)
+        );
 
         let mut a = args();
         a.tail = Some(true);

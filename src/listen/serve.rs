@@ -174,9 +174,12 @@ impl Run {
             let filter = self.opts.jq.as_deref().map(|expr| {
                 crate::jq::JqFilter::compile(expr).expect("the filter compiled during validation")
             });
+            let grep = self.opts.grep.as_deref().map(|pattern| {
+                crate::query::Grep::new(pattern).expect("the pattern compiled during validation")
+            });
             let closed = stdout_closed.clone();
             Some(tokio::spawn(async move {
-                let end = crate::tail::run(feed, filter).await;
+                let end = crate::tail::run(feed, filter, grep).await;
                 if matches!(
                     end,
                     Ok(crate::tail::TailEnd {

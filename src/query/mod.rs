@@ -13,6 +13,7 @@
 //! the sources'.
 
 pub mod dedup;
+pub mod grep;
 pub mod options;
 
 use std::collections::VecDeque;
@@ -23,6 +24,7 @@ use jiff::Timestamp;
 use crate::output::{Output, Prepared, Summary};
 use crate::record::{EventType, Record};
 pub use dedup::Dedup;
+pub use grep::Grep;
 
 /// An inclusive time window; a missing bound is open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -98,6 +100,8 @@ pub struct Query {
     pub kind: Option<EventType>,
     pub limit: Limit,
     pub origin: Origin,
+    /// `--grep`: records whose bytes match ([`grep`]).
+    pub grep: Option<Grep>,
 }
 
 impl Query {
@@ -108,11 +112,24 @@ impl Query {
             kind: None,
             limit: Limit::Unlimited,
             origin: Origin::Any,
+            grep: None,
         }
     }
 
-    /// Whether a record passes the window, type and stream filters.
+    /// Whether a record passes every filter: its bytes `--grep`, then the
+    /// window, type and stream.
     pub fn matches(&self, record: &Record) -> bool {
+        self.admits(record.raw()) && self.matches_read(record)
+    }
+
+    /// Whether a line's bytes, as stored, pass `--grep` (a source asks this
+    /// before it reads the line into a record).
+    pub fn admits(&self, line: &[u8]) -> bool {
+        self.grep.as_ref().is_none_or(|g| g.is_match(line))
+    }
+
+    /// [`Query::matches`] for a record whose bytes were [`Query::admits`]ed.
+    pub fn matches_read(&self, record: &Record) -> bool {
         self.window.contains(record.time())
             && self.kind.is_none_or(|k| record.kind() == Some(k))
             && self.origin.matches(record)

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{Limit, Origin, Query, Window};
+use super::{Grep, Limit, Origin, Query, Window};
 use crate::gofmt;
 use crate::jq::JqFilter;
 use crate::output::columns::{self, Column};
@@ -49,6 +49,7 @@ pub struct QueryFlags {
     pub jq: Option<String>,
     pub jq_raw_output: bool,
     pub columns: Vec<String>,
+    pub grep: Option<String>,
 }
 
 /// The time flags, to be resolved against a clock.
@@ -109,6 +110,8 @@ pub struct QueryOptions {
     /// `--org` / `--portal`: set by the command once portal names are
     /// resolved.
     pub origin: Origin,
+    /// `--grep`.
+    pub grep: Option<Grep>,
 }
 
 impl QueryOptions {
@@ -119,6 +122,7 @@ impl QueryOptions {
             kind: self.kind,
             limit: self.limit,
             origin: self.origin.clone(),
+            grep: self.grep.clone(),
         }
     }
 }
@@ -245,6 +249,12 @@ impl QueryFlags {
         } else {
             None
         };
+        // Ours: upstream has no --grep. Checked last, as the other
+        // additions.
+        let grep = match &self.grep {
+            Some(pattern) => Some(Grep::new(pattern).map_err(QueryFlagError)?),
+            None => None,
+        };
         Ok(QueryOptions {
             time,
             kind,
@@ -261,6 +271,7 @@ impl QueryFlags {
                 portal_column: false,
             },
             origin: Origin::Any,
+            grep,
         })
     }
 
@@ -350,6 +361,12 @@ fn parse_bound(text: Option<&str>, flag: &str) -> Result<Option<Timestamp>, Quer
 }
 
 impl QueryFlags {
+    /// Sets `--grep`.
+    pub fn grep(mut self, pattern: Option<String>) -> Self {
+        self.grep = pattern;
+        self
+    }
+
     /// Marks `page_size` as the profile's `konnect.page-size` rather than
     /// the flag: there, 0 means the default (as upstream's `GetInt` of an
     /// unset key).

@@ -431,6 +431,19 @@ pub fn read_records<R: Read>(
     on_record: &mut dyn FnMut(u64, Record) -> io::Result<bool>,
     on_problem: &mut dyn FnMut(Problem),
 ) -> io::Result<u64> {
+    read_admitted(name, lines, last, &|_| true, on_record, on_problem)
+}
+
+/// [`read_records`] of the lines `admit` lets through: the others (a
+/// `--grep` that does not match) are neither read nor reported.
+pub fn read_admitted<R: Read>(
+    name: &str,
+    lines: &mut LineReader<R>,
+    last: LastLine,
+    admit: &dyn Fn(&[u8]) -> bool,
+    on_record: &mut dyn FnMut(u64, Record) -> io::Result<bool>,
+    on_problem: &mut dyn FnMut(Problem),
+) -> io::Result<u64> {
     let mut taken = lines.offset();
     loop {
         let line = match lines.next_line() {
@@ -450,6 +463,9 @@ pub fn read_records<R: Read>(
             return Ok(taken);
         }
         taken = line.end;
+        if !admit(&line.bytes) {
+            continue;
+        }
         let (number, complete) = (line.number, line.complete);
         let text = line.bytes.trim_ascii();
         if text.is_empty() {

@@ -470,6 +470,8 @@ fn lines_block(
     let mut newest: Option<Timestamp> = None;
     let mut number = job.line;
     let mut at = 0;
+    // The last whole line, when --grep left it unread.
+    let mut unread_last: Option<Range<usize>> = None;
     while at < block.len() {
         let (end, complete) = match memchr::memchr(b'\n', &block[at..]) {
             Some(i) => (at + i, true),
@@ -483,6 +485,14 @@ fn lines_block(
         let start = at;
         at = end + usize::from(complete);
         let line = &block[start..end];
+        // --grep first: a line that does not match is not read at all.
+        if !query.admits(line) {
+            if complete {
+                unread_last = Some(start..end);
+            }
+            continue;
+        }
+        unread_last = None;
         let text = line.trim_ascii();
         if text.is_empty() {
             continue;
@@ -492,7 +502,7 @@ fn lines_block(
                 if record.time() > newest {
                     newest = record.time();
                 }
-                if !query.matches(&record) {
+                if !query.matches_read(&record) {
                     continue;
                 }
                 let key = (record.time(), position(job.number, number));
@@ -517,6 +527,14 @@ fn lines_block(
                 },
             }),
         }
+    }
+    // The block's last record gives its time for the merge's bound even
+    // when --grep left it unread (read here, its problems not reported).
+    if let Some(at) = unread_last
+        && let Ok(record) = Record::new(block.slice_ref(block[at].trim_ascii()))
+        && record.time() > newest
+    {
+        newest = record.time();
     }
     BlockDone {
         input: job.input,

@@ -233,6 +233,7 @@ impl Puller {
             kind: None,
             limit: opts.limit,
             origin: opts.origin.clone(),
+            grep: opts.grep.clone(),
         }
     }
 
@@ -391,6 +392,8 @@ impl Puller {
         let now = self.clock.now();
         let mut found: VecDeque<Record> = VecDeque::new();
         let mut more = false;
+        // Records `--grep` leaves out do not count among the n.
+        let grep = pipeline.query().grep.clone();
         let mut end = now;
         for span in RECENT_SPANS {
             if found.len() >= n {
@@ -402,6 +405,7 @@ impl Puller {
                 kind: None,
                 limit: Limit::Last(n - found.len()),
                 origin: crate::query::Origin::Any,
+                grep: grep.clone(),
             });
             self.window(
                 Window {

@@ -215,10 +215,12 @@ impl Snapshot {
     /// Reads segment `index` of [`Snapshot::segments`], handing its
     /// records with their positions (input `index`) to `on_record` (false
     /// stops). A segment deleted since it was listed is skipped; one
-    /// compressed since is read from its `.gz`.
+    /// compressed since is read from its `.gz`. Lines `admit` refuses
+    /// (`--grep`) are not read.
     pub fn read_segment(
         &self,
         index: usize,
+        admit: &dyn Fn(&[u8]) -> bool,
         on_record: &mut dyn FnMut(Position, Record) -> io::Result<bool>,
         on_problem: &mut dyn FnMut(Problem),
     ) -> io::Result<()> {
@@ -226,6 +228,7 @@ impl Snapshot {
             &self.dir,
             &self.segments[index],
             index,
+            admit,
             on_record,
             on_problem,
         )
@@ -237,6 +240,7 @@ impl Snapshot {
     pub fn read_active(
         &mut self,
         input: usize,
+        admit: &dyn Fn(&[u8]) -> bool,
         on_record: &mut dyn FnMut(Position, Record) -> io::Result<bool>,
         on_problem: &mut dyn FnMut(Problem),
     ) -> io::Result<u64> {
@@ -246,10 +250,11 @@ impl Snapshot {
         };
         file.seek(SeekFrom::Start(0))?;
         let mut lines = LineReader::new(&*file);
-        file::read_records(
+        file::read_admitted(
             &name,
             &mut lines,
             LastLine::Pending,
+            admit,
             &mut |line, record| on_record(position(input, line), record),
             on_problem,
         )
@@ -262,6 +267,7 @@ pub fn read_segment_file(
     dir: &Path,
     segment: &Segment,
     input: usize,
+    admit: &dyn Fn(&[u8]) -> bool,
     on_record: &mut dyn FnMut(Position, Record) -> io::Result<bool>,
     on_problem: &mut dyn FnMut(Problem),
 ) -> io::Result<()> {
@@ -286,10 +292,11 @@ pub fn read_segment_file(
             }
         };
         let mut lines = LineReader::new(reader);
-        file::read_records(
+        file::read_admitted(
             &path.display().to_string(),
             &mut lines,
             LastLine::Final,
+            admit,
             &mut |line, record| on_record(position(input, line), record),
             on_problem,
         )?;
@@ -323,8 +330,10 @@ fn newest_first<O: Output>(
     let query = pipeline.query().clone();
     let mut order = TimeOrder::new(query.clone());
     let active = snapshot.segments.len();
+    let admit = |line: &[u8]| query.admits(line);
     snapshot.read_active(
         active,
+        &admit,
         &mut |at, record| {
             order.push_at(record, at);
             Ok(true)
@@ -348,6 +357,7 @@ fn newest_first<O: Output>(
         }
         snapshot.read_segment(
             index,
+            &admit,
             &mut |at, record| {
                 order.push_at(record, at);
                 Ok(true)

@@ -17,6 +17,7 @@ use std::path::Path;
 
 use crate::jq::JqFilter;
 use crate::listener::Subscription;
+use crate::query::Grep;
 
 /// How printing ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,12 +27,16 @@ pub struct TailEnd {
 }
 
 /// Prints to stdout every record committed after the subscription's start,
-/// through `filter` if given, until the store closes (after its last
-/// record) or stdout is closed. Runs on a blocking thread of its own: a
-/// slow stdout never holds up the listener.
-pub async fn run(feed: Subscription, filter: Option<JqFilter>) -> std::io::Result<TailEnd> {
+/// those `grep` matches (if given) through `filter` (if given), until the
+/// store closes (after its last record) or stdout is closed. Runs on a
+/// blocking thread of its own: a slow stdout never holds up the listener.
+pub async fn run(
+    feed: Subscription,
+    filter: Option<JqFilter>,
+    grep: Option<Grep>,
+) -> std::io::Result<TailEnd> {
     let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || print_committed(&handle, feed, filter))
+    tokio::task::spawn_blocking(move || print_committed(&handle, feed, filter, grep))
         .await
         .map_err(std::io::Error::other)?
 }
@@ -43,11 +48,20 @@ pub async fn run(feed: Subscription, filter: Option<JqFilter>) -> std::io::Resul
 /// This is the hidden `kongctl tail-file` command, which `bench/run.sh` uses
 /// to time `tail --jq` on a large file against gojq without the listener's
 /// ingest in the measurement.
-pub fn print_file(path: &Path, filter: Option<JqFilter>) -> std::io::Result<TailEnd> {
+pub fn print_file(
+    path: &Path,
+    filter: Option<JqFilter>,
+    grep: Option<Grep>,
+) -> std::io::Result<TailEnd> {
     let file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-    print_committed(runtime.handle(), Subscription::finished(file, len), filter)
+    print_committed(
+        runtime.handle(),
+        Subscription::finished(file, len),
+        filter,
+        grep,
+    )
 }
 
 /// Follows the subscription, printing to stdout, until the store closes or
@@ -56,12 +70,10 @@ fn print_committed(
     handle: &tokio::runtime::Handle,
     feed: Subscription,
     filter: Option<JqFilter>,
+    grep: Option<Grep>,
 ) -> std::io::Result<TailEnd> {
-    let mut sink = StdoutSink(TailPrinter::new(
-        std::io::stdout(),
-        std::io::stderr(),
-        filter,
-    ));
+    let mut sink =
+        StdoutSink(TailPrinter::new(std::io::stdout(), std::io::stderr(), filter).with_grep(grep));
     let followed = handle.block_on(follow::follow(feed, &mut sink))?;
     let _ = sink.0.flush();
     Ok(TailEnd {
