@@ -334,21 +334,33 @@ impl Parser<'_> {
 
     /// Parses `"key" :` and leaves the position at the value.
     fn object_key(&mut self) -> Result<Bytes, SyntaxError> {
-        match self.next_token() {
-            Some(b'"') => self.i += 1,
-            Some(c) => {
-                return Err(SyntaxError::invalid(
-                    c,
-                    "looking for beginning of object key string",
-                ));
-            }
-            None => return Err(SyntaxError::eof()),
-        }
+        self.key_quote()?;
         let key = self.string()?;
+        self.key_colon()?;
+        Ok(key)
+    }
+
+    /// The opening quote of an object key.
+    fn key_quote(&mut self) -> Result<(), SyntaxError> {
+        match self.next_token() {
+            Some(b'"') => {
+                self.i += 1;
+                Ok(())
+            }
+            Some(c) => Err(SyntaxError::invalid(
+                c,
+                "looking for beginning of object key string",
+            )),
+            None => Err(SyntaxError::eof()),
+        }
+    }
+
+    /// The colon after an object key.
+    fn key_colon(&mut self) -> Result<(), SyntaxError> {
         match self.next_token() {
             Some(b':') => {
                 self.i += 1;
-                Ok(key)
+                Ok(())
             }
             Some(c) => Err(SyntaxError::invalid(c, "after object key")),
             None => Err(SyntaxError::eof()),
@@ -616,25 +628,9 @@ impl Parser<'_> {
 
     /// [`Parser::object_key`] without keeping the key.
     fn skip_key(&mut self) -> Result<(), SyntaxError> {
-        match self.next_token() {
-            Some(b'"') => self.i += 1,
-            Some(c) => {
-                return Err(SyntaxError::invalid(
-                    c,
-                    "looking for beginning of object key string",
-                ));
-            }
-            None => return Err(SyntaxError::eof()),
-        }
+        self.key_quote()?;
         self.string_end()?;
-        match self.next_token() {
-            Some(b':') => {
-                self.i += 1;
-                Ok(())
-            }
-            Some(c) => Err(SyntaxError::invalid(c, "after object key")),
-            None => Err(SyntaxError::eof()),
-        }
+        self.key_colon()
     }
 }
 

@@ -58,7 +58,7 @@ fn either(a: Kind, b: Kind) -> Kind {
 }
 
 /// A string literal's text, if it has no interpolation or format.
-fn literal(t: &Term<&str>) -> Option<String> {
+pub(super) fn literal(t: &Term<&str>) -> Option<String> {
     let Term::Str(None, parts) = t else {
         return None;
     };

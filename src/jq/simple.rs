@@ -12,12 +12,12 @@
 //! records.
 
 use jaq_core::ValT;
-use jaq_core::load::lex::StrPart;
 use jaq_core::load::parse::{BinaryOp, Term};
 use jaq_core::ops::Cmp;
 use jaq_core::path::{Opt, Part};
 use jaq_json::Val;
 
+use super::projection::literal;
 use crate::gojson;
 
 /// A filter made of terms that each give one value or none. It holds no
@@ -86,22 +86,6 @@ impl Value<'_> {
             Value::Obj(..) => Err(Unsure),
         }
     }
-}
-
-/// A string literal's text, if it has no interpolation or format.
-fn literal(t: &Term<&str>) -> Option<String> {
-    let Term::Str(None, parts) = t else {
-        return None;
-    };
-    let mut s = String::new();
-    for part in parts {
-        match part {
-            StrPart::Str(text) => s.push_str(text),
-            StrPart::Char(c) => s.push(*c),
-            StrPart::Term(_) => return None,
-        }
-    }
-    Some(s)
 }
 
 /// Where a term's output goes.

@@ -81,6 +81,17 @@ impl Segment {
         }
     }
 
+    /// The files to open in turn: the plain one while it was listed (a
+    /// compression may finish meanwhile), then the `.gz`.
+    fn tries(&self, dir: &Path) -> Vec<PathBuf> {
+        let mut tries = Vec::with_capacity(2);
+        if self.plain {
+            tries.push(dir.join(&self.stem));
+        }
+        tries.push(dir.join(format!("{}.gz", self.stem)));
+        tries
+    }
+
     /// Whether a query over `window` can skip this segment without reading
     /// it: the index says it holds nothing in the window.
     pub fn outside(&self, window: &Window) -> bool {
@@ -271,14 +282,7 @@ pub fn read_segment_file(
     on_record: &mut dyn FnMut(Position, Record) -> io::Result<bool>,
     on_problem: &mut dyn FnMut(Problem),
 ) -> io::Result<()> {
-    let plain = dir.join(&segment.stem);
-    let gz = dir.join(format!("{}.gz", segment.stem));
-    let mut tries: Vec<PathBuf> = Vec::with_capacity(2);
-    if segment.plain {
-        tries.push(plain);
-    }
-    tries.push(gz);
-    for path in tries {
+    for path in segment.tries(dir) {
         let reader = match File::open(&path) {
             Ok(f) => file::decode(f)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -434,14 +438,7 @@ fn segment_input(dir: &Path, segment: &Segment, index: usize) -> Input {
 /// while it is listed, else its `.gz`; gone if neither is there (deleted by
 /// retention since it was listed).
 fn open_segment(dir: &Path, segment: &Segment) -> Opened {
-    let plain = dir.join(&segment.stem);
-    let gz = dir.join(format!("{}.gz", segment.stem));
-    let mut tries: Vec<PathBuf> = Vec::with_capacity(2);
-    if segment.plain {
-        tries.push(plain);
-    }
-    tries.push(gz);
-    for path in tries {
+    for path in segment.tries(dir) {
         let failed = |e: io::Error| {
             Opened::Failed(Problem {
                 file: path.display().to_string(),
