@@ -5,11 +5,20 @@
 #   ingest   records/s and p50/p99 latency at 1, 8 and 64 concurrent senders,
 #            gzip and plain batches of 50 records (~800 B each), against:
 #              kongctl   `kongctl listen` (release build) started as a user
-#                        would, against the bundled Konnect emulator, which
-#                        creates the destination and webhook and delivers a
-#                        batch through a tunnel mapping to it; the load then
-#                        goes to the listen address. Real files, fsync
-#                        before 202.
+#                        would (default flags), against the bundled Konnect
+#                        emulator, which creates the destination and webhook
+#                        and delivers a batch through a tunnel mapping to it;
+#                        the load then goes to the listen address. Real
+#                        files, fsync before 202. Every record is signed as
+#                        Konnect signs it, by the emulator's key (its JWKS
+#                        serves it), so each costs one real, passing Ed25519
+#                        check. After the load, the time until the checker
+#                        has checked every stored record (verify.pending 0)
+#                        and verify.valid == records stored are verified.
+#              kongctl-reject, kongctl-off   the same with --verify reject
+#                        and --verify off
+#              kongctl-random   default flags on the same bodies with random
+#                        sig values (no Ed25519 work: the easier corpus)
 #              go-model  the Go model of the original listener in
 #                        bench/baseline (its checks, its gzip rule, its
 #                        store: one fsync per request under a mutex), built
@@ -36,6 +45,11 @@
 #            over the ~1 GB store against `{ zcat segments; cat active; } |
 #            rg PAT` (both writing to a file), outputs compared byte for
 #            byte (the store is in time order, so both print stored order).
+#   summary  `kongctl get audit-logs --stored --summary` against `--limit 0
+#            -o jsonl` of the same store: a year of daily segments (365 x
+#            DAY_RECORDS records, and an active file), runs alternating;
+#            the summary's record count checked against the jsonl lines.
+#            Not in the default PARTS.
 #
 # Every acknowledged record must be in the events file (lines >= 2xx x 50,
 # each line one JSON object) and tail outputs must match, else the run fails
@@ -46,7 +60,7 @@
 #   DURATION=10s / 3s        wrk duration of each ingest cell
 #   REPEATS=3 / 1            rounds over all cells (targets interleaved)
 #   CONCURRENCY="1 8 64"     ENCODINGS="gzip plain"
-#   TARGETS="kongctl go-model nginx"
+#   TARGETS="kongctl kongctl-reject kongctl-off kongctl-random go-model nginx"
 #   TAIL_RECORDS=200000 / 50000   TAIL_RUNS=5 / 2   STARTUP_RUNS=21 / 7
 #   WRK_THREADS=2            wrk threads for more than one sender
 #   PARTS="ingest memory startup tail stored"   what to measure (the report shows
@@ -59,18 +73,17 @@
 #   GREP_PATTERN='Authz\.(teams|control-planes)'   GREP_RUNS=3 / 1
 #   DAY_RECORDS=1000         records per daily segment (365 of them, and 1)
 #   SINCE_RUNS=11 / 5        runs of each --since 1h query
+#   SUMMARY_RUNS=3 / 5       runs of each command of the summary part
 #   STORED_B=                a second kongctl binary to time on the big
 #                            stored query (tool kongctl-b), e.g. an older build
 #   GUNZIP_SECS=3 / 1        length of each one-core gunzip measurement
-#   VERIFY=warn              kongctl's --verify (off|warn|reject: with
-#                            reject, the unsigned-by-Konnect bodies below
-#                            would all be set aside)
-#   SIGNED=0                 1 signs every record of the bodies with a test
-#                            key (Kong's scheme; not the emulator's key, so
-#                            each record costs kongctl one full Ed25519
-#                            check and fails it); 0: random sig values,
-#                            mostly not 64 bytes, rejected before any
-#                            Ed25519 work
+#   SIGNED=1                 1: the bodies' records are signed by the
+#                            emulator's key (the bench's fixed test key,
+#                            installed in the emulator with
+#                            POST /_sim/signing-keys/rotate), as Konnect
+#                            signs them; 0: random sig values for every
+#                            kongctl target (the easier corpus)
+#   SIGCHECK_SECS=3 / 1      length of each one-core signature check case
 #   GO_MODEL=bench/baseline  the Go model to build: a Go module directory,
 #                            or one .go file (built GOPATH-style) taking the
 #                            same -addr -path -auth -file flags
@@ -104,14 +117,16 @@ DURATION=${DURATION:-$(q 3s 10s)}
 REPEATS=${REPEATS:-$(q 1 3)}
 CONCURRENCY=${CONCURRENCY:-1 8 64}
 ENCODINGS=${ENCODINGS:-gzip plain}
-TARGETS=${TARGETS:-kongctl go-model nginx}
+TARGETS=${TARGETS:-kongctl kongctl-reject kongctl-off kongctl-random go-model nginx}
 TAIL_RECORDS=${TAIL_RECORDS:-$(q 50000 200000)}
 TAIL_RUNS=${TAIL_RUNS:-$(q 2 5)}
 STARTUP_RUNS=${STARTUP_RUNS:-$(q 7 21)}
 WRK_THREADS=${WRK_THREADS:-2}
 GUNZIP_SECS=${GUNZIP_SECS:-$(q 1 3)}
-VERIFY=${VERIFY:-warn}
-SIGNED=${SIGNED:-0}
+SIGNED=${SIGNED:-1}
+SIGCHECK_SECS=${SIGCHECK_SECS:-$(q 1 3)}
+# The bench's signing key (bench/tools/src/sign.rs): 32 bytes of 7.
+SIGNING_SEED=$(printf '\007%.0s' $(seq 32) | base64 | tr '+/' '-_' | tr -d '=\n')
 GO_MODEL=${GO_MODEL:-$REPO/bench/baseline}
 [[ $GO_MODEL == /* ]] || GO_MODEL=$PWD/$GO_MODEL
 GO_MODEL_B=${GO_MODEL_B:-}
@@ -135,6 +150,7 @@ GREP_PATTERN=${GREP_PATTERN:-'Authz\.(teams|control-planes)'}
 GREP_RUNS=${GREP_RUNS:-$(q 1 3)}
 DAY_RECORDS=${DAY_RECORDS:-1000}
 SINCE_RUNS=${SINCE_RUNS:-$(q 5 11)}
+SUMMARY_RUNS=${SUMMARY_RUNS:-$(q 3 5)}
 STORED_B=${STORED_B:-}
 STORED_EXPR='{ts: .event_ts, name, principal_id, granted}'
 BATCH=50
@@ -279,6 +295,12 @@ setup() {
   local signed=()
   [[ $SIGNED == 1 ]] && signed=(--signed)
   BODY_INFO=$("$TOOL" bodies --records $BATCH --bodies $BODIES --seed 42 "${signed[@]+"${signed[@]}"}" --out "$WORK/bodies")
+  # The same bodies with random sig values, for kongctl-random.
+  "$TOOL" bodies --records $BATCH --bodies $BODIES --seed 42 --out "$WORK/bodies-random" >/dev/null
+  if part ingest; then
+    log "one core's signature checks (single, batches of 50 and 1024)"
+    SIGCHECK=$("$TOOL" sigcheck --list "$WORK/bodies-random/list.plain" --secs "$SIGCHECK_SECS")
+  fi
   BOMB_INFO=$("$TOOL" bomb --decoded-mib 64 --out "$WORK/bomb.gz")
   echo "$WORK/bomb.gz" >"$WORK/list.bomb"
   if part tail; then
@@ -298,6 +320,10 @@ setup() {
   SIM_URL=$(sed -n 's/.*KONNECT_BASE_URL=\([^ ]*\).*/\1/p' "$WORK/sim.env")
   SIM_PAT=$(sed -n 's/.*KONNECT_PAT=\([^ ]*\).*/\1/p' "$WORK/sim.env")
   [[ -n $SIM_URL && -n $SIM_PAT ]] || die "cannot read the emulator's address from $WORK/sim.env"
+  # Konnect's key is the bench's: the emulator signs with it and serves it
+  # in its JWKS, which kongctl fetches at start.
+  curl -fsS -X POST -H 'Content-Type: application/json' -d "{\"seed\":\"$SIGNING_SEED\"}" \
+    "$SIM_URL/_sim/signing-keys/rotate" >/dev/null || die "cannot set the emulator's signing key"
 }
 
 # ------------------------------------------------------------------ targets
@@ -309,8 +335,10 @@ start_target() {
   mkdir -p "$RDIR"
   PRE_RECORDS=0
   case $1 in
-    kongctl) start_kongctl ;;
-    kongctl-admin) start_kongctl --admin-address 127.0.0.1:0 ;;
+    kongctl | kongctl-random) start_kongctl warn ;;
+    kongctl-admin) start_kongctl warn --admin-address 127.0.0.1:0 ;;
+    kongctl-reject) start_kongctl reject ;;
+    kongctl-off) start_kongctl off ;;
     go-model) start_go_model "$WORK/bin/go-model" ;;
     go-model-b) start_go_model "$WORK/bin/go-model-b" ;;
     nginx) start_nginx ;;
@@ -322,15 +350,18 @@ start_target() {
 # only inside the emulator, and the Go model has no tunnel self-test, so the
 # probe (one round trip through the real tunnel, at most 3 s) is not part of
 # what is compared.
-# start_kongctl [EXTRA_FLAG...]
+# start_kongctl VERIFY_MODE [EXTRA_FLAG...]
 start_kongctl() {
   # --max-file-size 0: one events file, as the Go model writes, so that
   # verify counts every record (a cell writes more than the default 128 MiB).
+  # The state file is refreshed every 100 ms (test-only knob; nothing on
+  # the request path) so that verify.pending's drain is timed finely.
   local state=$RDIR/config/kongctl/audit-logs/default/listener.json t=0 host addr report
+  STATE=$state
   host=bench-$START_N.tunnel.test
-  XDG_CONFIG_HOME=$RDIR/config KONGCTL_DEFAULT_KONNECT_PAT=$SIM_PAT \
+  XDG_CONFIG_HOME=$RDIR/config KONGCTL_DEFAULT_KONNECT_PAT=$SIM_PAT KONGCTL_TEST_STATE_REFRESH=100ms \
     "$KONGCTL" listen --base-url "$SIM_URL" --endpoint "https://$host$LISTEN_PATH" \
-    --listen-address 127.0.0.1:0 --authorization "$AUTH" --check off --verify "$VERIFY" --max-file-size 0 "$@" >"$RDIR/target.log" 2>&1 &
+    --listen-address 127.0.0.1:0 --authorization "$AUTH" --check off --verify "$1" --max-file-size 0 "${@:2}" >"$RDIR/target.log" 2>&1 &
   TPID=$!
   PIDS+=("$TPID")
   until grep -q '"running": true' "$state" 2>/dev/null; do
@@ -427,12 +458,33 @@ start_scraper() {
 # coding "gzip" and would store the compressed bytes as they came, so its
 # model is sent what it decodes.
 gzip_coding() { if [[ $1 == go-model* ]]; then echo gzip; else echo application/gzip; fi; }
+# bodies TARGET: the directory of the bodies TARGET is sent.
+bodies() { if [[ $1 == kongctl-random || $SIGNED != 1 ]]; then echo "$WORK/bodies-random"; else echo "$WORK/bodies"; fi; }
+
+# drain: after the load, waits (at most 600 s) until kongctl's checker has
+# checked every stored record (listener.json's verify.pending is 0); sets
+# DRAIN (seconds, or "-" without a checker) and VALID (verify.valid then).
+drain() {
+  local s e pending
+  DRAIN=-; VALID=-
+  s=$(date +%s%N)
+  while :; do
+    pending=$(sed -n 's/.*"pending": \([0-9]*\).*/\1/p' "$STATE")
+    [[ -n $pending ]] || return 0
+    [[ $pending == 0 ]] && break
+    (( ($(date +%s%N) - s) / 1000000000 < 600 )) || { fail "verify.pending still $pending 600 s after the load"; return 0; }
+    sleep 0.05
+  done
+  e=$(date +%s%N)
+  DRAIN=$(awk -v n=$((e - s)) 'BEGIN {printf "%.2f", n / 1e9}')
+  VALID=$(sed -n 's/.*"valid": \([0-9]*\).*/\1/p' "$STATE")
+}
 
 # preflight: a wrong Authorization gets 401, one gzip batch gets 202.
 # Sets PRE_OK (2xx batches sent here).
 preflight() {
   local body code
-  body=$(head -n1 "$WORK/bodies/list.gzip")
+  body=$(head -n1 "$(bodies "$1")/list.gzip")
   code=$(http_code -X POST -H 'Authorization: Bearer wrong' -H "Content-Encoding: $(gzip_coding "$1")" \
     --data-binary @"$body" "$URL")
   [[ $code == 401 || $1 == nginx ]] || fail "$1: wrong Authorization got $code, not 401"
@@ -456,7 +508,7 @@ load() {
 ingest() {
   INGEST=$WORK/ingest.tsv
   GUNZIP=$WORK/gunzip.tsv
-  printf 'target\tenc\tconc\trep\tok\tsecs\trecs\tp50\tp99\tnon2xx\tsockerr\tverify\thwm_kib\tcpu\n' >"$INGEST"
+  printf 'target\tenc\tconc\trep\tok\tsecs\trecs\tp50\tp99\tnon2xx\tsockerr\tverify\thwm_kib\tcpu\tdrain\tvalid\tstored\n' >"$INGEST"
   printf 'rep\trecs\tmb\n' >"$GUNZIP"
   DISK=$WORK/disk.tsv
   printf 'rep\tgroup\trecs\tmb\n' >"$DISK"
@@ -481,7 +533,7 @@ ingest() {
           preflight "$target"
           [[ $target == kongctl-admin ]] && start_scraper
           t0=$(ticks "$TPID")
-          res=$(load "$WORK/bodies/list.$enc" "$gz" "$c" "$DURATION") || die "wrk failed against $target"
+          res=$(load "$(bodies "$target")/list.$enc" "$gz" "$c" "$DURATION") || die "wrk failed against $target"
           t1=$(ticks "$TPID")
           if [[ $target == kongctl-admin ]]; then
             stop_pid "$SCRAPER" 1
@@ -491,6 +543,8 @@ ingest() {
             ((scrapes > 0 && bad == 0)) || fail "kongctl-admin $enc c=$c rep=$rep: $bad of $scrapes scrapes did not get 200"
             log "rep $rep $enc c=$c kongctl-admin: $scrapes scrapes of /metrics during the load, all 200"
           fi
+          DRAIN=-; VALID=-
+          [[ $target == kongctl* ]] && drain
           hwm=0
           [[ $target == kongctl* || $target == go-model* ]] && hwm=$(vm "$TPID" VmHWM)
           stop_pid "$TPID"
@@ -500,17 +554,25 @@ ingest() {
           cpu=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v s="$secs" 'BEGIN {printf "%.0f", t / hz / s * 100}')
           [[ $target == nginx ]] && cpu=-
           v=n/a
+          stored=-
           if [[ -n $EVENTS ]]; then
             lines=$(((ok + PRE_OK) * BATCH + PRE_RECORDS))
+            [[ $target == kongctl-reject ]] && lines=$((PRE_RECORDS + (ok + PRE_OK) * BATCH * (SIGNED == 1)))
             v=$("$TOOL" verify "$EVENTS" "$lines") || fail "$target $enc c=$c rep=$rep: $v"
             v=$(kv "$v" verify)
+            stored=$(wc -l <"$EVENTS")
+          fi
+          # Signed corpus, default flags: every stored record checked, each
+          # valid.
+          if [[ $target == kongctl && $SIGNED == 1 && $VALID != "$stored" ]]; then
+            fail "$target $enc c=$c rep=$rep: verify.valid $VALID after the drain, $stored records stored"
           fi
           [[ $(kv "$res" non2xx) == 0 && $(kv "$res" socket_errors) == 0 ]] ||
             log "WARN $target $enc c=$c: non2xx=$(kv "$res" non2xx) socket_errors=$(kv "$res" socket_errors)"
-          printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$enc" "$c" "$rep" \
+          printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$enc" "$c" "$rep" \
             "$ok" "$secs" "$recs" "$(kv "$res" p50_us)" "$(kv "$res" p99_us)" "$(kv "$res" non2xx)" \
-            "$(kv "$res" socket_errors)" "$v" "$hwm" "$cpu" >>"$INGEST"
-          log "rep $rep $enc c=$c $target: $recs records/s p50=$(kv "$res" p50_us)us p99=$(kv "$res" p99_us)us cpu=$cpu% verify=$v"
+            "$(kv "$res" socket_errors)" "$v" "$hwm" "$cpu" "$DRAIN" "$VALID" "$stored" >>"$INGEST"
+          log "rep $rep $enc c=$c $target: $recs records/s p50=$(kv "$res" p50_us)us p99=$(kv "$res" p99_us)us cpu=$cpu% verify=$v drain=${DRAIN}s valid=$VALID stored=$stored"
           rm -rf "$RDIR"
         done
       done
@@ -794,6 +856,57 @@ report_grep() {
   echo
 }
 
+# ----------------------------------------------------------------- summary
+# load: the 1-minute load average (other work on the machine), for the report
+load() { cut -d' ' -f1 /proc/loadavg; }
+summary_bench() {
+  SUMMARYTSV=$WORK/summary.tsv
+  printf 'tool\trun\tsecs\tkib\n' >"$SUMMARYTSV"
+  local store=$WORK/store-year run n tools
+  log "summary: writing 365 daily segments of $DAY_RECORDS records"
+  YEAR_INFO=$("$TOOL" store --segments 365 --segment-records "$DAY_RECORDS" --active-records "$DAY_RECORDS" --out "$store")
+  SUMMARY_LOAD=("$(load)")
+  for run in $(seq 1 "$SUMMARY_RUNS"); do
+    tools=(jsonl summary)
+    ((run % 2 == 0)) && tools=(summary jsonl)
+    for n in "${tools[@]}"; do
+      stored_cmd kongctl "$store"
+      case $n in
+        jsonl) timed "$SUMMARYTSV" "jsonl	$run" "${CMD[@]}" --limit 0 -o jsonl ;;
+        summary) timed "$SUMMARYTSV" "summary	$run" env COLUMNS=100 "${CMD[@]}" --summary ;;
+      esac
+      log "summary: $n run $run: $(tail -n1 "$SUMMARYTSV" | cut -f3)s"
+    done
+  done
+  SUMMARY_LOAD+=("$(load)")
+  # The summary counts what the jsonl query prints.
+  stored_cmd kongctl "$store"
+  SUMMARY_LINES=$("${CMD[@]}" --limit 0 -o jsonl | wc -l)
+  SUMMARY_COUNT=$("${CMD[@]}" --summary -o json | gojq '.records')
+  [[ $SUMMARY_LINES -gt 0 && $SUMMARY_LINES == "$SUMMARY_COUNT" ]] ||
+    fail "summary: counted $SUMMARY_COUNT records, the jsonl query printed $SUMMARY_LINES"
+  rm -rf "$store"
+  log "summary: $SUMMARY_COUNT records"
+}
+
+report_summary() {
+  local t secs kib
+  echo "## get audit-logs --summary"
+  echo
+  echo "A year of daily segments (\`kongctl-bench store --segments 365 --segment-records $DAY_RECORDS --active-records $DAY_RECORDS\`): $(kv "$YEAR_INFO" records) records, $(kv "$YEAR_INFO" gz_bytes) B gzip'd. Seconds and peak RSS: min / median / max of $SUMMARY_RUNS runs, alternating which goes first; load average ${SUMMARY_LOAD[0]:-?} at the start, ${SUMMARY_LOAD[1]:-?} at the end. The summary counted ${SUMMARY_COUNT:-?} records, the jsonl query printed ${SUMMARY_LINES:-?}."
+  echo
+  echo "| command | seconds | peak RSS MiB |"
+  echo "| --- | ---: | ---: |"
+  for t in jsonl summary; do
+    mapfile -t secs < <(col "$SUMMARYTSV" secs tool=$t)
+    mapfile -t kib < <(col "$SUMMARYTSV" kib tool=$t)
+    local name="kongctl get audit-logs --stored --limit 0 -o jsonl"
+    [[ $t == summary ]] && name="kongctl get audit-logs --stored --summary"
+    echo "| \`$name\` | $(FMT=%.2f mmm "${secs[@]}") | $(FMT=%.1f mmm $(for k in "${kib[@]}"; do mib "$k"; echo; done)) |"
+  done
+  echo
+}
+
 # ------------------------------------------------------------------ report
 machine() {
   local cpu fs
@@ -842,6 +955,8 @@ report_ingest() {
   echo "## Ingest"
   echo
   echo "Records/s: min / median / max of $REPEATS rounds. Latency: median of the rounds' p50 / p99, in ms. CPU: median share of one core used by the listener process during the load (wrk runs on the same 2 cores)."
+  echo
+  echo "kongctl listen: default flags, records $(corpus kongctl)."
   echo
   echo "| batch | senders | kongctl listen | Go model | nginx return 202 | kongctl / Go model (per round) | kongctl p50 / p99 | Go model p50 / p99 | CPU % kongctl / Go |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
@@ -1006,17 +1121,60 @@ report_memory() {
   echo
 }
 
+# corpus TARGET: which records TARGET was sent, for labels.
+corpus() {
+  if [[ $1 == kongctl-random || $SIGNED != 1 ]]; then echo "random sig values (no valid signature)"; else echo "signed by the emulator's key"; fi
+}
+
+report_signatures() {
+  local enc c t cells ratios vals drains
+  echo "## Ingest on real traffic: signature checks"
+  echo
+  echo "kongctl against the Go model in the same rounds (records/s ratio per round: min / median / max). \`kongctl\` is default flags (\`--verify warn\`: checked after storing, off the acknowledgement path) on records $(corpus kongctl); \`reject\` and \`off\` are \`--verify reject|off\` on the same records; \`random\` is default flags on the same bodies with random \`sig\` values ($(corpus kongctl-random): no Ed25519 work, the easier corpus). Drain: seconds from the end of the load until \`verify.pending\` is 0 (median); every record stored was then checked and \`verify.valid\` equals the records stored: $(awk -F'\t' 'NR > 1 && $1 == "kongctl" && $15 != "-" {n++; if ($16 == $17) p++} END {printf "%d of %d runs", p, n}' "$INGEST")."
+  echo
+  echo "| batch | senders | kongctl / Go | reject / Go | off / Go | random / Go | kongctl records/s | drain s (kongctl) | drain s (random) |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for enc in $ENCODINGS; do
+    for c in $CONCURRENCY; do
+      cells=()
+      for t in kongctl kongctl-reject kongctl-off kongctl-random; do
+        mapfile -t ratios < <(ingest_ratios "$enc" "$c" "$t")
+        if ((${#ratios[@]})); then cells+=("$(FMT=%.2fx mmm "${ratios[@]}")"); else cells+=("-"); fi
+      done
+      mapfile -t vals < <(col "$INGEST" recs target=kongctl enc=$enc conc=$c)
+      local recs=-; ((${#vals[@]})) && recs=$(med "${vals[@]}")
+      drains=()
+      for t in kongctl kongctl-random; do
+        mapfile -t vals < <(col "$INGEST" drain target=$t enc=$enc conc=$c | grep -v '^-$')
+        if ((${#vals[@]})); then drains+=("$(FMT=%.2f med "${vals[@]}")"); else drains+=("-"); fi
+      done
+      echo "| $enc | $c | ${cells[0]} | ${cells[1]} | ${cells[2]} | ${cells[3]} | $recs | ${drains[0]} | ${drains[1]} |"
+    done
+  done
+  if [[ -n ${SIGCHECK:-} ]]; then
+    echo
+    echo "The check itself on one core (\`kongctl-bench sigcheck\`, $(kv "$SIGCHECK" records) records of the bodies signed by the same key; records/s): one at a time (single verification) $(kv "$SIGCHECK" signed_records_per_s), in groups of 50 (a request under \`--verify reject\`; groups under 256 are checked one by one) $(kv "$SIGCHECK" signed_batch50_records_per_s), in batches of up to 1024 (all $(kv "$SIGCHECK" records) at once here: the \`warn\` checker's share of a batch per core, \`R\`s' torsion checked together) $(kv "$SIGCHECK" signed_batch1024_records_per_s); random \`sig\` values $(kv "$SIGCHECK" as_is_records_per_s)."
+  fi
+  echo
+}
+
 report_bars() {
-  local enc c i ratios m
+  local enc c i ratios m t
   echo "## SPEC §11 bars"
   echo
   if part ingest; then
     for enc in $ENCODINGS; do
       for c in 8 64; do
-        mapfile -t ratios < <(ingest_ratios "$enc" "$c")
-        ((${#ratios[@]})) || continue
-        m=$(FMT=%.2f med "${ratios[@]}")
-        echo "- ingest $enc, $c senders, >= 5x the Go model: ${m}x (median of rounds): $(bar "$m" ">=" 5)"
+        for t in kongctl kongctl-reject kongctl-random; do
+          mapfile -t ratios < <(ingest_ratios "$enc" "$c" "$t")
+          ((${#ratios[@]})) || continue
+          m=$(FMT=%.2f med "${ratios[@]}")
+          local want=5 what="default flags"
+          [[ $t == kongctl && $SIGNED == 1 ]] && want=4
+          [[ $t == kongctl-reject ]] && { want=0.8; what="--verify reject"; }
+          [[ $t == kongctl-reject && $SIGNED != 1 ]] && continue
+          echo "- ingest $enc, $c senders, $what, records $(corpus "$t"), >= ${want}x the Go model: ${m}x (median of rounds): $(bar "$m" ">=" "$want")"
+        done
       done
     done
     mapfile -t ratios < <(gunzip_ratios)
@@ -1047,6 +1205,10 @@ report_bars() {
     m=$(ratio "$(stored_secs "$GREPTSV" rg)" "$(stored_secs "$GREPTSV" kongctl)")
     echo "- \`--grep\` over ~1 GB at least as fast as \`zcat | rg\`, output identical: ${m}x, identical=${GREP_SAME:-?}: $([[ ${GREP_SAME:-} == yes ]] && bar "$m" ">=" 1 || echo "**NOT met**")"
   fi
+  if part summary; then
+    m=$(ratio "$(stored_secs "$SUMMARYTSV" summary)" "$(stored_secs "$SUMMARYTSV" jsonl)")
+    echo "- \`--summary\` over a year of daily segments under 2x of \`--limit 0 -o jsonl\` (load average ${SUMMARY_LOAD[0]:-?}-${SUMMARY_LOAD[1]:-?}): ${m}x: $(bar "$m" "<" 2)"
+  fi
   if part memory; then
     echo "- idle RSS < 10 MiB: $(bar "$IDLE_KIB" "<" 10240); peak RSS under a gzip bomb < 64 MiB: $(bar "$BOMB_HWM" "<" 65536)"
   fi
@@ -1059,9 +1221,10 @@ report_bars() {
 report() {
   echo "# kongctl benchmark $1"
   echo
-  echo "Command: \`bench/run.sh$( ((QUICK)) && echo ' --quick')\` (DURATION=$DURATION REPEATS=$REPEATS WRK_THREADS=$WRK_THREADS PARTS=\"$PARTS\" VERIFY=$VERIFY SIGNED=$SIGNED ADMIN_SCRAPE=$ADMIN_SCRAPE TARGETS=\"$TARGETS\"; targets interleaved within each cell, their order rotated every round)"
+  echo "Command: \`bench/run.sh$( ((QUICK)) && echo ' --quick')\` (DURATION=$DURATION REPEATS=$REPEATS WRK_THREADS=$WRK_THREADS PARTS=\"$PARTS\" SIGNED=$SIGNED ADMIN_SCRAPE=$ADMIN_SCRAPE TARGETS=\"$TARGETS\"; targets interleaved within each cell, their order rotated every round)"
   echo
   machine
+  echo "- machine load (uptime) at the start: $LOAD_START; at the end: $(uptime | sed 's/.*load average: //'). Other work on the machine slows every target; compare ratios within a round."
   echo "- load: wrk with bench/post.lua, batches of $BATCH records ($(kv "$BODY_INFO" avg_plain_bytes) B plain, $(kv "$BODY_INFO" avg_gzip_bytes) B gzip on average, $BODIES different bodies; gzip ones with Content-Encoding: application/gzip as Konnect sends, \`gzip\` to the Go model, which like the original decodes only that), keep-alive, $WRK_THREADS wrk threads (1 for 1 sender)"
   echo
   SIZE=$(stat -c %s "$KONGCTL")
@@ -1070,10 +1233,12 @@ report() {
     mapfile -t vals < <(col "$INGEST" hwm_kib target=kongctl)
     PEAK_INGEST=$(stats "${vals[@]}" | awk '{print $3}')
     report_ingest
+    report_signatures
   fi
   part tail && report_tail
   part stored && report_stored
   part grep && report_grep
+  part summary && report_summary
   report_memory
   report_bars
   if ((${#FAILURES[@]})); then
@@ -1088,6 +1253,7 @@ report() {
 # ------------------------------------------------------------------ main
 declare -a TAIL_SAME=()
 STAMP=$(date -u +%Y%m%d-%H%M%S)
+LOAD_START=$(uptime | sed 's/.*load average: //')
 setup
 log "ingest: targets [$TARGETS] encodings [$ENCODINGS] senders [$CONCURRENCY] $DURATION x $REPEATS rounds"
 if part ingest; then ingest; fi
@@ -1097,6 +1263,7 @@ if part tail; then tail_bench; fi
 if part stored; then stored_bench; fi
 if part grep; then grep_bench; fi
 rm -rf "$WORK/store-big"
+if part summary; then summary_bench; fi
 SUFFIX=""; ((QUICK)) && SUFFIX=-quick
 OUT=$REPO/bench/results/$STAMP$SUFFIX.md
 mkdir -p "$(dirname "$OUT")"

@@ -359,11 +359,8 @@ pub struct ListenArgs {
     #[arg(long, value_name = "FILTER")]
     pub jq: Option<String>,
 
-    /// Print only records whose bytes, as stored, match this regular
-    /// expression (`(?i)` at its start ignores case), in tail mode and the
-    /// pull and stored tails; tested before --jq and every other filter.
-    #[arg(long, value_name = "PATTERN")]
-    pub grep: Option<String>,
+    #[command(flatten)]
+    pub read: ReadArgs,
 
     /// Before changing anything in Konnect, send one probe through the
     /// endpoint and tell whether it reaches this listener.
@@ -1004,6 +1001,51 @@ impl TailArgs {
     }
 }
 
+/// Who and what to keep of the records a read prints, and their
+/// principals' names: shared by every read (`get audit-logs`, the pull and
+/// stored `tail`, and the listener's `tail`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ReadArgs {
+    /// Keep the records that match Kong's alert conditions: locked,
+    /// failed-login, denied, forbidden, server-error, or all (comma-separated
+    /// or repeated).
+    #[arg(
+        long = "alert",
+        value_name = "RULE[,RULE]",
+        help_heading = "Who, what, how much"
+    )]
+    pub alerts: Vec<String>,
+
+    /// Keep the records of this principal: a user's email or full name, a
+    /// system account's name, a portal developer's email (from the lookup
+    /// cache), or an id (repeatable).
+    #[arg(
+        long = "principal",
+        value_name = "EMAIL|NAME|ID",
+        help_heading = "Who, what, how much"
+    )]
+    pub principals: Vec<String>,
+
+    /// Add `principal_name` (the principal's name, looked up in Konnect) to
+    /// each JSON record that lacks it; `=false` turns off all lookups
+    /// (tables then show ids). [default: names in tables when a token is at
+    /// hand]
+    #[arg(
+        long,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "BOOL",
+        help_heading = "Who, what, how much"
+    )]
+    pub resolve: Option<bool>,
+
+    /// Keep the records whose bytes, as stored, match this regular
+    /// expression (`(?i)` at its start ignores case). Tested before a
+    /// record is read, together with every other filter.
+    #[arg(long, value_name = "PATTERN", help_heading = "Who, what, how much")]
+    pub grep: Option<String>,
+}
+
 /// The flags of an audit-log query, shared by `get audit-logs` and `tail`
 /// (upstream's names, defaults and help).
 #[derive(Debug, Args, Clone, Default)]
@@ -1114,11 +1156,15 @@ pub struct GetAuditLogs {
     #[arg(long, value_name = "FILTER", help_heading = "Query")]
     pub jq: Option<String>,
 
-    /// Keep only records whose bytes, as stored, match this regular
-    /// expression (`(?i)` at its start ignores case). Tested before a
-    /// record is read, together with every other filter.
-    #[arg(long, value_name = "PATTERN", help_heading = "Query")]
-    pub grep: Option<String>,
+    #[command(flatten)]
+    pub read: ReadArgs,
+
+    /// Print a summary instead of the records: the window, totals by type
+    /// and outcome, the top principals and actions, a count per alert rule
+    /// and the events over time as a bar chart (`-o json|yaml` for
+    /// scripts). Without --limit every record of the window is counted.
+    #[arg(long, help_heading = "Who, what, how much")]
+    pub summary: bool,
 
     /// Query this profile's stored events (every segment and the active
     /// file) instead of Konnect.

@@ -17,13 +17,17 @@ use std::path::PathBuf;
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{AuditLogResource, GetAuditLogs, OutputFormat, PortalArg, QueryArgs, TailArgs};
+use crate::cli::{
+    AuditLogResource, GetAuditLogs, OutputFormat, PortalArg, QueryArgs, ReadArgs, TailArgs,
+};
 use crate::config::Settings;
 use crate::error::CliError;
 use crate::inspect;
 use crate::konnect::client::ClientOptions;
 use crate::konnect::{AuditLogs, KonnectClient, KonnectError, Stream};
+use crate::output::summary::SummaryPrinter;
 use crate::output::{self, Output, Summary};
+use crate::query::names::{Named, Names};
 use crate::query::options::{QueryFlags, QueryOptions};
 use crate::query::{Limit, Origin, Pipeline, Query, Window};
 use crate::record::Record;
@@ -37,6 +41,7 @@ use crate::source::stored::{self, Snapshot};
 /// The flags of a query command, before checks.
 fn query_flags(
     args: &QueryArgs,
+    read: &ReadArgs,
     jq: Option<&String>,
     positional: &[String],
     output: OutputFormat,
@@ -56,7 +61,11 @@ fn query_flags(
         jq: jq.cloned(),
         jq_raw_output: args.jq_raw_output,
         columns: args.columns.clone(),
-        grep: None,
+        alerts: read.alerts.clone(),
+        principals: read.principals.clone(),
+        summary: false,
+        resolve: read.resolve,
+        grep: read.grep.clone(),
     }
 }
 
@@ -65,15 +74,18 @@ pub fn get_audit_logs(settings: &Settings, args: GetAuditLogs, path: &str) -> Re
     if let Some(resource) = args.resource {
         return inspect_setup(settings, resource, path);
     }
-    let flags = query_flags(
-        &args.query,
-        args.jq.as_ref(),
-        &args.positional,
-        settings.output,
-        false,
-    )
-    .page_size_from_profile(settings.page_size)
-    .grep(args.grep.clone());
+    let flags = QueryFlags {
+        summary: args.summary,
+        ..query_flags(
+            &args.query,
+            &args.read,
+            args.jq.as_ref(),
+            &args.positional,
+            settings.output,
+            false,
+        )
+    }
+    .page_size_from_profile(settings.page_size);
     let mut opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
     if args.stored && !args.files.is_empty() {
         return Err(CliError::usage(
@@ -109,23 +121,24 @@ pub fn get_audit_logs(settings: &Settings, args: GetAuditLogs, path: &str) -> Re
     if args.verify {
         return verify_offline(settings, &args, path);
     }
+    if opts.follow && !args.files.is_empty() {
+        return Err(CliError::usage("--follow cannot be used with --file", path));
+    }
+    if opts.follow && args.stored {
+        return Err(CliError::usage(
+            "--follow cannot be used with --stored: use 'kongctl tail --stored'",
+            path,
+        ));
+    }
     opts.origin = origin(settings, args.org, &args.portals)?;
+    let names = prepare_names(settings, &mut opts);
     if !args.files.is_empty() {
-        if opts.follow {
-            return Err(CliError::usage("--follow cannot be used with --file", path));
-        }
-        return query_files(opts, &args.files, args.strict);
+        return query_files(opts, names, &args.files, args.strict);
     }
     if args.stored {
-        if opts.follow {
-            return Err(CliError::usage(
-                "--follow cannot be used with --stored: use 'kongctl tail --stored'",
-                path,
-            ));
-        }
-        return query_stored(settings, opts, args.strict);
+        return query_stored(settings, opts, names, args.strict);
     }
-    pull(settings, opts)
+    pull(settings, opts, names)
 }
 
 /// `get audit-logs --stored|--file … --verify`: the signature check of
@@ -143,11 +156,15 @@ fn verify_offline(settings: &Settings, args: &GetAuditLogs, path: &str) -> Resul
         (q.poll_interval.is_some(), "--poll-interval"),
         (q.page_size.is_some(), "--page-size"),
         (args.jq.is_some(), "--jq"),
-        (args.grep.is_some(), "--grep"),
         (q.jq_raw_output, "--jq-raw-output"),
         (!q.columns.is_empty(), "--columns"),
         (!args.portals.is_empty(), "--portal"),
         (args.org, "--org"),
+        (!args.read.alerts.is_empty(), "--alert"),
+        (!args.read.principals.is_empty(), "--principal"),
+        (args.read.resolve.is_some(), "--resolve"),
+        (args.read.grep.is_some(), "--grep"),
+        (args.summary, "--summary"),
     ]
     .into_iter()
     .find_map(|(given, name)| given.then_some(name));
@@ -157,20 +174,16 @@ fn verify_offline(settings: &Settings, args: &GetAuditLogs, path: &str) -> Resul
             path,
         ));
     }
-    let files = if args.stored {
+    let archive = if args.stored {
         let dir = settings.audit_log_dir();
-        crate::verify::offline::stored_files(&dir).map_err(|e| {
-            CliError::new(format!(
-                "failed to list stored events in {}: {e}",
-                dir.display()
-            ))
-        })?
+        crate::verify::offline::Archive::stored(&dir)
+            .map_err(|e| CliError::new(format!("failed to list stored events: {e}")))?
     } else {
-        args.files.clone()
+        crate::verify::offline::Archive::Files(args.files.clone())
     };
     let keys = crate::verify::offline::load_keys(settings, args.jwks.as_deref())?;
     crate::verify::offline::run(
-        &files,
+        archive,
         &keys,
         &crate::verify::offline::Options {
             strict: args.strict,
@@ -202,19 +215,59 @@ pub fn tail_pull(settings: &Settings, args: TailArgs, path: &str) -> Result<(), 
     }
     let flags = query_flags(
         &args.query,
+        &args.listen.read,
         args.listen.jq.as_ref(),
         &args.listen.positional,
         settings.output,
         true,
     )
-    .page_size_from_profile(settings.page_size)
-    .grep(args.listen.grep.clone());
-    let opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
-    pull(settings, opts)
+    .page_size_from_profile(settings.page_size);
+    let mut opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
+    let names = prepare_names(settings, &mut opts);
+    pull(settings, opts, names)
+}
+
+/// Principal names for a query, when it shows any: the text table's
+/// PRINCIPAL column, `--resolve`, the summary's top principals and
+/// `--principal` by email or name need them; `--resolve=false` turns them
+/// off. Resolves `--principal` into the record filter.
+fn prepare_names(settings: &Settings, opts: &mut QueryOptions) -> Option<Names> {
+    let table = opts.output.format == output::Format::Text && opts.output.jq.is_none();
+    let wanted = opts.resolve == Some(true)
+        || (opts.resolve.is_none() && (table || opts.summary))
+        || !opts.principals.is_empty();
+    let names = if wanted && opts.resolve != Some(false) {
+        Names::open(settings)
+    } else {
+        None
+    };
+    if opts.resolve == Some(true)
+        && names.is_none()
+        && let Err(why) = settings.auth()
+    {
+        eprintln!("warning: --resolve: {why}; records are printed without principal_name");
+    }
+    if !opts.principals.is_empty() {
+        // A name or an email is looked up even with --resolve=false: the
+        // filter needs its ids. The cache is read without a token too.
+        let fallback;
+        let lookup = match &names {
+            Some(n) => Some(n),
+            None => {
+                fallback = Names::open(settings).or_else(|| Some(Names::cached(settings)));
+                fallback.as_ref()
+            }
+        };
+        opts.filter.principals = Some(std::sync::Arc::new(Names::principals(
+            lookup,
+            &opts.principals,
+        )));
+    }
+    names
 }
 
 /// Runs a pull (finite or following) from Konnect into stdout.
-fn pull(settings: &Settings, mut opts: QueryOptions) -> Result<(), CliError> {
+fn pull(settings: &Settings, mut opts: QueryOptions, names: Option<Names>) -> Result<(), CliError> {
     // The credential is checked before anything is sent.
     settings.auth().map_err(CliError::new)?;
     let options = ClientOptions {
@@ -235,12 +288,7 @@ fn pull(settings: &Settings, mut opts: QueryOptions) -> Result<(), CliError> {
     let stdout = io::stdout();
     let query = Puller::pipeline_query(&opts);
     // The printer takes the output settings; the puller the rest.
-    let printer = output::printer(
-        std::mem::take(&mut opts.output),
-        stdout.lock(),
-        io::stderr(),
-        crate::output::table::terminal_width(),
-    );
+    let printer = query_printer(&mut opts, names, stdout.lock());
     let mut pipeline = Pipeline::new(query, printer);
     let mut puller = Puller::new(AuditLogs::new(client), &opts, stop.clone());
     let result = runtime.block_on(async {
@@ -468,12 +516,12 @@ pub fn tail_stored(settings: &Settings, args: TailArgs, path: &str) -> Result<()
     };
     let flags = query_flags(
         &args.query,
+        &args.listen.read,
         args.listen.jq.as_ref(),
         &args.listen.positional,
         output,
         true,
-    )
-    .grep(args.listen.grep.clone());
+    );
     let mut opts = flags.check().map_err(|e| CliError::usage(e.0, path))?;
     opts.origin = origin(settings, args.org, &args.listen.portals)?;
     let dir = settings.audit_log_dir();
@@ -484,6 +532,7 @@ pub fn tail_stored(settings: &Settings, args: TailArgs, path: &str) -> Result<()
         Origin::Org => false,
         Origin::Any => receives_portals(&dir),
     };
+    let names = prepare_names(settings, &mut opts);
     let lines = match args.lines.as_deref() {
         None => DEFAULT_TAIL_LINES,
         Some(text) => parse_lines(text).map_err(|e| CliError::usage(e, path))?,
@@ -504,15 +553,11 @@ pub fn tail_stored(settings: &Settings, args: TailArgs, path: &str) -> Result<()
         kind: opts.kind,
         limit: Limit::Unlimited,
         origin: opts.origin.clone(),
+        filter: opts.filter.clone(),
         grep: opts.grep.clone(),
     };
     let stdout = io::stdout();
-    let printer = output::printer(
-        opts.output,
-        stdout.lock(),
-        io::stderr(),
-        crate::output::table::terminal_width(),
-    );
+    let printer = query_printer(&mut opts, names, stdout.lock());
     let mut sink = TailSink {
         pipeline: Pipeline::new(query.clone(), printer),
     };
@@ -596,15 +641,13 @@ fn finish_output(result: io::Result<()>) -> Result<(), CliError> {
 /// `get audit-logs --file PATH...`: every record of the files, in time
 /// order. The last N are held and sorted ([`TimeOrder`]); the first N or all
 /// are read on every core and merged ([`parallel`]), a plain file in place.
-fn query_files(opts: QueryOptions, files: &[PathBuf], strict: bool) -> Result<(), CliError> {
+fn query_files(
+    mut opts: QueryOptions,
+    names: Option<Names>,
+    files: &[PathBuf],
+    strict: bool,
+) -> Result<(), CliError> {
     let query = opts.query(Timestamp::now());
-    let stdout = io::stdout();
-    let printer = output::printer(
-        opts.output,
-        stdout.lock(),
-        io::stderr(),
-        crate::output::table::terminal_width(),
-    );
     let mut problems = 0usize;
     let mut on_problem = |problem: Problem| {
         problems += 1;
@@ -624,6 +667,8 @@ fn query_files(opts: QueryOptions, files: &[PathBuf], strict: bool) -> Result<()
             .map_err(|e| CliError::new(format!("failed to read {}: {e}", path.display())))?;
         }
         let (records, dropped) = order.into_sorted();
+        let stdout = io::stdout();
+        let printer = query_printer(&mut opts, names, stdout.lock());
         finish_output(print_all(query, printer, records, dropped).map(|_| ()))?;
         return strict_check(strict, problems);
     }
@@ -634,6 +679,8 @@ fn query_files(opts: QueryOptions, files: &[PathBuf], strict: bool) -> Result<()
             .map_err(|e| CliError::new(format!("failed to read {}: {e}", path.display())))?;
         inputs.push(input);
     }
+    let stdout = io::stdout();
+    let printer = query_printer(&mut opts, names, stdout.lock());
     let mut pipeline = Pipeline::new(query, printer);
     let result = parallel::run(inputs, &mut pipeline, &mut on_problem)
         .and_then(|()| pipeline.finish(false).map(|_| ()));
@@ -681,26 +728,65 @@ fn file_input(path: &std::path::Path, number: usize) -> io::Result<Input> {
 
 /// `get audit-logs --stored`: the profile's segments and active file, in
 /// time order.
-fn query_stored(settings: &Settings, opts: QueryOptions, strict: bool) -> Result<(), CliError> {
+fn query_stored(
+    settings: &Settings,
+    mut opts: QueryOptions,
+    names: Option<Names>,
+    strict: bool,
+) -> Result<(), CliError> {
     let query = opts.query(Timestamp::now());
     let dir = settings.audit_log_dir();
     let mut snapshot = Snapshot::take(&dir).map_err(|e| CliError::new(e.to_string()))?;
     let stdout = io::stdout();
-    let printer = output::printer(
-        opts.output,
-        stdout.lock(),
-        io::stderr(),
-        crate::output::table::terminal_width(),
-    );
+    let printer = query_printer(&mut opts, names, stdout.lock());
     let mut pipeline = Pipeline::new(query, printer);
     let mut problems = 0usize;
     let result = stored::query(&mut snapshot, &mut pipeline, &mut |problem| {
-        problems += 1;
+        // A segment retention deleted during the read is no unreadable
+        // line: warned of, and not held against --strict.
+        if problem.what != crate::store::snapshot::GONE {
+            problems += 1;
+        }
         eprintln!("{problem}");
     })
     .and_then(|()| pipeline.finish(false).map(|_| ()));
     finish_output(result)?;
     strict_check(strict, problems)
+}
+
+/// The printer of a query: the one `-o` chose, or with `--summary` the
+/// summary (of the query's window, on this machine's clock); with `names`,
+/// the records reach it named ([`Named`]) where it shows names (the text
+/// table, or any output with `--resolve`).
+fn query_printer<'a, W: io::Write + 'a>(
+    opts: &mut QueryOptions,
+    names: Option<Names>,
+    out: W,
+) -> Box<dyn Output + 'a> {
+    let spec = std::mem::take(&mut opts.output);
+    if opts.summary {
+        let window = opts.time.window(Timestamp::now());
+        let printer = SummaryPrinter::new(out, spec.format, window, output::chart::width());
+        return match names {
+            Some(names) if opts.resolve != Some(false) => {
+                Box::new(printer.with_names(Box::new(names)))
+            }
+            _ => Box::new(printer),
+        };
+    }
+    let table = spec.format == output::Format::Text && spec.jq.is_none();
+    let printer = output::printer(
+        spec,
+        out,
+        io::stderr(),
+        crate::output::table::terminal_width(),
+    );
+    match names {
+        Some(names) if opts.resolve == Some(true) || (opts.resolve.is_none() && table) => {
+            Box::new(Named::new(printer, names))
+        }
+        _ => printer,
+    }
 }
 
 /// `--strict`: any line that could not be read fails the command.

@@ -360,7 +360,7 @@ fn portal_records_are_checked_against_the_organisations_keys() {
             serde_json::from_slice(&std::fs::read(dir.join("listener.json")).unwrap()).unwrap();
         assert_eq!(
             state["verify"],
-            serde_json::json!({"valid": 6, "invalid": 1, "unsigned": 1, "unverifiable": 0}),
+            serde_json::json!({"valid": 6, "invalid": 1, "unsigned": 1, "unverifiable": 0, "pending": 0}),
             "{format}"
         );
         // The offline check agrees, with the keys the listener saved.

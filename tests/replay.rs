@@ -672,3 +672,62 @@ fn backfill_off_asks_konnect_for_nothing() {
         pull.stderr
     );
 }
+
+/// Issue 19 item 5: during gap healing, a copy of a missed record with its
+/// genuine `sig` but changed content arrives before Konnect's replay of
+/// the record. It must not make the genuine record a duplicate: under
+/// `reject` it is set aside and the genuine one stored; under `warn` both
+/// are stored (the copy counted invalid).
+#[test]
+fn a_tampered_copy_arriving_first_does_not_shadow_the_genuine_replay() {
+    for mode in ["reject", "warn"] {
+        let w = World::new();
+        let (cmd, host) = command(&w, "listen", &["--verify", mode]);
+        let mut first = start(&w, cmd, &host);
+        let before = w.sim.trigger("us", 10);
+        assert!(before.all_delivered(), "{mode}: {before:?}");
+        kill(&mut first);
+        let during = w.sim.trigger("us", 5);
+        assert!(during.deliveries.iter().all(|d| !d.delivered));
+        let genuine = during.deliveries[0].records[0].clone();
+        assert!(genuine.contains("\"sig\":\""), "{genuine}");
+        let tampered = genuine.replacen("{\"", "{\"tampered\":true,\"", 1);
+
+        // The replay job is asked for and held at Konnect: the gate is
+        // open, the genuine record not yet sent.
+        let (cmd, host) = command(&w, "listen", &["--verify", mode]);
+        w.sim.hold_replay_jobs(true);
+        let mut second = w.start_listener_cmd(cmd, &host);
+        wait_replay(&w, "the replay job is accepted", |r| {
+            r["state"] == "replaying"
+        });
+        let reply = test_support::exchange(
+            second.addr,
+            &test_support::request(
+                "POST",
+                "/audit-logs",
+                &[("Authorization", "Bearer test-secret")],
+                format!("{tampered}\n").as_bytes(),
+            ),
+        );
+        assert_eq!(reply.status, 202, "{mode}: {reply:?}");
+        w.sim.hold_replay_jobs(false);
+        wait_replay(&w, "the replay completes", |r| r["jobs_completed"] == 1);
+
+        let stored = read_lines(&w.events_file());
+        let mut expected = emitted(&[&before, &during]);
+        let rejected = w.storage_dir("default").join("rejected.jsonl");
+        if mode == "warn" {
+            expected.push(tampered.clone());
+            assert!(!rejected.exists());
+        } else {
+            let aside = read_lines(&rejected);
+            assert_eq!(aside.len(), 1, "{aside:?}");
+            let entry: Value = serde_json::from_str(&aside[0]).unwrap();
+            assert_eq!(entry["record"], tampered.as_str());
+            assert_eq!(entry["reason"], "invalid_signature");
+        }
+        assert_each_once(&stored, &expected);
+        second.stop_ok();
+    }
+}

@@ -152,10 +152,18 @@ fn metrics_scraped_under_load_equal_the_records_sent_and_listener_json() {
         .iter()
         .filter(|d| d.delivered)
         .count() as u64;
-    eventually("listener.json to count every record", || {
-        listener_json(&w)["records_received"] == sent
-            && listener_json(&w)["ingest"]["requests"]["404"] == 1
-    });
+    // The signature checker runs after the 202s (`--verify warn`): wait
+    // until it has checked everything, so that both views are at rest.
+    eventually(
+        "listener.json to count every record, every one checked",
+        || {
+            let s = listener_json(&w);
+            s["records_received"] == sent
+                && s["ingest"]["requests"]["404"] == 1
+                && s["verify"]["pending"] == 0
+                && s["verify"]["valid"] == sent
+        },
+    );
     let m = scrape(admin);
     let s = listener_json(&w);
     let ingest = &s["ingest"];
@@ -283,12 +291,13 @@ fn readyz_is_503_while_starting_and_draining_and_200_between() {
     let w = World::new();
     let port = free_port();
     let admin: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    // Startup held: the webhook attach answers 2 s late.
+    // Startup held: the webhook attach answers 5 s late (long enough for a
+    // loaded machine to start the process and poll the admin endpoint).
     w.sim.inject_fault(Fault {
         method: Some("PATCH".into()),
         path: "/v3/audit-log-webhook".into(),
         count: 1,
-        action: FaultAction::Delay(Duration::from_secs(2)),
+        action: FaultAction::Delay(Duration::from_secs(5)),
     });
     let (mut cmd, host) = w.listener_command("listen", &["--admin-address", &admin.to_string()]);
     cmd.env("KONGCTL_TEST_STATE_REFRESH", "50ms");
@@ -321,8 +330,12 @@ fn readyz_is_503_while_starting_and_draining_and_200_between() {
     assert_eq!(admin_of(&state), admin);
     let addr: SocketAddr = state["listen_address"].as_str().unwrap().parse().unwrap();
     w.sim.add_tunnel(&host, addr);
-    let r = get(admin, "/readyz");
-    assert_eq!((r.status, r.text().as_str()), (200, "ready\n"));
+    // listener.json is written just before serving starts; readiness
+    // follows within moments.
+    eventually("/readyz to answer 200", || {
+        let r = get(admin, "/readyz");
+        (r.status, r.text().as_str()) == (200, "ready\n")
+    });
 
     // Draining: the webhook release answers 2 s late; meanwhile not ready.
     w.sim.inject_fault(Fault {

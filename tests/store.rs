@@ -23,15 +23,7 @@ const AUTH: &str = "Bearer test-secret";
 /// A JSON record with its own time `ts`, number `n` and `pad` bytes of
 /// padding that compresses poorly (so sizes on disk are predictable).
 fn record(n: u64, ts: &str, pad: usize) -> String {
-    let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let pad: String = (0..pad)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            char::from(b"0123456789abcdefghijklmnopqrstuv"[(x % 32) as usize])
-        })
-        .collect();
+    let pad = noise(n, pad);
     format!("{{\"event_ts\":\"{ts}\",\"n\":{n},\"pad\":\"{pad}\"}}")
 }
 

@@ -29,6 +29,7 @@ fn counts(valid: u64, invalid: u64, unsigned: u64, unverifiable: u64) -> Value {
         "invalid": invalid,
         "unsigned": unsigned,
         "unverifiable": unverifiable,
+        "pending": 0,
     })
 }
 
@@ -575,5 +576,259 @@ fn offline_verify_refuses_query_flags() {
             .starts_with("Error: --verify requires --stored or --file"),
         "{}",
         out.stderr
+    );
+}
+
+/// POSTs `body` to the listener as Konnect would (the tests' secret).
+fn post(l: &Listener, body: &str) -> test_support::Reply {
+    test_support::exchange(
+        l.addr,
+        &test_support::request(
+            "POST",
+            "/audit-logs",
+            &[("Authorization", "Bearer test-secret")],
+            body.as_bytes(),
+        ),
+    )
+}
+
+/// `listener.json`'s `verify` object.
+fn verify_state(w: &World) -> Value {
+    let path = w.storage_dir("default").join("listener.json");
+    std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .map(|v| v["verify"].clone())
+        .unwrap_or(Value::Null)
+}
+
+/// Waits until `listener.json`'s counts are `want`, and says what they
+/// were if they never are.
+fn wait_counts(w: &World, what: &str, want: &Value) {
+    let mut last = Value::Null;
+    let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        eventually(what, || {
+            last = verify_state(w);
+            last == *want
+        })
+    }));
+    assert!(found.is_ok(), "{what}: last {last}, want {want}");
+}
+
+fn with_pending(mut counts: Value, pending: u64) -> Value {
+    counts["pending"] = pending.into();
+    counts
+}
+
+/// The checker's running totals, saved with its cursor.
+fn cursor_totals(w: &World) -> Value {
+    json_file(&w.storage_dir("default").join("verify.cursor"))["state"]["totals"].clone()
+}
+
+/// Issue 19 item 1 and 4: under `warn` a request waits for its records to
+/// be durable, never for a signature check, not even when a record needs
+/// the JWKS fetched again and Konnect is slow to answer; the checker
+/// waits instead, and checks every record.
+#[test]
+fn warn_acknowledges_without_waiting_for_a_slow_jwks_and_checks_every_record_after() {
+    let w = World::new();
+    let log = w.dir.path().join("listener.log");
+    let (mut cmd, host) = w.listener_command(
+        "listen",
+        &["--log-file", log.to_str().unwrap(), "--log-level", "warn"],
+    );
+    cmd.env("KONGCTL_TEST_STATE_REFRESH", "20ms");
+    let mut l = w.start_listener_cmd(cmd, &host);
+    assert_eq!(jwks_fetches(&w), 1);
+    // The tampered record makes the check ask for the keys again; Konnect
+    // answers after 4 s (the fetch gives up after 3).
+    w.sim.inject_fault(Fault {
+        method: Some("GET".into()),
+        path: JWKS_PATH.into(),
+        count: 1,
+        action: konnect_sim::FaultAction::Delay(std::time::Duration::from_secs(4)),
+    });
+    w.sim.forge_next(1, 0);
+    let started = std::time::Instant::now();
+    let report = w.sim.trigger("us", 10);
+    let took = started.elapsed();
+    assert!(report.all_delivered(), "{report:?}");
+    assert!(
+        report.deliveries.iter().all(|d| d.attempts.len() == 1),
+        "{report:?}"
+    );
+    // Checked on the request path, the tampered record's request would
+    // have waited the 3 s of the fetch.
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "the deliveries took {took:?}"
+    );
+    assert!(w.sim.trigger("us", 10).all_delivered());
+    assert_eq!(read_lines(&w.events_file()).len(), 20);
+    wait_counts(&w, "every record checked", &counts(19, 1, 0, 0));
+    // The checker asked for the keys again, and gave up after 3 s.
+    eventually("the slow fetch to be given up", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("failed to fetch the JWKS again")
+    });
+    l.stop_ok();
+    assert_eq!(
+        json_file(&w.storage_dir("default").join("listener.json"))["verify"],
+        counts(19, 1, 0, 0)
+    );
+    assert_eq!(cursor_totals(&w), counts(19, 1, 0, 0));
+}
+
+/// Issue 19 item 1: records stored but not yet checked when the listener
+/// is killed are checked by the next start, each once.
+#[test]
+fn records_left_unchecked_by_a_killed_listener_are_checked_at_the_next_start() {
+    let w = World::new();
+    let (mut cmd, host) = w.listener_command("listen", &["--backfill", "off"]);
+    // A checker that checks nothing, as if it were far behind.
+    cmd.env("KONGCTL_TEST_STATE_REFRESH", "20ms")
+        .env("KONGCTL_TEST_VERIFY_HOLD", "0");
+    let mut first = w.start_listener_cmd(cmd, &host);
+    w.sim.forge_next(0, 2);
+    assert!(w.sim.trigger("us", 20).all_delivered());
+    wait_counts(
+        &w,
+        "20 records pending",
+        &with_pending(counts(0, 0, 0, 0), 20),
+    );
+    first.proc.signal(nix::sys::signal::Signal::SIGKILL);
+    first.proc.wait_exit(std::time::Duration::from_secs(10));
+
+    let (mut cmd, host) = w.listener_command("listen", &["--backfill", "off"]);
+    cmd.env("KONGCTL_TEST_STATE_REFRESH", "20ms");
+    let mut second = w.start_listener_cmd(cmd, &host);
+    wait_counts(&w, "the rest checked", &counts(18, 0, 2, 0));
+    assert!(w.sim.trigger("us", 5).all_delivered());
+    wait_counts(&w, "and what came next", &counts(23, 0, 2, 0));
+    second.stop_ok();
+    assert_eq!(read_lines(&w.events_file()).len(), 25);
+    assert_eq!(cursor_totals(&w), counts(23, 0, 2, 0));
+}
+
+/// Issue 19 item 2: a record whose nonce point R carries a small-order
+/// component passes the cofactored batch equation, but single
+/// verification (ring, libsodium, Kong's documented check) rejects it:
+/// under `reject` it is never counted valid nor stored, alone or among
+/// valid records checked in the same batch; the valid ones are.
+#[test]
+fn reject_refuses_a_signature_only_the_cofactored_equation_accepts() {
+    use base64::Engine;
+    use curve25519_dalek::constants::ED25519_BASEPOINT_POINT as B;
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    use curve25519_dalek::scalar::Scalar;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let w = World::new();
+    // Konnect's key is one the test knows.
+    let seed = [11u8; 32];
+    w.sim.rotate_signing_key_to_seed(seed, false);
+    let secret = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let a = secret.to_scalar();
+    let public = secret.verifying_key().to_bytes();
+    // (0, -1), the point of order 2.
+    let mut y = [0xffu8; 32];
+    y[0] = 0xec;
+    y[31] = 0x7f;
+    let torsion = CompressedEdwardsY(y).decompress().unwrap();
+    let sign = |body: &str, r: u64, torsion_on: bool| {
+        let r = Scalar::from(r);
+        let mut point = r * B;
+        if torsion_on {
+            point += torsion;
+        }
+        let big_r = point.compress().0;
+        let mut h = ring::digest::Context::new(&ring::digest::SHA512);
+        h.update(&big_r);
+        h.update(&public);
+        h.update(body.as_bytes());
+        let k = Scalar::from_bytes_mod_order_wide(&h.finish().as_ref().try_into().unwrap());
+        let mut sig = big_r.to_vec();
+        sig.extend_from_slice((r + k * a).as_bytes());
+        format!(
+            "{},\"sig\":\"{}\"}}",
+            &body[..body.len() - 1],
+            b64.encode(sig)
+        )
+    };
+    let records: Vec<String> = (0..12)
+        .map(|i| {
+            let body = format!(
+                r#"{{"event_class_id":"konnect","event_ts":"2026-01-01T00:00:{i:02}Z","name":"Authz.x","n":{i}}}"#
+            );
+            sign(&body, 1000 + i, i == 5)
+        })
+        .collect();
+    // The crafted one fails ring's (single, cofactorless) check.
+    let unsigned = records[5][..records[5].find(",\"sig\"").unwrap()].to_string() + "}";
+    let sig = b64
+        .decode(&records[5][records[5].find(",\"sig\":\"").unwrap() + 8..records[5].len() - 2])
+        .unwrap();
+    assert!(
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public)
+            .verify(unsigned.as_bytes(), &sig)
+            .is_err()
+    );
+
+    let (cmd, host) = w.listener_command("listen", &["--verify", "reject"]);
+    let mut l = w.start_listener_cmd(cmd, &host);
+    for body in [records[5].clone() + "\n", records.join("\n") + "\n"] {
+        let reply = post(&l, &body);
+        assert_eq!(reply.status, 202, "{reply:?}");
+    }
+    let mut kept = records.clone();
+    kept.remove(5);
+    assert_eq!(read_lines(&w.events_file()), kept);
+    let rejected = read_lines(&w.storage_dir("default").join("rejected.jsonl"));
+    assert_eq!(rejected.len(), 2);
+    for entry in &rejected {
+        let entry: Value = serde_json::from_str(entry).unwrap();
+        assert_eq!(entry["record"], records[5].as_str());
+        assert_eq!(entry["reason"], "invalid_signature");
+    }
+    l.stop_ok();
+    assert_eq!(
+        json_file(&w.storage_dir("default").join("listener.json"))["verify"],
+        counts(11, 2, 0, 0)
+    );
+}
+
+/// Issue 19 item 2: a batch that fails is searched for its bad records;
+/// exactly those are set aside. (A body of 603 records: checked in two
+/// parts, one per core, each large enough for batch verification.)
+#[test]
+fn reject_finds_exactly_the_bad_records_of_a_large_batch() {
+    let w = World::new();
+    let (cmd, host) = w.listener_command("listen", &["--verify", "reject"]);
+    let mut l = w.start_listener_cmd(cmd, &host);
+    assert!(w.sim.trigger("us", 300).all_delivered());
+    w.sim.forge_next(3, 0);
+    assert!(w.sim.trigger("us", 3).all_delivered());
+    assert!(w.sim.trigger("us", 300).all_delivered());
+    let delivered = w.delivered_records();
+    assert_eq!(delivered.len(), 603);
+    // One body of every record, the tampered ones among them.
+    let reply = post(&l, &(delivered.join("\n") + "\n"));
+    assert_eq!(reply.status, 202, "{reply:?}");
+    let good: Vec<String> = delivered
+        .iter()
+        .filter(|r| !r.contains("203.0.113.255"))
+        .cloned()
+        .collect();
+    assert_eq!(good.len(), 600);
+    let stored = read_lines(&w.events_file());
+    assert_eq!(stored[..600], good[..]);
+    assert_eq!(stored[600..], good[..]);
+    let rejected = read_lines(&w.storage_dir("default").join("rejected.jsonl"));
+    assert_eq!(rejected.len(), 6);
+    l.stop_ok();
+    assert_eq!(
+        json_file(&w.storage_dir("default").join("listener.json"))["verify"],
+        counts(1200, 6, 0, 0)
     );
 }

@@ -27,7 +27,7 @@
 //! | DELETE | `/_sim/contract-violations` | | 204: forgets them |
 //! | GET | `/_sim/request-counts` | | 200 `{"GET /v3/users/{userId}": n, …}` |
 //! | POST | `/_sim/reset` | | 204 |
-//! | POST | `/_sim/signing-keys/rotate` | `{"keep_old"?}` (default false) | 200 the new JWKS |
+//! | POST | `/_sim/signing-keys/rotate` | `{"keep_old"?, "seed"?}` (default false; `seed`: the new key's 32 bytes, unpadded base64url) | 200 the new JWKS |
 //! | POST | `/_sim/forgeries` | `{"tampered"?, "unsigned"?}` | 200 `{"tampered", "unsigned"}` still to come |
 //! | POST | `/_sim/logins` | `{"ttl_seconds"?}` (default 3600) | 201 [`crate::LoginGrant`]: what `kongctl login` would store |
 //! | POST | `/_sim/audit-logs` | `{"region"?, "count", "start"?, "end"?}` or `{"region"?, "count", "span_seconds"}` or `{"region"?, "records": [{…}]}` | 201 [`crate::SeedReport`] |
@@ -151,6 +151,9 @@ struct ClockBody {
 struct RotateBody {
     #[serde(default)]
     keep_old: bool,
+    /// The new key's 32-byte seed, unpadded base64url (a known test key).
+    #[serde(default)]
+    seed: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -279,7 +282,12 @@ pub(crate) async fn handle(
                 Ok(body) => body,
                 Err(response) => return response,
             };
-            ctx.rotate_signing_key(body.keep_old);
+            let seed = match body.seed.as_deref().map(crate::codec::base64url_decode) {
+                None => None,
+                Some(Some(bytes)) if bytes.len() == 32 => Some(bytes.try_into().expect("32 bytes")),
+                Some(_) => return bad(ctx, "seed must be 32 bytes of unpadded base64url"),
+            };
+            ctx.rotate_signing_key(seed, body.keep_old);
             let jwks = ctx.state().signing.jwks();
             ApiResponse::json(200, &jwks)
         }

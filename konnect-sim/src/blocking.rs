@@ -211,6 +211,11 @@ impl Sim {
         self.sim.rotate_signing_key(keep_old)
     }
 
+    /// See [`crate::Sim::rotate_signing_key_to_seed`].
+    pub fn rotate_signing_key_to_seed(&self, seed: [u8; 32], keep_old: bool) -> String {
+        self.sim.rotate_signing_key_to_seed(seed, keep_old)
+    }
+
     /// See [`crate::Sim::forge_next`].
     pub fn forge_next(&self, tampered: u64, unsigned: u64) -> crate::Forgeries {
         self.sim.forge_next(tampered, unsigned)

@@ -155,10 +155,10 @@ impl Context {
     }
 
     /// See [`crate::Sim::rotate_signing_key`].
-    pub fn rotate_signing_key(&self, keep_old: bool) -> String {
+    pub fn rotate_signing_key(&self, seed: Option<[u8; 32]>, keep_old: bool) -> String {
         let mut state = self.state();
         let state = &mut *state;
-        let kid = state.signing.rotate(&mut state.generator, keep_old);
+        let kid = state.signing.rotate(&mut state.generator, seed, keep_old);
         tracing::info!(%kid, keep_old, "signing key rotated");
         kid
     }

@@ -37,6 +37,15 @@ impl fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
+    /// The key of a given 32-byte seed (RFC 8032's private key), for
+    /// tests and benchmarks that sign records as this emulator does.
+    pub(crate) fn from_seed(generator: &mut Generator, seed: [u8; 32]) -> SigningKey {
+        let mut key = SigningKey::generate(generator);
+        key.pair =
+            Ed25519KeyPair::from_seed_unchecked(&seed).expect("any 32 bytes are an Ed25519 seed");
+        key
+    }
+
     pub(crate) fn generate(generator: &mut Generator) -> SigningKey {
         let kid: String = generator
             .bytes(20)
@@ -127,8 +136,16 @@ impl Signing {
 
     /// A new key signs from now on; the JWKS keeps the old ones only if
     /// `keep_old`. Returns the new key's id.
-    pub fn rotate(&mut self, generator: &mut Generator, keep_old: bool) -> String {
-        let key = Arc::new(SigningKey::generate(generator));
+    pub fn rotate(
+        &mut self,
+        generator: &mut Generator,
+        seed: Option<[u8; 32]>,
+        keep_old: bool,
+    ) -> String {
+        let key = Arc::new(match seed {
+            Some(seed) => SigningKey::from_seed(generator, seed),
+            None => SigningKey::generate(generator),
+        });
         let kid = key.kid.clone();
         if !keep_old {
             self.keys.clear();
@@ -194,12 +211,25 @@ mod tests {
         let mut generator = Generator::new(5);
         let mut signing = Signing::new(&mut generator);
         let first = signing.jwks()["keys"][0]["kid"].clone();
-        let kid = signing.rotate(&mut generator, true);
+        let kid = signing.rotate(&mut generator, None, true);
         let jwks = signing.jwks();
         assert_eq!(jwks["keys"][0]["kid"], kid.as_str());
         assert_eq!(jwks["keys"][1]["kid"], first);
-        signing.rotate(&mut generator, false);
+        signing.rotate(&mut generator, None, false);
         assert_eq!(signing.jwks()["keys"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_key_from_a_seed_is_that_seeds_key() {
+        let mut generator = Generator::new(5);
+        let mut signing = Signing::new(&mut generator);
+        signing.rotate(&mut generator, Some([7; 32]), false);
+        let pair = Ed25519KeyPair::from_seed_unchecked(&[7; 32]).unwrap();
+        assert_eq!(public(&signing.jwks(), 0), pair.public_key().as_ref());
+        assert_eq!(
+            signing.current_key().sign(b"line"),
+            base64url(pair.sign(b"line").as_ref())
+        );
     }
 
     #[test]

@@ -262,7 +262,14 @@ impl Sim {
     /// lists it first, and the earlier keys only if `keep_old`. Returns the
     /// new key's `kid`. Events generated before keep their signatures.
     pub fn rotate_signing_key(&self, keep_old: bool) -> String {
-        self.context().rotate_signing_key(keep_old)
+        self.context().rotate_signing_key(None, keep_old)
+    }
+
+    /// Like [`Sim::rotate_signing_key`], with the key made from `seed`
+    /// (RFC 8032's 32-byte private key), so that a test or a benchmark can
+    /// sign records as this emulator does and have its JWKS verify them.
+    pub fn rotate_signing_key_to_seed(&self, seed: [u8; 32], keep_old: bool) -> String {
+        self.context().rotate_signing_key(Some(seed), keep_old)
     }
 
     /// Makes the next `tampered` generated events tampered (signed, then

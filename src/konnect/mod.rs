@@ -11,12 +11,15 @@
 //! `replay_job` the region's replay job and the webhook's delivery status,
 //! which gap healing (`crate::replay`) watches, for the organisation or a
 //! Dev Portal (`portals::Stream`); `portals` the region's Dev Portals and
-//! their own audit-log webhooks; `pull` the pull API's pages. Nothing here
+//! their own audit-log webhooks; `pull` the pull API's pages; `identity`
+//! who a principal is (users, system accounts, portal developers). Nothing
+//! here
 //! logs or formats the PAT or a destination's authorization value.
 
 pub mod audit_logs;
 pub mod client;
 pub mod error;
+pub mod identity;
 pub mod login;
 pub mod portals;
 pub mod pull;

@@ -55,7 +55,7 @@ use crate::error::CliError;
 use crate::konnect::client::ClientOptions;
 use crate::konnect::error::redact_url;
 use crate::konnect::{AuditLogs, KonnectClient};
-use crate::listener::EventStore;
+use crate::store::EventStore;
 use crate::verify::{self, LiveVerifier, live::KeySource};
 pub use banner::local_endpoint_base as admin_endpoint_base;
 use bind::bind;

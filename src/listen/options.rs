@@ -75,8 +75,10 @@ pub struct ListenOptions {
     pub tail: bool,
     pub detach: bool,
     pub jq: Option<String>,
-    /// `--grep`, checked to compile.
-    pub grep: Option<String>,
+    /// `--alert`, `--principal`, `--resolve`: what tail prints of each
+    /// record ([`crate::cli::ReadArgs`]); `alerts` checked.
+    pub read: crate::cli::ReadArgs,
+    pub filter: crate::query::Filter,
     /// The tunnel self-test before any Konnect change.
     pub check: CheckMode,
     /// `--verify`: what to do with records' signatures.
@@ -160,11 +162,22 @@ impl ListenOptions {
         if let Some(expr) = &jq {
             check_jq(expr).map_err(|e| usage(format!("invalid tail configuration: {e}")))?;
         }
-        let grep = args.grep.clone();
-        if grep.is_some() && !tail {
-            return Err(usage("--grep requires --tail".into()));
+        let read = &args.read;
+        let read_flag = [
+            (!read.alerts.is_empty(), "--alert"),
+            (!read.principals.is_empty(), "--principal"),
+            (read.resolve.is_some(), "--resolve"),
+            (read.grep.is_some(), "--grep"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name));
+        if let Some(flag) = read_flag
+            && !tail
+        {
+            return Err(usage(format!("{flag} requires --tail")));
         }
-        if let Some(pattern) = &grep {
+        let alerts = crate::query::Rules::parse(&read.alerts).map_err(|e| usage(e.to_string()))?;
+        if let Some(pattern) = &read.grep {
             crate::query::Grep::new(pattern).map_err(usage)?;
         }
 
@@ -276,7 +289,13 @@ impl ListenOptions {
             tail,
             detach,
             jq,
-            grep,
+            read: read.clone(),
+            // The principals are resolved by the tail, off the listener's
+            // tasks (`crate::tail::TailOptions`).
+            filter: crate::query::Filter {
+                alerts,
+                principals: None,
+            },
             check,
             verify: match args.verify {
                 None | Some(VerifyMode::Warn) => crate::verify::Mode::Warn,
@@ -547,10 +566,10 @@ mod tests {
         assert_eq!(err(&a), "--jq requires --tail");
 
         let mut a = args();
-        a.grep = Some("x".into());
+        a.read.grep = Some("x".into());
         assert_eq!(err(&a), "--grep requires --tail");
         a.tail = Some(true);
-        a.grep = Some("a(".into());
+        a.read.grep = Some("a(".into());
         assert!(
             err(&a).starts_with("invalid --grep pattern: regex parse error:"),
             "{}",

@@ -20,10 +20,12 @@ use tokio_util::sync::CancellationToken;
 use super::Run;
 use super::state::{self, ListenerState};
 use crate::konnect::Stream;
-use crate::listener::{DedupGate, EventStore, IngestCounters, ListenerSettings};
+use crate::listener::{DedupGate, IngestCounters, ListenerSettings};
 use crate::replay::{HealedStream, Healing, ReplayReport, SharedReport, StoreFiles, Timing};
 use crate::service::Snapshots;
+use crate::store::EventStore;
 use crate::verify::LiveVerifier;
+use crate::verify::checker::Checker;
 
 /// How often listener.json's counters are refreshed.
 const STATE_REFRESH: Duration = Duration::from_secs(2);
@@ -119,10 +121,32 @@ impl Run {
             self.opts.authorization.expose().to_string(),
             self.opts.max_body_bytes,
         );
-        settings.screen = self
-            .verifier
-            .clone()
-            .map(|v| v as std::sync::Arc<dyn crate::listener::Screen>);
+        // Under `warn` records are checked after they are stored, by the
+        // checker; under `reject`, before, on the request path.
+        let checker = match &self.verifier {
+            Some(v) if v.mode() == crate::verify::Mode::Warn => {
+                match Checker::start(
+                    v.clone(),
+                    &self.paths.dir,
+                    store.committed_view(),
+                    tokio::runtime::Handle::current(),
+                ) {
+                    Ok(checker) => Some(checker),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start the signature checker; checking each request's records before storing them instead");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        if checker.is_none() {
+            settings.screen = self
+                .verifier
+                .clone()
+                .map(|v| v as std::sync::Arc<dyn crate::listener::Screen>);
+        }
+        let checker = checker.map(std::sync::Arc::new);
         let gate = settings.dedup.clone();
         let counters = settings.counters.clone();
         let mut server = tokio::spawn(crate::listener::serve(
@@ -162,6 +186,7 @@ impl Run {
             base: listener_state.clone(),
             store: store.clone(),
             verifier: self.verifier.clone(),
+            checker,
             report,
             gate,
             counters,
@@ -174,12 +199,26 @@ impl Run {
             let filter = self.opts.jq.as_deref().map(|expr| {
                 crate::jq::JqFilter::compile(expr).expect("the filter compiled during validation")
             });
-            let grep = self.opts.grep.as_deref().map(|pattern| {
-                crate::query::Grep::new(pattern).expect("the pattern compiled during validation")
-            });
             let closed = stdout_closed.clone();
+            let read = &self.opts.read;
+            let names = if read.resolve == Some(true) || !read.principals.is_empty() {
+                crate::query::names::Names::open(&self.settings)
+            } else {
+                None
+            };
+            let options = crate::tail::TailOptions {
+                jq: filter,
+                filter: self.opts.filter.clone(),
+                principals: read.principals.clone(),
+                names,
+                resolve: read.resolve == Some(true),
+                grep: read.grep.as_deref().map(|pattern| {
+                    crate::query::Grep::new(pattern)
+                        .expect("the pattern compiled during validation")
+                }),
+            };
             Some(tokio::spawn(async move {
-                let end = crate::tail::run(feed, filter, grep).await;
+                let end = crate::tail::run(feed, options).await;
                 if matches!(
                     end,
                     Ok(crate::tail::TailEnd {
@@ -282,7 +321,12 @@ impl Run {
                 Err(_) => tracing::warn!("tail did not finish printing in time"),
             }
         }
-        listener_state.verify = self.verifier.as_ref().map(|v| v.counts());
+        // The store is closed: the checker checks what is left of it, for
+        // a while (the rest waits for the next start).
+        if let Some(checker) = &sources.checker {
+            checker.finish(crate::verify::checker::FINISH_WITHIN).await;
+        }
+        listener_state.verify = sources.verify_counts(&store.stats());
         listener_state.running = false;
         listener_state.stopped_at = Some(crate::time::now_rfc3339());
         if let Err(e) = state::write_json(&self.paths.listener_file, &listener_state) {
@@ -300,6 +344,8 @@ struct Sources {
     base: ListenerState,
     store: EventStore,
     verifier: Option<Arc<LiveVerifier>>,
+    /// Under `--verify warn`: the checker that follows the store.
+    checker: Option<Arc<Checker>>,
     report: SharedReport,
     gate: DedupGate,
     counters: Arc<IngestCounters>,
@@ -310,10 +356,23 @@ impl crate::service::Snapshots for Sources {
         let mut s = self.base.clone();
         apply_stats(&mut s, &self.store.stats());
         s.store = self.store.summary();
-        s.verify = self.verifier.as_ref().map(|v| v.counts());
+        s.verify = self.verify_counts(&self.store.stats());
         s.replay = Some(replay_report(&self.report, &self.gate));
         s.ingest = Some(self.counters.snapshot());
         s
+    }
+}
+
+impl Sources {
+    /// `listener.json`'s `verify` object: the verifier's counts and, under
+    /// `warn`, the records stored and not checked yet.
+    fn verify_counts(&self, stats: &crate::store::StoreStats) -> Option<crate::verify::Counts> {
+        let mut counts = self.verifier.as_ref()?.counts();
+        counts.pending = self
+            .checker
+            .as_ref()
+            .map_or(0, |c| c.pending(stats.records));
+        Some(counts)
     }
 }
 
@@ -334,7 +393,7 @@ fn replay_report(report: &SharedReport, gate: &DedupGate) -> ReplayReport {
     r
 }
 
-fn apply_stats(s: &mut ListenerState, stats: &crate::listener::StoreStats) {
+fn apply_stats(s: &mut ListenerState, stats: &crate::store::StoreStats) {
     s.records_received = stats.records;
     s.requests_received = stats.requests;
     s.last_event_at = stats.last_event.map(crate::time::rfc3339);

@@ -29,7 +29,7 @@ pub struct StoragePaths {
 impl StoragePaths {
     pub fn new(dir: PathBuf) -> Self {
         StoragePaths {
-            events_file: dir.join("events.jsonl"),
+            events_file: dir.join(crate::store::layout::ACTIVE_FILE),
             listener_file: dir.join("listener.json"),
             destination_file: dir.join("destination.json"),
             lock_file: dir.join("listener.lock"),

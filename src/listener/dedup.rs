@@ -14,20 +14,28 @@
 //! them again in this replay, so a long wait for the job (another job
 //! running) costs no memory for the live records meanwhile.
 //!
-//! A record's key is taken when it is admitted, before it is written; if
-//! the write fails, the request's keys are given back
-//! ([`Admission::revoke`]), so Konnect's retry of the failed batch is
-//! stored rather than dropped as a duplicate of itself. Lines that are not
-//! audit records have no key and always pass.
+//! A record's key is taken when it is admitted, after the signature screen
+//! (`--verify reject`) kept it and before it is written; if the write
+//! fails, the request's keys are given back ([`Admission::revoke`]), so
+//! Konnect's retry of the failed batch is stored rather than dropped as a
+//! duplicate of itself. Lines that are not audit records have no key and
+//! always pass.
+//!
+//! The key is the record's exact bytes ([`Record::bytes_key`]), not its
+//! signature: Konnect's replay of a record is the same bytes (its
+//! signature covers them), while a copy that carries a genuine `sig` over
+//! changed content is another record. So a tampered copy that arrives
+//! first, stored under `--verify warn|off` or set aside under `reject`,
+//! never makes the genuine record a duplicate.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use jiff::Timestamp;
 
-use super::ingest::Batch;
 use crate::query::dedup::Dedup;
 use crate::record::{DedupKey, Record};
+use crate::store::Batch;
 
 /// The gate. Cheap to clone; clones share it. [`Default`] is closed.
 #[derive(Clone, Default)]
@@ -141,6 +149,39 @@ impl DedupGate {
         self.inner.dropped.load(Ordering::Relaxed)
     }
 
+    /// Drops from `batch` the records the gate already holds (when open),
+    /// remembering nothing: run before the screen, so that replayed copies
+    /// are not checked again.
+    pub fn drop_known(&self, batch: &mut Batch) {
+        if !self.is_open() {
+            return;
+        }
+        let keys: Vec<Option<DedupKey>> = batch
+            .records()
+            .map(|raw| Record::from_slice(raw).ok().map(|r| r.bytes_key()))
+            .collect();
+        let keep: Vec<bool> = {
+            let seen = self.seen();
+            keys.iter()
+                .map(|key| key.is_none_or(|k| !seen.contains(&k)))
+                .collect()
+        };
+        self.drop_unkept(batch, keep);
+    }
+
+    /// Removes the records whose verdict is false, counting them.
+    fn drop_unkept(&self, batch: &mut Batch, keep: Vec<bool>) {
+        let dropped = keep.iter().filter(|k| !**k).count();
+        if dropped > 0 {
+            self.inner
+                .dropped
+                .fetch_add(dropped as u64, Ordering::Relaxed);
+            let mut verdicts = keep.into_iter();
+            batch.retain(|_| verdicts.next().unwrap_or(true));
+            tracing::debug!(dropped, kept = batch.len(), "dropped replayed duplicates");
+        }
+    }
+
     /// Drops from `batch` the records the gate has seen (when open) and
     /// remembers the others.
     pub fn admit(&self, batch: &mut Batch) -> Admission {
@@ -156,7 +197,7 @@ impl DedupGate {
             .map(|raw| {
                 Record::from_slice(raw)
                     .ok()
-                    .map(|r| (r.dedup_key(), r.time()))
+                    .map(|r| (r.bytes_key(), r.time()))
             })
             .collect();
         let window = *self.window();
@@ -183,15 +224,7 @@ impl DedupGate {
                 });
             }
         }
-        let dropped = keep.iter().filter(|k| !**k).count();
-        if dropped > 0 {
-            self.inner
-                .dropped
-                .fetch_add(dropped as u64, Ordering::Relaxed);
-            let mut verdicts = keep.into_iter();
-            batch.retain(|_| verdicts.next().unwrap_or(true));
-            tracing::debug!(dropped, kept = batch.len(), "dropped replayed duplicates");
-        }
+        self.drop_unkept(batch, keep);
         Admission {
             gate: Some(self.clone()),
             keys,
@@ -217,7 +250,7 @@ mod tests {
 
     fn key(raw: &str) -> (DedupKey, Timestamp) {
         let r = Record::from_slice(raw.as_bytes()).unwrap();
-        (r.dedup_key(), r.time().unwrap())
+        (r.bytes_key(), r.time().unwrap())
     }
 
     #[test]
@@ -255,6 +288,26 @@ mod tests {
         let mut after = batch(&[fresh]);
         let _ = gate.admit(&mut after);
         assert_eq!(after.len(), 1, "closed: no memory left");
+    }
+
+    #[test]
+    fn a_copy_with_the_same_sig_and_other_bytes_is_not_a_duplicate() {
+        let gate = DedupGate::new();
+        gate.open();
+        let genuine = line("s1", "2026-08-23T12:00:00Z");
+        let tampered = genuine.replace("Authz.x", "Authz.y");
+        let _ = gate.admit(&mut batch(std::slice::from_ref(&tampered)));
+        let mut b = batch(std::slice::from_ref(&genuine));
+        gate.drop_known(&mut b);
+        assert_eq!(b.len(), 1);
+        let _ = gate.admit(&mut b);
+        assert_eq!(b.len(), 1);
+        // Its own replay is dropped, before and at admission.
+        let mut again = batch(std::slice::from_ref(&genuine));
+        gate.drop_known(&mut again);
+        assert!(again.is_empty());
+        assert_eq!(gate.dropped(), 1);
+        assert_eq!(gate.keys(), 2);
     }
 
     #[test]

@@ -1,9 +1,8 @@
 //! The local HTTP listener that receives Konnect's audit-log batches.
 //!
-//! `ingest` turns a request body into records (gzip detection, bounded
-//! decoding, line splitting), `store` appends them durably to `events.jsonl`
-//! with group commit and rotates it into segments (whose upkeep is
-//! `crate::store`'s), and `server` speaks HTTP and enforces the contract
+//! `ingest` decodes a request body (gzip detection, bounded decoding) for
+//! `crate::store` to cut into records and append durably (its writer, with
+//! group commit and rotation), and `server` speaks HTTP and enforces the contract
 //! (path, method, authorization, size limits) before anything is stored;
 //! `linger` lets a client whose body was refused unread read the answer;
 //! `probe` answers the tunnel self-test before serving starts. `dedup` is
@@ -18,10 +17,7 @@ pub mod ingest;
 pub mod linger;
 pub mod probe;
 pub mod server;
-pub mod store;
 
 pub use counters::{IngestCounters, IngestCounts};
 pub use dedup::DedupGate;
-pub use ingest::Batch;
 pub use server::{ListenerSettings, Screen, ScreenError, ServeError, ServeReport, serve};
-pub use store::{EventStore, Opened, Repair, StoreError, StoreStats, Subscription};

@@ -68,9 +68,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::counters::IngestCounters;
 use super::dedup::DedupGate;
-use super::ingest::{self, Batch, BodyEncoding, DecodeError};
+use super::ingest::{self, BodyEncoding, DecodeError};
 use super::linger::{Linger, LingeringIo};
-use super::store::EventStore;
+use crate::store::{Batch, EventStore};
 
 /// Largest read buffer of a connection.
 pub(crate) const READ_BUFFER_MAX: usize = 64 * 1024;
@@ -533,8 +533,10 @@ impl Context {
         settings
             .counters
             .received(raw_len, decoded_len, batch.len());
-        let admission = settings.dedup.admit(&mut batch);
         if let Some(screen) = &settings.screen {
+            // Replayed copies of records already held are dropped before
+            // they cost a check; nothing is remembered yet.
+            settings.dedup.drop_known(&mut batch);
             let before = batch.len();
             batch = match screen.screen(batch).await {
                 Ok(batch) => {
@@ -542,13 +544,15 @@ impl Context {
                     batch
                 }
                 Err(e) => {
-                    admission.revoke();
                     settings.counters.stored(false);
                     tracing::error!(error = %e, "failed to screen a batch");
                     return Err(Rejection::Persist);
                 }
             };
         }
+        // Only records the screen kept may take a key: a tampered copy set
+        // aside must not make the genuine record a duplicate.
+        let admission = settings.dedup.admit(&mut batch);
         let records = batch.len();
         let appended = self.store.append(batch).await;
         if records > 0 {

@@ -13,15 +13,20 @@
 //!   following, a header once and tab-separated rows as records come (with
 //!   `--jq`, the filter's lines as for `jsonl`).
 //!
+//! - `--summary` ([`summary`]): counts instead of records, printed at the
+//!   end as text (with a bar chart, [`chart`]) or one JSON/YAML document.
+//!
 //! A printer's errors are its writer's: a closed stdout ends the command
 //! (quietly, see [`is_closed_pipe`]). What a filter cannot handle in one
 //! record is a warning on stderr and that record is skipped.
 
+pub mod chart;
 pub mod columns;
 pub mod envelope;
 pub mod goindent;
 pub mod jsonl;
 pub mod rows;
+pub mod summary;
 pub mod table;
 
 use std::io::{self, Write};

@@ -13,7 +13,9 @@
 //! The default row is upstream's mapping of a pull record (`ts`, `type`,
 //! `principal_id`, `action` or `authentication_type`, `outcome` or
 //! `granted`, for gateway access `method uri` and `status_code`,
-//! `trace_id`), extended to the webhook's records, which name things
+//! `trace_id`; PRINCIPAL is the `principal_name` when the record has one,
+//! which [`crate::query::names::Named`] adds when a token is at hand),
+//! extended to the webhook's records, which name things
 //! differently: their type comes from the record view
 //! ([`crate::record::EventType::of_webhook`]); an authentication's action
 //! and result come from its event class and name
@@ -152,13 +154,25 @@ impl<W: Write> Output for Rows<W> {
 /// The default row of one record (see the module documentation).
 pub fn default_row(value: &Value, kind: Option<EventType>) -> [String; 6] {
     let empty = Map::new();
-    let record = value.as_object().unwrap_or(&empty);
+    let mut record = value.as_object().unwrap_or(&empty);
+    // A cps record's fields are those of the event it wraps.
+    if let Some(Value::Object(event)) = record.get("event")
+        && !record.contains_key("event_ts")
+        && !record.contains_key("ts")
+    {
+        record = event;
+    }
     let mut type_name = first_string(record, &["type", "event_type"]);
     let from_webhook = type_name.is_empty();
     if from_webhook && let Some(kind) = kind {
         type_name = kind.as_str().to_owned();
     }
-    let mut principal = first_string(record, &["principal_id"]);
+    // The principal's name when the record has one (Konnect's, or the one
+    // the query's names stage added), else its id.
+    let mut principal = first_string(record, &["principal_name"]);
+    if principal.is_empty() {
+        principal = first_string(record, &["principal_id"]);
+    }
     if principal.is_empty() {
         principal = nested_first(
             record,
@@ -347,6 +361,19 @@ mod tests {
         assert_eq!(
             row(
                 r#"{"act":"GET","event_class_id":"KongGateway","event_ts":"2025-05-16T00:28:01Z","name":"Ingress","principal_id":"p3","request":"/v2/x","status":200,"trace_id":2}"#
+            ),
+            [
+                "2025-05-16T00:28:01Z",
+                "gateway_access",
+                "p3",
+                "GET /v2/x",
+                "200",
+                "2"
+            ]
+        );
+        assert_eq!(
+            row(
+                r#"{"event":{"act":"GET","event_class_id":"KongGateway","event_ts":"2025-05-16T00:28:01Z","name":"Ingress","principal_id":"p3","request":"/v2/x","status":200,"trace_id":2}}"#
             ),
             [
                 "2025-05-16T00:28:01Z",

@@ -236,6 +236,7 @@ mod tests {
                 invalid: 1,
                 unsigned: 1,
                 unverifiable: 0,
+                pending: 7,
             }),
             ..ListenerCounters::default()
         });
@@ -259,7 +260,8 @@ mod tests {
       "valid": 10,
       "invalid": 1,
       "unsigned": 1,
-      "unverifiable": 0
+      "unverifiable": 0,
+      "pending": 7
     }
   },
   {

@@ -4,7 +4,10 @@
 //!
 //! A source hands records to a [`Pipeline`] in the order it wants them
 //! printed (time order, as far as it can tell); the pipeline keeps those in
-//! the time window and of the requested type, drops duplicates by
+//! the time window, of the requested type and stream ([`Origin`]) and
+//! through the record filter
+//! ([`Filter`]: Kong's alert conditions, [`alert`], and the principals of
+//! `--principal`, [`principal`]), drops duplicates by
 //! [`DedupKey`](crate::record::DedupKey) (bounded: the follower evicts what
 //! is older than its overlap), applies the limit (the first N, or the last
 //! N, which it holds until the end) and passes the rest to an
@@ -12,19 +15,27 @@
 //! [`options`]; printing is [`crate::output`]; fetching and following are
 //! the sources'.
 
+pub mod alert;
 pub mod dedup;
 pub mod grep;
+pub mod names;
 pub mod options;
+pub mod principal;
+pub mod view;
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 
 use crate::output::{Output, Prepared, Summary};
 use crate::record::{EventType, Record};
+pub use alert::{Rule, Rules};
 pub use dedup::Dedup;
 pub use grep::Grep;
+pub use principal::{PrincipalKey, Principals};
+pub use view::RecordView;
 
 /// An inclusive time window; a missing bound is open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -100,6 +111,7 @@ pub struct Query {
     pub kind: Option<EventType>,
     pub limit: Limit,
     pub origin: Origin,
+    pub filter: Filter,
     /// `--grep`: records whose bytes match ([`grep`]).
     pub grep: Option<Grep>,
 }
@@ -112,12 +124,13 @@ impl Query {
             kind: None,
             limit: Limit::Unlimited,
             origin: Origin::Any,
+            filter: Filter::default(),
             grep: None,
         }
     }
 
     /// Whether a record passes every filter: its bytes `--grep`, then the
-    /// window, type and stream.
+    /// window, type, stream and record filters.
     pub fn matches(&self, record: &Record) -> bool {
         self.admits(record.raw()) && self.matches_read(record)
     }
@@ -133,6 +146,34 @@ impl Query {
         self.window.contains(record.time())
             && self.kind.is_none_or(|k| record.kind() == Some(k))
             && self.origin.matches(record)
+            && self.filter.matches(record)
+    }
+}
+
+/// What is kept of a record by its content rather than its time, type and
+/// stream: `--alert` rules (any of them) and `--principal` (any of them).
+/// Both given: a record must pass both. Empty: every record passes, and
+/// none is read further than [`Record`] already did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub alerts: Rules,
+    /// Resolved once, before the query starts.
+    pub principals: Option<Arc<Principals>>,
+}
+
+impl Filter {
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.principals.is_none()
+    }
+
+    /// Whether `record` passes.
+    pub fn matches(&self, record: &Record) -> bool {
+        if self.is_empty() {
+            return true;
+        }
+        let view = RecordView::of(record);
+        (self.alerts.is_empty() || self.alerts.matches(&view))
+            && self.principals.as_ref().is_none_or(|p| p.matches(&view))
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{Grep, Limit, Origin, Query, Window};
+use super::{Filter, Grep, Limit, Origin, Query, Rules, Window};
 use crate::gofmt;
 use crate::jq::JqFilter;
 use crate::output::columns::{self, Column};
@@ -49,6 +49,14 @@ pub struct QueryFlags {
     pub jq: Option<String>,
     pub jq_raw_output: bool,
     pub columns: Vec<String>,
+    /// `--alert` values (rule names, comma-separated, repeatable).
+    pub alerts: Vec<String>,
+    /// `--principal` values.
+    pub principals: Vec<String>,
+    /// `--summary` (`get audit-logs` only).
+    pub summary: bool,
+    /// `--resolve[=BOOL]`.
+    pub resolve: Option<bool>,
     pub grep: Option<String>,
 }
 
@@ -110,6 +118,16 @@ pub struct QueryOptions {
     /// `--org` / `--portal`: set by the command once portal names are
     /// resolved.
     pub origin: Origin,
+    /// `--alert`; the principals are added once resolved
+    /// ([`Principals`](super::Principals)).
+    pub filter: Filter,
+    /// `--principal` values, to be resolved into `filter`.
+    pub principals: Vec<String>,
+    /// `--summary`: print the summary instead of the records.
+    pub summary: bool,
+    /// `--resolve`: `Some(true)` adds `principal_name` to JSON records,
+    /// `Some(false)` turns every lookup off, `None` names tables only.
+    pub resolve: Option<bool>,
     /// `--grep`.
     pub grep: Option<Grep>,
 }
@@ -122,6 +140,7 @@ impl QueryOptions {
             kind: self.kind,
             limit: self.limit,
             origin: self.origin.clone(),
+            filter: self.filter.clone(),
             grep: self.grep.clone(),
         }
     }
@@ -150,7 +169,11 @@ impl QueryFlags {
         } else {
             jq_expr
         };
+        if self.summary {
+            self.check_summary(has_jq)?;
+        }
         let columns = self.check_output(has_jq)?;
+        let alerts = Rules::parse(&self.alerts).map_err(|e| QueryFlagError(e.to_string()))?;
 
         let page_size = match &self.page_size {
             None => DEFAULT_PAGE_SIZE,
@@ -229,6 +252,9 @@ impl QueryFlags {
         {
             return err("--start-time must not be later than --end-time");
         }
+        // Rules of one log type read that type only (Konnect's
+        // `filter[type]` for a pull): the others cannot match.
+        let kind = kind.or_else(|| alerts.only_type());
         let time = TimeSpec {
             since,
             start,
@@ -239,6 +265,8 @@ impl QueryFlags {
         let limit = match n {
             Some(0) => Limit::Unlimited,
             _ if self.follow => Limit::Unlimited,
+            // A summary counts every record the window holds.
+            None if self.summary => Limit::Unlimited,
             Some(n) if time.has_window() => Limit::First(n),
             None if time.has_window() => Limit::Unlimited,
             Some(n) => Limit::Last(n),
@@ -271,8 +299,33 @@ impl QueryFlags {
                 portal_column: false,
             },
             origin: Origin::Any,
+            filter: Filter {
+                alerts,
+                principals: None,
+            },
+            principals: self.principals.clone(),
+            summary: self.summary,
+            resolve: self.resolve,
             grep,
         })
+    }
+
+    /// What `--summary` cannot be combined with: it prints one document of
+    /// its own, once.
+    fn check_summary(&self, has_jq: bool) -> Result<(), QueryFlagError> {
+        if self.follow {
+            return err("--summary cannot be used with --follow");
+        }
+        if self.output == Format::Jsonl {
+            return err("--summary supports --output text, json or yaml");
+        }
+        if has_jq {
+            return err("--summary cannot be combined with --jq");
+        }
+        if !self.columns.is_empty() {
+            return err("--summary cannot be combined with --columns");
+        }
+        Ok(())
     }
 
     /// The output rules, upstream's `validateAuditLogOutputOptions`, with
@@ -361,12 +414,6 @@ fn parse_bound(text: Option<&str>, flag: &str) -> Result<Option<Timestamp>, Quer
 }
 
 impl QueryFlags {
-    /// Sets `--grep`.
-    pub fn grep(mut self, pattern: Option<String>) -> Self {
-        self.grep = pattern;
-        self
-    }
-
     /// Marks `page_size` as the profile's `konnect.page-size` rather than
     /// the flag: there, 0 means the default (as upstream's `GetInt` of an
     /// unset key).

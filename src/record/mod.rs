@@ -339,6 +339,13 @@ impl Record {
         }
     }
 
+    /// The key of these exact bytes (surrounding blanks aside), signed or
+    /// not: the listener's replay gate, where a copy with a genuine `sig`
+    /// over changed content must not pass for the genuine record.
+    pub fn bytes_key(&self) -> DedupKey {
+        DedupKey::of(b"raw:", self.raw.trim_ascii())
+    }
+
     /// The record as a JSON text: the raw bytes, except for CEF, whose
     /// header and extensions become an object shaped like Konnect's JSON
     /// format ([`cef`]).

@@ -40,7 +40,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::konnect::{AuditLogs, Stream};
-use crate::listener::{DedupGate, EventStore};
+use crate::listener::DedupGate;
+use crate::store::EventStore;
 pub use report::{Phase, PortalReplay, ReplayReport, SharedReport, StreamStatus, WebhookDelivery};
 pub use scan::StoreFiles;
 pub use window::Window;

@@ -4,20 +4,17 @@
 //! window starts) and the keys of the records in the window (what the dedup
 //! gate must drop when Konnect sends them again).
 //!
-//! The store is the active `events.jsonl` plus closed segments
-//! (`events-<time>-<seq>.jsonl`, later `.jsonl.gz`) listed in
-//! `segments.json` (the store layout contract, ENGINE.md). A record may sit
-//! on either side of a rotation, so both are read: the active file up to
-//! its last acknowledged byte, and the segments whose `newest_event_at`
-//! reaches the window. Without a readable index, segment files are read
-//! newest first until one holds nothing as new as the window; a segment
-//! that is on disk but not in the index is read; one listed but gone is
-//! skipped; of a segment in both forms (during compression) the plain file
-//! is read. Records are read with `crate::source::file`.
-//!
-//! The active file is opened before the segments are listed, so a rotation
-//! in between leaves the file being read among the segments too (read
-//! twice, which a set of keys does not mind) rather than nowhere.
+//! The store is read through one snapshot (`crate::store::snapshot`),
+//! which holds every record stored before it exactly once, whatever the
+//! listener rotates, compresses and deletes meanwhile: the active file up
+//! to its last acknowledged byte, and the segments whose `newest_event_at`
+//! (in `segments.json`) reaches the window. Without a readable index,
+//! segment files are read newest first until one holds nothing as new as
+//! the window; a segment on disk that the index does not list is read. A
+//! segment compressed after the snapshot is read from its `.gz`; one that
+//! retention deleted is skipped (its records are no longer stored, so
+//! storing them again is no duplicate). Records are read with
+//! `crate::source::file`.
 //!
 //! Segments are skipped (or, without an index, reading stops) below the
 //! lowest window start of the streams asked for. A stream with no record
@@ -38,7 +35,8 @@ use jiff::Timestamp;
 use super::window::{RETENTION, sub};
 use crate::konnect::Stream;
 use crate::record::{DedupKey, Record};
-use crate::source::file;
+use crate::source::file::{self, LastLine, LineReader};
+use crate::store::snapshot::{Known, Opened, Segment, Snapshot, SnapshotError};
 
 /// The stream of `streams` a stored record came through: its Dev Portal's
 /// if that is one of them, else the organisation's (the region's webhook
@@ -100,46 +98,42 @@ pub fn scan(
 ) -> io::Result<StoreScan> {
     let kept = Some(sub(Timestamp::now(), RETENTION + RETENTION_MARGIN));
     let mut acc = Collector::new(streams, floor, kept, overlap);
-    let active = match File::open(&files.active) {
-        Ok(f) => Some(f),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e),
-    };
-    let on_disk = crate::source::stored::list_segments(&files.dir)?;
-    // Any trouble with the index reads as no index: every segment is then
-    // read, newest first.
-    let index = crate::store::index::Index::read(&files.dir)
-        .map_err(|e| tracing::debug!(error = %e, "segments.json unusable; reading every segment"))
-        .ok()
-        .flatten();
+    let snapshot = Snapshot::take(&files.dir).map_err(|e| match e {
+        SnapshotError::Io { source, .. } => source,
+        other => io::Error::other(other.to_string()),
+    })?;
+    scan_snapshot(&snapshot, files, committed, &mut acc)?;
+    Ok(acc.finish())
+}
 
-    if let Some(f) = active {
+/// [`scan`] over a snapshot already taken.
+fn scan_snapshot(
+    snapshot: &Snapshot,
+    files: &StoreFiles,
+    committed: u64,
+    acc: &mut Collector,
+) -> io::Result<()> {
+    if let Some(f) = &snapshot.active {
         let name = files.active.display().to_string();
-        let reader = BufReader::with_capacity(256 * 1024, f.take(committed));
-        acc.read(&name, reader)?;
+        // Whole lines only: `committed` ends at a batch's end, unless the
+        // store rotated since it was read (the caller then scans again).
+        acc.read(&name, f.take(committed), LastLine::Pending)?;
     }
 
     // Segments: by index where it knows them, else newest first until one
-    // is older than the window.
-    let listed: BTreeMap<String, Option<Timestamp>> = index
-        .as_ref()
-        .map(|i| {
-            i.segments
-                .iter()
-                .map(|e| (stem(&e.file).to_string(), e.newest_event_at))
-                .collect()
-        })
-        .unwrap_or_default();
-    // Segments are read newest first, so a stream's newest record is
-    // usually met before its older segments, which its bound then skips.
-    let mut stop_when_older = index.is_none();
-    for segment in on_disk.iter().rev() {
-        let path = &segment.file(&files.dir);
-        match listed.get(stem(&segment.stem)) {
-            Some(Some(newest)) if acc.bound().is_some_and(|b| *newest < b) => continue,
+    // is older than the window. Segments are read newest first, so a
+    // stream's newest record is usually met before its older segments,
+    // which its bound then skips.
+    let mut stop_when_older = !snapshot.indexed;
+    for segment in snapshot.segments.iter().rev() {
+        match segment.known {
+            Some(Known {
+                times: Some((_, newest)),
+                ..
+            }) if acc.bound().is_some_and(|b| newest < b) => continue,
             Some(_) => {}
             None if stop_when_older => {
-                let newest = acc.read_segment(path)?;
+                let newest = acc.read_segment(snapshot, segment)?;
                 if let (Some(newest), Some(bound)) = (newest, acc.bound())
                     && newest < bound
                 {
@@ -150,9 +144,9 @@ pub fn scan(
             // On disk but not in an index that exists: stale index.
             None => stop_when_older = false,
         }
-        acc.read_segment(path)?;
+        acc.read_segment(snapshot, segment)?;
     }
-    Ok(acc.finish())
+    Ok(())
 }
 
 /// How much of the active file's end [`newest_in_tail`] reads.
@@ -279,16 +273,23 @@ impl Collector {
         bound
     }
 
-    /// Reads one file; returns the newest time in it (any stream's).
-    fn read(&mut self, name: &str, reader: impl io::Read) -> io::Result<Option<Timestamp>> {
+    /// Reads one file (`last`: whether a last line without newline is
+    /// finished); returns the newest time in it (any stream's).
+    fn read(
+        &mut self,
+        name: &str,
+        reader: impl io::Read,
+        last: LastLine,
+    ) -> io::Result<Option<Timestamp>> {
         self.files += 1;
         let mut newest_here: Option<Timestamp> = None;
         let mut problems = 0;
         let mut added = 0usize;
-        file::read_lines(
+        file::read_records(
             name,
-            reader,
-            &mut |record: Record| {
+            &mut LineReader::new(reader),
+            last,
+            &mut |_, record: Record| {
                 let Some(t) = record.time() else {
                     return Ok(true);
                 };
@@ -305,7 +306,7 @@ impl Collector {
                 }
                 let bound = self.part_bound(&self.streams[i].1);
                 if bound.is_none_or(|b| t >= b) {
-                    self.streams[i].1.keys.push((record.dedup_key(), t));
+                    self.streams[i].1.keys.push((record.bytes_key(), t));
                     added += 1;
                     if added.is_multiple_of(PRUNE_EVERY) {
                         self.prune();
@@ -322,12 +323,21 @@ impl Collector {
         Ok(newest_here)
     }
 
-    fn read_segment(&mut self, path: &Path) -> io::Result<Option<Timestamp>> {
-        match file::open(path) {
-            Ok(reader) => self.read(&path.display().to_string(), reader),
-            // Removed by retention since it was listed.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+    fn read_segment(
+        &mut self,
+        snapshot: &Snapshot,
+        segment: &Segment,
+    ) -> io::Result<Option<Timestamp>> {
+        match snapshot.open(segment)? {
+            Opened::File { file, path, .. } => self.read(
+                &path.display().to_string(),
+                file::decode(file)?,
+                LastLine::Final,
+            ),
+            Opened::Gone { path } => {
+                tracing::info!(file = %path.display(), "replay scan: {}", crate::store::snapshot::GONE);
+                Ok(None)
+            }
         }
     }
 
@@ -354,13 +364,6 @@ impl Collector {
     }
 }
 
-/// A segment's name without `.jsonl` / `.jsonl.gz`.
-fn stem(name: &str) -> &str {
-    name.strip_suffix(".jsonl.gz")
-        .or_else(|| name.strip_suffix(".jsonl"))
-        .unwrap_or(name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,7 +376,7 @@ mod tests {
     }
 
     fn key(line: &str) -> DedupKey {
-        Record::from_slice(line.as_bytes()).unwrap().dedup_key()
+        Record::from_slice(line.as_bytes()).unwrap().bytes_key()
     }
 
     fn t(s: &str) -> Timestamp {
@@ -665,5 +668,33 @@ mod tests {
             s.files, 3,
             "stops after the first segment older than the window"
         );
+    }
+
+    #[test]
+    fn a_segment_compressed_or_deleted_after_the_snapshot_is_read_from_its_gz_or_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let one = rec("one", "2026-08-23T11:59:00Z");
+        let two = rec("two", "2026-08-23T11:59:30Z");
+        let plain1 = d.join("events-20260823T115900Z-000001.jsonl");
+        let plain2 = d.join("events-20260823T115930Z-000002.jsonl");
+        write(&plain1, std::slice::from_ref(&one));
+        write(&plain2, std::slice::from_ref(&two));
+        std::fs::write(d.join("events.jsonl"), b"").unwrap();
+        let snapshot = Snapshot::take(d).unwrap();
+        // The compression of segment 1 finishes (.gz in, plain out), and
+        // retention deletes segment 2, before the scan opens them.
+        write_gz(
+            &d.join("events-20260823T115900Z-000001.jsonl.gz"),
+            std::slice::from_ref(&one),
+        );
+        std::fs::remove_file(&plain1).unwrap();
+        std::fs::remove_file(&plain2).unwrap();
+        let mut acc = Collector::new(ORG, Some(t("2026-08-23T00:00:00Z")), None, MIN2);
+        scan_snapshot(&snapshot, &files(d), 0, &mut acc).unwrap();
+        let s = acc.finish();
+        let keys: Vec<DedupKey> = s.keys.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, [key(&one)], "read from its .gz, not taken as deleted");
+        assert_eq!(s.files, 2, "the active file and segment 1");
     }
 }

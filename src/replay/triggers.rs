@@ -17,7 +17,7 @@ use super::Timing;
 use super::report::{SharedReport, WebhookDelivery};
 use super::scan::{StoreFiles, newest_in_tail};
 use crate::konnect::{AuditLogs, Stream};
-use crate::listener::EventStore;
+use crate::store::EventStore;
 
 /// Why a replay starts.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -226,13 +226,15 @@ impl Puller {
     }
 
     /// The query the pipeline applies: Konnect filters by window and type,
-    /// the pipeline only limits.
+    /// the pipeline limits and applies the record filter (`--alert`,
+    /// `--principal`), which Konnect has no parameter for.
     pub fn pipeline_query(opts: &QueryOptions) -> Query {
         Query {
             window: Window::default(),
             kind: None,
             limit: opts.limit,
             origin: opts.origin.clone(),
+            filter: opts.filter.clone(),
             grep: opts.grep.clone(),
         }
     }
@@ -390,10 +392,13 @@ impl Puller {
     ) -> Result<bool, PullError> {
         self.read_clock().await?;
         let now = self.clock.now();
+        // The N most recent that pass the stream and record filters and
+        // --grep, not their share of the N most recent.
+        let origin = pipeline.query().origin.clone();
+        let filter = pipeline.query().filter.clone();
+        let grep = pipeline.query().grep.clone();
         let mut found: VecDeque<Record> = VecDeque::new();
         let mut more = false;
-        // Records `--grep` leaves out do not count among the n.
-        let grep = pipeline.query().grep.clone();
         let mut end = now;
         for span in RECENT_SPANS {
             if found.len() >= n {
@@ -404,7 +409,8 @@ impl Puller {
                 window: Window::default(),
                 kind: None,
                 limit: Limit::Last(n - found.len()),
-                origin: crate::query::Origin::Any,
+                origin: origin.clone(),
+                filter: filter.clone(),
                 grep: grep.clone(),
             });
             self.window(

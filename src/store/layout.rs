@@ -7,7 +7,7 @@
 //! Temporary names start with a dot so that nothing looking for
 //! `events-*` (a reader, a user's glob) mistakes them for a segment.
 //! What the files hold, and when they change, is left to the writer
-//! (`crate::listener::store`), the maintenance thread
+//! ([`super::writer`], [`super::rotate`]), the maintenance thread
 //! ([`super::maintain`]) and [`super::recover`].
 
 use std::path::{Path, PathBuf};

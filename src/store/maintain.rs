@@ -1,7 +1,7 @@
 //! The store's background thread: everything about closed segments that
 //! must not hold up a request.
 //!
-//! The writer (`crate::listener::store`) rotates the active file and, once
+//! The writer ([`super::writer`]) rotates the active file and, once
 //! every batch of it is durable, hands the closed segment over
 //! ([`Maintainer::closed`]). This thread then, in order:
 //!
@@ -43,12 +43,12 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::durable::{Committed, pause_point, sync_dir};
 use super::index::{Index, SegmentEntry};
 use super::layout::{Form, SegmentName};
 use super::policy::StorePolicy;
 use super::recover::Recovered;
 use super::scan::{LineScanner, Span};
-use super::{Committed, pause_point, sync_dir};
 
 /// How often the active file is scanned and age retention checked.
 const TICK: Duration = Duration::from_secs(1);
@@ -65,7 +65,7 @@ pub struct ClosedSegment {
     pub name: SegmentName,
     /// When its first record arrived, to the precision of the clock.
     pub first_received_at: Timestamp,
-    /// The generation of the active file it was (see `super::Committed`).
+    /// The generation of the active file it was (see `super::durable::Committed`).
     pub generation: u64,
     /// A read handle on it (valid whatever it is renamed to).
     pub file: Arc<File>,
@@ -148,7 +148,7 @@ impl Maintainer {
         let thread = std::thread::Builder::new()
             .name("kongctl-store".into())
             .spawn(move || {
-                lower_priority();
+                super::lower_thread_priority();
                 worker.run();
             })?;
         Ok(Maintainer {
@@ -194,17 +194,6 @@ impl Maintainer {
 impl Drop for Maintainer {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// Background work yields the CPU to ingest: the thread's nice value is
-/// raised to 19 (Linux sets it per thread).
-fn lower_priority() {
-    // SAFETY: setpriority only reads its integer arguments; `gettid` names
-    // this thread.
-    let tid = nix::unistd::gettid().as_raw() as libc::id_t;
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 19) } != 0 {
-        tracing::debug!(error = %io::Error::last_os_error(), "could not lower the store thread's priority");
     }
 }
 
@@ -346,7 +335,11 @@ impl Worker {
         let span = scanned.scanner.finish();
         let path = c.name.path(&self.dir, Form::Plain);
         if span.records == 0 {
-            // Every batch written to it failed and was cut back.
+            // Every batch written to it failed and was cut back. The index
+            // counts its seq first, so that readers still tell which seq
+            // the active file takes (`super::snapshot`).
+            self.index.next_seq = self.index.next_seq.max(c.name.seq + 1);
+            self.write_index();
             tracing::info!(file = %path.display(), "removing an empty segment");
             if let Err(e) = std::fs::remove_file(&path).and_then(|()| sync_dir(&self.dir)) {
                 tracing::warn!(file = %path.display(), error = %e, "failed to remove an empty segment");

@@ -3,34 +3,39 @@
 //!
 //! Every step of a rotation, a compression and a deletion leaves the
 //! directory in a state that reads correctly (no record lost, none twice:
-//! see `crate::listener::store` and [`super::maintain`] for the order of
+//! see [`super::writer`], [`super::rotate`] and [`super::maintain`] for the order of
 //! their steps). What a step can leave half done is finished or undone
 //! here, and each repair is described in a note for the log:
 //!
 //! - rotation: the unused next active file is removed; a segment the
 //!   index does not list yet is indexed (in the background);
 //! - compression: an unfinished `.gz` temporary file is removed (the plain
-//!   segment stays and is compressed again); a plain segment whose `.gz`
-//!   was complete (renamed into place after its fsync) is removed;
+//!   segment stays and is compressed again); where a segment is there in
+//!   both forms, the plain file is removed only once its `.gz` is proved
+//!   whole ([`gzip_holds`]: it inflates, its own CRC-32 and length check
+//!   out, and both match the plain file's); a `.gz` that does not is
+//!   removed instead, and the plain segment compressed again;
 //! - deletion: index entries whose files are gone are dropped;
 //! - a plain segment or the active file with a torn last line (a write cut
 //!   by a crash of the machine) is cut back to its last whole line.
 //!
-//! Nothing here reads a segment's content (startup stays fast whatever the
-//! history holds): segments missing from the index are handed to the
-//! maintenance thread to scan.
+//! Nothing else here reads a segment's content (startup stays fast
+//! whatever the history holds: the proof above reads the one segment a
+//! compression was interrupted on): segments missing from the index are
+//! handed to the maintenance thread to scan.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
+use super::durable::sync_dir;
 use super::index::Index;
-use super::layout::{Form, SegmentName, StoreFile};
-use super::sync_dir;
+use super::layout::{Form, NEXT_ACTIVE_FILE, SegmentName};
+use super::snapshot::list;
 
 /// What [`recover`] found and did.
 #[derive(Debug, Default)]
@@ -73,50 +78,57 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
         }
     }
 
+    let listing = list(dir)?;
+    if listing.next_active {
+        let path = dir.join(NEXT_ACTIVE_FILE);
+        remove(&path)?;
+        r.notes.push(format!(
+            "{}: removed the unused next active file of an interrupted rotation",
+            path.display()
+        ));
+    }
+    for seg in &listing.compress_temps {
+        let path = seg.compress_temp(dir);
+        remove(&path)?;
+        r.notes.push(format!(
+            "{}: removed the unfinished output of an interrupted compression; {} is compressed again",
+            path.display(),
+            seg.file_name(Form::Plain)
+        ));
+    }
     let mut plain = BTreeMap::new();
     let mut gz = BTreeMap::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
-        let path = entry.path();
-        match StoreFile::parse(&name) {
-            Some(StoreFile::NextActive) => {
-                remove(&path)?;
-                r.notes.push(format!(
-                    "{}: removed the unused next active file of an interrupted rotation",
-                    path.display()
-                ));
-            }
-            Some(StoreFile::CompressTemp(seg)) => {
-                remove(&path)?;
-                r.notes.push(format!(
-                    "{}: removed the unfinished output of an interrupted compression; {} is compressed again",
-                    path.display(),
-                    seg.file_name(Form::Plain)
-                ));
-            }
-            Some(StoreFile::Segment(seg, Form::Plain)) => {
-                plain.insert(seg.seq, seg);
-            }
-            Some(StoreFile::Segment(seg, Form::Gzip)) => {
-                gz.insert(seg.seq, seg);
-            }
-            Some(StoreFile::Active | StoreFile::Index) | None => {}
-        }
+    for (seq, found) in &listing.segments {
+        plain.extend(found.plain.map(|n| (*seq, n)));
+        gz.extend(found.gzip.map(|n| (*seq, n)));
     }
 
-    // A .gz is renamed into place only once complete and synced: the plain
-    // copy beside it is a compression that stopped before removing it.
-    for (seq, seg) in &gz {
-        if plain.remove(seq).is_some() {
-            let path = seg.path(dir, Form::Plain);
-            remove(&path)?;
+    // A .gz is renamed into place only once complete and synced, so the
+    // plain copy beside it is a compression that stopped before removing
+    // it; but the plain file is the one known whole, so the .gz must prove
+    // it holds the same records before the plain file goes.
+    for (seq, seg) in gz.clone() {
+        let Some(plain_seg) = plain.get(&seq).copied() else {
+            continue;
+        };
+        let plain_path = plain_seg.path(dir, Form::Plain);
+        let gz_path = seg.path(dir, Form::Gzip);
+        if gzip_holds(&gz_path, &plain_path)? {
+            remove(&plain_path)?;
+            plain.remove(&seq);
             r.notes.push(format!(
                 "{}: removed the plain copy of a segment whose compression had finished ({})",
-                path.display(),
+                plain_path.display(),
                 seg.file_name(Form::Gzip)
+            ));
+        } else {
+            remove(&gz_path)?;
+            gz.remove(&seq);
+            r.notes.push(format!(
+                "{}: removed a compressed segment that does not inflate to its plain copy {} \
+                 (cut short or damaged); the plain segment is kept and compressed again",
+                gz_path.display(),
+                plain_seg.file_name(Form::Plain)
             ));
         }
     }
@@ -210,6 +222,45 @@ pub fn recover(dir: &Path) -> io::Result<Recovered> {
     Ok(r)
 }
 
+/// Whether the gzip file `gz` holds exactly the bytes of `plain`: it
+/// inflates to its end (which checks its own CRC-32 and length trailer),
+/// and what it inflates to has the plain file's length and CRC-32. Any
+/// failure to read `gz` is a no; failing to read `plain` is an error (the
+/// plain file is the one to keep, and it cannot be vouched for).
+pub fn gzip_holds(gz: &Path, plain: &Path) -> io::Result<bool> {
+    const CHUNK: usize = 256 * 1024;
+    /// The CRC-32 and length of everything `reader` yields.
+    fn sum(mut reader: impl Read) -> io::Result<(u32, u64)> {
+        let mut crc = flate2::Crc::new();
+        let mut len = 0u64;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => return Ok((crc.sum(), len)),
+                Ok(n) => {
+                    crc.update(&buf[..n]);
+                    len += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let want = sum(File::open(plain)?)?;
+    let got = File::open(gz).and_then(|f| {
+        sum(flate2::read::MultiGzDecoder::new(
+            io::BufReader::with_capacity(CHUNK, f),
+        ))
+    });
+    match got {
+        Ok(got) => Ok(got == want),
+        Err(e) => {
+            tracing::warn!(file = %gz.display(), error = %e, "a compressed segment does not inflate whole");
+            Ok(false)
+        }
+    }
+}
+
 fn remove(path: &Path) -> io::Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
@@ -284,7 +335,6 @@ pub fn first_received_estimate(file: &File) -> io::Result<Option<Timestamp>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::layout::NEXT_ACTIVE_FILE;
     use super::*;
     use std::fs;
 
@@ -292,9 +342,9 @@ mod tests {
         SegmentName::new("2026-11-27T17:06:44Z".parse().unwrap(), seq)
     }
 
-    fn entry(dir: &Path, seq: u64, form: Form) -> super::super::SegmentEntry {
+    fn entry(dir: &Path, seq: u64, form: Form) -> crate::store::index::SegmentEntry {
         let file = seg(seq).file_name(form);
-        super::super::SegmentEntry {
+        crate::store::index::SegmentEntry {
             bytes: fs::metadata(dir.join(&file)).map(|m| m.len()).unwrap_or(3),
             file,
             first_received_at: seg(seq).first_received,
@@ -303,6 +353,13 @@ mod tests {
             max_lateness_ms: None,
             records: 1,
         }
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
     }
 
     fn names(dir: &Path) -> Vec<String> {
@@ -332,7 +389,7 @@ mod tests {
         // file. 4: rotated, never indexed, torn tail. 5: listed, deleted.
         fs::write(seg(1).path(d, Form::Gzip), b"gz1").unwrap();
         fs::write(seg(2).path(d, Form::Plain), b"a\n").unwrap();
-        fs::write(seg(2).path(d, Form::Gzip), b"gz2").unwrap();
+        fs::write(seg(2).path(d, Form::Gzip), gzip(b"a\n")).unwrap();
         fs::write(seg(3).path(d, Form::Plain), b"c\n").unwrap();
         fs::write(seg(3).compress_temp(d), b"half").unwrap();
         fs::write(seg(4).path(d, Form::Plain), b"d\ne").unwrap();
@@ -387,7 +444,11 @@ mod tests {
                 "events-20261127T170644Z-000003.jsonl"
             ]
         );
-        assert_eq!(r.index.segments[1].bytes, 3, "the .gz's size");
+        assert_eq!(
+            r.index.segments[1].bytes,
+            gzip(b"a\n").len() as u64,
+            "the .gz's size"
+        );
         assert_eq!(Index::read(d).unwrap().unwrap(), r.index, "written back");
 
         // A second start finds nothing to do.
@@ -412,6 +473,57 @@ mod tests {
         assert_eq!(r.unindexed, [(seg(7), Form::Gzip)]);
         assert_eq!(r.index.next_seq, 8);
         assert_eq!(Index::read(d).unwrap().unwrap().segments, []);
+    }
+
+    #[test]
+    fn a_plain_segment_goes_only_once_its_gz_is_proved_whole() {
+        let records = b"{\"a\":1}\n{\"b\":2}\n".repeat(500);
+        let good = gzip(&records);
+        // Cut short: a crash of the machine can leave a renamed file whose
+        // blocks never reached the disk.
+        let truncated = good[..good.len() / 2].to_vec();
+        // Whole, but its trailer's CRC-32 is wrong.
+        let mut bad_crc = good.clone();
+        let at = bad_crc.len() - 8;
+        bad_crc[at] ^= 0xff;
+        // Whole and valid, but of other records.
+        let other = gzip(&b"{\"c\":3}\n".repeat(700));
+        let cases: [(&str, &[u8], bool); 4] = [
+            ("good", &good, true),
+            ("truncated", &truncated, false),
+            ("a wrong trailer", &bad_crc, false),
+            ("other records", &other, false),
+        ];
+        for (what, gz, whole) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path();
+            let plain_path = seg(1).path(d, Form::Plain);
+            let gz_path = seg(1).path(d, Form::Gzip);
+            fs::write(&plain_path, &records).unwrap();
+            fs::write(&gz_path, gz).unwrap();
+            assert_eq!(gzip_holds(&gz_path, &plain_path).unwrap(), whole, "{what}");
+            let r = recover(d).unwrap();
+            if whole {
+                assert_eq!(names(d), [seg(1).file_name(Form::Gzip)], "{what}");
+                assert!(r.notes[0].contains("removed the plain copy"), "{what}");
+                assert!(r.uncompressed.is_empty(), "{what}");
+            } else {
+                assert_eq!(names(d), [seg(1).file_name(Form::Plain)], "{what}");
+                assert_eq!(
+                    fs::read(&plain_path).unwrap(),
+                    records,
+                    "{what}: kept whole"
+                );
+                assert!(
+                    r.notes[0].ends_with(
+                        "(cut short or damaged); the plain segment is kept and compressed again"
+                    ),
+                    "{what}: {:?}",
+                    r.notes
+                );
+                assert_eq!(r.uncompressed, [seg(1)], "{what}: compressed again");
+            }
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use crate::listener::Subscription;
+use crate::store::Subscription;
 
 /// Size of the read buffer.
 const READ_BUFFER: usize = 64 * 1024;
@@ -134,7 +134,7 @@ impl Reader {
     fn catch_up(
         &mut self,
         target: crate::store::Committed,
-        rotations: &mut tokio::sync::mpsc::UnboundedReceiver<crate::listener::store::Rotation>,
+        rotations: &mut tokio::sync::mpsc::UnboundedReceiver<crate::store::Rotation>,
         sink: &mut impl RecordSink,
     ) -> io::Result<()> {
         while self.generation < target.generation {
@@ -220,8 +220,8 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::listener::store::Rotation;
     use crate::store::Committed;
+    use crate::store::Rotation;
     use std::io::Write;
     use std::time::Duration;
     use tokio::sync::{mpsc, watch};

@@ -6,8 +6,6 @@ use super::follow::RecordSink;
 use crate::jq::JqFilter;
 use std::io::{self, BufWriter, Write};
 
-use crate::query::Grep;
-
 /// Room kept for a filtered line between records.
 const LINE_KEEP: usize = 64 * 1024;
 
@@ -21,8 +19,6 @@ pub struct TailPrinter<W: Write, E: Write> {
     out: BufWriter<W>,
     warnings: E,
     filter: Option<JqFilter>,
-    /// `--grep`: only records whose bytes match are printed.
-    grep: Option<Grep>,
     line: Vec<u8>,
 }
 
@@ -34,16 +30,8 @@ impl<W: Write, E: Write> TailPrinter<W, E> {
             out: BufWriter::with_capacity(64 * 1024, out),
             warnings,
             filter,
-            grep: None,
             line: Vec::new(),
         }
-    }
-
-    /// Prints only the records whose bytes `grep` matches (tested before
-    /// anything else is done with a record).
-    pub fn with_grep(mut self, grep: Option<Grep>) -> Self {
-        self.grep = grep;
-        self
     }
 
     /// Prints one record (given without its newline).
@@ -52,9 +40,6 @@ impl<W: Write, E: Write> TailPrinter<W, E> {
     /// reader went away. A warning that cannot be written is dropped, as the
     /// original did.
     pub fn print(&mut self, record: &[u8]) -> io::Result<()> {
-        if self.grep.as_ref().is_some_and(|g| !g.is_match(record)) {
-            return Ok(());
-        }
         let Some(filter) = &self.filter else {
             self.out.write_all(record)?;
             return self.out.write_all(b"\n");

@@ -15,6 +15,14 @@
 //! member (Kong: "Don't add any extra whitespace or make any formatting
 //! changes"). The format of a line comes from its content ([`Record`]).
 //!
+//! Finding the signature. Konnect puts it last (`…,"sig":"<value>"}`,
+//! `… sig=<value>`), so [`probe`] looks for it there, in the raw bytes,
+//! without reading the record: a record it finds and a key verifies is
+//! valid, whatever else the line holds (the signer vouches for every byte
+//! of it). Anything else (no signature there, a failed check) goes through
+//! the record's view ([`Record`]: format, the top-level `sig`), which
+//! gives the verdicts below exactly.
+//!
 //! Two formats are not checked. cps wraps the JSON record in
 //! `{"event": …}` and Kong does not say what its signature covers; the
 //! pull API's `signature` covers an undocumented message too. Both are
@@ -150,9 +158,116 @@ impl Outcome {
     }
 }
 
+/// Where a signature sits in a line laid out as Konnect lays it out: the
+/// last member of a JSON object or the last CEF extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probed {
+    /// The bytes `start..end` (`,"sig":"<value>"` or ` sig=<value>`) are
+    /// removed to get the signed message.
+    pub start: usize,
+    pub end: usize,
+    pub signature: [u8; SIGNATURE_LEN],
+}
+
+impl Probed {
+    /// The signed message: `line` without the signature.
+    pub fn message<'a>(&self, line: &[u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
+        scratch.clear();
+        scratch.extend_from_slice(&line[..self.start]);
+        scratch.extend_from_slice(&line[self.end..]);
+        scratch
+    }
+}
+
+/// Finds a 64-byte signature where Konnect puts it, without reading the
+/// record: a line ending in `,"sig":"<value>"}` (JSON; the closing brace
+/// is the top-level object's, and a value of base64url characters is a
+/// whole string, so the member is the object's last) or a non-JSON line
+/// ending in ` sig=<value>` (CEF). `None` when the line is laid out
+/// otherwise (the record's view then decides).
+pub fn probe(line: &[u8]) -> Option<Probed> {
+    const JSON_MEMBER: &[u8] = b",\"sig\":\"";
+    const CEF_EXTENSION: &[u8] = b" sig=";
+    let is_value = |value: &[u8]| {
+        !value.is_empty()
+            && value
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'='))
+    };
+    let (start, end, value) = if line.first() == Some(&b'{') {
+        let body = line.strip_suffix(b"\"}")?;
+        let start = memmem::rfind(body, JSON_MEMBER)?;
+        (start, body.len() + 1, &body[start + JSON_MEMBER.len()..])
+    } else {
+        let start = memmem::rfind(line, CEF_EXTENSION)?;
+        (start, line.len(), &line[start + CEF_EXTENSION.len()..])
+    };
+    if !is_value(value) {
+        return None;
+    }
+    let mut signature = [0u8; SIGNATURE_LEN];
+    match BASE64URL.decode_slice(value, &mut signature) {
+        Ok(SIGNATURE_LEN) => Some(Probed {
+            start,
+            end,
+            signature,
+        }),
+        _ => None,
+    }
+}
+
 /// Checks one line (as stored: without its newline). A line that is not
 /// an audit record has no signature to find: unsigned.
 pub fn check_line(line: &[u8], keys: &KeySet, scratch: &mut Vec<u8>) -> Outcome {
+    if let Some(found) = probe(line)
+        && keys.verifies(found.message(line, scratch), &found.signature)
+    {
+        return Outcome::Valid;
+    }
+    check_slow(line, keys, scratch)
+}
+
+/// Checks many lines: those the probe finds are verified together against
+/// the key that verified last ([`super::batch`]); the rest, and any that
+/// key does not verify, one by one ([`check_slow`]). The same outcomes as
+/// [`check_line`] on each.
+pub fn check_lines(lines: &[&[u8]], keys: &KeySet) -> Vec<Outcome> {
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; lines.len()];
+    if let Some(key) = keys.keys().get(keys.last_key()) {
+        let mut messages = Vec::new();
+        let mut found = Vec::new();
+        for (index, line) in lines.iter().enumerate() {
+            if let Some(p) = probe(line) {
+                let from = messages.len();
+                messages.extend_from_slice(&line[..p.start]);
+                messages.extend_from_slice(&line[p.end..]);
+                found.push((index, from..messages.len(), p.signature));
+            }
+        }
+        let items: Vec<super::batch::Item> = found
+            .iter()
+            .map(|(_, range, signature)| super::batch::Item {
+                message: &messages[range.clone()],
+                signature,
+            })
+            .collect();
+        for ((index, _, _), valid) in found.iter().zip(super::batch::verify_all(key, &items)) {
+            if valid {
+                outcomes[*index] = Some(Outcome::Valid);
+            }
+        }
+    }
+    let mut scratch = Vec::new();
+    outcomes
+        .into_iter()
+        .zip(lines)
+        .map(|(outcome, line)| outcome.unwrap_or_else(|| check_slow(line, keys, &mut scratch)))
+        .collect()
+}
+
+/// [`check_line`] through the record's view, for the lines the probe does
+/// not settle.
+pub fn check_slow(line: &[u8], keys: &KeySet, scratch: &mut Vec<u8>) -> Outcome {
     match Record::from_slice(line) {
         Ok(record) => check(&record, keys, scratch),
         Err(_) => Outcome::Unsigned,
@@ -171,8 +286,11 @@ pub fn check(record: &Record, keys: &KeySet, scratch: &mut Vec<u8>) -> Outcome {
     let Some(sig) = record.signature() else {
         return Outcome::Unsigned;
     };
-    let signature = match BASE64URL.decode(sig) {
-        Ok(bytes) if bytes.len() == SIGNATURE_LEN => bytes,
+    let signature: [u8; SIGNATURE_LEN] = match BASE64URL.decode(sig) {
+        Ok(bytes) => match bytes.try_into() {
+            Ok(signature) => signature,
+            Err(_) => return Outcome::Invalid(Flaw::Malformed),
+        },
         _ => return Outcome::Invalid(Flaw::Malformed),
     };
     if keys.is_empty() {
@@ -293,8 +411,95 @@ pub(crate) mod tests {
         );
         let set = KeySet::parse(both.as_bytes()).unwrap();
         assert_eq!(set.len(), 2);
+        assert_eq!(set.last_key(), 0);
         assert_eq!(outcome(&line, &set), Outcome::Valid);
+        // The key that verified is tried first from now on.
+        assert_eq!(set.last_key(), 1);
     }
+
+    #[test]
+    fn the_probe_finds_a_signature_where_konnect_puts_it_and_nowhere_else() {
+        let (pair, _) = key_pair(1);
+        let line = signed_json(&pair, JSON);
+        let found = probe(line.as_bytes()).expect("a trailing sig member");
+        assert_eq!(
+            &line[found.start..found.end],
+            &line[JSON.len() - 1..line.len() - 1]
+        );
+        assert_eq!(
+            found.message(line.as_bytes(), &mut Vec::new()),
+            JSON.as_bytes()
+        );
+        let sig = sign(&pair, JSON);
+        assert_eq!(BASE64URL.encode(found.signature), sig);
+        // Padded base64url decodes too.
+        let padded = line.replace(&sig, &format!("{sig}=="));
+        assert_eq!(probe(padded.as_bytes()).unwrap().signature, found.signature);
+        let cef = format!("{CEF} sig={}", sign(&pair, CEF));
+        let found = probe(cef.as_bytes()).expect("a trailing sig extension");
+        assert_eq!((found.start, found.end), (CEF.len(), cef.len()));
+        // Elsewhere, or not 64 bytes of base64url: left to the record's view.
+        let middle = JSON.replace(",\"name\":", &format!(",\"sig\":\"{sig}\",\"name\":"));
+        let cps = format!("{{\"event\":{line}}}");
+        let (head, tail) = CEF.split_once(" user_agent=").unwrap();
+        let cef_inner = format!("{head} sig={sig} user_agent={tail}");
+        for other in [
+            middle,
+            cps,
+            cef_inner,
+            line.replace(&sig, &sig[..80]),
+            line.replace(&sig, &format!("{}+", &sig[..85])),
+            format!("{line} "),
+            JSON.to_string(),
+        ] {
+            assert_eq!(probe(other.as_bytes()), None, "{other}");
+        }
+    }
+
+    /// The key's own check against ring's (the previous implementation,
+    /// and libsodium's equation): the same answer for valid signatures
+    /// and every kind of broken one.
+    #[test]
+    fn key_checks_agree_with_ring() {
+        use ring::signature::{ED25519, UnparsedPublicKey};
+        for seed in 1..=4u8 {
+            let (pair, jwks) = key_pair(seed);
+            let keys = KeySet::parse(jwks.as_bytes()).unwrap();
+            assert!(keys.keys()[0].batchable);
+            let public = pair.public_key().as_ref().to_vec();
+            for n in 0..8 {
+                let message = format!("{JSON} {seed} {n}");
+                let good: [u8; 64] = pair.sign(message.as_bytes()).as_ref().try_into().unwrap();
+                let mut cases = vec![good];
+                for i in [0, 17, 31, 32, 45, 63] {
+                    let mut bad = good;
+                    bad[i] ^= 1 << (n % 8);
+                    cases.push(bad);
+                }
+                // s + L: the same point equation, a non-canonical scalar.
+                let mut wide = good;
+                let mut carry = 0u16;
+                for (i, l) in L_BYTES.iter().enumerate() {
+                    let sum = wide[32 + i] as u16 + *l as u16 + carry;
+                    wide[32 + i] = sum as u8;
+                    carry = sum >> 8;
+                }
+                cases.push(wide);
+                for sig in cases {
+                    let ring_says = UnparsedPublicKey::new(&ED25519, &public)
+                        .verify(message.as_bytes(), &sig)
+                        .is_ok();
+                    assert_eq!(keys.verifies(message.as_bytes(), &sig), ring_says);
+                }
+            }
+        }
+    }
+
+    /// The group order L, little-endian.
+    const L_BYTES: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
 
     #[test]
     fn cef_signed_as_documented_is_valid() {

@@ -7,12 +7,17 @@
 //! "crv":"Ed25519","x":…}]}` with `x` the raw 32-byte public key in
 //! unpadded base64url (RFC 8037). Keys of any other type are skipped: a
 //! record carries no key id, so only the Ed25519 keys matter, each tried in
-//! turn. Fetching the document is `crate::konnect`'s; checking records
-//! against the keys is `check`'s.
+//! turn, the one that verified last first. Each key is decompressed once,
+//! when the document is read ([`Key::verifying`]), and checked for a small
+//! or mixed order (torsion) component, which rules it out of batch
+//! verification ([`Key::batchable`], see `batch`). Fetching the document
+//! is `crate::konnect`'s; checking records against the keys is `check`'s.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine;
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::Deserialize;
 
 use super::BASE64URL;
@@ -26,7 +31,58 @@ pub struct Key {
     /// The JWK's `kid`, for messages; records do not name their key.
     pub kid: Option<String>,
     pub public: [u8; PUBLIC_KEY_LEN],
+    /// The key decompressed, for every verification. `None` when the 32
+    /// bytes are no curve point: no signature verifies with it.
+    pub verifying: Option<VerifyingKey>,
+    /// Torsion-free (in the prime-order subgroup) and canonically
+    /// encoded: batch verification gives single verification's answers
+    /// only for such keys (see `batch`); records of any other key are
+    /// checked one by one.
+    pub batchable: bool,
 }
+
+impl Key {
+    fn new(kid: Option<String>, public: [u8; PUBLIC_KEY_LEN]) -> Key {
+        let verifying = VerifyingKey::from_bytes(&public).ok();
+        let batchable = verifying.is_some_and(|v| {
+            let point = v.to_edwards();
+            point.is_torsion_free() && !point.is_small_order() && point.compress().0 == public
+        });
+        Key {
+            kid,
+            public,
+            verifying,
+            batchable,
+        }
+    }
+
+    /// Plain Ed25519 (RFC 8032, no prehash), with the cofactorless
+    /// equation `[s]B = R + [k]A` as ring and libsodium check it.
+    pub fn verifies(&self, message: &[u8], signature: &Signature) -> bool {
+        self.verifying
+            .is_some_and(|v| v.verify(message, signature).is_ok())
+    }
+}
+
+/// Which key verified last: tried first next time (records carry no key
+/// id, and nearly all are signed by the newest key). A hint only, so
+/// clones and comparisons ignore it.
+#[derive(Debug, Default)]
+struct LastKey(AtomicUsize);
+
+impl Clone for LastKey {
+    fn clone(&self) -> Self {
+        LastKey(AtomicUsize::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+impl PartialEq for LastKey {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for LastKey {}
 
 /// The Ed25519 keys of one JWKS document, in its order, and which fetch
 /// they came from.
@@ -36,6 +92,7 @@ pub struct KeySet {
     /// Grows with every set installed while a listener runs, so that a
     /// request can tell whether the keys changed since it checked.
     pub generation: u64,
+    last: LastKey,
 }
 
 /// Why a JWKS document gives no key.
@@ -71,6 +128,7 @@ impl KeySet {
         Ok(KeySet {
             keys,
             generation: 0,
+            last: LastKey::default(),
         })
     }
 
@@ -99,14 +157,28 @@ impl KeySet {
     }
 
     /// Whether any key verifies `signature` over `message` (plain Ed25519,
-    /// no prehash).
-    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
-        use ring::signature::{ED25519, UnparsedPublicKey};
-        self.keys.iter().any(|key| {
-            UnparsedPublicKey::new(&ED25519, &key.public)
-                .verify(message, signature)
-                .is_ok()
-        })
+    /// no prehash), trying the key that verified last first.
+    pub fn verifies(&self, message: &[u8], signature: &[u8; 64]) -> bool {
+        self.verifying_key(message, signature).is_some()
+    }
+
+    /// The index of a key that verifies `signature` over `message`.
+    pub fn verifying_key(&self, message: &[u8], signature: &[u8; 64]) -> Option<usize> {
+        let signature = Signature::from_bytes(signature);
+        let first = self.last_key();
+        if self.keys.get(first)?.verifies(message, &signature) {
+            return Some(first);
+        }
+        let found = (0..self.keys.len())
+            .filter(|&i| i != first)
+            .find(|&i| self.keys[i].verifies(message, &signature))?;
+        self.last.0.store(found, Ordering::Relaxed);
+        Some(found)
+    }
+
+    /// The index of the key that verified last (the first key at first).
+    pub fn last_key(&self) -> usize {
+        self.last.0.load(Ordering::Relaxed)
     }
 
     /// The key ids, for messages (`?` for a key without one).
@@ -128,10 +200,7 @@ fn ed25519_key(jwk: &serde_json::Value) -> Option<Key> {
     }
     let x = BASE64URL.decode(text("x")?).ok()?;
     let public: [u8; PUBLIC_KEY_LEN] = x.try_into().ok()?;
-    Some(Key {
-        kid: text("kid").map(str::to_owned),
-        public,
-    })
+    Some(Key::new(text("kid").map(str::to_owned), public))
 }
 
 #[cfg(test)]

@@ -1,13 +1,18 @@
-//! The listener's signature stage (`listen`/`tail --verify warn|reject`):
-//! between a request's decoded batch and the store.
+//! The listener's verifier (`listen`/`tail --verify warn|reject`): the
+//! keys, the counts, and under `reject` the stage between a request's
+//! decoded batch and the store. Under `warn` records are checked after
+//! they are stored, by `super::checker`, with this verifier's keys and
+//! counts.
 //!
 //! Keys. The JWKS is fetched once at start, before any Konnect change, and
 //! saved as `jwks.json` (see `crate::listen`). A record that no key
 //! verifies may be signed by a key Konnect has rotated in since: the
-//! request that meets it fetches the JWKS again, at most once a minute for
-//! the whole listener (the fetch at start aside) (requests failing meanwhile wait for that one fetch
-//! and use its keys), with a short deadline so that Konnect's delivery does
-//! not time out, and checks its failed records again with the new keys.
+//! check that meets it (a request under `reject`, the checker under
+//! `warn`) fetches the JWKS again, at most once a minute for the whole
+//! listener (the fetch at start aside) (checks failing meanwhile wait for
+//! that one fetch and use its keys), with a short deadline ([`REFRESH_DEADLINE`])
+//! so that Konnect's delivery does not time out, and checks its failed
+//! records again with the new keys.
 //!
 //! Counts. Every record is counted as valid, invalid, unsigned or
 //! unverifiable ([`Counts`], shown in `listener.json` and `ps -o json`),
@@ -20,11 +25,13 @@
 //! so Konnect does not send the refused records again. cps and pull records
 //! are unverifiable and always stored.
 //!
-//! Cost. The check runs on the request's task: reading a record's view and
-//! its signature is a few microseconds, an Ed25519 verification about
-//! 50-60 (one core, here). A batch with more records than
-//! [`INLINE_RECORDS`] is checked on the blocking pool instead, so that one
-//! large body does not hold a runtime thread for tens of milliseconds.
+//! Cost under `reject`. A request's records are checked with
+//! [`super::check::check_lines`] (one batch equation against the key that
+//! verified last for groups of 256 or more, see `super::batch`; single
+//! checks below). Up to [`INLINE_RECORDS`] are checked on the request's
+//! task; a larger batch is split over the blocking pool, a part per core,
+//! so that one large body neither holds a runtime thread for long nor
+//! leaves a core idle.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -38,15 +45,15 @@ use super::check::{self, Kind, Outcome};
 use super::jwks::{JwksError, KeySet};
 use super::{Counts, Mode};
 use crate::konnect::{AuditLogs, KonnectError};
-use crate::listener::Batch;
+use crate::store::Batch;
 
 /// Batches up to this many records are checked on the request's task;
 /// larger ones on the blocking pool.
 pub const INLINE_RECORDS: usize = 64;
 /// The JWKS is fetched again at most this often.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(60);
-/// How long a request may wait for a JWKS fetched again.
-const REFRESH_DEADLINE: Duration = Duration::from_secs(3);
+/// How long a check may wait for a JWKS fetched again.
+pub const REFRESH_DEADLINE: Duration = Duration::from_secs(3);
 
 /// Why the keys could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -179,16 +186,11 @@ impl LiveVerifier {
         }
         let keys = self.keys();
         let (mut batch, mut outcomes) = if batch.len() <= INLINE_RECORDS {
-            let outcomes = check_all(&batch, &keys);
+            let lines: Vec<&[u8]> = batch.records().collect();
+            let outcomes = check::check_lines(&lines, &keys);
             (batch, outcomes)
         } else {
-            let keys = keys.clone();
-            tokio::task::spawn_blocking(move || {
-                let outcomes = check_all(&batch, &keys);
-                (batch, outcomes)
-            })
-            .await
-            .expect("checking signatures does not panic")
+            check_in_parts(batch, keys.clone()).await
         };
         if outcomes.iter().any(|o| o.may_need_new_keys())
             && let Some(newer) = self.newer_keys(keys.generation).await
@@ -233,7 +235,7 @@ impl LiveVerifier {
     /// meanwhile, or a fresh fetch if the last one is a minute old. `None`
     /// when there are none, the fetch failed, or there is nowhere to fetch
     /// from.
-    async fn newer_keys(&self, seen: u64) -> Option<Arc<KeySet>> {
+    pub(crate) async fn newer_keys(&self, seen: u64) -> Option<Arc<KeySet>> {
         let source = self.source.as_ref()?;
         let current = self.keys();
         if current.generation != seen {
@@ -279,7 +281,8 @@ impl LiveVerifier {
         self.last_fetch.store(now + 1, Ordering::Relaxed);
     }
 
-    fn count(&self, outcomes: &[Outcome]) {
+    /// Adds `outcomes` to the counts and logs the first of each kind.
+    pub(crate) fn count(&self, outcomes: &[Outcome]) {
         let mut counts = Counts::default();
         let mut first: [Option<Outcome>; 4] = [None; 4];
         for outcome in outcomes {
@@ -320,13 +323,26 @@ impl LiveVerifier {
     }
 }
 
-/// Checks every record of `batch` against `keys`.
-fn check_all(batch: &Batch, keys: &KeySet) -> Vec<Outcome> {
-    let mut scratch = Vec::new();
-    batch
-        .records()
-        .map(|line| check::check_line(line, keys, &mut scratch))
-        .collect()
+/// Checks a large batch on the blocking pool, one part per core; gives the
+/// batch back with its outcomes.
+async fn check_in_parts(batch: Batch, keys: Arc<KeySet>) -> (Batch, Vec<Outcome>) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let batch = Arc::new(batch);
+    let per = batch.len().div_ceil(cores);
+    let mut parts = Vec::new();
+    for part in 0..cores {
+        let (batch, keys) = (batch.clone(), keys.clone());
+        parts.push(tokio::task::spawn_blocking(move || {
+            let lines: Vec<&[u8]> = batch.records().skip(part * per).take(per).collect();
+            check::check_lines(&lines, &keys)
+        }));
+    }
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for part in parts {
+        outcomes.extend(part.await.expect("checking signatures does not panic"));
+    }
+    let batch = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
+    (batch, outcomes)
 }
 
 /// One line of `rejected.jsonl`.

@@ -6,16 +6,23 @@
 //! - [`jwks`]: the keys, read from Konnect's JWKS document.
 //! - [`check`]: one record's check on its raw bytes, Kong's documented
 //!   scheme (which bytes are signed, per format), and its [`Outcome`].
-//! - [`live`]: the listener's stage (`listen`/`tail --verify`): counts,
+//! - [`batch`]: many records against one key at once, with single
+//!   verification's answers.
+//! - [`live`]: the listener's verifier (`listen`/`tail --verify`): counts,
 //!   a JWKS fetched again when a record fails (key rotation), and under
-//!   `reject` the records set aside in `rejected.jsonl`.
+//!   `reject` the stage before the store that sets records aside in
+//!   `rejected.jsonl`.
+//! - [`checker`]: under `warn`, the checker that follows the store and
+//!   checks every stored record once, off the request path.
 //! - [`offline`]: `get audit-logs --stored|--file … --verify`, the tamper
 //!   check of an archive.
 //!
 //! Fetching the JWKS is `crate::konnect`'s; where records come from and go
 //! to is the listener's and the sources'.
 
+pub mod batch;
 pub mod check;
+pub mod checker;
 pub mod jwks;
 pub mod live;
 pub mod offline;
@@ -72,6 +79,10 @@ pub struct Counts {
     pub unsigned: u64,
     #[serde(default)]
     pub unverifiable: u64,
+    /// Records stored and not checked yet (`--verify warn` checks after
+    /// storing; always 0 under `reject`, which checks first).
+    #[serde(default)]
+    pub pending: u64,
 }
 
 impl Counts {

@@ -22,7 +22,7 @@
 //! files before it are printed, so the output is that of one check after
 //! the other.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -35,7 +35,9 @@ use crate::error::CliError;
 use crate::konnect::client::ClientOptions;
 use crate::konnect::{AuditLogs, KonnectClient};
 use crate::output::{self, Format};
-use crate::source::file;
+use crate::source::file::{self, LastLine, LineReader};
+use crate::store::Form;
+use crate::store::snapshot::{GONE, Opened, Segment, Snapshot, SnapshotError};
 
 /// What to check and how to report it.
 #[derive(Debug, Clone)]
@@ -65,22 +67,32 @@ struct FileReport {
     failures: Vec<Failure>,
 }
 
-/// The profile's stored events, oldest first: the closed segments
-/// (`events-<time>-<seq>.jsonl`, or `.jsonl.gz` once compressed; the plain
-/// one while both exist), in rotation order (their seq), then the active
-/// `events.jsonl`.
-pub fn stored_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    // The store reader's listing: segments in rotation (seq) order, the
-    // plain file where a compression is under way (it is the whole one).
-    let mut files: Vec<PathBuf> = crate::source::stored::list_segments(dir)?
-        .into_iter()
-        .map(|segment| segment.file(dir))
-        .collect();
-    let active = dir.join("events.jsonl");
-    if active.exists() {
-        files.push(active);
+/// What `--verify` checks.
+#[derive(Debug)]
+pub enum Archive {
+    /// Files given with `--file` (`-` is stdin), in order.
+    Files(Vec<PathBuf>),
+    /// The profile's store (`--stored`), oldest first: its closed segments
+    /// (`events-<time>-<seq>.jsonl`, or `.jsonl.gz` once compressed) in
+    /// rotation (seq) order, then the active `events.jsonl` up to its last
+    /// whole line. Read through one snapshot, so a listener rotating,
+    /// compressing and deleting meanwhile makes no record read twice or
+    /// missed (a segment retention deletes is skipped with a warning).
+    Stored(Snapshot),
+}
+
+impl Archive {
+    /// The profile's store in `dir`.
+    pub fn stored(dir: &Path) -> Result<Archive, SnapshotError> {
+        Snapshot::take(dir).map(Archive::Stored)
     }
-    Ok(files)
+}
+
+/// One file to check, as [`check_files`] goes through an [`Archive`].
+enum Input<'a> {
+    Path(&'a Path),
+    Segment(&'a Segment),
+    Active,
 }
 
 /// The keys to check against: `--jwks FILE`, else the profile's saved
@@ -115,12 +127,12 @@ fn fetch_keys(settings: &Settings) -> Result<KeySet, String> {
     KeySet::parse(&body).map_err(|e| format!("Konnect's JWKS: {e}"))
 }
 
-/// Checks every record of `files` against `keys` and reports as
+/// Checks every record of `archive` against `keys` and reports as
 /// `opts.format` says.
-pub fn run(files: &[PathBuf], keys: &KeySet, opts: &Options) -> Result<(), CliError> {
+pub fn run(archive: Archive, keys: &KeySet, opts: &Options) -> Result<(), CliError> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    match check_files(files, keys, opts, &mut out) {
+    match check_files(archive, keys, opts, &mut out) {
         Ok(outcome) => outcome,
         Err(e) if output::is_closed_pipe(&e) => Ok(()),
         Err(e) => Err(CliError::new(format!("failed to check signatures: {e}"))),
@@ -128,11 +140,11 @@ pub fn run(files: &[PathBuf], keys: &KeySet, opts: &Options) -> Result<(), CliEr
 }
 
 /// The work of [`run`]; `Err` only for I/O on `out` (the verdict is the
-/// inner result). Files are checked one per core ([`check_file`]), and
+/// inner result). Files are checked one per core ([`check_input`]), and
 /// what each reports is printed in file order, as one read after the other
 /// would print it.
 fn check_files(
-    files: &[PathBuf],
+    mut archive: Archive,
     keys: &KeySet,
     opts: &Options,
     out: &mut impl Write,
@@ -140,10 +152,26 @@ fn check_files(
     let mut totals = Counts::default();
     let mut unreadable = 0u64;
     let mut reports = Vec::new();
+    let active = match &mut archive {
+        Archive::Stored(snapshot) => snapshot
+            .active
+            .take()
+            .map(|f| (snapshot.active_path(), std::sync::Mutex::new(Some(f)))),
+        Archive::Files(_) => None,
+    };
+    let inputs: Vec<Input> = match &archive {
+        Archive::Files(paths) => paths.iter().map(|p| Input::Path(p)).collect(),
+        Archive::Stored(snapshot) => {
+            let segments = snapshot.segments.iter().map(Input::Segment);
+            segments
+                .chain(active.is_some().then_some(Input::Active))
+                .collect()
+        }
+    };
     let mut failed = None;
     in_order(
-        files,
-        |path| check_file(path, keys, opts),
+        &inputs,
+        |input| check_input(input, &archive, active.as_ref(), keys, opts),
         |done| {
             for chunk in done.report {
                 match chunk {
@@ -288,51 +316,104 @@ impl Write for Report {
     }
 }
 
-/// Checks every record of one file.
-fn check_file(path: &Path, keys: &KeySet, opts: &Options) -> FileDone {
-    let name = path.display().to_string();
+/// Checks every record of one input of the archive (the active file, held
+/// open, taken by the one check of it).
+fn check_input(
+    input: &Input,
+    archive: &Archive,
+    active: Option<&(PathBuf, std::sync::Mutex<Option<std::fs::File>>)>,
+    keys: &KeySet,
+    opts: &Options,
+) -> FileDone {
     let mut report = Report::default();
-    let mut counts = Counts::default();
-    let mut failures = Vec::new();
-    let mut unreadable = 0u64;
-    let mut scratch = Vec::new();
-    let problems = std::cell::RefCell::new(Vec::new());
-    let read = file::read_numbered(
-        path,
-        &mut |line, record| {
-            for p in problems.borrow_mut().drain(..) {
-                report.err(p);
-            }
-            let outcome = check::check(&record, keys, &mut scratch);
-            counts.add(outcome.kind(), 1);
-            let Some(reason) = outcome.reason() else {
-                return Ok(true);
-            };
-            let failure = Failure {
-                file: Some(name.clone()),
-                line,
-                reason,
-                detail: outcome.detail(),
-                record: String::from_utf8_lossy(record.raw().trim_ascii()).into_owned(),
-            };
-            report_failure(opts, outcome, failure, &mut report, &mut failures)?;
-            Ok(true)
-        },
-        &mut |problem| {
-            unreadable += 1;
-            problems.borrow_mut().push(problem.to_string());
-        },
-    );
-    for p in problems.into_inner() {
-        report.err(p);
-    }
     let mut done = FileDone {
         report: Vec::new(),
-        counts,
-        unreadable,
+        counts: Counts::default(),
+        unreadable: 0,
         file_report: None,
         read_error: None,
     };
+    // The file's name, its records' reader, and whether a last line
+    // without newline is finished (not in the active file: it is being
+    // written).
+    let (name, reader, last) = match input {
+        Input::Path(path) => (
+            path.display().to_string(),
+            file::open(path),
+            LastLine::Final,
+        ),
+        Input::Segment(segment) => {
+            let Archive::Stored(snapshot) = archive else {
+                unreachable!("segments come from a snapshot")
+            };
+            match snapshot.open(segment) {
+                Ok(Opened::File { file, path, .. }) => (
+                    path.display().to_string(),
+                    file::decode(file),
+                    LastLine::Final,
+                ),
+                Ok(Opened::Gone { path }) => {
+                    // Not a failure, even with --strict: the listener's
+                    // policy removed it.
+                    report.err(format!("warning: {}: {GONE}", path.display()));
+                    done.report = report.0;
+                    return done;
+                }
+                Err(e) => {
+                    let path = segment.name.path(&snapshot.dir, Form::Plain);
+                    (path.display().to_string(), Err(e), LastLine::Final)
+                }
+            }
+        }
+        Input::Active => {
+            let (path, file) = active.expect("listed only when held");
+            let file = file
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .expect("the active file is checked once");
+            let file: Box<dyn Read + Send> = Box::new(file);
+            (path.display().to_string(), Ok(file), LastLine::Pending)
+        }
+    };
+    let mut counts = Counts::default();
+    let mut failures = Vec::new();
+    let mut scratch = Vec::new();
+    let problems = std::cell::RefCell::new(Vec::new());
+    let read = reader.and_then(|reader| {
+        file::read_records(
+            &name,
+            &mut LineReader::new(reader),
+            last,
+            &mut |line, record| {
+                for p in problems.borrow_mut().drain(..) {
+                    report.err(p);
+                }
+                let outcome = check::check(&record, keys, &mut scratch);
+                counts.add(outcome.kind(), 1);
+                let Some(reason) = outcome.reason() else {
+                    return Ok(true);
+                };
+                let failure = Failure {
+                    file: Some(name.clone()),
+                    line,
+                    reason,
+                    detail: outcome.detail(),
+                    record: String::from_utf8_lossy(record.raw().trim_ascii()).into_owned(),
+                };
+                report_failure(opts, outcome, failure, &mut report, &mut failures)?;
+                Ok(true)
+            },
+            &mut |problem| {
+                done.unreadable += 1;
+                problems.borrow_mut().push(problem.to_string());
+            },
+        )
+    });
+    for p in problems.into_inner() {
+        report.err(p);
+    }
+    done.counts = counts;
     if let Err(e) = read {
         done.read_error = Some(CliError::new(format!("failed to read {name}: {e}")));
         done.report = report.0;
@@ -429,35 +510,106 @@ fn verdict(totals: &Counts, unreadable: u64, strict: bool) -> Result<(), CliErro
 mod tests {
     use super::*;
     use crate::verify::check::tests::{key_pair, signed_json};
+    use std::io::Write;
 
     #[test]
-    fn stored_files_are_the_segments_in_rotation_order_then_the_active_file() {
+    fn the_store_is_its_segments_in_rotation_order_then_the_active_file() {
         let dir = tempfile::tempdir().unwrap();
-        for name in [
-            "events.jsonl",
-            "events-20260102T000000Z-000002.jsonl.gz",
-            "events-20260101T000000Z-000001.jsonl.gz",
-            // Mid-compression: the plain one is read.
-            "events-20260103T000000Z-000003.jsonl",
-            "events-20260103T000000Z-000003.jsonl.gz",
-            "rejected.jsonl",
-            "jwks.json",
-        ] {
-            std::fs::write(dir.path().join(name), "").unwrap();
-        }
-        let names: Vec<String> = stored_files(dir.path())
-            .unwrap()
-            .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "events-20260101T000000Z-000001.jsonl.gz",
-                "events-20260102T000000Z-000002.jsonl.gz",
-                "events-20260103T000000Z-000003.jsonl",
+        let record = r#"{"event_ts":"2026-01-01T00:00:00Z"}"#;
+        let gz = |text: &str| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(text.as_bytes()).unwrap();
+            e.finish().unwrap()
+        };
+        let one = format!("{record}\n");
+        let two = format!("{record}\n{record}\n");
+        for (name, content) in [
+            // The active file: its unfinished last line is left for later.
+            (
                 "events.jsonl",
-            ]
+                format!("{record}\n{{\"event_ts\"").into_bytes(),
+            ),
+            ("events-20260102T000000Z-000002.jsonl.gz", gz(&two)),
+            ("events-20260101T000000Z-000001.jsonl.gz", gz(&one)),
+            // Mid-compression: the plain one is read.
+            (
+                "events-20260103T000000Z-000003.jsonl",
+                two.clone().into_bytes(),
+            ),
+            (
+                "events-20260103T000000Z-000003.jsonl.gz",
+                b"partial".to_vec(),
+            ),
+            ("rejected.jsonl", one.clone().into_bytes()),
+            ("jwks.json", Vec::new()),
+        ] {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
+        let (_, jwks) = key_pair(1);
+        let keys = KeySet::parse(jwks.as_bytes()).unwrap();
+        let opts = Options {
+            strict: true,
+            format: Format::Text,
+        };
+        let mut out = Vec::new();
+        let archive = Archive::stored(dir.path()).unwrap();
+        let verdict = check_files(archive, &keys, &opts, &mut out).unwrap();
+        let text = String::from_utf8(out)
+            .unwrap()
+            .replace(&format!("{}/", dir.path().display()), "");
+        assert_eq!(
+            text,
+            "events-20260101T000000Z-000001.jsonl.gz: valid 0, invalid 0, unsigned 1, unverifiable 0\n\
+             events-20260102T000000Z-000002.jsonl.gz: valid 0, invalid 0, unsigned 2, unverifiable 0\n\
+             events-20260103T000000Z-000003.jsonl: valid 0, invalid 0, unsigned 2, unverifiable 0\n\
+             events.jsonl: valid 0, invalid 0, unsigned 1, unverifiable 0\n"
+        );
+        assert_eq!(
+            verdict.unwrap_err().message,
+            "signature check failed: 6 record(s) without a signature (--strict)"
+        );
+    }
+
+    #[test]
+    fn a_segment_compressed_or_deleted_after_the_listing_is_read_from_its_gz_or_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let record = r#"{"event_ts":"2026-01-01T00:00:00Z"}"#;
+        let two = format!("{record}\n{record}\n");
+        let plain1 = d.join("events-20260101T000000Z-000001.jsonl");
+        let plain2 = d.join("events-20260102T000000Z-000002.jsonl");
+        std::fs::write(&plain1, &two).unwrap();
+        std::fs::write(&plain2, &two).unwrap();
+        let archive = Archive::stored(d).unwrap();
+        // Segment 1's compression finishes and retention deletes segment 2
+        // before the check opens them.
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(two.as_bytes()).unwrap();
+        std::fs::write(
+            d.join("events-20260101T000000Z-000001.jsonl.gz"),
+            e.finish().unwrap(),
+        )
+        .unwrap();
+        std::fs::remove_file(&plain1).unwrap();
+        std::fs::remove_file(&plain2).unwrap();
+        let (_, jwks) = key_pair(1);
+        let keys = KeySet::parse(jwks.as_bytes()).unwrap();
+        let opts = Options {
+            strict: false,
+            format: Format::Text,
+        };
+        let mut out = Vec::new();
+        let verdict = check_files(archive, &keys, &opts, &mut out).unwrap();
+        let text = String::from_utf8(out)
+            .unwrap()
+            .replace(&format!("{}/", d.display()), "");
+        assert_eq!(
+            text,
+            "events-20260101T000000Z-000001.jsonl.gz: valid 0, invalid 0, unsigned 2, unverifiable 0\n"
+        );
+        assert!(
+            verdict.is_ok(),
+            "a segment deleted by retention fails nothing"
         );
     }
 
@@ -473,7 +625,8 @@ mod tests {
         let keys = KeySet::parse(jwks.as_bytes()).unwrap();
         let opts = Options { strict, format };
         let mut out = Vec::new();
-        let verdict = check_files(std::slice::from_ref(&path), &keys, &opts, &mut out).unwrap();
+        let verdict =
+            check_files(Archive::Files(vec![path.clone()]), &keys, &opts, &mut out).unwrap();
         let text = String::from_utf8(out)
             .unwrap()
             .replace(&path.display().to_string(), "F");

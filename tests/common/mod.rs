@@ -544,6 +544,21 @@ pub fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8])
     test_support::exchange(addr, &test_support::request("POST", path, headers, body)).status
 }
 
+/// `len` characters of pseudo-random noise from `seed` (always the same
+/// for a seed): padding that compresses poorly, as real records do rather
+/// than to nothing.
+pub fn noise(seed: u64, len: usize) -> String {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b"0123456789abcdefghijklmnopqrstuv"[(x % 32) as usize])
+        })
+        .collect()
+}
+
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

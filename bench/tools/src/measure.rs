@@ -65,15 +65,16 @@ pub struct SigcheckArgs {
     pub(crate) secs: f64,
 }
 
-/// Runs the listener's signature check (`kongctl::verify::check`, what
-/// `--verify warn|reject` runs per record) over the records of the listed
+/// Runs the listener's signature check over the records of the listed
 /// bodies on this one thread, for `--secs` seconds per case, and prints
-/// records/s: `as_is` with the bodies' own `sig` values (random ones are
-/// mostly not 64 bytes, so rejected before any Ed25519 work: what the
-/// ingest benchmark's listener does by default), and `signed` with every
-/// record signed anew by the test key, which the check is given (one
-/// Ed25519 verification each: what a listener receiving real Konnect
-/// records does).
+/// records/s (per core): `as_is` with the bodies' own `sig` values, one
+/// record at a time (`check::check_line`), and with every record signed
+/// anew by the test key, which the check is given: `signed` one record at
+/// a time (single verification), `signed_batch50` in groups of 50 (a
+/// request's records under `--verify reject`, `check::check_lines`, which
+/// checks groups under 256 one by one), `signed_batch1024` in groups of
+/// up to 1024 (about what the `warn` checker hands each core: one batch
+/// equation).
 pub fn sigcheck_cmd(args: &SigcheckArgs) -> Result<(), String> {
     use kongctl::verify::{KeySet, check};
 
@@ -95,17 +96,35 @@ pub fn sigcheck_cmd(args: &SigcheckArgs) -> Result<(), String> {
     let limit = secs(args.secs)?;
     let mut scratch = Vec::new();
     let mut line = format!("sigcheck records={}", as_is.len());
-    for (name, records) in [("as_is", &as_is), ("signed", &signed)] {
+    // A batch size of 1: one record at a time.
+    for (name, records, batch) in [
+        ("as_is", &as_is, 1),
+        ("signed", &signed, 1),
+        ("signed_batch50", &signed, 50),
+        ("signed_batch1024", &signed, 1024),
+    ] {
+        let lines: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        let mut check_all = |count: &mut dyn FnMut(check::Kind)| {
+            if batch == 1 {
+                for r in &lines {
+                    count(check::check_line(r, &keys, &mut scratch).kind());
+                }
+            } else {
+                for part in lines.chunks(batch) {
+                    for outcome in check::check_lines(part, &keys) {
+                        count(outcome.kind());
+                    }
+                }
+            }
+        };
         let mut outcomes = [0u64; 4];
-        for r in records.iter() {
-            outcomes[check::check_line(r, &keys, &mut scratch).kind() as usize] += 1;
-        }
+        check_all(&mut |kind| outcomes[kind as usize] += 1);
         let started = Instant::now();
         let mut rounds = 0u64;
         while started.elapsed() < limit {
-            for r in records.iter() {
-                std::hint::black_box(check::check_line(r, &keys, &mut scratch));
-            }
+            check_all(&mut |kind| {
+                std::hint::black_box(kind);
+            });
             rounds += 1;
         }
         let per_s = (rounds * records.len() as u64) as f64 / started.elapsed().as_secs_f64();

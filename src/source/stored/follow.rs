@@ -10,11 +10,15 @@
 //!
 //! Rotation renames the followed file to the next segment and starts a new
 //! `events.jsonl`. The follower notices the path no longer names the file it
-//! holds, reads the old file to its end (it no longer grows), reads any
-//! segment rotated after it (when rotations came faster than the polls),
-//! and goes on with the new active file from its start. Nothing is printed
-//! twice or skipped as long as retention does not delete a segment before
-//! it is read. A follower cannot see the listener's fsync: a record is
+//! holds, reads the old file to its end (it no longer grows), then takes a
+//! new snapshot (`crate::store::snapshot`) and reads every segment rotated
+//! after the old file (when rotations came faster than the polls) before
+//! it goes on with the new active file from its start. The snapshot tells
+//! the seq each active file takes when rotated, so the old file, read
+//! through its handle, is told from the segments after it by seq, whatever
+//! was compressed or deleted meanwhile. Nothing is printed twice or
+//! skipped; a segment that retention deletes before it is read is skipped
+//! with one warning. A follower cannot see the listener's fsync: a record is
 //! printed once written whole, which in the rare case of a failed fsync
 //! (disk error) the listener then cuts from the file.
 
@@ -26,11 +30,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::index::ACTIVE_FILE;
-use super::{Snapshot, StoredError, read_segment_file};
+use super::{Snapshot, SnapshotError, outside, read_segment};
 use crate::query::Query;
 use crate::record::Record;
 use crate::source::file::{self, LastLine, LineReader, Problem};
+use crate::store::layout::ACTIVE_FILE;
 
 /// How often the active file is looked at for new lines and rotation.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -74,9 +78,10 @@ pub struct Follower {
     dir: PathBuf,
     query: Query,
     active: Option<Active>,
-    /// The highest segment seq when `active` was opened: the next rotation
-    /// makes it the first segment after this.
-    last_seq: u64,
+    /// The seq the followed file takes when it is rotated (the snapshot's
+    /// `next_seq` when it was opened): segments from this one on are not
+    /// read yet.
+    next_seq: u64,
 }
 
 impl Follower {
@@ -89,16 +94,16 @@ impl Follower {
         n: usize,
         sink: &mut dyn Sink,
     ) -> Result<Follower, FollowError> {
-        let snapshot = Snapshot::take(dir)?;
+        let mut snapshot = Snapshot::take(dir)?;
         let io_err = |path: &Path| {
             let path = path.display().to_string();
-            move |source| FollowError::Store(StoredError::Io { path, source })
+            move |source| FollowError::Store(SnapshotError::Io { path, source })
         };
         let active_path = snapshot.active_path();
         // Newest first, until printed.
         let mut newest: Vec<Record> = Vec::new();
         let mut active = None;
-        if let Some(file) = snapshot.active {
+        if let Some(file) = snapshot.active.take() {
             let (end, lines, found) =
                 last_of_active(&file, &active_path, &query, n, &mut |p| sink.problem(p))
                     .map_err(io_err(&active_path))?;
@@ -110,14 +115,13 @@ impl Follower {
         while newest.len() < n && index > 0 {
             index -= 1;
             let segment = &snapshot.segments[index];
-            if segment.outside(&query.window) {
+            if outside(segment, &query.window) {
                 continue;
             }
             let want = n - newest.len();
             let mut ring = std::collections::VecDeque::with_capacity(want.min(1 << 16));
-            read_segment_file(
-                dir,
-                segment,
+            read_segment(
+                &snapshot,
                 index,
                 &|line| query.admits(line),
                 &mut |_, record| {
@@ -142,7 +146,7 @@ impl Follower {
             dir: dir.to_path_buf(),
             query,
             active,
-            last_seq: snapshot.last_seq,
+            next_seq: snapshot.next_seq,
         })
     }
 
@@ -151,15 +155,15 @@ impl Follower {
     /// Errors are the sink's (a closed stdout) or an unreadable store.
     pub fn poll(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
         match self.active.as_ref() {
-            None => self.take_over(None, sink)?,
+            None => self.take_over(false, sink)?,
             Some(_) => {
                 self.read_new(LastLine::Pending, sink)?;
                 if self.rotated()? {
                     // Writes end before the rename: read the old file to
                     // its end; a line still without newline is torn.
                     self.read_new(LastLine::Final, sink)?;
-                    let old = self.active.take().map(|a| a.inode);
-                    self.take_over(old, sink)?;
+                    self.active = None;
+                    self.take_over(true, sink)?;
                 }
             }
         }
@@ -232,30 +236,24 @@ impl Follower {
         Ok(())
     }
 
-    /// After a rotation (`old` is the inode of the file followed until
-    /// then) or while there is no active file: reads the segments rotated
-    /// since, then follows the active file from its start.
-    fn take_over(&mut self, old: Option<(u64, u64)>, sink: &mut dyn Sink) -> io::Result<()> {
+    /// After the followed file was rotated (`rotated`: it is segment
+    /// `next_seq` now, read to its end already) or while there is no
+    /// active file: reads the segments rotated since, then follows the
+    /// active file from its start.
+    fn take_over(&mut self, rotated: bool, sink: &mut dyn Sink) -> io::Result<()> {
         let snapshot = Snapshot::take(&self.dir).map_err(|e| match e {
-            StoredError::Io { source, .. } => source,
+            SnapshotError::Io { source, .. } => source,
             other => io::Error::other(other.to_string()),
         })?;
-        let mut first = true;
-        for (index, segment) in snapshot.segments.iter().enumerate() {
-            if segment.seq <= self.last_seq {
+        let query = &self.query;
+        for index in 0..snapshot.segments.len() {
+            let seq = snapshot.segments[index].seq();
+            if seq < self.next_seq || (rotated && seq == self.next_seq) {
                 continue;
             }
-            if std::mem::take(&mut first)
-                && let Some(old) = old
-                && is_followed_file(&self.dir, segment, old)
-            {
-                continue;
-            }
-            let query = &self.query;
             let shared = std::cell::RefCell::new(&mut *sink);
-            read_segment_file(
-                &self.dir,
-                segment,
+            read_segment(
+                &snapshot,
                 index,
                 &|line| query.admits(line),
                 &mut |_, record| {
@@ -267,22 +265,12 @@ impl Follower {
                 &mut |p| shared.borrow_mut().problem(p),
             )?;
         }
-        self.last_seq = snapshot.last_seq;
+        self.next_seq = snapshot.next_seq;
         self.active = match snapshot.active {
             Some(file) => Some(Active::new(file, 0, 0)?),
             None => None,
         };
         self.read_new(LastLine::Pending, sink)
-    }
-}
-
-/// Whether `segment` (the first rotated after the file followed) is that
-/// file: the same inode while still plain; once compressed it can only be
-/// told by the order of rotation, so a `.gz` is taken to be it.
-fn is_followed_file(dir: &Path, segment: &super::Segment, old: (u64, u64)) -> bool {
-    match std::fs::metadata(dir.join(&segment.stem)) {
-        Ok(meta) => (meta.dev(), meta.ino()) == old,
-        Err(_) => true,
     }
 }
 
@@ -434,7 +422,7 @@ pub fn run(
 #[derive(Debug, thiserror::Error)]
 pub enum FollowError {
     #[error(transparent)]
-    Store(#[from] StoredError),
+    Store(#[from] SnapshotError),
     /// Reading the store, or writing the output (a closed stdout is
     /// `BrokenPipe`).
     #[error("{0}")]

@@ -1,5 +1,6 @@
-//! Durable, append-only storage of records in `events.jsonl`, with group
-//! commit, and the rotation of that file into closed segments.
+//! The writer: durable, append-only storage of records in `events.jsonl`,
+//! with group commit, on the ingest path (`crate::listener::server` calls
+//! [`EventStore::append`] for each request's batch).
 //!
 //! A request writes its own [`Batch`] (already laid out as `record\n…`)
 //! with one `write`, under a lock, so a request's records are never
@@ -26,28 +27,26 @@
 //! if the machine itself went down mid-write, a final line without `\n`,
 //! which the next [`EventStore::open`] cuts off.
 //!
-//! Rotation (`--max-file-size`, `--rotate-every`) happens under the same
-//! lock as writes, between two batches, so a batch is never split: the
-//! batch that reaches the size limit is written, then the file rotates. It
-//! costs a request no sync: the next active file is created under a
-//! temporary name, the active file renamed to its segment name (the open
-//! handles follow it), the new file renamed to `events.jsonl`, and a
-//! marker queued behind the old file's batches. The syncer syncs those
-//! batches on the old file, then the directory (so the renames are durable
-//! before any record of the new file is acknowledged), then carries on
-//! with the new file and hands the closed segment to the maintenance
-//! thread (`crate::store::maintain`: index, gzip, retention). A crash
-//! between any two of these steps leaves every acknowledged record in
-//! exactly one file, which `crate::store::recover` then sorts out.
+//! Rotation (`--max-file-size`, `--rotate-every`: [`super::rotate`])
+//! happens under the same lock as writes, between two batches, so a batch
+//! is never split: the batch that reaches the size limit is written, then
+//! the file rotates, and a marker is queued behind the old file's batches.
+//! The syncer syncs those batches on the old file, then the directory (so
+//! the renames are durable before any record of the new file is
+//! acknowledged), then carries on with the new file and hands the closed
+//! segment to the maintenance thread ([`super::maintain`]: index, gzip,
+//! retention). A crash between any two of these steps leaves every
+//! acknowledged record in exactly one file, which [`super::recover`] then
+//! sorts out.
 //!
 //! Readers of the live stream ([`EventStore::subscribe`], `tail`) follow the
 //! committed offset of each generation of the active file and are told of
 //! each rotation (the old file's final length and the next file), so they
 //! see every acknowledged record once, across rotations.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -57,14 +56,15 @@ use std::time::{Duration, Instant, SystemTime};
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::ingest::Batch;
+use super::batch::Batch;
+use super::durable::{Committed, sync_dir};
+use super::maintain::{ClosedSegment, Maintainer, StoreSummary};
+use super::policy::StorePolicy;
+use super::recover::{self, Recovered};
+use super::rotate::{Active, RotatePolicy, Rotated};
 use crate::fsutil::{create_private_dir_all, open_private_append};
-use crate::store::layout::{Form, NEXT_ACTIVE_FILE, SegmentName};
-use crate::store::maintain::{ClosedSegment, Maintainer, StoreSummary};
-use crate::store::recover::{self, Recovered};
-use crate::store::{Committed, StorePolicy, pause_point, sync_dir};
 
-pub use crate::store::recover::Repair;
+pub use super::recover::Repair;
 
 /// Why records were not stored.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -159,9 +159,6 @@ const POOL_BUFFERS: usize = 64;
 const POOL_BUFFER_MAX: usize = 128 * 1024;
 /// How often an idle syncer checks `--rotate-every`.
 const ROTATE_CHECK: Duration = Duration::from_secs(1);
-/// After a failed rotation, writes go on to the active file and the next
-/// attempt waits this long (the log says why).
-const ROTATE_RETRY: Duration = Duration::from_secs(10);
 
 /// Handle to the store; clones share the syncer thread, which stops after
 /// [`close`](EventStore::close) or when the last clone is dropped, once
@@ -174,6 +171,8 @@ pub struct EventStore {
 struct Inner {
     shared: Arc<Shared>,
     committed: watch::Receiver<Committed>,
+    /// The seq the active file of generation 0 takes when rotated.
+    first_seq: u64,
     path: PathBuf,
     syncer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -194,8 +193,7 @@ struct Shared {
     sync: Mutex<SyncState>,
     path: PathBuf,
     dir: PathBuf,
-    max_file_size: Option<u64>,
-    rotate_every: Option<Duration>,
+    rotation: RotatePolicy,
     records: AtomicU64,
     requests: AtomicU64,
     commits: AtomicU64,
@@ -209,21 +207,6 @@ struct Shared {
     /// Where closed segments go; `None` when the store does not rotate and
     /// runs no maintenance (tests of the write path).
     maintainer: Option<Maintainer>,
-}
-
-/// The writers' side.
-struct Active {
-    file: Arc<File>,
-    /// When its first record arrived (wall clock for the segment name,
-    /// monotonic for its age); `None` while it holds none.
-    first_received: Option<(Timestamp, Instant)>,
-    /// The seq the next segment takes.
-    next_seq: u64,
-    /// The last segment's name: the next one sorts after it even if the
-    /// clock went back.
-    last_segment: Option<SegmentName>,
-    /// No rotation attempt before this (one failed).
-    retry_at: Option<Instant>,
 }
 
 struct Disk {
@@ -262,13 +245,6 @@ struct Pending {
     /// End of the batch in its file.
     end: u64,
     done: oneshot::Sender<Result<(), StoreError>>,
-}
-
-/// A rotation, queued behind the last batch of the file it closed.
-struct Rotated {
-    name: SegmentName,
-    first_received_at: Timestamp,
-    next: Arc<File>,
 }
 
 impl EventStore {
@@ -312,7 +288,7 @@ impl EventStore {
     /// content ends at `committed`, without rotation or maintenance (tests
     /// of the write path).
     #[cfg(test)]
-    pub(super) fn start(file: File, path: PathBuf, committed: u64) -> io::Result<EventStore> {
+    pub(crate) fn start(file: File, path: PathBuf, committed: u64) -> io::Result<EventStore> {
         EventStore::build(file, path, committed, StorePolicy::keep_one_file(), None)
     }
 
@@ -383,8 +359,10 @@ impl EventStore {
             }),
             path: path.clone(),
             dir,
-            max_file_size: maintainer.as_ref().and(policy.max_file_size),
-            rotate_every: maintainer.as_ref().and(policy.rotate_every),
+            rotation: RotatePolicy {
+                max_file_size: maintainer.as_ref().and(policy.max_file_size),
+                every: maintainer.as_ref().and(policy.rotate_every),
+            },
             records: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             commits: AtomicU64::new(0),
@@ -403,6 +381,7 @@ impl EventStore {
             inner: Arc::new(Inner {
                 shared,
                 committed: rx,
+                first_seq: next_seq,
                 path,
                 syncer: Mutex::new(Some(syncer)),
             }),
@@ -442,6 +421,16 @@ impl EventStore {
     /// acknowledged. The sender closes when the store stops.
     pub fn committed(&self) -> watch::Receiver<Committed> {
         self.inner.committed.clone()
+    }
+
+    /// The committed end as a [`crate::store::cursor::StoreConsumer`]
+    /// follows it: which segment the active file becomes, and how far it
+    /// is durable.
+    pub fn committed_view(&self) -> crate::store::cursor::CommittedView {
+        crate::store::cursor::CommittedView {
+            first_seq: self.inner.first_seq,
+            committed: self.inner.committed.clone(),
+        }
     }
 
     /// Follows the committed records from now on, across rotations.
@@ -570,7 +559,7 @@ impl Shared {
             }
             disk.end
         };
-        if self.rotation_due(&active, end) {
+        if self.rotation.due(&active, end) {
             self.rotate(&mut active);
             end = lock(&self.disk).end;
         }
@@ -586,9 +575,7 @@ impl Shared {
             self.fail([done], e);
             return Ok(());
         }
-        if active.first_received.is_none() {
-            active.first_received = Some((Timestamp::now(), Instant::now()));
-        }
+        active.received();
         // Written: the syncer needs only the record count from here on.
         self.recycle(batch.take_bytes());
         let end = end + len;
@@ -598,35 +585,23 @@ impl Shared {
             disk.queue.push(Entry::Batch(Pending { batch, end, done }));
         }
         self.written.notify_one();
-        if self.max_file_size.is_some_and(|max| end >= max) {
+        if self.rotation.full(end) {
             self.rotate(&mut active);
         }
         Ok(())
     }
 
-    /// Whether the active file, `end` bytes long, should rotate now.
-    #[inline]
-    fn rotation_due(&self, active: &Active, end: u64) -> bool {
-        end > 0
-            && (self.max_file_size.is_some_and(|max| end >= max)
-                || self.rotate_every.is_some_and(|every| {
-                    active
-                        .first_received
-                        .is_some_and(|(_, since)| since.elapsed() >= every)
-                }))
-    }
-
     /// `--rotate-every` when no batch comes to check it: rotates if due.
     fn rotate_if_due(&self) {
         let mut active = lock(&self.active);
-        if self.rotation_due(&active, lock(&self.disk).end) {
+        if self.rotation.due(&active, lock(&self.disk).end) {
             self.rotate(&mut active);
         }
     }
 
-    /// Closes the active file as a segment and starts a new one (see the
-    /// module documentation). On failure the active file stays, and the
-    /// next attempt waits [`ROTATE_RETRY`].
+    /// Closes the active file as a segment and starts a new one
+    /// (`super::rotate`), queueing the rotation behind the old file's
+    /// batches. On failure the active file stays.
     fn rotate(&self, active: &mut Active) {
         {
             let disk = lock(&self.disk);
@@ -634,72 +609,15 @@ impl Shared {
                 return;
             }
         }
-        if active.retry_at.is_some_and(|t| Instant::now() < t) {
+        let Some(rotated) = active.rotate(&self.dir, &self.path) else {
             return;
-        }
-        let (first_received_at, _) = active
-            .first_received
-            .unwrap_or_else(|| (Timestamp::now(), Instant::now()));
-        let mut name = SegmentName::new(first_received_at, active.next_seq);
-        if let Some(last) = active.last_segment {
-            name.first_received = name.first_received.max(last.first_received);
-        }
-        let next = match self.switch_files(&name) {
-            Ok(next) => Arc::new(next),
-            Err(e) => {
-                tracing::error!(path = %self.path.display(), error = %e, "rotation failed; writing on to the active file, next attempt in {}s", ROTATE_RETRY.as_secs());
-                active.retry_at = Some(Instant::now() + ROTATE_RETRY);
-                return;
-            }
         };
-        active.file = next.clone();
-        active.first_received = None;
-        active.next_seq += 1;
-        active.last_segment = Some(name);
-        active.retry_at = None;
         {
             let mut disk = lock(&self.disk);
             disk.end = 0;
-            disk.queue.push(Entry::Rotated(Box::new(Rotated {
-                name,
-                first_received_at,
-                next,
-            })));
+            disk.queue.push(Entry::Rotated(Box::new(rotated)));
         }
         self.written.notify_one();
-    }
-
-    /// Renames the active file to `name` and puts a new, empty one in its
-    /// place; returns the new one. Each step either happens whole or not at
-    /// all, and a failure undoes the steps before it.
-    fn switch_files(&self, name: &SegmentName) -> io::Result<File> {
-        let next_path = self.dir.join(NEXT_ACTIVE_FILE);
-        let segment = name.path(&self.dir, Form::Plain);
-        match std::fs::remove_file(&next_path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        let next = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .read(true)
-            .mode(0o600)
-            .open(&next_path)?;
-        pause_point("rotate-created", &next_path);
-        if let Err(e) = std::fs::rename(&self.path, &segment) {
-            let _ = std::fs::remove_file(&next_path);
-            return Err(e);
-        }
-        pause_point("rotate-renamed", &segment);
-        if let Err(e) = std::fs::rename(&next_path, &self.path) {
-            if let Err(back) = std::fs::rename(&segment, &self.path) {
-                tracing::error!(segment = %segment.display(), error = %back, "could not rename the segment back to the active file; the next start indexes it as a segment");
-            }
-            let _ = std::fs::remove_file(&next_path);
-            return Err(e);
-        }
-        pause_point("rotate-switched", &self.path);
-        Ok(next)
     }
 
     /// Cuts `file` (the active file) back to `len`, durably, or marks it
@@ -740,7 +658,7 @@ impl Shared {
                         );
                         return;
                     }
-                    if self.rotate_every.is_none() {
+                    if self.rotation.every.is_none() {
                         disk = wait(&self.written, disk);
                         continue;
                     }
@@ -936,6 +854,7 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::layout::Form;
     use std::fs;
     use std::os::unix::fs::OpenOptionsExt;
 
@@ -1179,35 +1098,23 @@ mod tests {
         assert!(store.buffer().capacity() <= POOL_BUFFER_MAX);
     }
 
-    /// Every record of the store in `dir`, segments (in seq order; the
-    /// plain file while both forms exist, as readers do) then the active
-    /// file.
+    /// Every record of the store in `dir`, segments (in seq order, read
+    /// as readers read them) then the active file.
     fn stored_lines(dir: &Path) -> Vec<String> {
-        use crate::store::StoreFile;
-        let mut segments: Vec<(u64, PathBuf, Form)> = fs::read_dir(dir)
-            .unwrap()
-            .filter_map(|e| {
-                let e = e.unwrap();
-                match StoreFile::parse(e.file_name().to_str()?)? {
-                    StoreFile::Segment(n, f) => Some((n.seq, e.path(), f)),
-                    _ => None,
-                }
-            })
-            .collect();
-        segments.sort_by_key(|s| (s.0, s.2 == Form::Gzip));
-        segments.dedup_by_key(|s| s.0);
+        use crate::store::snapshot::{Opened, Snapshot};
+        use std::io::Read;
+        let snapshot = Snapshot::take(dir).unwrap();
         let mut text = String::new();
-        for (_, path, form) in segments {
-            let bytes = fs::read(&path).unwrap();
+        for segment in &snapshot.segments {
+            let Opened::File { file, form, .. } = snapshot.open(segment).unwrap() else {
+                panic!("segment {} gone", segment.seq());
+            };
             match form {
-                Form::Plain => text.push_str(std::str::from_utf8(&bytes).unwrap()),
-                Form::Gzip => {
-                    use std::io::Read;
-                    flate2::read::MultiGzDecoder::new(&bytes[..])
-                        .read_to_string(&mut text)
-                        .unwrap();
-                }
+                Form::Plain => io::BufReader::new(file).read_to_string(&mut text),
+                Form::Gzip => flate2::read::MultiGzDecoder::new(io::BufReader::new(file))
+                    .read_to_string(&mut text),
             }
+            .unwrap();
         }
         text.push_str(&fs::read_to_string(dir.join("events.jsonl")).unwrap());
         text.lines().map(str::to_owned).collect()
