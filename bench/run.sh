@@ -38,8 +38,13 @@
 #            -o jsonl --jq EXPR` over a ~1 GB store (gzip'd segments and an
 #            active file, written by `kongctl-bench store`) against
 #            `zcat segments; cat active | gojq -c 'select(...) | EXPR'`,
-#            outputs compared byte for byte; and `--since 1h` over 365 daily
-#            segments against the same query over 1 segment.
+#            outputs compared byte for byte; the same query over a store whose
+#            active file is ~128 MiB (peak RSS); and `--since 1h` over 365
+#            daily segments against the same query over 1 segment.
+#   grep     `kongctl get audit-logs --stored --limit 0 -o jsonl --grep PAT`
+#            over the ~1 GB store against `{ zcat segments; cat active; } |
+#            rg PAT` (both writing to a file), outputs compared byte for
+#            byte (the store is in time order, so both print stored order).
 #   summary  `kongctl get audit-logs --stored --summary` against `--limit 0
 #            -o jsonl` of the same store: a year of daily segments (365 x
 #            DAY_RECORDS records, and an active file), runs alternating;
@@ -58,10 +63,14 @@
 #   TARGETS="kongctl kongctl-reject kongctl-off kongctl-random go-model nginx"
 #   TAIL_RECORDS=200000 / 50000   TAIL_RUNS=5 / 2   STARTUP_RUNS=21 / 7
 #   WRK_THREADS=2            wrk threads for more than one sender
-#   PARTS="ingest memory startup tail stored"   what to measure (the report shows those)
+#   PARTS="ingest memory startup tail stored"   what to measure (the report shows
+#                            those; `grep` is measured when asked: PARTS="stored tail grep")
 #   STORE_SEGMENTS=8 / 2  STORE_SEGMENT_RECORDS=225000  STORE_ACTIVE_RECORDS=100000
 #                            the big store (~550 B a record: ~1 GB / ~300 MB)
 #   STORED_RUNS=3 / 1        runs of the big stored query per tool
+#   STORE_BIG_ACTIVE_RECORDS=225000   records of the big active file (~128 MiB)
+#                            of the second stored case (2 segments besides it)
+#   GREP_PATTERN='Authz\.(teams|control-planes)'   GREP_RUNS=3 / 1
 #   DAY_RECORDS=1000         records per daily segment (365 of them, and 1)
 #   SINCE_RUNS=11 / 5        runs of each --since 1h query
 #   SUMMARY_RUNS=3 / 5       runs of each command of the summary part
@@ -136,6 +145,9 @@ STORE_SEGMENTS=${STORE_SEGMENTS:-$(q 2 8)}
 STORE_SEGMENT_RECORDS=${STORE_SEGMENT_RECORDS:-225000}
 STORE_ACTIVE_RECORDS=${STORE_ACTIVE_RECORDS:-100000}
 STORED_RUNS=${STORED_RUNS:-$(q 1 3)}
+STORE_BIG_ACTIVE_RECORDS=${STORE_BIG_ACTIVE_RECORDS:-225000}
+GREP_PATTERN=${GREP_PATTERN:-'Authz\.(teams|control-planes)'}
+GREP_RUNS=${GREP_RUNS:-$(q 1 3)}
 DAY_RECORDS=${DAY_RECORDS:-1000}
 SINCE_RUNS=${SINCE_RUNS:-$(q 5 11)}
 SUMMARY_RUNS=${SUMMARY_RUNS:-$(q 3 5)}
@@ -193,6 +205,7 @@ install_missing() {
   command -v gojq >/dev/null || { missing+=(gojq); pkgs+=(gojq); }
   command -v go >/dev/null || { missing+=(go); pkgs+=(golang-go); }
   command -v curl >/dev/null || { missing+=(curl); pkgs+=(curl); }
+  if part grep; then command -v rg >/dev/null || { missing+=(rg); pkgs+=(ripgrep); }; fi
   [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null || { missing+=(nginx); pkgs+=(nginx-light); }
   command -v cargo >/dev/null || die "cargo is required (install Rust: https://rustup.rs)"
   ((${#missing[@]} == 0)) && return 0
@@ -676,13 +689,30 @@ timed() {
   printf '%s\t%s\t%s\n' "$label" "$(awk -v n=$((e - s)) 'BEGIN {printf "%.3f", n / 1e9}')" \
     "$(tail -n1 "$WORK/time.out")" >>"$tsv"
 }
+# timed_to TSV LABEL OUT CMD...: as timed, CMD's output written to OUT (for
+# tools that stop early when their output is /dev/null, as rg does)
+timed_to() {
+  local tsv=$1 label=$2 out=$3 s e; shift 3
+  s=$(date +%s%N)
+  /usr/bin/time -f %M -o "$WORK/time.out" "$@" >"$out" || fail "$label: exit $?"
+  e=$(date +%s%N)
+  printf '%s\t%s\t%s\n' "$label" "$(awk -v n=$((e - s)) 'BEGIN {printf "%.3f", n / 1e9}')" \
+    "$(tail -n1 "$WORK/time.out")" >>"$tsv"
+}
+# big_store: the ~1 GB store that the stored and grep parts query (written once).
+big_store() {
+  BIG=$WORK/store-big
+  [[ -d $BIG ]] && return 0
+  log "writing a store of $STORE_SEGMENTS x $STORE_SEGMENT_RECORDS + $STORE_ACTIVE_RECORDS records"
+  STORE_INFO=$("$TOOL" store --segments "$STORE_SEGMENTS" --segment-records "$STORE_SEGMENT_RECORDS" \
+    --active-records "$STORE_ACTIVE_RECORDS" --out "$BIG")
+}
 stored_bench() {
   STOREDTSV=$WORK/stored.tsv
   printf 'tool\trun\tsecs\tkib\n' >"$STOREDTSV"
-  local big=$WORK/store-big run tool tools n end
-  log "stored: writing a store of $STORE_SEGMENTS x $STORE_SEGMENT_RECORDS + $STORE_ACTIVE_RECORDS records"
-  STORE_INFO=$("$TOOL" store --segments "$STORE_SEGMENTS" --segment-records "$STORE_SEGMENT_RECORDS" \
-    --active-records "$STORE_ACTIVE_RECORDS" --out "$big")
+  local big run tool tools n end
+  big_store
+  big=$BIG
   local q=(--limit 0 --type authorization -o jsonl --jq "$STORED_EXPR")
   # The baseline: the segments in stored order, then the active file, through
   # gojq with the --type as a select.
@@ -719,8 +749,32 @@ EOF
     stored_cmd kongctl-b "$big"
     cmp -s "$WORK/stored.ours" <("${CMD[@]}" "${q[@]}") || fail "stored query: kongctl-b's output differs"
   fi
-  rm -rf "$big" "$WORK/stored.ours" "$WORK/stored.gojq"
+  rm -f "$WORK/stored.ours" "$WORK/stored.gojq"
   log "stored: $STORED_LINES lines, identical=$STORED_SAME"
+
+  # The same query over a store whose active file is ~128 MiB: the active
+  # file is read in place, not held.
+  local active=$WORK/store-active adir
+  log "stored: writing 2 segments of $STORE_SEGMENT_RECORDS and an active file of $STORE_BIG_ACTIVE_RECORDS records"
+  ACTIVE_INFO=$("$TOOL" store --segments 2 --segment-records "$STORE_SEGMENT_RECORDS" \
+    --active-records "$STORE_BIG_ACTIVE_RECORDS" --out "$active")
+  adir=$active/kongctl/audit-logs/default
+  ACTIVE_MIB=$(awk -v b="$(stat -c %s "$adir/events.jsonl")" 'BEGIN {printf "%.0f", b / 1048576}')
+  for run in $(seq 1 "$STORED_RUNS"); do
+    stored_cmd kongctl "$active" && timed "$STOREDTSV" "kongctl-active	$run" "${CMD[@]}" "${q[@]}"
+    log "stored: big active file run $run: $(tail -n1 "$STOREDTSV" | cut -f3)s $(tail -n1 "$STOREDTSV" | cut -f4) KiB"
+  done
+  stored_cmd kongctl "$active"
+  "${CMD[@]}" "${q[@]}" >"$WORK/active.ours" 2>"$WORK/active.err" || fail "stored query (big active file): exit $?"
+  { zcat "$adir"/events-*.jsonl.gz; cat "$adir/events.jsonl"; } |
+    gojq -c "select(.event_class_id == \"konnect\") | $STORED_EXPR" >"$WORK/active.gojq"
+  ACTIVE_LINES=$(wc -l <"$WORK/active.ours")
+  if [[ $ACTIVE_LINES -gt 0 ]] && cmp -s "$WORK/active.ours" "$WORK/active.gojq"; then ACTIVE_SAME=yes; else
+    ACTIVE_SAME=NO
+    fail "stored query (big active file): output differs from gojq's"
+  fi
+  [[ ! -s $WORK/active.err ]] || fail "stored query (big active file) warned: $(head -c 300 "$WORK/active.err")"
+  rm -rf "$active" "$WORK/active.ours" "$WORK/active.gojq"
 
   # --since 1h: 365 daily segments against 1, both ending at the same time,
   # so that both have as many records in the last hour.
@@ -747,6 +801,61 @@ EOF
   rm -rf "$WORK/store-365" "$WORK/store-1"
   log "stored: --since 1h: ${SINCE_LINES[0]} lines"
 }
+# ------------------------------------------------------------------ grep
+grep_bench() {
+  GREPTSV=$WORK/grep.tsv
+  printf 'tool\trun\tsecs\tkib\n' >"$GREPTSV"
+  local run tool tools n dir
+  big_store
+  dir=$BIG/kongctl/audit-logs/default
+  # The baseline: the segments in stored order, then the active file,
+  # through rg (which reads stdin when it is not a terminal).
+  cat >"$WORK/rg-store.sh" <<EOF
+{ zcat "$dir"/events-*.jsonl.gz; cat "$dir/events.jsonl"; } | rg -- '$GREP_PATTERN'
+EOF
+  tools=(kongctl rg)
+  for run in $(seq 1 "$GREP_RUNS"); do
+    for n in 0 1; do
+      tool=${tools[$(((n + run - 1) % 2))]}
+      case $tool in
+        rg) timed_to "$GREPTSV" "rg	$run" "$WORK/grep.rg" bash "$WORK/rg-store.sh" ;;
+        kongctl)
+          stored_cmd kongctl "$BIG"
+          timed_to "$GREPTSV" "kongctl	$run" "$WORK/grep.ours" "${CMD[@]}" --limit 0 -o jsonl --grep "$GREP_PATTERN"
+          ;;
+      esac
+      log "grep: $tool run $run: $(tail -n1 "$GREPTSV" | cut -f3)s"
+    done
+  done
+  GREP_LINES=$(wc -l <"$WORK/grep.ours")
+  if [[ $GREP_LINES -gt 0 ]] && cmp -s "$WORK/grep.ours" "$WORK/grep.rg"; then GREP_SAME=yes; else
+    GREP_SAME=NO
+    fail "grep: output differs from zcat | rg ($(wc -l <"$WORK/grep.rg") lines from rg, $GREP_LINES from kongctl)"
+  fi
+  rm -f "$WORK/grep.ours" "$WORK/grep.rg"
+  log "grep: $GREP_LINES lines, identical=$GREP_SAME"
+}
+
+report_grep() {
+  local t secs kib name
+  echo "## get audit-logs --stored --grep"
+  echo
+  echo "The store of the stored query ($(kv "$STORE_INFO" raw_bytes) B of records, $(kv "$STORE_INFO" gz_bytes) B gzip'd); both write their output to a file (rg stops at its first match when its output is /dev/null). Seconds and peak RSS: min / median / max of $GREP_RUNS runs, alternating which goes first."
+  echo
+  echo "| command | seconds | MB/s of records (median) | peak RSS MiB | output identical |"
+  echo "| --- | ---: | ---: | ---: | --- |"
+  for t in kongctl rg; do
+    mapfile -t secs < <(col "$GREPTSV" secs tool=$t)
+    mapfile -t kib < <(col "$GREPTSV" kib tool=$t)
+    case $t in
+      kongctl) name="kongctl get audit-logs --stored --limit 0 -o jsonl --grep '$GREP_PATTERN'" ;;
+      rg) name="{ zcat events-*.jsonl.gz; cat events.jsonl; } | rg '$GREP_PATTERN'" ;;
+    esac
+    echo "| \`${name//|/\\|}\` | $(FMT=%.2f mmm "${secs[@]}") | $(awk -v b="$(kv "$STORE_INFO" raw_bytes)" -v s="$(stored_secs "$GREPTSV" "$t")" 'BEGIN {printf "%.0f", b / s / 1e6}') | $(FMT=%.1f mmm $(for k in "${kib[@]}"; do mib "$k"; echo; done)) | $([[ $t == rg ]] && echo - || echo "${GREP_SAME:-?} ($GREP_LINES lines)") |"
+  done
+  echo
+}
+
 # ----------------------------------------------------------------- summary
 # load: the 1-minute load average (other work on the machine), for the report
 load() { cut -d' ' -f1 /proc/loadavg; }
@@ -968,6 +1077,11 @@ report_stored() {
     esac
     echo "| \`${name}\` | $(FMT=%.2f mmm "${secs[@]}") | $(awk -v b="$(kv "$STORE_INFO" raw_bytes)" -v s="$(stored_secs "$STOREDTSV" "$t")" 'BEGIN {printf "%.0f", b / s / 1e6}') | $(FMT=%.1f mmm $(for k in "${kib[@]}"; do mib "$k"; echo; done)) | $([[ $t == gojq ]] && echo - || echo "${STORED_SAME:-?} ($STORED_LINES lines)") |"
   done
+  mapfile -t secs < <(col "$STOREDTSV" secs tool=kongctl-active)
+  mapfile -t kib < <(col "$STOREDTSV" kib tool=kongctl-active)
+  if ((${#secs[@]})); then
+    echo "| the same over 2 segments and an active file of $STORE_BIG_ACTIVE_RECORDS records (${ACTIVE_MIB:-?} MiB) | $(FMT=%.2f mmm "${secs[@]}") | $(awk -v b="$(kv "$ACTIVE_INFO" raw_bytes)" -v s="$(stored_secs "$STOREDTSV" kongctl-active)" 'BEGIN {printf "%.0f", b / s / 1e6}') | $(FMT=%.1f mmm $(for k in "${kib[@]}"; do mib "$k"; echo; done)) | ${ACTIVE_SAME:-?} (${ACTIVE_LINES:-?} lines, against gojq) |"
+  fi
   echo
   echo "\`--since 1h -o jsonl --limit 0\` over 365 daily segments of $DAY_RECORDS records against the same over 1 segment (each store with an active file of $DAY_RECORDS records over the last 30 minutes, ending at the same time; ${SINCE_LINES[0]:-?} and ${SINCE_LINES[1]:-?} records printed); seconds, min / median / max of $SINCE_RUNS runs, alternating:"
   echo
@@ -1073,14 +1187,23 @@ report_bars() {
   if part tail; then
     for i in "${!JQ_EXPRS[@]}"; do
       m=$(ratio "$(tail_secs "$i" gojq)" "$(tail_secs "$i" kongctl)")
-      echo "- tail --jq \`${JQ_EXPRS[$i]}\` >= 2x gojq, output identical: ${m}x, identical=${TAIL_SAME[$i]:-?}: $([[ ${TAIL_SAME[$i]:-} == yes ]] && bar "$m" ">=" 2 || echo "**NOT met**")"
+      echo "- tail --jq \`${JQ_EXPRS[$i]}\` >= 3x gojq, output identical: ${m}x, identical=${TAIL_SAME[$i]:-?}: $([[ ${TAIL_SAME[$i]:-} == yes ]] && bar "$m" ">=" 3 || echo "**NOT met**")"
     done
   fi
   if part stored; then
     m=$(ratio "$(stored_secs "$STOREDTSV" gojq)" "$(stored_secs "$STOREDTSV" kongctl)")
-    echo "- stored query over ~1 GB with --type and --jq >= 2x \`zcat | gojq\`, output identical: ${m}x, identical=${STORED_SAME:-?}: $([[ ${STORED_SAME:-} == yes ]] && bar "$m" ">=" 2 || echo "**NOT met**")"
+    echo "- stored query over ~1 GB with --type and --jq >= 5x \`zcat | gojq\`, output identical: ${m}x, identical=${STORED_SAME:-?}: $([[ ${STORED_SAME:-} == yes ]] && bar "$m" ">=" 5 || echo "**NOT met**")"
+    local peak
+    peak=$(stats $(col "$STOREDTSV" kib tool=kongctl) | awk '{print $3}')
+    echo "- its peak RSS <= 32 MiB: $(mib "$peak") MiB (max of runs): $(bar "$peak" "<" 32769)"
+    peak=$(stats $(col "$STOREDTSV" kib tool=kongctl-active) | awk '{print $3}')
+    echo "- its peak RSS with a ${ACTIVE_MIB:-?} MiB active file <= 32 MiB: $(mib "$peak") MiB (max of runs), output identical=${ACTIVE_SAME:-?}: $([[ ${ACTIVE_SAME:-} == yes ]] && bar "$peak" "<" 32769 || echo "**NOT met**")"
     m=$(ratio "$(stored_secs "$SINCETSV" 365)" "$(stored_secs "$SINCETSV" 1)")
     echo "- \`--since 1h\` over 365 daily segments within 2x of 1 segment: ${m}x: $(bar "$m" "<" 2)"
+  fi
+  if part grep; then
+    m=$(ratio "$(stored_secs "$GREPTSV" rg)" "$(stored_secs "$GREPTSV" kongctl)")
+    echo "- \`--grep\` over ~1 GB at least as fast as \`zcat | rg\`, output identical: ${m}x, identical=${GREP_SAME:-?}: $([[ ${GREP_SAME:-} == yes ]] && bar "$m" ">=" 1 || echo "**NOT met**")"
   fi
   if part summary; then
     m=$(ratio "$(stored_secs "$SUMMARYTSV" summary)" "$(stored_secs "$SUMMARYTSV" jsonl)")
@@ -1114,6 +1237,7 @@ report() {
   fi
   part tail && report_tail
   part stored && report_stored
+  part grep && report_grep
   part summary && report_summary
   report_memory
   report_bars
@@ -1137,6 +1261,8 @@ if part memory; then memory; fi
 if part startup; then startup; fi
 if part tail; then tail_bench; fi
 if part stored; then stored_bench; fi
+if part grep; then grep_bench; fi
+rm -rf "$WORK/store-big"
 if part summary; then summary_bench; fi
 SUFFIX=""; ((QUICK)) && SUFFIX=-quick
 OUT=$REPO/bench/results/$STAMP$SUFFIX.md

@@ -214,6 +214,10 @@ pub struct TailFileArgs {
     /// jq expression applied to each record, as `tail --jq`.
     #[arg(long, value_name = "FILTER")]
     pub jq: Option<String>,
+
+    /// Regular expression records must match, as `tail --grep`.
+    #[arg(long, value_name = "PATTERN")]
+    pub grep: Option<String>,
 }
 
 /// `listen` / `tail`, optionally followed by `audit-logs` or
@@ -1071,6 +1075,12 @@ pub struct ReadArgs {
         help_heading = "Who, what, how much"
     )]
     pub resolve: Option<bool>,
+
+    /// Keep the records whose bytes, as stored, match this regular
+    /// expression (`(?i)` at its start ignores case). Tested before a
+    /// record is read, together with every other filter.
+    #[arg(long, value_name = "PATTERN", help_heading = "Who, what, how much")]
+    pub grep: Option<String>,
 }
 
 /// The flags of an audit-log query, shared by `get audit-logs` and `tail`

@@ -31,8 +31,9 @@ use crate::query::names::{Named, Names};
 use crate::query::options::{QueryFlags, QueryOptions};
 use crate::query::{Limit, Origin, Pipeline, Query, Window};
 use crate::record::Record;
-use crate::source::file::{self, Problem};
+use crate::source::file::{self, LastLine, Problem};
 use crate::source::order::TimeOrder;
+use crate::source::parallel::{self, Floor, Input, Opened, Order, Source};
 use crate::source::pull::{PullError, Puller};
 use crate::source::stored::follow::{self, FollowError};
 use crate::source::stored::{self, Snapshot};
@@ -64,6 +65,7 @@ fn query_flags(
         principals: read.principals.clone(),
         summary: false,
         resolve: read.resolve,
+        grep: read.grep.clone(),
     }
 }
 
@@ -161,6 +163,7 @@ fn verify_offline(settings: &Settings, args: &GetAuditLogs, path: &str) -> Resul
         (!args.read.alerts.is_empty(), "--alert"),
         (!args.read.principals.is_empty(), "--principal"),
         (args.read.resolve.is_some(), "--resolve"),
+        (args.read.grep.is_some(), "--grep"),
         (args.summary, "--summary"),
     ]
     .into_iter()
@@ -551,6 +554,7 @@ pub fn tail_stored(settings: &Settings, args: TailArgs, path: &str) -> Result<()
         limit: Limit::Unlimited,
         origin: opts.origin.clone(),
         filter: opts.filter.clone(),
+        grep: opts.grep.clone(),
     };
     let stdout = io::stdout();
     let printer = query_printer(&mut opts, names, stdout.lock());
@@ -635,7 +639,8 @@ fn finish_output(result: io::Result<()>) -> Result<(), CliError> {
 }
 
 /// `get audit-logs --file PATH...`: every record of the files, in time
-/// order.
+/// order. The last N are held and sorted ([`TimeOrder`]); the first N or all
+/// are read on every core and merged ([`parallel`]), a plain file in place.
 fn query_files(
     mut opts: QueryOptions,
     names: Option<Names>,
@@ -643,27 +648,82 @@ fn query_files(
     strict: bool,
 ) -> Result<(), CliError> {
     let query = opts.query(Timestamp::now());
-    let mut order = TimeOrder::new(query.clone());
     let mut problems = 0usize;
-    for path in files {
-        file::read(
-            path,
-            &mut |record| {
-                order.push(record);
-                Ok(true)
-            },
-            &mut |problem| {
-                problems += 1;
-                eprintln!("{problem}");
-            },
-        )
-        .map_err(|e| CliError::new(format!("failed to read {}: {e}", path.display())))?;
+    let mut on_problem = |problem: Problem| {
+        problems += 1;
+        eprintln!("{problem}");
+    };
+    if let Limit::Last(_) = query.limit {
+        let mut order = TimeOrder::new(query.clone());
+        for path in files {
+            file::read(
+                path,
+                &mut |record| {
+                    order.push(record);
+                    Ok(true)
+                },
+                &mut on_problem,
+            )
+            .map_err(|e| CliError::new(format!("failed to read {}: {e}", path.display())))?;
+        }
+        let (records, dropped) = order.into_sorted();
+        let stdout = io::stdout();
+        let printer = query_printer(&mut opts, names, stdout.lock());
+        finish_output(print_all(query, printer, records, dropped).map(|_| ()))?;
+        return strict_check(strict, problems);
     }
-    let (records, dropped) = order.into_sorted();
+    // Every file is opened first: one that cannot be fails the command.
+    let mut inputs = Vec::with_capacity(files.len());
+    for (number, path) in files.iter().enumerate() {
+        let input = file_input(path, number)
+            .map_err(|e| CliError::new(format!("failed to read {}: {e}", path.display())))?;
+        inputs.push(input);
+    }
     let stdout = io::stdout();
     let printer = query_printer(&mut opts, names, stdout.lock());
-    finish_output(print_all(query, printer, records, dropped).map(|_| ()))?;
+    let mut pipeline = Pipeline::new(query, printer);
+    let result = parallel::run(inputs, &mut pipeline, &mut on_problem)
+        .and_then(|()| pipeline.finish(false).map(|_| ()));
+    finish_output(result)?;
     strict_check(strict, problems)
+}
+
+/// A `--file` as an input of the merged query: a plain file read in place,
+/// anything else (gzip, stdin, a pipe) as a stream in unknown order.
+fn file_input(path: &std::path::Path, number: usize) -> io::Result<Input> {
+    use std::os::unix::fs::FileExt;
+    let name = path.display().to_string();
+    let stream = |open: Box<dyn FnOnce() -> io::Result<Box<dyn io::Read + Send>> + Send>| {
+        let name = name.clone();
+        Source::Stream(Box::new(move || match open() {
+            Ok(reader) => Opened::Reader(reader, None),
+            Err(e) => Opened::Failed(Problem {
+                file: name,
+                line: None,
+                what: file::read_failure(0, &e),
+            }),
+        }))
+    };
+    let source = if path == std::path::Path::new("-") {
+        stream(Box::new(|| file::decode_here(io::stdin())))
+    } else {
+        let f = std::fs::File::open(path)?;
+        let mut magic = [0u8; 2];
+        let gzip = f.read_at(&mut magic, 0).is_ok_and(|n| n == 2) && magic == [0x1f, 0x8b];
+        if f.metadata()?.is_file() && !gzip {
+            Source::InPlace(f)
+        } else {
+            stream(Box::new(move || file::decode_here(f)))
+        }
+    };
+    Ok(Input {
+        name,
+        source,
+        floor: Floor::Any,
+        order: Order::Unknown,
+        last: LastLine::Final,
+        number,
+    })
 }
 
 /// `get audit-logs --stored`: the profile's segments and active file, in

@@ -183,7 +183,11 @@ fn tail_file_command(args: &cli::TailFileArgs) -> Result<(), CliError> {
     let filter = jq::JqFilter::from_flag(args.jq.as_deref().unwrap_or(""))
         .map_err(|e| CliError::new(e.to_string()))?;
     // A closed stdout (`| head`) is a normal end, as in `tail`.
-    tail::print_file(&args.file, filter)
+    let grep = match &args.grep {
+        Some(pattern) => Some(crate::query::Grep::new(pattern).map_err(CliError::new)?),
+        None => None,
+    };
+    tail::print_file(&args.file, filter, grep)
         .map(|_| ())
         .map_err(|e| CliError::new(format!("failed to read {}: {e}", args.file.display())))
 }

@@ -140,6 +140,34 @@ fn tail_without_jq_prints_raw_records_and_skips_nothing() {
 }
 
 #[test]
+fn tail_grep_prints_only_the_records_whose_bytes_match_then_jq() {
+    let w = World::new();
+    let mut l = w.start_listener("tail", &["--grep", "(?i)AUTHZ\\.", "--jq", ".name"]);
+    w.sim.trigger("us", 40);
+    let delivered = w.delivered_records();
+    assert_eq!(delivered.len(), 40);
+    let re = regex::bytes::Regex::new("(?i)AUTHZ\\.").unwrap();
+    let names: Vec<String> = delivered
+        .iter()
+        .filter(|r| re.is_match(r.as_bytes()))
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_str(r).unwrap();
+            v["name"].to_string()
+        })
+        .collect();
+    assert!(!names.is_empty() && names.len() < 40, "{names:?}");
+    let out = l
+        .proc
+        .wait_stdout("the matching records", |o| o.lines().count() >= names.len());
+    assert_eq!(out.lines().collect::<Vec<_>>(), names);
+    // Every record is stored, whatever is printed.
+    assert_eq!(read_lines(&w.events_file()), delivered);
+    l.stop_ok();
+    assert_eq!(l.proc.stdout().lines().count(), names.len());
+    w.assert_konnect_clean();
+}
+
+#[test]
 fn tail_jq_skips_non_json_records_with_a_warning() {
     let w = World::new();
     let mut l = w.start_listener("tail", &["--jq", ".name"]);

@@ -570,6 +570,75 @@ fn every_output_format_keeps_records_exact() {
     );
 }
 
+#[test]
+fn grep_keeps_the_records_whose_bytes_match_with_every_other_filter() {
+    let w = world();
+    let ts = |s: u64| rfc3339(ago(s));
+    let records = [
+        raw_record("authentication", 1, &ts(40)),
+        raw_record("authorization", 2, &ts(30)),
+        raw_record("gateway_access", 3, &ts(20)),
+        raw_record("authorization", 4, &ts(10)),
+    ];
+    let refs: Vec<&str> = records.iter().map(String::as_str).collect();
+    w.sim.add_raw_audit_logs("us", &refs).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["get", "audit-logs", "--since", "1h", "-o", "jsonl"];
+        args.extend_from_slice(extra);
+        let out = w.run(&args);
+        assert_ok(&out);
+        assert_eq!(out.stderr, "");
+        out.stdout
+    };
+    // The bytes as Konnect sent them, as `grep` would pick them.
+    assert_eq!(
+        run(&["--grep", r#""granted":false"#]),
+        format!("{}\n{}\n", records[1], records[3])
+    );
+    assert_eq!(run(&["--grep", "USER-[34]"]), "");
+    assert_eq!(
+        run(&["--grep", "(?i)USER-[34]"]),
+        format!("{}\n{}\n", records[2], records[3])
+    );
+    // With --type and --jq: both must hold.
+    assert_eq!(
+        run(&[
+            "--grep",
+            "user-[34]",
+            "--type",
+            "authorization",
+            "--jq",
+            ".principal_id",
+            "-r"
+        ]),
+        "user-4\n"
+    );
+    // Without a window: the most recent of those that match.
+    let out = w.run(&[
+        "get",
+        "audit-logs",
+        "--grep",
+        "sig-[12]",
+        "--limit",
+        "1",
+        "-o",
+        "jsonl",
+    ]);
+    assert_ok(&out);
+    assert_eq!(out.stdout, format!("{}\n", records[1]));
+    // A pattern that is not a regular expression fails before any request.
+    let before = pulls(&w).len();
+    let out = w.run(&["get", "audit-logs", "--grep", "a(b"]);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("Error: invalid --grep pattern: regex parse error:"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(pulls(&w).len(), before);
+}
+
 /// Reads the JSON lines a follow printed so far.
 fn followed(proc: &Running) -> Vec<Value> {
     json_lines(&proc.stdout())

@@ -197,6 +197,8 @@ fn the_batch_that_crosses_the_size_rotates_and_segments_are_gzipped_and_indexed(
             format!("2026-01-01T00:00:{:02}Z", first + 5),
             "{s}"
         );
+        // Sent in time order: readers may stream the segment.
+        assert_eq!(s["max_lateness_ms"], 0, "{s}");
         names.push(file.to_owned());
     }
     let mut sorted = names.clone();

@@ -517,6 +517,117 @@ fn the_default_query_is_the_50_most_recent_across_segments() {
     );
 }
 
+/// A time `secs` seconds after 2026-01-01T00:00:00Z.
+fn at(secs: u64) -> String {
+    let t: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    (t + jiff::SignedDuration::from_secs(secs as i64)).to_string()
+}
+
+#[test]
+fn large_stores_print_in_time_order_whatever_their_segments_order() {
+    // Segments of several blocks each: one in time order (the index says
+    // max_lateness_ms 0), one whose records run up to 3 s late (it says
+    // 3000), one the index does not describe (read whole), and an active
+    // file out of order; their ranges overlap at the edges.
+    let w = World::new();
+    let dir = store(&w);
+    let mut all: Vec<(String, String)> = Vec::new();
+    let mut segment = |seq: u64, times: Vec<u64>, compressed: bool| -> String {
+        let records: Vec<String> = times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let sig = format!("s{seq}-{i}");
+                all.push((at(*t), sig.clone()));
+                rec(&at(*t), if i % 3 == 0 { "authz" } else { "access" }, &sig)
+            })
+            .collect();
+        let text = lines(&records);
+        if seq > 0 {
+            write_segment(&dir, seq, &text, compressed);
+        }
+        text
+    };
+    let ordered: Vec<u64> = (0..3000).map(|i| i / 2).collect();
+    segment(1, ordered, true);
+    let late: Vec<u64> = (0..3000).map(|i| 1490 + i / 2 - (i % 4)).collect();
+    segment(2, late, true);
+    let unknown: Vec<u64> = (0..3000).map(|i| 2980 + (i * 7919) % 1500).collect();
+    segment(3, unknown, false);
+    let active: Vec<u64> = (0..3000).map(|i| 4470 + (i * 104_729) % 1500).collect();
+    let text = segment(0, active, false);
+    std::fs::write(dir.join("events.jsonl"), text).unwrap();
+    let mut index: Vec<Value> = Vec::new();
+    for (seq, lateness) in [(1u64, 0u64), (2, 3000)] {
+        index.push(serde_json::json!({
+            "file": format!("{}.gz", seg_name(seq)),
+            "first_received_at": "2026-01-01T00:00:00Z",
+            "oldest_event_at": at([0, 1487][seq as usize - 1]),
+            "newest_event_at": at([1499, 2989][seq as usize - 1]),
+            "max_lateness_ms": lateness,
+            "records": 3000,
+            "bytes": 1,
+        }));
+    }
+    std::fs::write(
+        dir.join("segments.json"),
+        serde_json::json!({"version": 1, "next_seq": 4, "segments": index}).to_string(),
+    )
+    .unwrap();
+    // Stable by time: records of one time in stored order (segment, line;
+    // the active file last).
+    let place = |sig: &str| -> (u64, u64) {
+        let (seq, line) = sig[1..].split_once('-').unwrap();
+        let seq: u64 = seq.parse().unwrap();
+        (if seq == 0 { 99 } else { seq }, line.parse().unwrap())
+    };
+    all.sort_by(|a, b| a.0.cmp(&b.0).then(place(&a.1).cmp(&place(&b.1))));
+    let want: Vec<String> = all.iter().map(|(_, s)| s.clone()).collect();
+    let out = get(&w, &["--stored", "--limit", "0", "-o", "jsonl"]);
+    assert_eq!(sigs(ok(&out)), want);
+    assert_eq!(out.stderr, "");
+    // With a type, a window and a limit, the same order.
+    let out = get(
+        &w,
+        &[
+            "--stored",
+            "--type",
+            "authorization",
+            "--start-time",
+            &at(1400),
+            "--limit",
+            "500",
+            "-o",
+            "jsonl",
+        ],
+    );
+    let authz: Vec<String> = all
+        .iter()
+        .filter(|(t, s)| *t >= at(1400) && place(s).1 % 3 == 0)
+        .map(|(_, s)| s.clone())
+        .take(500)
+        .collect();
+    assert_eq!(sigs(ok(&out)), authz);
+    // --file over the same files (no index: every file is read whole).
+    let mut files: Vec<String> = Vec::new();
+    for seq in 1..=3u64 {
+        let name = seg_name(seq);
+        let path = if seq < 3 {
+            dir.join(format!("{name}.gz"))
+        } else {
+            dir.join(name)
+        };
+        files.push(path.display().to_string());
+    }
+    files.push(dir.join("events.jsonl").display().to_string());
+    let mut args = vec!["--limit", "0", "-o", "jsonl"];
+    for f in &files {
+        args.extend(["--file", f.as_str()]);
+    }
+    let out = get(&w, &args);
+    assert_eq!(sigs(ok(&out)), want);
+}
+
 #[test]
 fn the_index_lets_a_window_skip_segments_and_is_not_needed() {
     let w = World::new();
@@ -1356,4 +1467,135 @@ fn a_rotating_listener_is_followed_and_queried_whole() {
     tail.interrupt();
     assert!(tail.wait_exit(Duration::from_secs(10)).success());
     listener.stop_ok();
+}
+
+#[test]
+fn grep_prints_what_grep_would_and_reads_nothing_else() {
+    let w = World::new();
+    let dir = store(&w);
+    let cef = verbatim_cef("authorization.konnect.cef.txt");
+    let seg1 = lines(&[
+        rec("2026-01-01T00:01:00Z", "authz", "a1"),
+        rec("2026-01-01T00:02:00Z", "access", "a2"),
+        // Not a record, and no match: neither read nor reported.
+        "not a record".to_owned(),
+        rec("2026-01-01T00:03:00Z", "authn", "a3"),
+    ]);
+    write_segment(&dir, 1, &seg1, true);
+    let seg2 = lines(&[
+        rec("2026-01-01T00:04:00Z", "authz", "b1"),
+        // Not a record, but it matches: reported.
+        "not a record, p-b2".to_owned(),
+        rec("2026-01-01T00:05:00Z", "access", "b2"),
+    ]);
+    write_segment(&dir, 2, &seg2, false);
+    let active = format!(
+        "{}{cef}\n",
+        lines(&[rec("2026-01-01T00:06:00Z", "authz", "c1")])
+    );
+    std::fs::write(dir.join("events.jsonl"), &active).unwrap();
+    // What `zcat | grep` prints: the lines holding the pattern, as stored.
+    let grep = |pattern: &str| -> String {
+        let re = regex::bytes::Regex::new(pattern).unwrap();
+        [seg1.as_str(), seg2.as_str(), active.as_str()]
+            .concat()
+            .lines()
+            .filter(|l| re.is_match(l.as_bytes()))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let query = |args: &[&str]| {
+        let mut all = vec!["--stored", "--limit", "0", "-o", "jsonl"];
+        all.extend(args);
+        get(&w, &all)
+    };
+    let out = query(&["--grep", "p-(a|b)2"]);
+    assert_eq!(
+        ok(&out),
+        grep("p-(a|b)2").replace("not a record, p-b2\n", "")
+    );
+    assert_eq!(sigs(&out.stdout), ["a2", "b2"]);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(":2: not an audit record"),
+        "{}",
+        out.stderr
+    );
+    // A CEF record is matched as the line stored (its JSON form has
+    // `"action":"retrieve"`, no `action=`), and printed as stored.
+    let out = query(&["--grep", "action=retrieve"]);
+    assert_eq!(ok(&out), format!("{cef}\n"));
+    assert_eq!(ok(&query(&["--grep", "(?i)P-A[13]"])), grep("(?i)P-A[13]"));
+    assert_eq!(ok(&query(&["--grep", "P-A[13]"])), "");
+    // With every other filter: all must hold.
+    let out = query(&[
+        "--grep",
+        "p-[abc]1",
+        "--type",
+        "authorization",
+        "--since",
+        "100000d",
+    ]);
+    assert_eq!(sigs(ok(&out)), ["a1", "b1", "c1"]);
+    let out = query(&[
+        "--grep",
+        "p-[abc]1",
+        "--type",
+        "authorization",
+        "--jq",
+        ".sig",
+        "-r",
+    ]);
+    assert_eq!(ok(&out), "a1\nb1\nc1\n");
+    // The most recent N that match (no window, no --limit 0).
+    let out = get(
+        &w,
+        &["--stored", "--grep", "p-.1", "--limit", "2", "-o", "jsonl"],
+    );
+    assert_eq!(sigs(ok(&out)), ["b1", "c1"]);
+    // --file: the same rule.
+    let file = dir.join(format!("{}.gz", seg_name(1)));
+    let out = get(
+        &w,
+        &[
+            "--file",
+            file.to_str().unwrap(),
+            "--limit",
+            "0",
+            "-o",
+            "jsonl",
+            "--grep",
+            "p-a[23]",
+        ],
+    );
+    assert_eq!(sigs(ok(&out)), ["a2", "a3"]);
+    assert_eq!(out.stderr, "");
+    // A pattern that is not one.
+    let out = get(&w, &["--stored", "--grep", "(?z)"]);
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr.contains("invalid --grep pattern"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn tail_stored_greps_what_it_prints_first_and_what_it_follows() {
+    let w = World::new();
+    let dir = store(&w);
+    let active = dir.join("events.jsonl");
+    let r = |i: u32, kind: &str| rec(&format!("2026-08-01T00:00:{i:02}Z"), kind, &format!("s{i}"));
+    std::fs::write(
+        &active,
+        lines(&[r(1, "authz"), r(2, "access"), r(3, "authz"), r(4, "access")]),
+    )
+    .unwrap();
+    let mut tail = tail_stored_following(&w, &["-n", "5", "--grep", "Ingress"]);
+    wait_sigs(&mut tail, &["s2", "s4"]);
+    append(&active, &lines(&[r(5, "authz"), r(6, "access")]));
+    wait_sigs(&mut tail, &["s2", "s4", "s6"]);
+    assert_eq!(tail.stderr(), "");
+    tail.interrupt();
+    assert!(tail.wait_exit(Duration::from_secs(10)).success());
 }

@@ -437,6 +437,65 @@ fn offline_check_passes_a_valid_archive_and_names_a_tampered_record() {
 }
 
 #[test]
+fn offline_check_of_many_files_reports_them_in_order() {
+    // Files are checked one per core; the report is still one file after
+    // the other.
+    let w = World::new();
+    let events = archive(&w, 6, 0);
+    let lines = read_lines(&events);
+    let tamper = |line: &str| {
+        let pos = line.find("\"principal_id\":\"").unwrap() + 16;
+        let mut bytes = line.as_bytes().to_vec();
+        bytes[pos] = if bytes[pos] == b'0' { b'1' } else { b'0' };
+        String::from_utf8(bytes).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for i in 0..7 {
+        let mut mine = lines.clone();
+        if i % 3 == 1 {
+            mine[i % 6] = tamper(&mine[i % 6]);
+        }
+        if i == 5 {
+            mine.insert(2, "not a record".to_owned());
+        }
+        let path = dir.path().join(format!("f{i}.jsonl"));
+        std::fs::write(&path, mine.join("\n") + "\n").unwrap();
+        files.push(path);
+    }
+    let mut args = vec!["get", "audit-logs", "--verify"];
+    for f in &files {
+        args.extend(["--file", f.to_str().unwrap()]);
+    }
+    let out = w.run(&args);
+    assert_eq!(out.code(), Some(1), "{}\n{}", out.stdout, out.stderr);
+    let want: String = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let invalid = u64::from(i % 3 == 1);
+            format!(
+                "{}: valid {}, invalid {invalid}, unsigned 0, unverifiable 0\n",
+                f.display(),
+                6 - invalid
+            )
+        })
+        .collect();
+    assert_eq!(out.stdout, want);
+    let err: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(err.len(), 4, "{}", out.stderr);
+    let starts = [
+        format!("{}:2: invalid_signature: ", files[1].display()),
+        format!("{}:5: invalid_signature: ", files[4].display()),
+        format!("warning: {}:3: not an audit record", files[5].display()),
+        "Error: signature check failed: 2 record(s)".to_owned(),
+    ];
+    for (line, start) in err.iter().zip(&starts) {
+        assert!(line.starts_with(start.as_str()), "{}", out.stderr);
+    }
+}
+
+#[test]
 fn offline_keys_come_from_jwks_flag_saved_file_or_konnect() {
     let w = World::new();
     let events = archive(&w, 5, 2);

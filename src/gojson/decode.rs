@@ -67,6 +67,9 @@ struct Scratch {
     entries: Vec<(Bytes, Val)>,
     /// Sort order of an object's entries: key prefix and entry index.
     order: Vec<(u64, usize)>,
+    /// The containers open in a value read through without building it:
+    /// true for an object.
+    skipped: Vec<bool>,
 }
 
 impl Scratch {
@@ -84,6 +87,7 @@ impl Scratch {
         reset(&mut self.items);
         reset(&mut self.entries);
         reset(&mut self.order);
+        reset(&mut self.skipped);
     }
 }
 
@@ -101,6 +105,20 @@ thread_local! {
 ///
 /// Strings without escapes share `record`'s buffer instead of being copied.
 pub fn parse(record: &Bytes, depth_limit: usize) -> Result<Option<Val>, SyntaxError> {
+    parse_members(record, depth_limit, None)
+}
+
+/// [`parse`], keeping of a top-level object only the members named in
+/// `wanted` (sorted): the others are read through with every check and
+/// message of a full parse, so the outcome for a record that is not valid
+/// JSON is the same, but no value is built for them. For a filter that
+/// reads only those members ([`crate::jq`] works that out), the
+/// result is the same as filtering the whole object. `None` keeps all.
+pub fn parse_members(
+    record: &Bytes,
+    depth_limit: usize,
+    wanted: Option<&[Box<[u8]>]>,
+) -> Result<Option<Val>, SyntaxError> {
     SCRATCH.with_borrow_mut(|scratch| {
         let result = Parser {
             src: record,
@@ -108,7 +126,7 @@ pub fn parse(record: &Bytes, depth_limit: usize) -> Result<Option<Val>, SyntaxEr
             range_error: None,
             depth_limit: depth_limit.min(MAX_DEPTH),
         }
-        .document(scratch);
+        .document(scratch, wanted);
         scratch.reset();
         result
     })
@@ -183,59 +201,81 @@ impl Parser<'_> {
         None
     }
 
-    fn document(mut self, scratch: &mut Scratch) -> Result<Option<Val>, SyntaxError> {
+    fn document(
+        mut self,
+        scratch: &mut Scratch,
+        wanted: Option<&[Box<[u8]>]>,
+    ) -> Result<Option<Val>, SyntaxError> {
         let Scratch {
             frames,
             items,
             entries,
             order,
+            skipped,
         } = scratch;
+        // The member of the top-level object being read is not wanted: its
+        // value is read through, not kept.
+        let mut unwanted = false;
         'value: loop {
-            let c = self.next_token().ok_or_else(SyntaxError::eof)?;
+            let mut keep = true;
+            let c = if std::mem::take(&mut unwanted) {
+                self.skip_value(1, skipped)?;
+                keep = false;
+                None
+            } else {
+                Some(self.next_token().ok_or_else(SyntaxError::eof)?)
+            };
             let mut value = match c {
-                b'{' | b'[' => {
-                    if frames.len() == MAX_DEPTH {
-                        return Err(SyntaxError::invalid(c, "exceeded max depth"));
-                    }
-                    if frames.len() == self.depth_limit {
-                        return Ok(None);
-                    }
-                    self.i += 1;
-                    let close = if c == b'{' { b'}' } else { b']' };
-                    match self.next_token() {
-                        Some(n) if n == close => {
-                            self.i += 1;
-                            if c == b'{' {
-                                Val::obj(Map::default())
-                            } else {
-                                Val::Arr(Vec::new().into())
+                None => Val::Null,
+                Some(c) => match c {
+                    b'{' | b'[' => {
+                        if frames.len() == MAX_DEPTH {
+                            return Err(SyntaxError::invalid(c, "exceeded max depth"));
+                        }
+                        if frames.len() == self.depth_limit {
+                            return Ok(None);
+                        }
+                        self.i += 1;
+                        let close = if c == b'{' { b'}' } else { b']' };
+                        match self.next_token() {
+                            Some(n) if n == close => {
+                                self.i += 1;
+                                if c == b'{' {
+                                    Val::obj(Map::default())
+                                } else {
+                                    Val::Arr(Vec::new().into())
+                                }
+                            }
+                            _ if c == b'[' => {
+                                frames.push(Frame::Arr { start: items.len() });
+                                continue 'value;
+                            }
+                            _ => {
+                                let key = match wanted.filter(|_| frames.is_empty()) {
+                                    Some(wanted) => self.member_key(wanted, &mut unwanted)?,
+                                    None => self.object_key()?,
+                                };
+                                let start = entries.len();
+                                frames.push(Frame::Obj { start, key });
+                                continue 'value;
                             }
                         }
-                        _ if c == b'[' => {
-                            frames.push(Frame::Arr { start: items.len() });
-                            continue 'value;
-                        }
-                        _ => {
-                            let key = self.object_key()?;
-                            let start = entries.len();
-                            frames.push(Frame::Obj { start, key });
-                            continue 'value;
-                        }
                     }
-                }
-                b'"' => {
-                    self.i += 1;
-                    Val::TStr(Box::new(self.string()?))
-                }
-                b'-' | b'0'..=b'9' => self.number()?,
-                b't' => self.literal(b"true", Val::Bool(true))?,
-                b'f' => self.literal(b"false", Val::Bool(false))?,
-                b'n' => self.literal(b"null", Val::Null)?,
-                _ => return Err(SyntaxError::invalid(c, "looking for beginning of value")),
+                    b'"' => {
+                        self.i += 1;
+                        Val::TStr(Box::new(self.string()?))
+                    }
+                    b'-' | b'0'..=b'9' => self.number()?,
+                    b't' => self.literal(b"true", Val::Bool(true))?,
+                    b'f' => self.literal(b"false", Val::Bool(false))?,
+                    b'n' => self.literal(b"null", Val::Null)?,
+                    _ => return Err(SyntaxError::invalid(c, "looking for beginning of value")),
+                },
             };
             // A value is complete: hand it to its container, closing every
             // container that ends right after it.
             loop {
+                let top = frames.len() == 1;
                 match frames.last_mut() {
                     None => {
                         return match self.next_token() {
@@ -263,11 +303,17 @@ impl Parser<'_> {
                         }
                     }
                     Some(Frame::Obj { start, key }) => {
-                        entries.push((std::mem::take(key), value));
+                        let member = std::mem::take(key);
+                        if std::mem::replace(&mut keep, true) {
+                            entries.push((member, value));
+                        }
                         match self.next_token() {
                             Some(b',') => {
                                 self.i += 1;
-                                *key = self.object_key()?;
+                                *key = match wanted.filter(|_| top) {
+                                    Some(wanted) => self.member_key(wanted, &mut unwanted)?,
+                                    None => self.object_key()?,
+                                };
                                 continue 'value;
                             }
                             Some(b'}') => {
@@ -288,21 +334,33 @@ impl Parser<'_> {
 
     /// Parses `"key" :` and leaves the position at the value.
     fn object_key(&mut self) -> Result<Bytes, SyntaxError> {
-        match self.next_token() {
-            Some(b'"') => self.i += 1,
-            Some(c) => {
-                return Err(SyntaxError::invalid(
-                    c,
-                    "looking for beginning of object key string",
-                ));
-            }
-            None => return Err(SyntaxError::eof()),
-        }
+        self.key_quote()?;
         let key = self.string()?;
+        self.key_colon()?;
+        Ok(key)
+    }
+
+    /// The opening quote of an object key.
+    fn key_quote(&mut self) -> Result<(), SyntaxError> {
+        match self.next_token() {
+            Some(b'"') => {
+                self.i += 1;
+                Ok(())
+            }
+            Some(c) => Err(SyntaxError::invalid(
+                c,
+                "looking for beginning of object key string",
+            )),
+            None => Err(SyntaxError::eof()),
+        }
+    }
+
+    /// The colon after an object key.
+    fn key_colon(&mut self) -> Result<(), SyntaxError> {
         match self.next_token() {
             Some(b':') => {
                 self.i += 1;
-                Ok(key)
+                Ok(())
             }
             Some(c) => Err(SyntaxError::invalid(c, "after object key")),
             None => Err(SyntaxError::eof()),
@@ -387,6 +445,19 @@ impl Parser<'_> {
 
     /// Parses the rest of a string whose opening quote has been consumed.
     fn string(&mut self) -> Result<Bytes, SyntaxError> {
+        let start = self.i;
+        let (end, plain, ascii) = self.string_end()?;
+        let raw = &self.src[start..end];
+        if plain && (ascii || std::str::from_utf8(raw).is_ok()) {
+            return Ok(self.src.slice(start..end));
+        }
+        Ok(Bytes::from(unescape(raw)))
+    }
+
+    /// Checks the rest of a string whose opening quote has been consumed
+    /// and moves past its closing quote; returns where that quote is,
+    /// whether the string has no escape and whether it is all ASCII.
+    fn string_end(&mut self) -> Result<(usize, bool, bool), SyntaxError> {
         let src: &[u8] = self.src;
         let start = self.i;
         let mut i = start;
@@ -433,11 +504,133 @@ impl Parser<'_> {
             }
         }
         self.i = i + 1;
-        let raw = &src[start..i];
-        if plain && (ascii || std::str::from_utf8(raw).is_ok()) {
-            return Ok(self.src.slice(start..i));
+        Ok((i, plain, ascii))
+    }
+
+    /// Reads one value through without building it, with the checks and
+    /// messages of [`Parser::document`]; `depth` containers are open around
+    /// it. Nesting needs no recursion here, so only Go's own limit applies.
+    fn skip_value(&mut self, depth: usize, open: &mut Vec<bool>) -> Result<(), SyntaxError> {
+        open.clear();
+        'value: loop {
+            let c = self.next_token().ok_or_else(SyntaxError::eof)?;
+            match c {
+                b'{' | b'[' => {
+                    if depth + open.len() == MAX_DEPTH {
+                        return Err(SyntaxError::invalid(c, "exceeded max depth"));
+                    }
+                    self.i += 1;
+                    let close = if c == b'{' { b'}' } else { b']' };
+                    match self.next_token() {
+                        Some(n) if n == close => self.i += 1,
+                        _ if c == b'[' => {
+                            open.push(false);
+                            continue 'value;
+                        }
+                        _ => {
+                            self.skip_key()?;
+                            open.push(true);
+                            continue 'value;
+                        }
+                    }
+                }
+                b'"' => {
+                    self.i += 1;
+                    self.string_end()?;
+                }
+                b'-' | b'0'..=b'9' => {
+                    self.number()?;
+                }
+                b't' => {
+                    self.literal(b"true", Val::Null)?;
+                }
+                b'f' => {
+                    self.literal(b"false", Val::Null)?;
+                }
+                b'n' => {
+                    self.literal(b"null", Val::Null)?;
+                }
+                _ => return Err(SyntaxError::invalid(c, "looking for beginning of value")),
+            }
+            // A value is complete: close what ends after it.
+            loop {
+                match open.last() {
+                    None => return Ok(()),
+                    Some(false) => match self.next_token() {
+                        Some(b',') => {
+                            self.i += 1;
+                            continue 'value;
+                        }
+                        Some(b']') => {
+                            self.i += 1;
+                            open.pop();
+                        }
+                        Some(c) => return Err(SyntaxError::invalid(c, "after array element")),
+                        None => return Err(SyntaxError::eof()),
+                    },
+                    Some(true) => match self.next_token() {
+                        Some(b',') => {
+                            self.i += 1;
+                            self.skip_key()?;
+                            continue 'value;
+                        }
+                        Some(b'}') => {
+                            self.i += 1;
+                            open.pop();
+                        }
+                        Some(c) => {
+                            return Err(SyntaxError::invalid(c, "after object key:value pair"));
+                        }
+                        None => return Err(SyntaxError::eof()),
+                    },
+                }
+            }
         }
-        Ok(Bytes::from(unescape(raw)))
+    }
+
+    /// [`Parser::object_key`] of a member of the top-level object, whose
+    /// value is kept only if its key is `wanted`: else `unwanted` is set and
+    /// the key is not built.
+    fn member_key(
+        &mut self,
+        wanted: &[Box<[u8]>],
+        unwanted: &mut bool,
+    ) -> Result<Bytes, SyntaxError> {
+        let at = self.i;
+        self.skip_key()?;
+        let end = self.i;
+        // The key's text, when it has no escape: most keys.
+        let start = self.src[at..]
+            .iter()
+            .position(|&c| c == b'"')
+            .map(|q| at + q + 1);
+        if let Some(start) = start {
+            let close = start
+                + self.src[start..end]
+                    .iter()
+                    .position(|&c| c == b'"' || c == b'\\')
+                    .unwrap_or(0);
+            if self.src[close] == b'"' && self.src[start..close].is_ascii() {
+                let raw = &self.src[start..close];
+                if wanted.iter().any(|w| **w == *raw) {
+                    return Ok(self.src.slice(start..close));
+                }
+                *unwanted = true;
+                return Ok(Bytes::new());
+            }
+        }
+        // Escapes or non-ASCII: read it as any key.
+        self.i = at;
+        let key = self.object_key()?;
+        *unwanted = !wanted.iter().any(|w| **w == key[..]);
+        Ok(key)
+    }
+
+    /// [`Parser::object_key`] without keeping the key.
+    fn skip_key(&mut self) -> Result<(), SyntaxError> {
+        self.key_quote()?;
+        self.string_end()?;
+        self.key_colon()
     }
 }
 

@@ -550,6 +550,35 @@ proptest! {
     }
 
     #[test]
+    fn projected_documents_are_the_full_ones_less_the_members_not_wanted(
+        doc in doc(),
+        spaces in spaces(),
+        edits in prop::collection::vec(edit(), 0..3),
+        wanted in prop::collection::vec(prop::sample::select(vec!["a", "b", "", "é", "x y"]), 0..3),
+    ) {
+        let r = Render::new(&doc, spaces);
+        let text = std::str::from_utf8(&r.serde).expect("the equivalent is valid UTF-8");
+        check_projection(&r.go, &wanted)?;
+        check_projection(&apply(text, &edits), &wanted)?;
+    }
+
+    #[test]
+    fn projected_token_soup_fails_as_the_full_parse_does(
+        tokens in prop::collection::vec(
+            prop::sample::select(vec![
+                "{", "}", "[", "]", ":", ",", " ", "\"a\"", "\"b\"", "\"", "\\", "\\u", "00e9",
+                "d800", "1", "0", "-", ".", "e", "+", "5", "true", "nul", "null", "1e999",
+                "\t", "\x01", "é",
+            ]),
+            0..24,
+        ),
+    ) {
+        let text = format!("{{{}", tokens.concat());
+        check_projection(text.as_bytes(), &["a"])?;
+        check_projection(text.as_bytes(), &[])?;
+    }
+
+    #[test]
     fn integers_beyond_float64_are_exact_where_serde_json_refuses_them(
         digits in "-?[1-9][0-9]{309,400}",
     ) {
@@ -567,6 +596,38 @@ proptest! {
             Norm::Obj([(b"trace_id".to_vec(), Norm::Int(digits))].into())
         );
     }
+}
+
+/// A projected parse (`parse_members`) is the full parse without the
+/// members not wanted, and fails exactly as the full parse does.
+fn check_projection(input: &[u8], wanted: &[&str]) -> Result<(), TestCaseError> {
+    let mut keys: Vec<Box<[u8]>> = wanted.iter().map(|k| k.as_bytes().into()).collect();
+    keys.sort();
+    keys.dedup();
+    let record = Bytes::copy_from_slice(input);
+    let full = parse(&record, MAX_DEPTH).map(|v| v.expect("no limit below Go's"));
+    let projected =
+        super::parse_members(&record, MAX_DEPTH, Some(&keys)).map(|v| v.expect("no limit"));
+    match (full, projected) {
+        (Ok(full), Ok(projected)) => {
+            let want = match from_gojson(&full) {
+                Norm::Obj(mut map) => {
+                    map.retain(|k, _| keys.iter().any(|w| **w == k[..]));
+                    Norm::Obj(map)
+                }
+                other => other,
+            };
+            prop_assert_eq!(want, from_gojson(&projected));
+        }
+        (Err(a), Err(b)) => prop_assert_eq!(
+            a.to_string(),
+            b.to_string(),
+            "{}",
+            String::from_utf8_lossy(input)
+        ),
+        (a, b) => prop_assert!(false, "full {:?}, projected {:?}", a, b),
+    }
+    Ok(())
 }
 
 #[test]

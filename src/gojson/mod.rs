@@ -39,7 +39,7 @@ mod differential;
 mod encode;
 mod swar;
 
-pub use decode::{MAX_DEPTH, SyntaxError, parse, parse_string};
+pub use decode::{MAX_DEPTH, SyntaxError, parse, parse_members, parse_string};
 pub use encode::{EncodeError, write, write_str};
 
 /// Bytewise order, deciding most pairs of keys on their first eight bytes

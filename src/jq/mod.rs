@@ -17,6 +17,9 @@
 //! for unknown names), followed by jaq's diagnosis with the expression and
 //! the error marked under it.
 
+mod projection;
+mod simple;
+
 use crate::gojson::{self, EncodeError, SyntaxError};
 use bytes::Bytes;
 use core::fmt;
@@ -41,6 +44,12 @@ const DEEP_STACK: usize = 256 << 20;
 pub struct JqFilter {
     expr: String,
     filter: jaq_core::Filter<Data>,
+    /// The only members of a record the filter reads, when it reads no
+    /// more ([`projection`]): the others are not parsed into values.
+    members: Option<Vec<Box<[u8]>>>,
+    /// The filter without jaq's interpreter, if it is that simple
+    /// ([`simple`]).
+    simple: Option<simple::Simple>,
 }
 
 impl fmt::Debug for JqFilter {
@@ -89,6 +98,8 @@ impl JqFilter {
         Ok(JqFilter {
             expr: expr.to_owned(),
             filter,
+            members: projection::members(expr),
+            simple: simple::Simple::compile(expr),
         })
     }
 
@@ -103,6 +114,12 @@ impl JqFilter {
     /// On error nothing is appended (`out` keeps its length), so one buffer
     /// can collect many records.
     pub fn apply(&self, record: &[u8], out: &mut Vec<u8>) -> Result<(), RecordSkip> {
+        // One copy of the record; strings without escapes point into it.
+        self.apply_bytes(&Bytes::copy_from_slice(record), out)
+    }
+
+    /// [`JqFilter::apply`] to a record already in [`Bytes`] (no copy).
+    pub fn apply_bytes(&self, record: &Bytes, out: &mut Vec<u8>) -> Result<(), RecordSkip> {
         self.apply_as(record, out, Results::Line).map(|_| ())
     }
 
@@ -112,12 +129,17 @@ impl JqFilter {
     /// last does not. Returns the number of results (lines): none prints
     /// nothing.
     pub fn apply_raw(&self, record: &[u8], out: &mut Vec<u8>) -> Result<usize, RecordSkip> {
+        self.apply_raw_bytes(&Bytes::copy_from_slice(record), out)
+    }
+
+    /// [`JqFilter::apply_raw`] to a record already in [`Bytes`] (no copy).
+    pub fn apply_raw_bytes(&self, record: &Bytes, out: &mut Vec<u8>) -> Result<usize, RecordSkip> {
         self.apply_as(record, out, Results::RawLines)
     }
 
     fn apply_as(
         &self,
-        record: &[u8],
+        record: &Bytes,
         out: &mut Vec<u8>,
         mode: Results,
     ) -> Result<usize, RecordSkip> {
@@ -137,7 +159,9 @@ impl JqFilter {
     /// all is no match.
     pub fn matches(&self, record: &[u8]) -> Result<bool, RecordSkip> {
         use jaq_core::ValT;
-        self.on_record(record, |input| {
+        // One copy of the record; strings without escapes point into it.
+        let record = Bytes::copy_from_slice(record);
+        self.on_record(&record, |input| {
             let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
             for result in self.filter.id.run((ctx, input)) {
                 if result.map_err(filter_error)?.as_bool() {
@@ -150,16 +174,15 @@ impl JqFilter {
 
     /// Parses the record and hands it to `f`: on the caller's stack up to
     /// [`SHALLOW_DEPTH`], else on a thread of its own ([`Self::on_deep`]).
+    /// Only the members the filter reads are parsed into values.
     fn on_record<T: Send>(
         &self,
-        record: &[u8],
+        record: &Bytes,
         f: impl FnOnce(Val) -> Result<T, RecordSkip> + Send,
     ) -> Result<T, RecordSkip> {
-        // One copy of the record; strings without escapes point into it.
-        let record = Bytes::copy_from_slice(record);
-        match gojson::parse(&record, SHALLOW_DEPTH) {
+        match gojson::parse_members(record, SHALLOW_DEPTH, self.members.as_deref()) {
             Ok(Some(input)) => f(input),
-            Ok(None) => Self::on_deep(&record, f),
+            Ok(None) => self.on_deep(record, f),
             Err(e) => Err(RecordSkip::InvalidJson(e)),
         }
     }
@@ -169,6 +192,7 @@ impl JqFilter {
     /// limit: jaq, like printing and dropping values, recurses once per
     /// level, a few KiB each.
     fn on_deep<T: Send>(
+        &self,
         record: &Bytes,
         f: impl FnOnce(Val) -> Result<T, RecordSkip> + Send,
     ) -> Result<T, RecordSkip> {
@@ -176,10 +200,13 @@ impl JqFilter {
             let worker = std::thread::Builder::new()
                 .name("kongctl-jq-deep".into())
                 .stack_size(DEEP_STACK)
-                .spawn_scoped(scope, || match gojson::parse(record, gojson::MAX_DEPTH) {
-                    Ok(Some(input)) => f(input),
-                    Ok(None) => unreachable!("gojson::parse stops at MAX_DEPTH with an error"),
-                    Err(e) => Err(RecordSkip::InvalidJson(e)),
+                .spawn_scoped(scope, || {
+                    match gojson::parse_members(record, gojson::MAX_DEPTH, self.members.as_deref())
+                    {
+                        Ok(Some(input)) => f(input),
+                        Ok(None) => unreachable!("gojson::parse stops at MAX_DEPTH with an error"),
+                        Err(e) => Err(RecordSkip::InvalidJson(e)),
+                    }
                 });
             match worker {
                 Ok(worker) => worker
@@ -193,14 +220,56 @@ impl JqFilter {
     }
 
     fn run(&self, input: Val, out: &mut Vec<u8>, mode: Results) -> Result<usize, RecordSkip> {
+        if let Some(simple) = &self.simple
+            && let Ok(result) = simple.eval(&input)
+        {
+            let start = out.len();
+            match result {
+                None if mode == Results::Line => out.extend_from_slice(b"null"),
+                None => return Ok(0),
+                Some(simple::Value::Val(Val::TStr(s) | Val::BStr(s)))
+                    if mode == Results::RawLines =>
+                {
+                    out.extend_from_slice(&s);
+                    return Ok(1);
+                }
+                Some(value) => {
+                    if simple::write(out, &value).is_err() {
+                        // jaq words what cannot be written.
+                        out.truncate(start);
+                        return self.run_jaq(input, out, mode);
+                    }
+                    return Ok(1);
+                }
+            }
+            return Ok(0);
+        }
+        self.run_jaq(input, out, mode)
+    }
+
+    fn run_jaq(&self, input: Val, out: &mut Vec<u8>, mode: Results) -> Result<usize, RecordSkip> {
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
+        let results = self
+            .filter
+            .id
+            .run((ctx, input))
+            .map(|r| r.map_err(filter_error));
+        Self::write(results, out, mode)
+    }
+
+    /// Writes a record's results as `mode` says.
+    fn write(
+        results: impl Iterator<Item = Result<Val, RecordSkip>>,
+        out: &mut Vec<u8>,
+        mode: Results,
+    ) -> Result<usize, RecordSkip> {
         let start = out.len();
         let mut count = 0usize;
         // The original collected every result before encoding, so a filter
         // error wins over an encoding error of an earlier result.
         let mut encode_error = None;
-        for result in self.filter.id.run((ctx, input)) {
-            let value = result.map_err(filter_error)?;
+        for result in results {
+            let value = result?;
             count += 1;
             if encode_error.is_some() {
                 continue;
@@ -573,6 +642,130 @@ mod tests {
         // Deeper than the caller's stack is asked for.
         let deep = format!("{}{}", "[".repeat(2000), "]".repeat(2000));
         assert_eq!(m("length == 1", &deep), Ok(true));
+    }
+
+    /// Filters that read only some members give, with only those parsed
+    /// and run without jaq where they are simple enough, exactly what jaq
+    /// gives with the whole record: results, errors and warnings, on every
+    /// record of the original's test data and on some made for it.
+    #[test]
+    fn reading_only_the_members_a_filter_reads_changes_nothing() {
+        let mut records: Vec<Vec<u8>> = include_bytes!("testdata/records.jsonl")
+            .split(|&c| c == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        for extra in [
+            r#"{"a":{"x":1},"b":"x","c":[1,2],"k":"v","v":3,"event_id":"e"}"#,
+            r#"{"a":"s","b":null,"request":{"status_code":500},"event_id":7}"#,
+            r#"{"a":1,"b":2,"a":{"x":"last"}}"#,
+            r#"{"a":1,"b":[1,2,3}"#,
+            r#"{"z":1e999,"a":1}"#,
+            r#"{"z":"\ud800","a":"\u00e9"}"#,
+            r#"[1,2]"#,
+            r#""text""#,
+        ] {
+            records.push(extra.as_bytes().to_vec());
+        }
+        for expr in [
+            "{ts: .event_ts, name, principal_id, granted}",
+            "{ts: .event_ts, name, request: (.request // null)}",
+            "select(.request.status_code >= 400) | .event_id",
+            ".a[.b]",
+            ".a.x",
+            ".a | keys",
+            ".a + .b",
+            r#""\(.a)-\(.b)""#,
+            "try (.a | tostring) catch .",
+            "if .a then .b else .c end",
+            ".a as $x | [.b, $x]",
+            "{(.k): .v}",
+            "select(.a and (.b | not)) | {c}",
+            "{a, b: .b.x, c: (.c // null), d: (.a // 7), e: \"s\", f: true}",
+            "select(.a == 1) | .b",
+            "select(.a >= \"s\") | {b}",
+            "select(.request.status_code < 500) | .event_id",
+            ".a.x // .b",
+            "select(.b) | .a",
+            "{event_ts, sig: .sig} | .sig",
+        ] {
+            let projected = JqFilter::compile(expr).unwrap();
+            assert!(projected.members.is_some(), "{expr}");
+            let mut whole = JqFilter::compile(expr).unwrap();
+            whole.members = None;
+            whole.simple = None;
+            for record in &records {
+                let run = |f: &JqFilter| {
+                    let mut out = Vec::new();
+                    let mut raw = Vec::new();
+                    let line = f.apply(record, &mut out).map_err(|e| f.skip_warning(&e));
+                    let lines = f.apply_raw(record, &mut raw).map_err(|e| e.to_string());
+                    (line, out, lines, raw)
+                };
+                assert_eq!(
+                    run(&projected),
+                    run(&whole),
+                    "{expr} on {}",
+                    String::from_utf8_lossy(record)
+                );
+            }
+        }
+    }
+
+    thread_local! {
+        /// Each filter run without jaq where it can, and by jaq alone.
+        static SIMPLE_PAIRS: Vec<(JqFilter, JqFilter)> = [
+            "{ts: .a, name, x: .x.y}",
+            "{ts: .a, name, request: (.request // null)}",
+            "select(.request.status_code >= 400) | .event_id",
+            "select(.a == 1) | {b, c}",
+            "select(.a) | .b // .c",
+            ".x.x.y",
+            "select(.b < \"s\") | .name",
+            "{a: {b: .b, c: 1}, d: .x}",
+        ]
+        .into_iter()
+        .map(|expr| {
+            let fast = JqFilter::compile(expr).unwrap();
+            assert!(fast.simple.is_some(), "{expr}");
+            let mut jaq = JqFilter::compile(expr).unwrap();
+            jaq.simple = None;
+            jaq.members = None;
+            (fast, jaq)
+        })
+        .collect();
+    }
+
+    proptest::proptest! {
+        /// The filters run without jaq give what jaq gives, on records of
+        /// every shape those filters can meet.
+        #[test]
+        fn simple_filters_give_what_jaq_gives(
+            members in proptest::collection::vec((
+                proptest::sample::select(vec!["a", "b", "c", "x", "request", "event_id", "name"]),
+                proptest::sample::select(vec![
+                    "null", "true", "false", "0", "1", "-3", "400", "500", "2.5", "1e3",
+                    "12345678901234567890", "\"s\"", "\"\"", "\"t<&>\"", "[]", "[1,\"a\"]",
+                    "{}", "{\"x\":1}", "{\"status_code\":404,\"x\":null}", "{\"x\":{\"y\":2}}",
+                ]),
+            ), 0..6),
+        ) {
+            let body: Vec<String> = members.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            let record = format!("{{{}}}", body.join(","));
+            let run = |f: &JqFilter| {
+                let mut out = Vec::new();
+                let mut raw = Vec::new();
+                let line = f.apply(record.as_bytes(), &mut out).map_err(|e| e.to_string());
+                let lines = f.apply_raw(record.as_bytes(), &mut raw).map_err(|e| e.to_string());
+                (line, String::from_utf8_lossy(&out).into_owned(), lines, String::from_utf8_lossy(&raw).into_owned())
+            };
+            SIMPLE_PAIRS.with(|pairs| {
+                for (fast, jaq) in pairs {
+                    proptest::prop_assert_eq!(run(fast), run(jaq), "{} on {}", fast.expr(), record);
+                }
+                Ok(())
+            })?;
+        }
     }
 
     /// Output of the original's code (Go's json.Unmarshal, gojq, Go's

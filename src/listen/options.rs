@@ -169,6 +169,7 @@ impl ListenOptions {
             (!read.alerts.is_empty(), "--alert"),
             (!read.principals.is_empty(), "--principal"),
             (read.resolve.is_some(), "--resolve"),
+            (read.grep.is_some(), "--grep"),
         ]
         .into_iter()
         .find_map(|(given, name)| given.then_some(name));
@@ -178,6 +179,9 @@ impl ListenOptions {
             return Err(usage(format!("{flag} requires --tail")));
         }
         let alerts = crate::query::Rules::parse(&read.alerts).map_err(|e| usage(e.to_string()))?;
+        if let Some(pattern) = &read.grep {
+            crate::query::Grep::new(pattern).map_err(usage)?;
+        }
 
         let path = normalize_path(&args.path);
         let endpoint_given = args
@@ -571,6 +575,17 @@ mod tests {
         let mut a = args();
         a.jq = Some(".a".into());
         assert_eq!(err(&a), "--jq requires --tail");
+
+        let mut a = args();
+        a.read.grep = Some("x".into());
+        assert_eq!(err(&a), "--grep requires --tail");
+        a.tail = Some(true);
+        a.read.grep = Some("a(".into());
+        assert!(
+            err(&a).starts_with("invalid --grep pattern: regex parse error:"),
+            "{}",
+            err(&a)
+        );
 
         let mut a = args();
         a.tail = Some(true);

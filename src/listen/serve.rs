@@ -227,6 +227,10 @@ impl Run {
                 principals: read.principals.clone(),
                 names,
                 resolve: read.resolve == Some(true),
+                grep: read.grep.as_deref().map(|pattern| {
+                    crate::query::Grep::new(pattern)
+                        .expect("the pattern compiled during validation")
+                }),
             };
             Some(tokio::spawn(async move {
                 let end = crate::tail::run(feed, options).await;

@@ -8,6 +8,9 @@
 //! listener tail's warning on stderr; the query goes on.
 
 use std::io::{self, BufWriter, Write};
+use std::ops::Range;
+
+use bytes::Bytes;
 
 use super::{Output, Summary};
 use crate::jq::JqFilter;
@@ -16,11 +19,78 @@ use crate::record::Record;
 /// Room kept for a filtered line between records.
 const LINE_KEEP: usize = 64 * 1024;
 
+/// One record as [`Lines`] prints it, made ahead (see [`Preparer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prepared {
+    /// Printed, then a newline.
+    Line(Bytes),
+    /// Printed as nothing (`-r` and a filter with no result).
+    Nothing,
+    /// Not printed: this warning goes to stderr instead.
+    Skipped(String),
+}
+
+/// What [`Lines`] does with a record, without its writer, for other
+/// threads to do ahead: the filter's text, compiled by each thread that
+/// [`Preparer::start`]s (jaq's compiled filters stay on their thread).
+#[derive(Debug, Clone)]
+pub struct Preparer {
+    jq: Option<String>,
+    raw: bool,
+}
+
+impl Preparer {
+    /// A preparer on this thread.
+    pub fn start(&self) -> Prepare {
+        let jq = self.jq.as_deref().map(|expr| {
+            JqFilter::compile(expr).expect("the filter compiled once already compiles again")
+        });
+        Prepare { jq, raw: self.raw }
+    }
+}
+
+/// Makes the lines of records (one thread's [`Preparer`]).
+pub struct Prepare {
+    jq: Option<JqFilter>,
+    raw: bool,
+}
+
+/// Where a prepared line is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Made {
+    /// The record's bytes as received.
+    Record,
+    /// These bytes of the buffer given.
+    At(Range<usize>),
+    Nothing,
+    Skipped(String),
+}
+
+impl Prepare {
+    /// Prepares `record`, appending what it makes to `buf`.
+    pub fn prepare(&self, record: &Record, buf: &mut Vec<u8>) -> Made {
+        let Some(filter) = &self.jq else {
+            return Made::Record;
+        };
+        let start = buf.len();
+        let json = record.json_bytes();
+        let applied = if self.raw {
+            filter.apply_raw_bytes(&json, buf)
+        } else {
+            filter.apply_bytes(&json, buf).map(|()| 1)
+        };
+        match applied {
+            Ok(0) => Made::Nothing,
+            Ok(_) => Made::At(start..buf.len()),
+            Err(skip) => Made::Skipped(filter.skip_warning(&skip)),
+        }
+    }
+}
+
 pub struct Lines<W: Write, E: Write> {
     out: BufWriter<W>,
     warnings: E,
-    jq: Option<JqFilter>,
-    raw: bool,
+    prepare: Prepare,
     line: Vec<u8>,
 }
 
@@ -29,8 +99,7 @@ impl<W: Write, E: Write> Lines<W, E> {
         Lines {
             out: BufWriter::with_capacity(64 * 1024, out),
             warnings,
-            jq,
-            raw,
+            prepare: Prepare { jq, raw },
             line: Vec::new(),
         }
     }
@@ -43,35 +112,51 @@ impl<W: Write, E: Write> Lines<W, E> {
             .map_err(io::IntoInnerError::into_error)?;
         Ok((out, self.warnings))
     }
+
+    fn line(&mut self, line: &[u8]) -> io::Result<()> {
+        self.out.write_all(line)?;
+        self.out.write_all(b"\n")
+    }
+
+    fn warn(&mut self, warning: &str) -> io::Result<()> {
+        // Keep lines and warnings in order on a terminal.
+        self.out.flush()?;
+        let _ = writeln!(self.warnings, "{warning}");
+        Ok(())
+    }
 }
 
 impl<W: Write, E: Write> Output for Lines<W, E> {
     fn record(&mut self, record: &Record) -> io::Result<()> {
-        let Some(filter) = &self.jq else {
-            self.out.write_all(record.raw().trim_ascii())?;
-            return self.out.write_all(b"\n");
-        };
         if self.line.capacity() > LINE_KEEP {
             self.line = Vec::new();
         }
         self.line.clear();
-        let applied = if self.raw {
-            filter.apply_raw(record.json(), &mut self.line)
-        } else {
-            filter.apply(record.json(), &mut self.line).map(|()| 1)
-        };
-        match applied {
-            Ok(0) => Ok(()),
-            Ok(_) => {
-                self.line.push(b'\n');
-                self.out.write_all(&self.line)
+        match self.prepare.prepare(record, &mut self.line) {
+            Made::Record => self.line(record.raw().trim_ascii()),
+            Made::At(at) => {
+                let line = std::mem::take(&mut self.line);
+                let written = self.line(&line[at]);
+                self.line = line;
+                written
             }
-            Err(skip) => {
-                // Keep lines and warnings in order on a terminal.
-                self.out.flush()?;
-                let _ = writeln!(self.warnings, "{}", filter.skip_warning(&skip));
-                Ok(())
-            }
+            Made::Nothing => Ok(()),
+            Made::Skipped(warning) => self.warn(&warning),
+        }
+    }
+
+    fn preparer(&self) -> Option<Preparer> {
+        Some(Preparer {
+            jq: self.prepare.jq.as_ref().map(|f| f.expr().to_owned()),
+            raw: self.prepare.raw,
+        })
+    }
+
+    fn prepared(&mut self, prepared: &Prepared) -> io::Result<()> {
+        match prepared {
+            Prepared::Line(line) => self.line(line),
+            Prepared::Nothing => Ok(()),
+            Prepared::Skipped(warning) => self.warn(warning),
         }
     }
 

@@ -34,6 +34,7 @@ use std::io::{self, Write};
 use crate::jq::JqFilter;
 use crate::record::Record;
 use columns::Column;
+pub use jsonl::{Made, Prepare, Prepared, Preparer};
 
 /// `-o` for queries: upstream's `json|yaml|text`, plus `jsonl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -78,11 +79,29 @@ pub trait Output {
     }
     /// Prints what was held and flushes.
     fn finish(&mut self, summary: &Summary) -> io::Result<()>;
+    /// For a printer that prints each record on a line of its own: what
+    /// makes those lines on other threads (the stored query's workers),
+    /// to be printed in order with [`Output::prepared`].
+    fn preparer(&self) -> Option<Preparer> {
+        None
+    }
+    /// Prints one record as [`Output::preparer`] prepared it.
+    fn prepared(&mut self, _: &Prepared) -> io::Result<()> {
+        Err(io::Error::other(
+            "this printer takes records, not prepared lines",
+        ))
+    }
 }
 
 impl<O: Output + ?Sized> Output for Box<O> {
     fn record(&mut self, record: &Record) -> io::Result<()> {
         (**self).record(record)
+    }
+    fn preparer(&self) -> Option<Preparer> {
+        (**self).preparer()
+    }
+    fn prepared(&mut self, prepared: &Prepared) -> io::Result<()> {
+        (**self).prepared(prepared)
     }
     fn caught_up(&mut self) -> io::Result<()> {
         (**self).caught_up()

@@ -17,6 +17,7 @@
 
 pub mod alert;
 pub mod dedup;
+pub mod grep;
 pub mod names;
 pub mod options;
 pub mod principal;
@@ -28,10 +29,11 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use crate::output::{Output, Summary};
+use crate::output::{Output, Prepared, Summary};
 use crate::record::{EventType, Record};
 pub use alert::{Rule, Rules};
 pub use dedup::Dedup;
+pub use grep::Grep;
 pub use principal::{PrincipalKey, Principals};
 pub use view::RecordView;
 
@@ -110,6 +112,8 @@ pub struct Query {
     pub limit: Limit,
     pub origin: Origin,
     pub filter: Filter,
+    /// `--grep`: records whose bytes match ([`grep`]).
+    pub grep: Option<Grep>,
 }
 
 impl Query {
@@ -121,11 +125,24 @@ impl Query {
             limit: Limit::Unlimited,
             origin: Origin::Any,
             filter: Filter::default(),
+            grep: None,
         }
     }
 
-    /// Whether a record passes the window, type, stream and record filters.
+    /// Whether a record passes every filter: its bytes `--grep`, then the
+    /// window, type, stream and record filters.
     pub fn matches(&self, record: &Record) -> bool {
+        self.admits(record.raw()) && self.matches_read(record)
+    }
+
+    /// Whether a line's bytes, as stored, pass `--grep` (a source asks this
+    /// before it reads the line into a record).
+    pub fn admits(&self, line: &[u8]) -> bool {
+        self.grep.as_ref().is_none_or(|g| g.is_match(line))
+    }
+
+    /// [`Query::matches`] for a record whose bytes were [`Query::admits`]ed.
+    pub fn matches_read(&self, record: &Record) -> bool {
         self.window.contains(record.time())
             && self.kind.is_none_or(|k| record.kind() == Some(k))
             && self.origin.matches(record)
@@ -243,7 +260,28 @@ impl<O: Output> Pipeline<O> {
                     self.tail.pop_front();
                     self.truncated = true;
                 }
-                self.tail.push_back(record);
+                // Held to the end: not pinning the block it was read from.
+                self.tail.push_back(record.detached());
+            }
+        }
+        Ok(self.flow())
+    }
+
+    /// Offers one record that the source matched against the query itself
+    /// and had prepared by the output's [`Output::preparer`]. Only for
+    /// queries of the first N or all (a source that holds the last N
+    /// pushes records).
+    pub fn push_prepared(&mut self, prepared: &Prepared) -> io::Result<Flow> {
+        match self.query.limit {
+            Limit::First(n) if self.printed >= n => self.truncated = true,
+            Limit::First(_) | Limit::Unlimited => {
+                self.output.prepared(prepared)?;
+                self.printed += 1;
+            }
+            Limit::Last(_) => {
+                return Err(io::Error::other(
+                    "prepared records cannot be held for the last N",
+                ));
             }
         }
         Ok(self.flow())

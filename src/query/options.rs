@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{Filter, Limit, Origin, Query, Rules, Window};
+use super::{Filter, Grep, Limit, Origin, Query, Rules, Window};
 use crate::gofmt;
 use crate::jq::JqFilter;
 use crate::output::columns::{self, Column};
@@ -57,6 +57,7 @@ pub struct QueryFlags {
     pub summary: bool,
     /// `--resolve[=BOOL]`.
     pub resolve: Option<bool>,
+    pub grep: Option<String>,
 }
 
 /// The time flags, to be resolved against a clock.
@@ -127,6 +128,8 @@ pub struct QueryOptions {
     /// `--resolve`: `Some(true)` adds `principal_name` to JSON records,
     /// `Some(false)` turns every lookup off, `None` names tables only.
     pub resolve: Option<bool>,
+    /// `--grep`.
+    pub grep: Option<Grep>,
 }
 
 impl QueryOptions {
@@ -138,6 +141,7 @@ impl QueryOptions {
             limit: self.limit,
             origin: self.origin.clone(),
             filter: self.filter.clone(),
+            grep: self.grep.clone(),
         }
     }
 }
@@ -273,6 +277,12 @@ impl QueryFlags {
         } else {
             None
         };
+        // Ours: upstream has no --grep. Checked last, as the other
+        // additions.
+        let grep = match &self.grep {
+            Some(pattern) => Some(Grep::new(pattern).map_err(QueryFlagError)?),
+            None => None,
+        };
         Ok(QueryOptions {
             time,
             kind,
@@ -296,6 +306,7 @@ impl QueryFlags {
             principals: self.principals.clone(),
             summary: self.summary,
             resolve: self.resolve,
+            grep,
         })
     }
 

@@ -7,19 +7,27 @@
 //! from a stored or exported file holding any of those. The bytes are never
 //! re-serialised: they are what is stored, what `-o jsonl` prints and what
 //! Konnect signed. [`Record::new`] finds the format from the content and
-//! reads, once, what the query engine needs: the record's own time, its
-//! event type, its signature, the Dev Portal it came from (`portal_id`,
-//! present only on a portal's records) and, for CEF, the JSON object that
-//! `--jq`, `--type`, `--columns` and `-o json` see ([`cef`]).
+//! reads, in one pass over the bytes, what the query engine needs: the
+//! record's own time, its event type, where its signature is and the Dev
+//! Portal it came from (`portal_id`, present only on a portal's records).
+//! The rest waits until asked for: the signature and portal are ranges of
+//! the bytes (decoded only if they hold escapes), and a CEF record's JSON
+//! object, which `--jq`, `--columns` and `-o json` see ([`cef`]), is built
+//! the first time it is wanted. A JSON record is read by a scanner that
+//! builds nothing (`scan`); only a record it is not sure of goes through
+//! serde_json, which also words the errors.
 //!
 //! Deciding what to do with a record (window, type, dedup, printing) is left
 //! to [`crate::query`] and [`crate::output`]; checking its signature to the
 //! verifier.
 
 pub mod cef;
+mod scan;
 
 use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use jiff::Timestamp;
@@ -128,6 +136,45 @@ impl DedupKey {
     }
 }
 
+/// A string member of a record (its signature, its portal), kept where it
+/// is rather than copied.
+#[derive(Clone)]
+enum Text {
+    None,
+    /// A range of the raw bytes (valid UTF-8), as stored.
+    At(Range<u32>),
+    /// Decoded from a string with escapes.
+    Decoded(Box<str>),
+}
+
+impl Text {
+    /// The string `text` found in `raw`, if `keep` takes it: a range when
+    /// `text` borrows `raw`'s bytes, else a copy.
+    fn of(raw: &[u8], text: Option<Cow<'_, str>>, keep: impl Fn(&str) -> bool) -> Text {
+        let Some(text) = text.filter(|s| keep(s)) else {
+            return Text::None;
+        };
+        let start = (text.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
+        match &text {
+            Cow::Borrowed(s) if start <= raw.len() && raw.len() - start >= s.len() => {
+                match (u32::try_from(start), u32::try_from(start + s.len())) {
+                    (Ok(a), Ok(b)) => Text::At(a..b),
+                    _ => Text::Decoded(text.into_owned().into_boxed_str()),
+                }
+            }
+            _ => Text::Decoded(text.into_owned().into_boxed_str()),
+        }
+    }
+
+    fn get<'a>(&'a self, raw: &'a [u8]) -> Option<&'a str> {
+        match self {
+            Text::None => None,
+            Text::At(at) => std::str::from_utf8(&raw[at.start as usize..at.end as usize]).ok(),
+            Text::Decoded(s) => Some(s),
+        }
+    }
+}
+
 /// One audit record: its raw bytes and what was read from them.
 #[derive(Clone)]
 pub struct Record {
@@ -135,11 +182,12 @@ pub struct Record {
     format: Format,
     time: Option<Timestamp>,
     kind: Option<EventType>,
-    signature: Option<Box<str>>,
+    signature: Text,
     /// `portal_id`: the Dev Portal whose audit log this record is.
-    portal_id: Option<Box<str>>,
-    /// The JSON object of a CEF record ([`cef::to_json`]).
-    cef_json: Option<Box<[u8]>>,
+    portal_id: Text,
+    /// The JSON object of a CEF record ([`cef::to_json`]), built when first
+    /// asked for.
+    cef_json: OnceLock<Bytes>,
 }
 
 impl fmt::Debug for Record {
@@ -179,10 +227,7 @@ impl Record {
                 event_ts: None,
                 ts: None,
                 ..
-            } if inner.get().trim_start().starts_with('{') => (
-                Format::Cps,
-                Probe::read(inner.get().as_bytes()).unwrap_or_default(),
-            ),
+            } if inner.starts_with(b"{") => (Format::Cps, Probe::read(inner).unwrap_or_default()),
             Probe { ts: Some(_), .. } => (Format::Pull, probe),
             Probe {
                 event_ts: Some(_), ..
@@ -212,15 +257,8 @@ impl Record {
             Format::OtherJson => fields.kind.as_deref().and_then(EventType::parse),
             _ => EventType::of_webhook(fields.event_class_id.as_deref(), fields.name.as_deref()),
         };
-        let signature = fields
-            .sig
-            .or(fields.signature)
-            .filter(|s| !s.is_empty())
-            .map(|s| s.into_owned().into_boxed_str());
-        let portal_id = fields
-            .portal_id
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| s.into_owned().into_boxed_str());
+        let signature = Text::of(&raw, fields.sig.or(fields.signature), |s| !s.is_empty());
+        let portal_id = Text::of(&raw, fields.portal_id, |s| !s.trim().is_empty());
         Ok(Record {
             raw,
             format,
@@ -228,7 +266,7 @@ impl Record {
             kind,
             signature,
             portal_id,
-            cef_json: None,
+            cef_json: OnceLock::new(),
         })
     }
 
@@ -236,15 +274,10 @@ impl Record {
         let parsed = cef::parse(text).map_err(NotARecord::InvalidCef)?;
         let time = parsed.time.and_then(parse_time);
         let kind = EventType::of_webhook(parsed.event_class_id(), parsed.name());
-        let signature = parsed
-            .extension("sig")
-            .filter(|s| !s.is_empty())
-            .map(|s| s.into_owned().into_boxed_str());
-        let portal_id = parsed
-            .extension("portal_id")
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| s.into_owned().into_boxed_str());
-        let json = parsed.to_json().into_boxed_slice();
+        let signature = Text::of(&raw, parsed.extension("sig"), |s| !s.is_empty());
+        let portal_id = Text::of(&raw, parsed.extension("portal_id"), |s| {
+            !s.trim().is_empty()
+        });
         Ok(Record {
             raw,
             format: Format::Cef,
@@ -252,8 +285,18 @@ impl Record {
             kind,
             signature,
             portal_id,
-            cef_json: Some(json),
+            cef_json: OnceLock::new(),
         })
+    }
+
+    /// The same record in bytes of its own, for one that is kept while the
+    /// rest of the buffer it was read from goes (a record borrowed from a
+    /// block of a file would keep the whole block).
+    pub fn detached(&self) -> Record {
+        Record {
+            raw: Bytes::copy_from_slice(&self.raw),
+            ..self.clone()
+        }
     }
 
     /// The bytes exactly as received.
@@ -278,19 +321,19 @@ impl Record {
 
     /// The record's signature: `sig` (webhook) or `signature` (pull).
     pub fn signature(&self) -> Option<&str> {
-        self.signature.as_deref()
+        self.signature.get(&self.raw)
     }
 
     /// The Dev Portal this record came from (its `portal_id`, in any
     /// format); `None` for the organisation's records.
     pub fn portal_id(&self) -> Option<&str> {
-        self.portal_id.as_deref()
+        self.portal_id.get(&self.raw)
     }
 
     /// The key that identifies this record among deliveries of the same
     /// events (see [`DedupKey`]).
     pub fn dedup_key(&self) -> DedupKey {
-        match &self.signature {
+        match self.signature() {
             Some(sig) => DedupKey::of(b"sig:", sig.as_bytes()),
             None => DedupKey::of(b"raw:", self.raw.trim_ascii()),
         }
@@ -307,10 +350,27 @@ impl Record {
     /// header and extensions become an object shaped like Konnect's JSON
     /// format ([`cef`]).
     pub fn json(&self) -> &[u8] {
-        match &self.cef_json {
-            Some(json) => json,
-            None => self.raw.trim_ascii(),
+        match self.format {
+            Format::Cef => self.cef_json(),
+            _ => self.raw.trim_ascii(),
         }
+    }
+
+    /// [`Record::json`] as [`Bytes`] sharing the record's (no copy).
+    pub fn json_bytes(&self) -> Bytes {
+        match self.format {
+            Format::Cef => self.cef_json().clone(),
+            _ => self.raw.slice_ref(self.raw.trim_ascii()),
+        }
+    }
+
+    fn cef_json(&self) -> &Bytes {
+        self.cef_json.get_or_init(|| {
+            // The line parsed when the record was made.
+            cef::to_json(self.raw.trim_ascii())
+                .unwrap_or_default()
+                .into()
+        })
     }
 }
 
@@ -324,7 +384,7 @@ pub fn parse_time(text: &str) -> Option<Timestamp> {
 /// skipped without building values. Every member is taken as raw JSON, so
 /// that one of an unexpected type (a numeric `event_ts`) leaves that field
 /// unknown instead of failing the record.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 struct Probe<'a> {
     event_ts: Option<Cow<'a, str>>,
     ts: Option<Cow<'a, str>>,
@@ -335,7 +395,8 @@ struct Probe<'a> {
     signature: Option<Cow<'a, str>>,
     authentication_type: Option<Cow<'a, str>>,
     portal_id: Option<Cow<'a, str>>,
-    event: Option<&'a RawValue>,
+    /// The `event` member as JSON text.
+    event: Option<&'a [u8]>,
 }
 
 #[derive(Deserialize)]
@@ -363,7 +424,45 @@ struct RawProbe<'a> {
 }
 
 impl<'a> Probe<'a> {
+    /// Reads the probed members of `text` (trimmed, starting with `{`).
     fn read(text: &'a [u8]) -> Result<Probe<'a>, NotARecord> {
+        match scan::scan(text) {
+            Some(members) => Ok(Probe::at(text, &members)),
+            None => Self::read_slowly(text),
+        }
+    }
+
+    /// The members [`scan::scan`] found.
+    fn at(text: &'a [u8], m: &scan::Members) -> Probe<'a> {
+        let value = |at: &Option<Range<usize>>| at.clone().map(|r| &text[r]);
+        let string = |at: &Option<Range<usize>>| -> Option<Cow<'a, str>> {
+            let raw = value(at)?;
+            // Scanned: valid UTF-8 and, unless escaped, the string itself.
+            let raw = std::str::from_utf8(raw).ok()?;
+            if !raw.starts_with('"') {
+                return None;
+            }
+            if !raw.contains('\\') {
+                return Some(Cow::Borrowed(&raw[1..raw.len() - 1]));
+            }
+            serde_json::from_str::<Cow<'_, str>>(raw).ok()
+        };
+        Probe {
+            event_ts: string(&m.event_ts),
+            ts: string(&m.ts),
+            kind: string(&m.kind),
+            event_class_id: string(&m.event_class_id),
+            name: string(&m.name),
+            sig: string(&m.sig),
+            signature: string(&m.signature),
+            authentication_type: string(&m.authentication_type),
+            portal_id: string(&m.portal_id),
+            // serde_json reads `null` as no member.
+            event: value(&m.event).filter(|v| *v != b"null"),
+        }
+    }
+
+    fn read_slowly(text: &'a [u8]) -> Result<Probe<'a>, NotARecord> {
         match serde_json::from_slice::<RawProbe<'a>>(text) {
             Ok(raw) => Ok(Probe {
                 event_ts: string(raw.event_ts),
@@ -375,7 +474,7 @@ impl<'a> Probe<'a> {
                 signature: string(raw.signature),
                 authentication_type: string(raw.authentication_type),
                 portal_id: string(raw.portal_id),
-                event: raw.event,
+                event: raw.event.map(|e| e.get().as_bytes()),
             }),
             // serde refuses a repeated member, which Go's decoder (and so
             // jq) accepts, the last one winning: read such a record whole.
@@ -563,5 +662,126 @@ mod tests {
         assert_eq!(r.format(), Format::OtherJson);
         assert_eq!(r.time(), None);
         assert_eq!(r.kind(), None);
+    }
+
+    /// The scanner's reading of a JSON text, against serde_json's.
+    fn same_as_serde(text: &[u8]) {
+        let text = text.trim_ascii();
+        if !text.starts_with(b"{") {
+            return;
+        }
+        let slow = Probe::read_slowly(text);
+        if let Some(m) = scan::scan(text) {
+            let fast = Probe::at(text, &m);
+            match &slow {
+                Ok(slow) => assert_eq!(&fast, slow, "{}", String::from_utf8_lossy(text)),
+                Err(e) => panic!(
+                    "the scanner took what serde_json refuses ({e}): {}",
+                    String::from_utf8_lossy(text)
+                ),
+            }
+        }
+        assert_eq!(
+            Probe::read(text).map_err(|e| e.to_string()),
+            slow.map_err(|e| e.to_string()),
+            "{}",
+            String::from_utf8_lossy(text)
+        );
+    }
+
+    #[test]
+    fn the_scanner_reads_kongs_samples_as_serde_json_does() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/konnect-verbatim");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read(entry.unwrap().path()).unwrap();
+            for line in text.split(|&b| b == b'\n') {
+                same_as_serde(line);
+                seen += 1;
+            }
+        }
+        assert!(seen > 10);
+    }
+
+    #[test]
+    fn the_scanner_gives_the_slow_path_what_it_is_not_sure_of() {
+        for text in [
+            r#"{"sig":"a","sig":"b"}"#,
+            r#"{"sig":"a\u0041b","event_ts":"2025-01-01T00:00:00Z"}"#,
+            r#"{"\u0073ig":"x"}"#,
+            r#"{"sig":"\ud83d\ude00"}"#,
+            r#"{"sig":"\ud83d"}"#,
+            r#"{"event":{"sig":"a","sig":"b"}}"#,
+            r#"{"event": {"event_ts":"2025-01-01T00:00:00Z"}}"#,
+            r#"{"event":[1]}"#,
+            r#"{"event_ts":"2025-01-01T00:00:00Z","x":01}"#,
+            r#"{"a":1e400,"sig":"q"}"#,
+            r#"{"a":-0,"b":0.5e-3,"c":[],"d":{},"e":"","sig":null,"signature":"s"}"#,
+            "{\"sig\":\"\u{e9}\"}",
+            "{\"a\":\"\t\"}",
+        ] {
+            same_as_serde(text.as_bytes());
+        }
+        same_as_serde(b"{\"x\":\"\xff\",\"sig\":\"s\"}");
+        same_as_serde(b"{\"sig\":\"\xff\"}");
+        let deep = format!(
+            r#"{{"sig":"s","a":{}{}}}"#,
+            "[".repeat(120),
+            "]".repeat(120)
+        );
+        same_as_serde(deep.as_bytes());
+        let deeper = format!(
+            r#"{{"sig":"s","a":{}{}}}"#,
+            "[".repeat(140),
+            "]".repeat(140)
+        );
+        same_as_serde(deeper.as_bytes());
+    }
+
+    proptest::proptest! {
+        /// Texts cut and spliced from JSON tokens, valid or not.
+        #[test]
+        fn the_scanner_agrees_with_serde_json_on_any_text(
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "{", "}", "[", "]", ":", ",", " ", "\"", "\\", "\\u00", "d8", "\\n",
+                "\"sig\"", "\"event_ts\"", "\"ts\"", "\"type\"", "\"name\"",
+                "\"event\"", "\"event_class_id\"", "\"signature\"",
+                "\"authentication_type\"", "\"portal_id\"", "\"x\"", "\"2025-01-01T00:00:00Z\"",
+                "\"konnect\"", "\"authorization\"", "0", "-", "1", ".", "e", "+",
+                "true", "false", "null", "tru", "\u{e9}", "\t", "\u{1}",
+            ]), 0..40)
+        ) {
+            let mut text = String::from("{");
+            for p in parts {
+                text.push_str(p);
+            }
+            same_as_serde(text.as_bytes());
+        }
+
+        /// Well-formed records with probed members of every type.
+        #[test]
+        fn the_scanner_agrees_on_well_formed_records(
+            members in proptest::collection::vec((
+                proptest::sample::select(vec![
+                    "sig", "event_ts", "ts", "type", "name", "event", "event_class_id",
+                    "signature", "authentication_type", "portal_id", "x", "trace_id",
+                ]),
+                proptest::sample::select(vec![
+                    "\"s\"", "\"\"", "\"a\\\"b\"", "1", "-2.5e3", "null", "true",
+                    "[1,{\"a\":[]}]", "{\"event_ts\":\"2025-01-01T00:00:00Z\",\"sig\":\"i\"}",
+                    "\"2025-01-01T00:00:00+02:00\"", "\"konnect\"", "\"Authz.x\"",
+                    "\"AUTHENTICATION_TYPE_PAT\"", "\"gateway_access\"",
+                ]),
+            ), 0..8)
+        ) {
+            let body: Vec<String> = members.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+            let text = format!("{{ {} }}", body.join(" , "));
+            same_as_serde(text.as_bytes());
+            if let Ok(r) = Record::from_slice(text.as_bytes()) {
+                // The signature's range points at the right bytes.
+                let _ = r.signature();
+                let _ = r.dedup_key();
+            }
+        }
     }
 }

@@ -21,7 +21,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use flate2::bufread::MultiGzDecoder;
 
 use crate::record::Record;
@@ -63,6 +63,17 @@ pub fn open(path: &Path) -> io::Result<Box<dyn Read + Send>> {
         return decode(io::stdin());
     }
     decode(File::open(path)?)
+}
+
+/// `raw` as it is, or inflated (on the caller's thread) if it is gzip: for
+/// a reader that runs on a thread of its own already.
+pub fn decode_here(raw: impl Read + Send + 'static) -> io::Result<Box<dyn Read + Send>> {
+    let mut reader = BufReader::with_capacity(BLOCK, raw);
+    Ok(if is_gzip(&mut reader)? {
+        Box::new(MultiGzDecoder::new(reader))
+    } else {
+        Box::new(reader)
+    })
 }
 
 /// `raw` as it is, or inflated on a thread of its own if it is gzip.
@@ -162,12 +173,123 @@ impl Read for Prefetch {
     }
 }
 
+/// A run of whole lines of a stream, shared by everything cut from it:
+/// records read from a block point into it instead of being copied.
+#[derive(Debug, Clone)]
+pub struct Block {
+    /// Ends just after a newline, except the stream's last block when the
+    /// stream does not end with one.
+    pub bytes: Bytes,
+    /// Stream offset of `bytes[0]`.
+    pub offset: u64,
+}
+
+/// Cuts a stream into [`Block`]s of about `size` bytes (more for a line
+/// longer than that), reading until a block is full.
+pub struct Blocks<R> {
+    inner: R,
+    /// Bytes read after the last newline handed out.
+    rest: BytesMut,
+    size: usize,
+    eof: bool,
+    /// Stream offset of `rest[0]`.
+    offset: u64,
+    /// A read error that came after the block handed out last.
+    pending_error: Option<io::Error>,
+}
+
+impl<R: Read> Blocks<R> {
+    pub fn new(inner: R, size: usize) -> Self {
+        Blocks::starting_at(inner, size, 0)
+    }
+
+    /// Blocks of a stream whose first byte is at `offset` (for reading on
+    /// from where an earlier read stopped).
+    pub fn starting_at(inner: R, size: usize, offset: u64) -> Self {
+        Blocks {
+            inner,
+            rest: BytesMut::new(),
+            size,
+            eof: false,
+            offset,
+            pending_error: None,
+        }
+    }
+
+    /// The next block, `None` at the end. A read error is returned once
+    /// every whole line before it was handed out; the unfinished line it
+    /// cut is dropped.
+    pub fn next_block(&mut self) -> io::Result<Option<Block>> {
+        if let Some(e) = self.pending_error.take() {
+            return Err(e);
+        }
+        loop {
+            if self.eof {
+                if self.rest.is_empty() {
+                    return Ok(None);
+                }
+                return Ok(Some(self.take(self.rest.len())));
+            }
+            let old = self.rest.len();
+            // A fresh block unless the earlier one's memory is free again.
+            self.rest.reserve(self.size);
+            self.rest.resize(old + self.size, 0);
+            let mut filled = old;
+            let result = loop {
+                match self.inner.read(&mut self.rest[filled..]) {
+                    Ok(0) => break Ok(true),
+                    Ok(n) => {
+                        filled += n;
+                        if filled == self.rest.len() {
+                            break Ok(false);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            self.rest.truncate(filled);
+            let whole = memchr::memrchr(b'\n', &self.rest[old..]).map(|i| old + i + 1);
+            match (result, whole) {
+                (Ok(eof), whole) => {
+                    self.eof = eof;
+                    if let Some(end) = whole {
+                        return Ok(Some(self.take(end)));
+                    }
+                }
+                (Err(e), Some(end)) => {
+                    // Hand out the whole lines first; the error comes next.
+                    self.rest.truncate(end);
+                    let block = self.take(end);
+                    self.pending_error = Some(e);
+                    return Ok(Some(block));
+                }
+                (Err(e), None) => {
+                    self.rest.clear();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn take(&mut self, end: usize) -> Block {
+        let bytes = self.rest.split_to(end).freeze();
+        let block = Block {
+            bytes,
+            offset: self.offset,
+        };
+        self.offset += end as u64;
+        block
+    }
+}
+
 /// One line of a file, without its newline.
 #[derive(Debug)]
-pub struct Line<'a> {
+pub struct Line {
     /// 1-based.
     pub number: u64,
-    pub bytes: &'a [u8],
+    /// A slice of the block it was read from (no copy).
+    pub bytes: Bytes,
     /// Ended by a newline (else it is the file's last line).
     pub complete: bool,
     /// Offset in the (decoded) stream just past this line and its newline.
@@ -176,14 +298,12 @@ pub struct Line<'a> {
 
 /// Cuts a stream into lines, a large block at a time.
 pub struct LineReader<R> {
-    inner: R,
-    buf: Vec<u8>,
-    /// Unread bytes are `buf[at..filled]`.
+    blocks: Blocks<R>,
+    block: Bytes,
+    /// Unread lines are `block[at..]`.
     at: usize,
-    filled: usize,
-    eof: bool,
     number: u64,
-    /// Stream offset of `buf[at]`.
+    /// Stream offset of `block[at]`.
     offset: u64,
 }
 
@@ -196,11 +316,9 @@ impl<R: Read> LineReader<R> {
     /// `offset` (for reading on from where an earlier read stopped).
     pub fn starting_at(inner: R, number: u64, offset: u64) -> Self {
         LineReader {
-            inner,
-            buf: vec![0; BLOCK],
+            blocks: Blocks::starting_at(inner, BLOCK, offset),
+            block: Bytes::new(),
             at: 0,
-            filled: 0,
-            eof: false,
             number,
             offset,
         }
@@ -218,55 +336,32 @@ impl<R: Read> LineReader<R> {
 
     /// The next line, `None` at the end. A last line without newline is
     /// returned with `complete: false`.
-    pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
-        let mut searched = self.at;
-        loop {
-            if let Some(i) = memchr::memchr(b'\n', &self.buf[searched..self.filled]) {
-                let start = self.at;
-                let end = searched + i;
-                self.at = end + 1;
-                self.number += 1;
-                self.offset += (end + 1 - start) as u64;
-                return Ok(Some(Line {
-                    number: self.number,
-                    bytes: &self.buf[start..end],
-                    complete: true,
-                    end: self.offset,
-                }));
-            }
-            searched = self.filled;
-            if self.eof {
-                if self.at == self.filled {
-                    return Ok(None);
+    pub fn next_line(&mut self) -> io::Result<Option<Line>> {
+        while self.at == self.block.len() {
+            match self.blocks.next_block()? {
+                Some(block) => {
+                    self.block = block.bytes;
+                    self.at = 0;
                 }
-                let start = self.at;
-                self.at = self.filled;
-                self.number += 1;
-                self.offset += (self.filled - start) as u64;
-                return Ok(Some(Line {
-                    number: self.number,
-                    bytes: &self.buf[start..self.filled],
-                    complete: false,
-                    end: self.offset,
-                }));
-            }
-            // Move the partial line to the front, grow for a long one.
-            if self.at > 0 {
-                self.buf.copy_within(self.at..self.filled, 0);
-                searched -= self.at;
-                self.filled -= self.at;
-                self.at = 0;
-            }
-            if self.filled == self.buf.len() {
-                self.buf.resize(self.buf.len() * 2, 0);
-            }
-            match self.inner.read(&mut self.buf[self.filled..]) {
-                Ok(0) => self.eof = true,
-                Ok(n) => self.filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                None => return Ok(None),
             }
         }
+        let rest = &self.block[self.at..];
+        let (len, complete) = match memchr::memchr(b'\n', rest) {
+            Some(i) => (i, true),
+            None => (rest.len(), false),
+        };
+        let start = self.at;
+        let taken = len + usize::from(complete);
+        self.at += taken;
+        self.number += 1;
+        self.offset += taken as u64;
+        Ok(Some(Line {
+            number: self.number,
+            bytes: self.block.slice(start..start + len),
+            complete,
+            end: self.offset,
+        }))
     }
 }
 
@@ -336,6 +431,19 @@ pub fn read_records<R: Read>(
     on_record: &mut dyn FnMut(u64, Record) -> io::Result<bool>,
     on_problem: &mut dyn FnMut(Problem),
 ) -> io::Result<u64> {
+    read_admitted(name, lines, last, &|_| true, on_record, on_problem)
+}
+
+/// [`read_records`] of the lines `admit` lets through: the others (a
+/// `--grep` that does not match) are neither read nor reported.
+pub fn read_admitted<R: Read>(
+    name: &str,
+    lines: &mut LineReader<R>,
+    last: LastLine,
+    admit: &dyn Fn(&[u8]) -> bool,
+    on_record: &mut dyn FnMut(u64, Record) -> io::Result<bool>,
+    on_problem: &mut dyn FnMut(Problem),
+) -> io::Result<u64> {
     let mut taken = lines.offset();
     loop {
         let line = match lines.next_line() {
@@ -355,12 +463,15 @@ pub fn read_records<R: Read>(
             return Ok(taken);
         }
         taken = line.end;
+        if !admit(&line.bytes) {
+            continue;
+        }
         let (number, complete) = (line.number, line.complete);
         let text = line.bytes.trim_ascii();
         if text.is_empty() {
             continue;
         }
-        match Record::new(Bytes::copy_from_slice(text)) {
+        match Record::new(line.bytes.slice_ref(text)) {
             Ok(record) => {
                 if !on_record(number, record)? {
                     return Ok(taken);
@@ -380,7 +491,7 @@ pub fn read_records<R: Read>(
 }
 
 /// The problem text for a read that failed after line `number`.
-fn read_failure(number: u64, e: &io::Error) -> String {
+pub(crate) fn read_failure(number: u64, e: &io::Error) -> String {
     if matches!(
         e.kind(),
         io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof

@@ -4,6 +4,8 @@
 //!
 //! - [`file`]: lines of a file, plain or gzip'd (`--file`, stored segments);
 //! - [`order`]: time-ordering for sources stored in another order;
+//! - [`parallel`]: many inputs read on every core and merged in time order
+//!   (stored segments and the active file, exported files);
 //! - [`stored`]: the profile's store (segments and active file), queried
 //!   in time order or followed across rotation;
 //! - [`pull`]: Konnect's audit-log pull API, windowed on Konnect's clock,
@@ -13,5 +15,6 @@
 
 pub mod file;
 pub mod order;
+pub mod parallel;
 pub mod pull;
 pub mod stored;

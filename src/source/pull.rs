@@ -235,6 +235,7 @@ impl Puller {
             limit: opts.limit,
             origin: opts.origin.clone(),
             filter: opts.filter.clone(),
+            grep: opts.grep.clone(),
         }
     }
 
@@ -391,10 +392,11 @@ impl Puller {
     ) -> Result<bool, PullError> {
         self.read_clock().await?;
         let now = self.clock.now();
-        // The N most recent that pass the stream and record filters, not
-        // their share of the N most recent.
+        // The N most recent that pass the stream and record filters and
+        // --grep, not their share of the N most recent.
         let origin = pipeline.query().origin.clone();
         let filter = pipeline.query().filter.clone();
+        let grep = pipeline.query().grep.clone();
         let mut found: VecDeque<Record> = VecDeque::new();
         let mut more = false;
         let mut end = now;
@@ -409,6 +411,7 @@ impl Puller {
                 limit: Limit::Last(n - found.len()),
                 origin: origin.clone(),
                 filter: filter.clone(),
+                grep: grep.clone(),
             });
             self.window(
                 Window {

@@ -18,18 +18,21 @@
 //! - the default query (no window: the N most recent) reads newest first
 //!   and stops once no older segment can hold a record among the newest N,
 //!   holding N records ([`TimeOrder`]);
-//! - a window query skips every segment whose times miss the window, then
-//!   reads the active file and the segments oldest first as sorted runs
-//!   ([`Merge`]), printing a held record as soon as no unread segment can
-//!   hold an earlier one. It holds the active file's matching records and
-//!   about one segment's (those past the next segment's oldest time); with
-//!   `--limit N`, it stops once N are printed and one more was found.
+//! - a window query (or `--limit 0`) skips every segment whose times miss
+//!   the window, then reads the active file and the other segments on every
+//!   core and merges them in time order ([`parallel`]): a segment the index
+//!   says is in time order (its `max_lateness_ms`) is streamed, the active
+//!   file is read in place (where its matching records are, then those
+//!   records in order), and a record prints as soon as no unread one can
+//!   come before it. With `--limit N` it stops once N are printed and one
+//!   more was found.
 //!
 //! Worst case: a segment the index does not describe (no index, or one
-//! written before it) may hold any time, so nothing read before it is
-//! printed until it is read; a store whose segments all overlap (a replay
-//! of old events into every segment) is held whole. Memory is then that of
-//! the matching records, as for `--file`.
+//! written before it) may hold any time in any order, so it is held until
+//! read whole, and nothing it may precede is printed before; a store whose
+//! segments all overlap (a replay of old events into every segment) is
+//! held whole. Memory is then that of the matching records, as for
+//! `--file`.
 
 pub mod follow;
 
@@ -41,9 +44,10 @@ use crate::output::Output;
 use crate::query::{Limit, Pipeline, Window};
 use crate::record::Record;
 use crate::source::file::{self, LastLine, LineReader, Problem};
-use crate::source::order::{Bound, Merge, Position, TimeOrder, position};
+use crate::source::order::{Position, TimeOrder, position};
+use crate::source::parallel::{self, Floor, Input, Order, Source};
 use crate::store::Form;
-use crate::store::snapshot::{GONE, Known, Opened, Segment};
+use crate::store::snapshot::{GONE, Known, Opened, Segment, open_segment};
 
 pub use crate::store::snapshot::{Snapshot, SnapshotError};
 
@@ -62,22 +66,6 @@ pub fn outside(segment: &Segment, window: &Window) -> bool {
     }
 }
 
-/// The earliest time `segment` may hold, as a bound for records read
-/// before it.
-fn floor(segment: &Segment) -> Bound {
-    match segment.known {
-        Some(k) if k.is_empty() => Bound::Everything,
-        Some(Known {
-            times: Some((oldest, _)),
-            ..
-        }) => Bound::Before(oldest),
-        // Records without a time only: they come first among those held
-        // with them, which they would be if printed now.
-        Some(Known { times: None, .. }) => Bound::Everything,
-        None => Bound::Nothing,
-    }
-}
-
 /// The latest time `segment` may hold (`None`: any).
 fn newest(segment: &Segment) -> Option<Option<Timestamp>> {
     match segment.known {
@@ -90,22 +78,15 @@ fn newest(segment: &Segment) -> Option<Option<Timestamp>> {
     }
 }
 
-/// The tighter of two bounds.
-fn min_bound(a: Bound, b: Bound) -> Bound {
-    match (a, b) {
-        (Bound::Nothing, _) | (_, Bound::Nothing) => Bound::Nothing,
-        (Bound::Everything, x) | (x, Bound::Everything) => x,
-        (Bound::Before(x), Bound::Before(y)) => Bound::Before(x.min(y)),
-    }
-}
-
 /// Reads segment `index` of the snapshot's segments, handing its records
 /// with their positions (input `index`) to `on_record` (false stops). A
 /// segment compressed since it was listed is read from its `.gz`; one
-/// deleted since is skipped with one warning.
+/// deleted since is skipped with one warning. Lines `admit` refuses
+/// (`--grep`) are not read.
 pub fn read_segment(
     snapshot: &Snapshot,
     index: usize,
+    admit: &dyn Fn(&[u8]) -> bool,
     on_record: &mut dyn FnMut(Position, Record) -> io::Result<bool>,
     on_problem: &mut dyn FnMut(Problem),
 ) -> io::Result<()> {
@@ -132,10 +113,11 @@ pub fn read_segment(
         }
     };
     let mut lines = LineReader::new(file::decode(file)?);
-    file::read_records(
+    file::read_admitted(
         &path.display().to_string(),
         &mut lines,
         LastLine::Final,
+        admit,
         &mut |line, record| on_record(position(index, line), record),
         on_problem,
     )?;
@@ -148,6 +130,7 @@ pub fn read_segment(
 pub fn read_active(
     snapshot: &mut Snapshot,
     input: usize,
+    admit: &dyn Fn(&[u8]) -> bool,
     on_record: &mut dyn FnMut(Position, Record) -> io::Result<bool>,
     on_problem: &mut dyn FnMut(Problem),
 ) -> io::Result<u64> {
@@ -157,10 +140,11 @@ pub fn read_active(
     };
     file.seek(SeekFrom::Start(0))?;
     let mut lines = LineReader::new(&*file);
-    file::read_records(
+    file::read_admitted(
         &name,
         &mut lines,
         LastLine::Pending,
+        admit,
         &mut |line, record| on_record(position(input, line), record),
         on_problem,
     )
@@ -189,9 +173,11 @@ fn newest_first<O: Output>(
     let query = pipeline.query().clone();
     let mut order = TimeOrder::new(query.clone());
     let active = snapshot.segments.len();
+    let admit = |line: &[u8]| query.admits(line);
     read_active(
         snapshot,
         active,
+        &admit,
         &mut |at, record| {
             order.push_at(record, at);
             Ok(true)
@@ -216,6 +202,7 @@ fn newest_first<O: Output>(
         read_segment(
             snapshot,
             index,
+            &admit,
             &mut |at, record| {
                 order.push_at(record, at);
                 Ok(true)
@@ -233,72 +220,82 @@ fn newest_first<O: Output>(
     Ok(())
 }
 
-/// A window query or no limit: sorted runs merged as they become safe to
-/// print.
+/// A window query or no limit: the active file and the segments the window
+/// needs, read on every core and merged in record-time order
+/// ([`parallel`]).
 fn merged<O: Output>(
     snapshot: &mut Snapshot,
     pipeline: &mut Pipeline<O>,
     on_problem: &mut dyn FnMut(Problem),
 ) -> io::Result<()> {
     let query = pipeline.query().clone();
-    let wanted: Vec<usize> = (0..snapshot.segments.len())
-        .filter(|&i| !outside(&snapshot.segments[i], &query.window))
-        .collect();
-    // floors[k]: the earliest time segments wanted[k..] may hold.
-    let mut floors = vec![Bound::Everything; wanted.len() + 1];
-    for k in (0..wanted.len()).rev() {
-        floors[k] = min_bound(floors[k + 1], floor(&snapshot.segments[wanted[k]]));
+    let mut inputs = Vec::new();
+    if let Some(active) = &snapshot.active {
+        // Read in place: what it holds is noted, not held.
+        inputs.push(Input {
+            name: snapshot.active_path().display().to_string(),
+            source: Source::InPlace(active.try_clone()?),
+            floor: Floor::Any,
+            order: Order::Unknown,
+            last: LastLine::Pending,
+            number: snapshot.segments.len(),
+        });
     }
-    let mut merge = Merge::new();
-    // The active file first: the index does not describe it, so read
-    // after the segments it would hold back everything before it.
-    let active = snapshot.segments.len();
-    read_active(
-        snapshot,
-        active,
-        &mut |at, record| {
-            if query.matches(&record) {
-                merge.push(record, at);
-            }
-            Ok(true)
-        },
-        on_problem,
-    )?;
-    merge.end_input();
-    for (k, &index) in wanted.iter().enumerate() {
-        if !give_out(&mut merge, floors[k], pipeline)? {
-            return Ok(());
+    for (index, segment) in snapshot.segments.iter().enumerate() {
+        if !outside(segment, &query.window) {
+            inputs.push(segment_input(snapshot, segment, index));
         }
-        read_segment(
-            snapshot,
-            index,
-            &mut |at, record| {
-                if query.matches(&record) {
-                    merge.push(record, at);
-                }
-                Ok(true)
-            },
-            on_problem,
-        )?;
-        merge.end_input();
     }
-    give_out(&mut merge, Bound::Everything, pipeline)?;
-    Ok(())
+    parallel::run(inputs, pipeline, on_problem)
 }
 
-/// Pushes what `bound` lets out of `merge` to the pipeline; false once the
-/// pipeline wants no more (its limit is reached and it knows there was
-/// more).
-fn give_out<O: Output>(
-    merge: &mut Merge,
-    bound: Bound,
-    pipeline: &mut Pipeline<O>,
-) -> io::Result<bool> {
-    while let Some(record) = merge.pop(bound) {
-        pipeline.push(record)?;
-        if pipeline.is_done() {
-            return Ok(false);
+/// Segment `index` of the snapshot as an input of a merged query: its floor
+/// and order from the index (none known: any time, any order). It is opened
+/// by its reader: plain, else gzip'd, else gone (one warning).
+fn segment_input(snapshot: &Snapshot, segment: &Segment, index: usize) -> Input {
+    let floor = match segment.known {
+        Some(Known {
+            times: Some((oldest, _)),
+            ..
+        }) => Floor::At(oldest),
+        _ => Floor::Any,
+    };
+    let order = match segment.known.and_then(|k| k.lateness) {
+        Some(late) => Order::Lateness(late),
+        None => Order::Unknown,
+    };
+    let dir = snapshot.dir.clone();
+    let name = segment.name;
+    let plain = name.path(&dir, Form::Plain).display().to_string();
+    let open = move || {
+        let problem = |file: String, what: String| {
+            parallel::Opened::Failed(Problem {
+                file,
+                line: None,
+                what,
+            })
+        };
+        match open_segment(&dir, &name) {
+            Ok(Opened::File { file, path, .. }) => match file::decode_here(file) {
+                Ok(reader) => parallel::Opened::Reader(reader, Some(path.display().to_string())),
+                Err(e) => problem(
+                    path.display().to_string(),
+                    format!("cannot open: {e}; skipped"),
+                ),
+            },
+            Ok(Opened::Gone { path }) => problem(path.display().to_string(), GONE.to_owned()),
+            Err(e) => problem(
+                name.path(&dir, Form::Plain).display().to_string(),
+                format!("cannot open: {e}; skipped"),
+            ),
         }
+    };
+    Input {
+        name: plain,
+        source: Source::Stream(Box::new(open)),
+        floor,
+        order,
+        last: LastLine::Final,
+        number: index,
     }
-    Ok(true)
 }

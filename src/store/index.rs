@@ -41,6 +41,13 @@ pub struct SegmentEntry {
     /// of its records has a time.
     pub oldest_event_at: Option<Timestamp>,
     pub newest_event_at: Option<Timestamp>,
+    /// How much older than the newest record stored before it any record of
+    /// the segment is, in milliseconds rounded up (0: in time order); absent
+    /// when unknown, or when a record without a time follows one with a
+    /// time. A reader can stream a segment in time order with this much
+    /// lookahead instead of holding it whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lateness_ms: Option<u64>,
     pub records: u64,
     /// Size of `file` on disk.
     pub bytes: u64,
@@ -151,6 +158,7 @@ mod tests {
             first_received_at: "2026-11-27T17:06:44.5Z".parse().unwrap(),
             oldest_event_at: Some("2026-11-27T17:06:40.123Z".parse().unwrap()),
             newest_event_at: None,
+            max_lateness_ms: None,
             records: 3,
             bytes: 120,
         }

@@ -352,6 +352,7 @@ impl Worker {
             first_received_at: c.first_received_at,
             oldest_event_at: span.oldest,
             newest_event_at: span.newest,
+            max_lateness_ms: span.lateness_ms(),
             records: span.records,
             bytes: c.len,
         });
@@ -389,6 +390,7 @@ impl Worker {
             first_received_at: name.first_received,
             oldest_event_at: span.oldest,
             newest_event_at: span.newest,
+            max_lateness_ms: span.lateness_ms(),
             records: span.records,
             bytes,
         });
@@ -606,6 +608,7 @@ impl Worker {
                 records: e.records,
                 oldest: e.oldest_event_at,
                 newest: e.newest_event_at,
+                ..Span::default()
             });
         }
         for (name, form) in &self.unindexed {

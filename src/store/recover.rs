@@ -350,6 +350,7 @@ mod tests {
             first_received_at: seg(seq).first_received,
             oldest_event_at: None,
             newest_event_at: None,
+            max_lateness_ms: None,
             records: 1,
         }
     }

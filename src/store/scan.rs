@@ -1,22 +1,38 @@
 //! What a run of stored lines holds, for the index and `listener.json`:
-//! how many records, and the oldest and newest of their own times
-//! (`crate::record::Record::time`). Lines are fed as they are read, so a
-//! segment is summed up in one pass with bounded memory.
+//! how many records, the oldest and newest of their own times
+//! (`crate::record::Record::time`), and how far they are from time order
+//! (the lateness). Lines are fed as they are read, so a segment is summed
+//! up in one pass with bounded memory.
 
 use std::io::{self, Read};
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 use crate::record::Record;
 
 /// Records counted and their time range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
     /// Non-empty lines (a line that is not a record still counts: it is
     /// stored, and readers report it).
     pub records: u64,
     pub oldest: Option<Timestamp>,
     pub newest: Option<Timestamp>,
+    /// The most a record's time is before the newest time stored before
+    /// it; `None` once a record without a time follows one with a time
+    /// (it sorts before every timed record: no lookahead bounds it).
+    pub lateness: Option<SignedDuration>,
+}
+
+impl Default for Span {
+    fn default() -> Span {
+        Span {
+            records: 0,
+            oldest: None,
+            newest: None,
+            lateness: Some(SignedDuration::ZERO),
+        }
+    }
 }
 
 impl Span {
@@ -26,9 +42,31 @@ impl Span {
             return;
         }
         self.records += 1;
-        if let Some(t) = Record::from_slice(line).ok().and_then(|r| r.time()) {
+        let Ok(record) = Record::from_slice(line) else {
+            // Not a record: readers skip it, so it is in no order.
+            return;
+        };
+        match (record.time(), self.newest) {
+            (Some(t), Some(newest)) if t < newest => {
+                self.lateness = self.lateness.map(|l| l.max(newest.duration_since(t)));
+            }
+            (None, Some(_)) => self.lateness = None,
+            _ => {}
+        }
+        if let Some(t) = record.time() {
             self.add_time(t);
         }
+    }
+
+    /// [`Span::lateness`] in whole milliseconds, rounded up (the index's
+    /// `max_lateness_ms`).
+    pub fn lateness_ms(&self) -> Option<u64> {
+        let l = self.lateness?;
+        let ms = l.as_millis();
+        let exact = SignedDuration::from_millis(ms as i64) == l;
+        u64::try_from(ms)
+            .ok()
+            .map(|ms| if exact { ms } else { ms + 1 })
     }
 
     fn add_time(&mut self, t: Timestamp) {
@@ -118,6 +156,42 @@ mod tests {
             Some("2026-01-03T10:00:00Z")
         );
         assert_eq!(scan(text.as_bytes()).unwrap(), span);
+    }
+
+    #[test]
+    fn lateness_is_how_far_a_record_is_behind_the_newest_before_it() {
+        let span = |lines: &[&str]| {
+            let mut s = LineScanner::default();
+            for l in lines {
+                s.feed(format!("{l}\n").as_bytes());
+            }
+            s.finish()
+        };
+        let at = |t: &str| format!("{{\"event_ts\":\"{t}\"}}");
+        let ordered = span(&[
+            r#"{"x":1}"#,
+            &at("2026-01-01T00:00:00Z"),
+            &at("2026-01-01T00:00:00Z"),
+            "not a record",
+            &at("2026-01-01T00:00:01Z"),
+        ]);
+        assert_eq!(ordered.lateness_ms(), Some(0));
+        let late = span(&[
+            &at("2026-01-01T00:00:10Z"),
+            &at("2026-01-01T00:00:09.9995Z"),
+            &at("2026-01-01T00:00:11Z"),
+            &at("2026-01-01T00:00:08Z"),
+        ]);
+        assert_eq!(late.lateness, Some(SignedDuration::from_secs(3)));
+        assert_eq!(late.lateness_ms(), Some(3000));
+        let fraction = span(&[
+            &at("2026-01-01T00:00:10Z"),
+            &at("2026-01-01T00:00:09.9995Z"),
+        ]);
+        assert_eq!(fraction.lateness_ms(), Some(1));
+        // A record without a time sorts before every timed one.
+        let untimed = span(&[&at("2026-01-01T00:00:10Z"), r#"{"x":1}"#]);
+        assert_eq!(untimed.lateness_ms(), None);
     }
 
     #[test]

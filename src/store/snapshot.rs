@@ -58,7 +58,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 use super::index::{Index, SegmentEntry};
 use super::layout::{ACTIVE_FILE, Form, INDEX_FILE, SegmentName, StoreFile};
@@ -183,6 +183,10 @@ pub struct Known {
     /// segment has a time.
     pub times: Option<(Timestamp, Timestamp)>,
     pub records: u64,
+    /// How far its records are from time order (`max_lateness_ms`), if the
+    /// index says: a reader streams the segment in time order with this
+    /// much lookahead instead of holding it whole.
+    pub lateness: Option<SignedDuration>,
 }
 
 impl Known {
@@ -203,6 +207,10 @@ impl Known {
         Some(Known {
             times,
             records: entry.records,
+            lateness: entry
+                .max_lateness_ms
+                .and_then(|ms| i64::try_from(ms).ok())
+                .map(SignedDuration::from_millis),
         })
     }
 }
@@ -545,6 +553,7 @@ mod tests {
             first_received_at: name(seq).first_received,
             oldest_event_at: oldest.map(|t| t.parse().unwrap()),
             newest_event_at: newest.map(|t| t.parse().unwrap()),
+            max_lateness_ms: (seq == 1).then_some(1500),
             records: seq,
             bytes: 1,
         };
@@ -572,7 +581,8 @@ mod tests {
                     "2026-01-01T00:00:00Z".parse().unwrap(),
                     "2026-01-02T00:00:00Z".parse().unwrap()
                 )),
-                records: 1
+                records: 1,
+                lateness: Some(SignedDuration::from_millis(1500)),
             })
         );
         assert_eq!(s.segments[1].known, None);

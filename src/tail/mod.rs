@@ -17,8 +17,8 @@ use std::path::Path;
 
 use crate::jq::JqFilter;
 use crate::output::{Output, Summary};
-use crate::query::Filter;
 use crate::query::names::{Named, Names};
+use crate::query::{Filter, Grep};
 use crate::record::Record;
 use crate::store::Subscription;
 
@@ -45,6 +45,8 @@ pub struct TailOptions {
     pub names: Option<Names>,
     /// `--resolve`.
     pub resolve: bool,
+    /// `--grep`: records whose bytes do not match are not read at all.
+    pub grep: Option<Grep>,
 }
 
 /// Prints to stdout every record committed after the subscription's start
@@ -66,12 +68,17 @@ pub async fn run(feed: Subscription, options: TailOptions) -> std::io::Result<Ta
 /// This is the hidden `kongctl tail-file` command, which `bench/run.sh` uses
 /// to time `tail --jq` on a large file against gojq without the listener's
 /// ingest in the measurement.
-pub fn print_file(path: &Path, filter: Option<JqFilter>) -> std::io::Result<TailEnd> {
+pub fn print_file(
+    path: &Path,
+    filter: Option<JqFilter>,
+    grep: Option<Grep>,
+) -> std::io::Result<TailEnd> {
     let file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     let options = TailOptions {
         jq: filter,
+        grep,
         ..TailOptions::default()
     };
     print_committed(runtime.handle(), Subscription::finished(file, len), options)
@@ -98,7 +105,11 @@ fn print_committed(
         Some(names) if options.resolve => Printing::Named(Named::new(TailOutput(printer), names)),
         _ => Printing::Plain(printer),
     };
-    let mut sink = StdoutSink { filter, output };
+    let mut sink = StdoutSink {
+        grep: options.grep,
+        filter,
+        output,
+    };
     let followed = handle.block_on(follow::follow(feed, &mut sink))?;
     let _ = match &mut sink.output {
         Printing::Plain(p) => p.flush(),
@@ -116,12 +127,16 @@ enum Printing {
 }
 
 struct StdoutSink {
+    grep: Option<Grep>,
     filter: Filter,
     output: Printing,
 }
 
 impl RecordSink for StdoutSink {
     fn record(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.grep.as_ref().is_some_and(|g| !g.is_match(bytes)) {
+            return Ok(());
+        }
         if let Printing::Plain(printer) = &mut self.output
             && self.filter.is_empty()
         {

@@ -17,6 +17,10 @@
 //! The command fails (exit 1) when any record is invalid; with `--strict`
 //! also when any is unsigned or any line is no audit record. Unverifiable
 //! records (cps, pull) never fail it.
+//!
+//! Files are checked one per core; what each reports is kept until the
+//! files before it are printed, so the output is that of one check after
+//! the other.
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -136,7 +140,9 @@ pub fn run(archive: Archive, keys: &KeySet, opts: &Options) -> Result<(), CliErr
 }
 
 /// The work of [`run`]; `Err` only for I/O on `out` (the verdict is the
-/// inner result).
+/// inner result). Files are checked one per core ([`check_input`]), and
+/// what each reports is printed in file order, as one read after the other
+/// would print it.
 fn check_files(
     mut archive: Archive,
     keys: &KeySet,
@@ -146,9 +152,11 @@ fn check_files(
     let mut totals = Counts::default();
     let mut unreadable = 0u64;
     let mut reports = Vec::new();
-    let mut scratch = Vec::new();
-    let mut active = match &mut archive {
-        Archive::Stored(snapshot) => snapshot.active.take().map(|f| (snapshot.active_path(), f)),
+    let active = match &mut archive {
+        Archive::Stored(snapshot) => snapshot
+            .active
+            .take()
+            .map(|f| (snapshot.active_path(), std::sync::Mutex::new(Some(f)))),
         Archive::Files(_) => None,
     };
     let inputs: Vec<Input> = match &archive {
@@ -160,94 +168,33 @@ fn check_files(
                 .collect()
         }
     };
-    for input in inputs {
-        // The file's name, its records' reader, and whether a last line
-        // without newline is finished (not in the active file: it is
-        // being written).
-        let (name, reader, last) = match input {
-            Input::Path(path) => (
-                path.display().to_string(),
-                file::open(path),
-                LastLine::Final,
-            ),
-            Input::Segment(segment) => {
-                let Archive::Stored(snapshot) = &archive else {
-                    unreachable!("segments come from a snapshot")
-                };
-                match snapshot.open(segment) {
-                    Ok(Opened::File { file, path, .. }) => (
-                        path.display().to_string(),
-                        file::decode(file),
-                        LastLine::Final,
-                    ),
-                    Ok(Opened::Gone { path }) => {
-                        // Not a failure, even with --strict: the
-                        // listener's policy removed it.
-                        eprintln!("warning: {}: {GONE}", path.display());
-                        continue;
-                    }
-                    Err(e) => {
-                        let path = segment.name.path(&snapshot.dir, Form::Plain);
-                        (path.display().to_string(), Err(e), LastLine::Final)
-                    }
+    let mut failed = None;
+    in_order(
+        &inputs,
+        |input| check_input(input, &archive, active.as_ref(), keys, opts),
+        |done| {
+            for chunk in done.report {
+                match chunk {
+                    Chunk::Out(bytes) => out.write_all(&bytes)?,
+                    Chunk::Err(line) => eprintln!("{line}"),
                 }
             }
-            Input::Active => {
-                let (path, file) = active.take().expect("listed only when held");
-                let file: Box<dyn Read + Send> = Box::new(file);
-                (path.display().to_string(), Ok(file), LastLine::Pending)
+            if let Some(e) = done.read_error {
+                failed = Some(e);
+                return Ok(false);
             }
-        };
-        let mut counts = Counts::default();
-        let mut failures = Vec::new();
-        let mut written: io::Result<()> = Ok(());
-        let read = reader.and_then(|reader| {
-            file::read_records(
-                &name,
-                &mut LineReader::new(reader),
-                last,
-                &mut |line, record| {
-                    let outcome = check::check(&record, keys, &mut scratch);
-                    counts.add(outcome.kind(), 1);
-                    let Some(reason) = outcome.reason() else {
-                        return Ok(true);
-                    };
-                    let failure = Failure {
-                        file: Some(name.clone()),
-                        line,
-                        reason,
-                        detail: outcome.detail(),
-                        record: String::from_utf8_lossy(record.raw().trim_ascii()).into_owned(),
-                    };
-                    written = report_failure(opts, outcome, failure, out, &mut failures);
-                    Ok(written.is_ok())
-                },
-                &mut |problem| {
-                    unreadable += 1;
-                    eprintln!("{problem}");
-                },
-            )
-        });
-        written?;
-        if let Err(e) = read {
-            return Ok(Err(CliError::new(format!("failed to read {name}: {e}"))));
-        }
-        for kind in Kind::ALL {
-            totals.add(kind, counts.get(kind));
-        }
-        let summary = format!(
-            "{name}: valid {}, invalid {}, unsigned {}, unverifiable {}",
-            counts.valid, counts.invalid, counts.unsigned, counts.unverifiable
-        );
-        match opts.format {
-            Format::Text => writeln!(out, "{summary}")?,
-            Format::Jsonl => eprintln!("{summary}"),
-            Format::Json | Format::Yaml => reports.push(FileReport {
-                file: name,
-                counts,
-                failures,
-            }),
-        }
+            unreadable += done.unreadable;
+            for kind in Kind::ALL {
+                totals.add(kind, done.counts.get(kind));
+            }
+            if let Some(report) = done.file_report {
+                reports.push(report);
+            }
+            Ok(true)
+        },
+    )?;
+    if let Some(e) = failed {
+        return Ok(Err(e));
     }
     match opts.format {
         Format::Json => {
@@ -264,12 +211,241 @@ fn check_files(
     Ok(verdict(&totals, unreadable, opts.strict))
 }
 
+/// Runs `work` on each of `items` on every core, a few items ahead of
+/// `take`, which gets the results in `items`' order (false stops).
+fn in_order<I: Sync, T: Send>(
+    items: &[I],
+    work: impl Fn(&I) -> T + Sync,
+    mut take: impl FnMut(T) -> io::Result<bool>,
+) -> io::Result<()> {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    // A worker takes an item only with a credit, given back as each result
+    // is taken: what waits to be printed stays a few items' worth.
+    let (credit_tx, credit_rx) = std::sync::mpsc::sync_channel::<()>(2 * workers);
+    let credit_rx = std::sync::Mutex::new(credit_rx);
+    for _ in 0..2 * workers {
+        let _ = credit_tx.send(());
+    }
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<(usize, T)>();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let (next, credit_rx, done_tx, work) = (&next, &credit_rx, done_tx.clone(), &work);
+            scope.spawn(move || {
+                loop {
+                    let credit = credit_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    if credit.is_err() {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { return };
+                    if done_tx.send((i, work(item))).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let mut waiting = BTreeMap::new();
+        let mut turn = 0;
+        let result = (|| {
+            while turn < items.len() {
+                let Ok((i, done)) = done_rx.recv() else {
+                    break;
+                };
+                waiting.insert(i, done);
+                while let Some(done) = waiting.remove(&turn) {
+                    turn += 1;
+                    if !take(done)? {
+                        return Ok(());
+                    }
+                    let _ = credit_tx.send(());
+                }
+            }
+            Ok(())
+        })();
+        // Let the workers go (they stop at their next credit).
+        drop(credit_tx);
+        drop(done_rx);
+        result
+    })
+}
+
+/// What checking one file found, in the order it found it.
+struct FileDone {
+    report: Vec<Chunk>,
+    counts: Counts,
+    unreadable: u64,
+    /// For `-o json|yaml`.
+    file_report: Option<FileReport>,
+    read_error: Option<CliError>,
+}
+
+/// Part of a file's report: bytes for stdout or a line for stderr.
+enum Chunk {
+    Out(Vec<u8>),
+    Err(String),
+}
+
+/// A file's report, kept in order until its turn to print.
+#[derive(Default)]
+struct Report(Vec<Chunk>);
+
+impl Report {
+    fn err(&mut self, line: String) {
+        self.0.push(Chunk::Err(line));
+    }
+}
+
+impl Write for Report {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.0.last_mut() {
+            Some(Chunk::Out(bytes)) => bytes.extend_from_slice(buf),
+            _ => self.0.push(Chunk::Out(buf.to_vec())),
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Checks every record of one input of the archive (the active file, held
+/// open, taken by the one check of it).
+fn check_input(
+    input: &Input,
+    archive: &Archive,
+    active: Option<&(PathBuf, std::sync::Mutex<Option<std::fs::File>>)>,
+    keys: &KeySet,
+    opts: &Options,
+) -> FileDone {
+    let mut report = Report::default();
+    let mut done = FileDone {
+        report: Vec::new(),
+        counts: Counts::default(),
+        unreadable: 0,
+        file_report: None,
+        read_error: None,
+    };
+    // The file's name, its records' reader, and whether a last line
+    // without newline is finished (not in the active file: it is being
+    // written).
+    let (name, reader, last) = match input {
+        Input::Path(path) => (
+            path.display().to_string(),
+            file::open(path),
+            LastLine::Final,
+        ),
+        Input::Segment(segment) => {
+            let Archive::Stored(snapshot) = archive else {
+                unreachable!("segments come from a snapshot")
+            };
+            match snapshot.open(segment) {
+                Ok(Opened::File { file, path, .. }) => (
+                    path.display().to_string(),
+                    file::decode(file),
+                    LastLine::Final,
+                ),
+                Ok(Opened::Gone { path }) => {
+                    // Not a failure, even with --strict: the listener's
+                    // policy removed it.
+                    report.err(format!("warning: {}: {GONE}", path.display()));
+                    done.report = report.0;
+                    return done;
+                }
+                Err(e) => {
+                    let path = segment.name.path(&snapshot.dir, Form::Plain);
+                    (path.display().to_string(), Err(e), LastLine::Final)
+                }
+            }
+        }
+        Input::Active => {
+            let (path, file) = active.expect("listed only when held");
+            let file = file
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .expect("the active file is checked once");
+            let file: Box<dyn Read + Send> = Box::new(file);
+            (path.display().to_string(), Ok(file), LastLine::Pending)
+        }
+    };
+    let mut counts = Counts::default();
+    let mut failures = Vec::new();
+    let mut scratch = Vec::new();
+    let problems = std::cell::RefCell::new(Vec::new());
+    let read = reader.and_then(|reader| {
+        file::read_records(
+            &name,
+            &mut LineReader::new(reader),
+            last,
+            &mut |line, record| {
+                for p in problems.borrow_mut().drain(..) {
+                    report.err(p);
+                }
+                let outcome = check::check(&record, keys, &mut scratch);
+                counts.add(outcome.kind(), 1);
+                let Some(reason) = outcome.reason() else {
+                    return Ok(true);
+                };
+                let failure = Failure {
+                    file: Some(name.clone()),
+                    line,
+                    reason,
+                    detail: outcome.detail(),
+                    record: String::from_utf8_lossy(record.raw().trim_ascii()).into_owned(),
+                };
+                report_failure(opts, outcome, failure, &mut report, &mut failures)?;
+                Ok(true)
+            },
+            &mut |problem| {
+                done.unreadable += 1;
+                problems.borrow_mut().push(problem.to_string());
+            },
+        )
+    });
+    for p in problems.into_inner() {
+        report.err(p);
+    }
+    done.counts = counts;
+    if let Err(e) = read {
+        done.read_error = Some(CliError::new(format!("failed to read {name}: {e}")));
+        done.report = report.0;
+        return done;
+    }
+    let summary = format!(
+        "{name}: valid {}, invalid {}, unsigned {}, unverifiable {}",
+        counts.valid, counts.invalid, counts.unsigned, counts.unverifiable
+    );
+    match opts.format {
+        Format::Text => {
+            let _ = writeln!(report, "{summary}");
+        }
+        Format::Jsonl => report.err(summary),
+        Format::Json | Format::Yaml => {
+            done.file_report = Some(FileReport {
+                file: name,
+                counts,
+                failures,
+            })
+        }
+    }
+    done.report = report.0;
+    done
+}
+
 /// Prints or keeps one failing record, as the format wants.
 fn report_failure(
     opts: &Options,
     outcome: Outcome,
     mut failure: Failure,
-    out: &mut impl Write,
+    out: &mut Report,
     kept: &mut Vec<Failure>,
 ) -> io::Result<()> {
     match opts.format {
@@ -281,13 +457,13 @@ fn report_failure(
             // Unsigned records fail only with --strict; an archive of a
             // listener without signing would name every record.
             if outcome.kind() == Kind::Invalid || opts.strict {
-                eprintln!(
+                out.err(format!(
                     "{}:{}: {}: {}",
                     failure.file.as_deref().unwrap_or(""),
                     failure.line,
                     failure.reason,
                     failure.detail
-                );
+                ));
             }
             Ok(())
         }

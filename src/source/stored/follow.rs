@@ -123,12 +123,13 @@ impl Follower {
             read_segment(
                 &snapshot,
                 index,
+                &|line| query.admits(line),
                 &mut |_, record| {
-                    if query.matches(&record) {
+                    if query.matches_read(&record) {
                         if ring.len() == want {
                             ring.pop_front();
                         }
-                        ring.push_back(record);
+                        ring.push_back(record.detached());
                     }
                     Ok(true)
                 },
@@ -210,12 +211,13 @@ impl Follower {
         let query = &self.query;
         // Records and problems go to the one sink, from two callbacks.
         let shared = std::cell::RefCell::new(sink);
-        let end = file::read_records(
+        let end = file::read_admitted(
             &name,
             &mut lines,
             last,
+            &|line| query.admits(line),
             &mut |_, record| {
-                if query.matches(&record) {
+                if query.matches_read(&record) {
                     shared.borrow_mut().record(record)?;
                 }
                 Ok(true)
@@ -253,8 +255,9 @@ impl Follower {
             read_segment(
                 &snapshot,
                 index,
+                &|line| query.admits(line),
                 &mut |_, record| {
-                    if query.matches(&record) {
+                    if query.matches_read(&record) {
                         shared.borrow_mut().record(record)?;
                     }
                     Ok(true)
@@ -325,12 +328,12 @@ fn last_of_active(
     let mut problems: Vec<(u64, String)> = Vec::new();
     let mut take = |line: &[u8], start: u64, found: &mut Vec<Record>| {
         let text = line.trim_ascii();
-        if text.is_empty() {
+        if text.is_empty() || !query.admits(line) {
             return;
         }
         match Record::new(Bytes::copy_from_slice(text)) {
             Ok(record) => {
-                if query.matches(&record) {
+                if query.matches_read(&record) {
                     found.push(record);
                 }
             }
