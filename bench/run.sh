@@ -857,15 +857,15 @@ report_grep() {
 }
 
 # ----------------------------------------------------------------- summary
-# load: the 1-minute load average (other work on the machine), for the report
-load() { cut -d' ' -f1 /proc/loadavg; }
+# loadavg: the 1-minute load average (other work on the machine), for the report
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
 summary_bench() {
   SUMMARYTSV=$WORK/summary.tsv
   printf 'tool\trun\tsecs\tkib\n' >"$SUMMARYTSV"
   local store=$WORK/store-year run n tools
   log "summary: writing 365 daily segments of $DAY_RECORDS records"
   YEAR_INFO=$("$TOOL" store --segments 365 --segment-records "$DAY_RECORDS" --active-records "$DAY_RECORDS" --out "$store")
-  SUMMARY_LOAD=("$(load)")
+  SUMMARY_LOAD=("$(loadavg)")
   for run in $(seq 1 "$SUMMARY_RUNS"); do
     tools=(jsonl summary)
     ((run % 2 == 0)) && tools=(summary jsonl)
@@ -878,7 +878,7 @@ summary_bench() {
       log "summary: $n run $run: $(tail -n1 "$SUMMARYTSV" | cut -f3)s"
     done
   done
-  SUMMARY_LOAD+=("$(load)")
+  SUMMARY_LOAD+=("$(loadavg)")
   # The summary counts what the jsonl query prints.
   stored_cmd kongctl "$store"
   SUMMARY_LINES=$("${CMD[@]}" --limit 0 -o jsonl | wc -l)
