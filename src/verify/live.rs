@@ -25,31 +25,28 @@
 //! so Konnect does not send the refused records again. cps and pull records
 //! are unverifiable and always stored.
 //!
-//! Cost under `reject`. A request's records are checked with
-//! [`super::check::check_lines`] (one batch equation against the key that
-//! verified last for groups of 256 or more, see `super::batch`; single
-//! checks below). Up to [`INLINE_RECORDS`] are checked on the request's
-//! task; a larger batch is split over the blocking pool, a part per core,
-//! so that one large body neither holds a runtime thread for long nor
-//! leaves a core idle.
+//! Cost under `reject`. A request's records are handed to the checker
+//! threads of [`super::pool`], one per core, which check the records of
+//! the requests queued together in one group (a batch equation against the
+//! key that verified last from 256 records on, see `super::batch`; single
+//! checks below): under load a record costs a share of a batch equation,
+//! and a lone request is checked at once.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::check::{self, Kind, Outcome};
 use super::jwks::{JwksError, KeySet};
+use super::pool::Pool;
 use super::{Counts, Mode};
 use crate::konnect::{AuditLogs, KonnectError};
 use crate::store::Batch;
 
-/// Batches up to this many records are checked on the request's task;
-/// larger ones on the blocking pool.
-pub const INLINE_RECORDS: usize = 64;
 /// The JWKS is fetched again at most this often.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(60);
 /// How long a check may wait for a JWKS fetched again.
@@ -115,6 +112,9 @@ pub struct LiveVerifier {
     last_fetch: AtomicU64,
     epoch: Instant,
     rejected: Arc<RejectedFile>,
+    /// The checker threads of [`LiveVerifier::screen`], started at its
+    /// first batch (`None` inside when they could not be).
+    pool: OnceLock<Option<Pool>>,
 }
 
 impl LiveVerifier {
@@ -134,6 +134,7 @@ impl LiveVerifier {
                 path: rejected,
                 file: Mutex::new(None),
             }),
+            pool: OnceLock::new(),
         }
     }
 
@@ -185,13 +186,7 @@ impl LiveVerifier {
             return Ok(batch);
         }
         let keys = self.keys();
-        let (mut batch, mut outcomes) = if batch.len() <= INLINE_RECORDS {
-            let lines: Vec<&[u8]> = batch.records().collect();
-            let outcomes = check::check_lines(&lines, &keys);
-            (batch, outcomes)
-        } else {
-            check_in_parts(batch, keys.clone()).await
-        };
+        let (mut batch, mut outcomes) = self.check(batch, keys.clone()).await;
         if outcomes.iter().any(|o| o.may_need_new_keys())
             && let Some(newer) = self.newer_keys(keys.generation).await
         {
@@ -229,6 +224,30 @@ impl LiveVerifier {
             keep
         });
         Ok(batch)
+    }
+
+    /// Every record's outcome against `keys`: on the checker threads, or,
+    /// if they could not be started, on the blocking pool.
+    async fn check(&self, batch: Batch, keys: Arc<KeySet>) -> (Batch, Vec<Outcome>) {
+        let pool = self.pool.get_or_init(|| {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Pool::new(threads)
+                .inspect_err(|e| {
+                    tracing::error!(error = %e, "cannot start the signature checker threads; checking each request's records apart");
+                })
+                .ok()
+        });
+        if let Some(pool) = pool {
+            return pool.check(batch, keys).await;
+        }
+        tokio::task::spawn_blocking(move || {
+            let lines: Vec<&[u8]> = batch.records().collect();
+            let outcomes = check::check_lines(&lines, &keys);
+            drop(lines);
+            (batch, outcomes)
+        })
+        .await
+        .expect("checking signatures does not panic")
     }
 
     /// Keys newer than generation `seen`: those another request installed
@@ -321,28 +340,6 @@ impl LiveVerifier {
             ),
         }
     }
-}
-
-/// Checks a large batch on the blocking pool, one part per core; gives the
-/// batch back with its outcomes.
-async fn check_in_parts(batch: Batch, keys: Arc<KeySet>) -> (Batch, Vec<Outcome>) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let batch = Arc::new(batch);
-    let per = batch.len().div_ceil(cores);
-    let mut parts = Vec::new();
-    for part in 0..cores {
-        let (batch, keys) = (batch.clone(), keys.clone());
-        parts.push(tokio::task::spawn_blocking(move || {
-            let lines: Vec<&[u8]> = batch.records().skip(part * per).take(per).collect();
-            check::check_lines(&lines, &keys)
-        }));
-    }
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for part in parts {
-        outcomes.extend(part.await.expect("checking signatures does not panic"));
-    }
-    let batch = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
-    (batch, outcomes)
 }
 
 /// One line of `rejected.jsonl`.

@@ -12,6 +12,8 @@
 //!   a JWKS fetched again when a record fails (key rotation), and under
 //!   `reject` the stage before the store that sets records aside in
 //!   `rejected.jsonl`.
+//! - [`pool`]: under `reject`, the checker threads that check the records
+//!   of concurrent requests together.
 //! - [`checker`]: under `warn`, the checker that follows the store and
 //!   checks every stored record once, off the request path.
 //! - [`offline`]: `get audit-logs --stored|--file … --verify`, the tamper
@@ -26,6 +28,7 @@ pub mod checker;
 pub mod jwks;
 pub mod live;
 pub mod offline;
+pub mod pool;
 
 use base64::alphabet::URL_SAFE;
 use base64::engine::general_purpose::{GeneralPurpose, NO_PAD_INDIFFERENT};
