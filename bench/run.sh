@@ -275,7 +275,11 @@ setup() {
 
   if [[ $NO_BUILD != 1 ]]; then
     log "building kongctl, konnect-sim and kongctl-bench (release)"
-    (cd "$REPO" && cargo build --release --locked --quiet -p kongctl -p konnect-sim -p kongctl-bench)
+    # kongctl on its own, as `cargo install` builds it: built together with
+    # the emulator it would get the features the emulator's dependencies
+    # turn on (all of regex's Unicode tables, for one), and a larger binary.
+    (cd "$REPO" && cargo build --release --locked --quiet -p konnect-sim -p kongctl-bench &&
+      cargo build --release --locked --quiet -p kongctl)
   fi
   local rel=${CARGO_TARGET_DIR:-$REPO/target}/release
   KONGCTL=$rel/kongctl SIM=$rel/konnect-sim TOOL=$rel/kongctl-bench

@@ -22,9 +22,17 @@ impl Grep {
     /// Compiles `pattern`; the error is the regex crate's, which shows the
     /// pattern and marks the fault.
     pub fn new(pattern: &str) -> Result<Grep, String> {
-        Regex::new(pattern)
-            .map(Grep)
-            .map_err(|e| format!("invalid --grep pattern: {e}"))
+        Regex::new(pattern).map(Grep).map_err(|e| {
+            let mut message = format!("invalid --grep pattern: {e}");
+            if pattern.contains("\\p") || pattern.contains("\\P") {
+                // kongctl is built without regex's Unicode property tables
+                // (a test build has them, through the emulator's crates).
+                message.push_str(
+                    "\nUnicode classes (\\p{...}) are not supported; spell the characters out, e.g. [α-ω]",
+                );
+            }
+            message
+        })
     }
 
     /// Whether `bytes` hold a match.
@@ -76,5 +84,7 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("unclosed group"), "{e}");
+        // (?i) folds beyond ASCII.
+        assert!(Grep::new("(?i)ωmega").unwrap().is_match("ΩMEGA".as_bytes()));
     }
 }
