@@ -32,10 +32,13 @@
 //!   holds is those notes (32 bytes a record), not the records.
 //!
 //! **Memory.** A reader waits when its input has [`CREDITS`] blocks
-//! read and not yet printed; when nothing can be printed and every reader
-//! is waiting (overlapping inputs, a lateness wider than the credits), each
-//! gets one more, so the merge holds what the inputs' time ranges force and
-//! no more. Problems (lines that are no record, unreadable files) are
+//! read and not yet printed, and it starts an input only while fewer than
+//! [`AHEAD_PER_READER`] per reader are started and not printed whole (a
+//! year of small daily segments would otherwise be read ahead whole, each
+//! within its credits); when nothing can be printed and every reader is
+//! waiting (overlapping inputs, a lateness wider than the credits), each
+//! gets one more credit, and one more input may start, so the merge holds
+//! what the inputs' time ranges force and no more. Problems (lines that are no record, unreadable files) are
 //! reported per input in input order, as a sequential read reports them.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -60,6 +63,9 @@ use crate::source::order::{Position, position};
 const BLOCK: usize = 256 * 1024;
 /// Blocks of one input read and not yet printed before its reader waits.
 pub const CREDITS: u64 = 4;
+/// Inputs started and not yet printed whole, per reader thread, before
+/// the readers wait to start another.
+pub const AHEAD_PER_READER: usize = 2;
 
 /// Where a record goes in the output: its time (none first), then where it
 /// is stored.
@@ -209,6 +215,14 @@ fn run_with<O: Output>(
     let readers = (workers + 1).min(inputs.len());
     let (job_tx, job_rx) = unbounded::<Job>();
     let (msg_tx, msg_rx) = unbounded::<Msg>();
+    // Permits to start an input: the merge gives one back for each input
+    // printed whole. Only the merge keeps a sender, so that dropping it
+    // ends readers waiting for one.
+    let (start_tx, start_rx) = unbounded::<()>();
+    let allowance = readers * AHEAD_PER_READER;
+    for _ in 0..allowance {
+        let _ = start_tx.send(());
+    }
     let stop = Arc::new(AtomicBool::new(false));
 
     // In-place inputs first: until they are read nothing can be printed.
@@ -262,10 +276,10 @@ fn run_with<O: Output>(
         for _ in 0..readers {
             let jobs = job_tx.clone();
             let msgs = msg_tx.clone();
-            let (work, stop) = (&work, &stop);
+            let (work, stop, starts) = (&work, &stop, start_rx.clone());
             scope.spawn(move || {
                 loop {
-                    if stop.load(Ordering::Relaxed) {
+                    if stop.load(Ordering::Relaxed) || starts.recv().is_err() {
                         return;
                     }
                     let item = work.lock().unwrap_or_else(|e| e.into_inner()).next();
@@ -275,7 +289,8 @@ fn run_with<O: Output>(
             });
         }
         drop(msg_tx);
-        let mut merge = Merge::new(slots, start_order, job_tx, msg_rx);
+        drop(start_rx);
+        let mut merge = Merge::new(slots, start_order, job_tx, msg_rx, start_tx, allowance);
         let result = merge.run(pipeline, on_problem);
         // Stop the readers and workers: dropping the merge drops every
         // credit and the last job sender.
@@ -901,6 +916,12 @@ struct Merge {
     problem_turn: usize,
     /// Inputs with queued items.
     with_items: Vec<usize>,
+    /// Gives the readers a permit to start one more input.
+    starts: Sender<()>,
+    /// Inputs printed whole whose permit went back.
+    returned: Vec<bool>,
+    /// Permits there are: given at the start and when stuck.
+    allowance: usize,
 }
 
 impl Merge {
@@ -909,6 +930,8 @@ impl Merge {
         start_order: Vec<usize>,
         jobs: Sender<Job>,
         msgs: Receiver<Msg>,
+        starts: Sender<()>,
+        allowance: usize,
     ) -> Merge {
         let mut place = vec![0; slots.len()];
         for (i, &k) in start_order.iter().enumerate() {
@@ -920,6 +943,8 @@ impl Merge {
             floors[i] = Some(floors[i + 1].map_or(floor, |f: Key| f.min(floor)));
         }
         Merge {
+            returned: vec![false; slots.len()],
+            allowance,
             slots,
             start_order,
             place,
@@ -930,6 +955,7 @@ impl Merge {
             msgs,
             problem_turn: 0,
             with_items: Vec::new(),
+            starts,
         }
     }
 
@@ -949,6 +975,7 @@ impl Merge {
             if self.slots.iter().all(Slot::finished) {
                 return Ok(());
             }
+            self.return_starts();
             if self.slots.iter().all(|s| !s.busy()) {
                 // Nothing can be printed and nothing is coming but what
                 // waits for room: the inputs' ranges force holding more.
@@ -956,6 +983,15 @@ impl Merge {
                     if slot.waiting() {
                         slot.give_credit();
                     }
+                }
+                // Every permit is an input started and not printed whole:
+                // one more may start.
+                let open = (self.slots.iter().zip(&self.returned))
+                    .filter(|(slot, returned)| slot.started && !**returned)
+                    .count();
+                if self.taken < self.slots.len() && open >= self.allowance {
+                    self.allowance += 1;
+                    let _ = self.starts.send(());
                 }
             }
             match self.msgs.recv() {
@@ -967,6 +1003,16 @@ impl Merge {
                     self.print(pipeline)?;
                     return Ok(());
                 }
+            }
+        }
+    }
+
+    /// Gives back the start permit of each input printed whole.
+    fn return_starts(&mut self) {
+        for (slot, returned) in self.slots.iter().zip(&mut self.returned) {
+            if !*returned && slot.started && slot.finished() {
+                *returned = true;
+                let _ = self.starts.send(());
             }
         }
     }
@@ -1318,7 +1364,7 @@ mod tests {
 
     /// Inputs mostly in time order and one after the other, as stores are.
     fn store_like() -> impl Strategy<Value = Vec<Spec>> {
-        prop::collection::vec((0u8..20, 1u8..3, 0u8..4), 1..6).prop_map(|parts| {
+        prop::collection::vec((0u8..20, 1u8..3, 0u8..4), 1..24).prop_map(|parts| {
             let mut at = 0u8;
             parts
                 .into_iter()
@@ -1343,7 +1389,7 @@ mod tests {
 
         #[test]
         fn any_inputs_print_in_record_time_order(
-            specs in prop::collection::vec(spec(), 1..6),
+            specs in prop::collection::vec(spec(), 1..24),
             block in 30usize..400,
             authz in any::<bool>(),
             first in prop::option::of(0usize..40),
