@@ -40,6 +40,11 @@ echo "Konnect emulator at $KONNECT_BASE_URL"
 api() { curl -fsS -H "Authorization: Bearer $KONNECT_PAT" "$KONNECT_BASE_URL$1"; }
 admin() { curl -fsS -X POST -H 'Content-Type: application/json' -d "$2" "$KONNECT_BASE_URL/_sim/$1" >/dev/null; }
 echo "Regional webhook before: $(api /v2/audit-log-webhook)"
+# The organisation's people: records name them by id, and tables show
+# their names (looked up once, then cached per profile).
+admin users '{"email":"ada@example.com","full_name":"Ada Lovelace"}'
+admin users '{"email":"grace@example.com","full_name":"Grace Hopper"}'
+admin system-accounts '{"name":"terraform-ci"}'
 
 export XDG_CONFIG_HOME=$WORK/config
 export KONGCTL_DEFAULT_KONNECT_PAT=$KONNECT_PAT   # the PAT never goes on a command line
@@ -82,8 +87,10 @@ echo "Destinations after: $(api /v3/audit-log-destinations)"
 grep -o 'Listener stopped[^"]*' "$XDG_CONFIG_HOME/kongctl/logs/kongctl.log" | tail -1 || true
 
 say "Read the store back: kongctl get audit-logs --stored --type authorization --limit 3"
-# What the listener stored, queried from its files (no Konnect call).
-"$BIN/kongctl" get audit-logs --stored --type authorization --limit 3
+# What the listener stored, queried from its files; only the principals'
+# names come from Konnect (the emulator here, hence --base-url: without it
+# they would be looked up at the real Konnect, since a token is at hand).
+"$BIN/kongctl" get audit-logs --base-url "$KONNECT_BASE_URL" --stored --type authorization --limit 3
 
 say "Without a tunnel: kongctl get audit-logs --since 10m -o jsonl"
 # Konnect keeps every event for its pull API: the same 16, no webhook needed.
