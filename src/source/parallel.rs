@@ -733,6 +733,13 @@ impl Slot {
         reading || in_flight
     }
 
+    /// Lets go of the capacity its queues grew to while it was read: an
+    /// input printed whole keeps its slot until the query ends, and over
+    /// hundreds of segments the queues' capacity was most of the memory.
+    fn free(&mut self) {
+        self.queue = VecDeque::new();
+    }
+
     fn give_credit(&mut self) {
         self.granted += 1;
         let _ = self.credits.send(());
@@ -1007,11 +1014,13 @@ impl Merge {
         }
     }
 
-    /// Gives back the start permit of each input printed whole.
+    /// Gives back the start permit of each input printed whole, and the
+    /// memory its queues grew to.
     fn return_starts(&mut self) {
-        for (slot, returned) in self.slots.iter().zip(&mut self.returned) {
+        for (slot, returned) in self.slots.iter_mut().zip(&mut self.returned) {
             if !*returned && slot.started && slot.finished() {
                 *returned = true;
+                slot.free();
                 let _ = self.starts.send(());
             }
         }
