@@ -278,8 +278,16 @@ setup() {
     # kongctl on its own, as `cargo install` builds it: built together with
     # the emulator it would get the features the emulator's dependencies
     # turn on (all of regex's Unicode tables, for one), and a larger binary.
+    # The linker's map says whether link/listener.order still names this
+    # build's functions (scripts/order-file.sh).
     (cd "$REPO" && cargo build --release --locked --quiet -p konnect-sim -p kongctl-bench &&
-      cargo build --release --locked --quiet -p kongctl)
+      KONGCTL_LINK_MAP=$WORK/kongctl.map cargo build --release --locked --quiet -p kongctl)
+    if [[ -s $WORK/kongctl.map ]] && command -v python3 >/dev/null; then
+      LAYOUT=$(python3 "$REPO/scripts/order-file.py" placed "$REPO/link/listener.order" "$WORK/kongctl.map" 2>&1) || true
+    else
+      LAYOUT="no map (a linker other than lld, or KONGCTL_NO_ORDER_FILE set?)"
+    fi
+    log "code layout: $LAYOUT"
   fi
   local rel=${CARGO_TARGET_DIR:-$REPO/target}/release
   KONGCTL=$rel/kongctl SIM=$rel/konnect-sim TOOL=$rel/kongctl-bench
@@ -1122,6 +1130,7 @@ report_memory() {
     echo "| start to listening against the emulator: exec to listener.json written, Konnect configured (min / median / max of $STARTUP_RUNS; port accepting: $pmed ms median) | $rmin / $rmed / $rmax ms | < 50 ms | $(bar "$rmed" "<" 50) |"
   fi
   echo "| release binary | $(awk -v s="$SIZE" 'BEGIN {printf "%.1f", s / 1048576}') MiB | < 12 MiB | $(bar "$SIZE" "<" $((12 * 1048576))) |"
+  echo "| code layout (\`link/listener.order\`, from the linker's map) | ${LAYOUT:-not known (NO_BUILD=1)} | | |"
   echo
 }
 

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Which parts of a running kongctl's binary are resident (idle RSS work).
 
-usage: scripts/resident-pages.py PID BINARY   (as root: /proc/PID/pagemap)
+usage: scripts/resident-pages.py PID BINARY [MAP]   (as root: /proc/PID/pagemap)
 
-BINARY must be the file the process runs, built unstripped so that its
-symbols are there (same layout as the stripped release binary):
+BINARY is the file the process runs. Its symbols come from MAP, the
+linker's map of that very build (the release build is stripped):
 
-    CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_DIR=/tmp/tsym \\
-      cargo build --release -p kongctl
+    KONGCTL_LINK_MAP=/tmp/kongctl.map cargo build --release -p kongctl
+
+or, without MAP, from BINARY itself, built unstripped. An unstripped build
+is not the release layout: its symbol names carry other hashes, so
+link/listener.order (see scripts/order-file.sh) does not apply to it.
 
 Prints the resident pages of the binary's mappings, grouped by the crate
 of the symbols on each page (Rust legacy mangling; "<impl>" for trait
@@ -61,16 +64,36 @@ def crate(name):
     return "<impl>" if word.startswith("_") else word
 
 
+def map_symbols(path):
+    """(address, size, symbol) of each input section lld's map names by a
+    symbol (`.text.<symbol>`, `.rodata.<symbol>`, ...)."""
+    row = re.compile(r"^\s*([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)\s+\d+ {9}\S.*\((\.[^)]*)\)$")
+    section = re.compile(r"^\.(?:text|rodata|data\.rel\.ro|data|bss|gcc_except_table)"
+                         r"(?:\.(?:unlikely|hot|startup|exit))?\.(.+)$")
+    out = []
+    with open(path) as f:
+        for line in f:
+            m = row.match(line.rstrip("\n"))
+            if m:
+                s = section.match(m.group(3))
+                if s:
+                    out.append((int(m.group(1), 16), int(m.group(2), 16), s.group(1)))
+    return out
+
+
 def main():
     pid, binary = int(sys.argv[1]), sys.argv[2]
     offsets = resident_offsets(pid, binary)
     segs = loads(binary)
-    nm = subprocess.run(["nm", "-S", "--defined-only", binary], capture_output=True, text=True).stdout
-    syms = sorted(
-        (int(f[0], 16), int(f[1], 16), f[3])
-        for f in (l.split(None, 3) for l in nm.splitlines())
-        if len(f) == 4
-    )
+    if len(sys.argv) > 3:
+        syms = sorted(map_symbols(sys.argv[3]))
+    else:
+        nm = subprocess.run(["nm", "-S", "--defined-only", binary], capture_output=True, text=True).stdout
+        syms = sorted(
+            (int(f[0], 16), int(f[1], 16), f[3])
+            for f in (l.split(None, 3) for l in nm.splitlines())
+            if len(f) == 4
+        )
     starts = [s[0] for s in syms]
     by_crate = collections.Counter()
     for off in offsets:
