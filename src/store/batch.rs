@@ -145,12 +145,34 @@ impl Batch {
 
     /// The records, without their newlines.
     pub fn records(&self) -> impl Iterator<Item = &[u8]> {
-        self.bytes
-            .strip_suffix(b"\n")
-            .map(|b| b.split(|&c| c == b'\n'))
-            .into_iter()
-            .flatten()
+        records_of(&self.bytes)
     }
+
+    /// The byte ranges of consecutive runs of at most `most` records, which
+    /// [`records_of`] splits again: one pass over the batch.
+    pub fn record_runs(&self, most: usize) -> Vec<(Range<usize>, usize)> {
+        let mut runs = Vec::with_capacity(self.records.div_ceil(most.max(1)));
+        let (mut start, mut left) = (0, self.records);
+        while left > 0 {
+            let n = left.min(most.max(1));
+            let end = memchr::memchr_iter(b'\n', &self.bytes[start..])
+                .nth(n - 1)
+                .map_or(self.bytes.len(), |i| start + i + 1);
+            runs.push((start..end, n));
+            (start, left) = (end, left - n);
+        }
+        runs
+    }
+}
+
+/// The records of `bytes` laid out as a [`Batch`]'s (or a run of them),
+/// without their newlines.
+pub fn records_of(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    bytes
+        .strip_suffix(b"\n")
+        .map(|b| b.split(|&c| c == b'\n'))
+        .into_iter()
+        .flatten()
 }
 
 #[cfg(test)]
@@ -245,6 +267,25 @@ mod tests {
             }
             let ranges: Vec<Vec<u8>> = record_ranges(&body).map(|r| body[r].to_vec()).collect();
             prop_assert_eq!(ranges, model);
+        }
+
+        #[test]
+        fn record_runs_cover_the_batch_in_order(body in line_soup(), most in 1usize..6) {
+            let batch = Batch::from_decoded(body);
+            let runs = batch.record_runs(most);
+            let mut records = Vec::new();
+            let mut at = 0;
+            for (range, n) in &runs {
+                prop_assert_eq!(range.start, at, "runs are consecutive");
+                at = range.end;
+                prop_assert!(*n >= 1 && *n <= most);
+                let run: Vec<&[u8]> = records_of(&batch.as_bytes()[range.clone()]).collect();
+                prop_assert_eq!(run.len(), *n);
+                records.extend(run);
+            }
+            prop_assert_eq!(at, batch.as_bytes().len());
+            prop_assert_eq!(records, batch.records().collect::<Vec<_>>());
+            prop_assert_eq!(runs.len(), batch.len().div_ceil(most));
         }
 
         #[test]

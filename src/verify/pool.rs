@@ -28,6 +28,7 @@ use tokio::sync::oneshot;
 use super::check::{self, Outcome};
 use super::jwks::KeySet;
 use crate::store::Batch;
+use crate::store::batch::records_of;
 
 /// A thread takes parts until its group holds this many records.
 pub const MOST: usize = 1024;
@@ -51,10 +52,12 @@ struct State {
     closed: bool,
 }
 
-/// Records `range` of a request's batch, to be checked against `keys`.
+/// The `records` records at bytes `range` of a request's batch, to be
+/// checked against `keys`.
 struct Part {
     batch: Arc<Batch>,
     range: Range<usize>,
+    records: usize,
     keys: Arc<KeySet>,
     answer: oneshot::Sender<Vec<Outcome>>,
 }
@@ -83,11 +86,12 @@ impl Pool {
         let mut answers = Vec::with_capacity(total.div_ceil(PART));
         {
             let mut state = self.shared.state.lock().expect("verify pool lock poisoned");
-            for start in (0..total).step_by(PART) {
+            for (range, records) in batch.record_runs(PART) {
                 let (answer, wait) = oneshot::channel();
                 state.parts.push_back(Part {
                     batch: batch.clone(),
-                    range: start..total.min(start + PART),
+                    range,
+                    records,
                     keys: keys.clone(),
                     answer,
                 });
@@ -125,17 +129,12 @@ impl Shared {
             let keys = group[0].keys.clone();
             let lines: Vec<&[u8]> = group
                 .iter()
-                .flat_map(|part| {
-                    part.batch
-                        .records()
-                        .skip(part.range.start)
-                        .take(part.range.len())
-                })
+                .flat_map(|part| records_of(&part.batch.as_bytes()[part.range.clone()]))
                 .collect();
             let mut outcomes = check::check_lines(&lines, &keys).into_iter();
             drop(lines);
             for part in group {
-                let answer: Vec<Outcome> = outcomes.by_ref().take(part.range.len()).collect();
+                let answer: Vec<Outcome> = outcomes.by_ref().take(part.records).collect();
                 // The request may be gone (its connection closed): nothing
                 // waits for the answer then.
                 let _ = part.answer.send(answer);
@@ -150,13 +149,13 @@ impl Shared {
         let mut state = self.state.lock().expect("verify pool lock poisoned");
         loop {
             if let Some(first) = state.parts.pop_front() {
-                let mut size = first.range.len();
+                let mut size = first.records;
                 let mut group = vec![first];
                 while let Some(next) = state.parts.front() {
-                    if size + next.range.len() > MOST || !Arc::ptr_eq(&next.keys, &group[0].keys) {
+                    if size + next.records > MOST || !Arc::ptr_eq(&next.keys, &group[0].keys) {
                         break;
                     }
-                    size += next.range.len();
+                    size += next.records;
                     group.extend(state.parts.pop_front());
                 }
                 return Some(group);
