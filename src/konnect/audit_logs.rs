@@ -179,12 +179,8 @@ impl AuditLogs {
                 .client
                 .call(Method::GET, url.clone(), None, Retry::Transient, None)
                 .await?;
-            let body = resp.json()?;
-            let items = body
-                .get("data")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let mut body = resp.json()?;
+            let items = super::take_page_items(&mut body);
             let empty = items.is_empty();
             found.extend(items);
             let next = next_cursor(&body);

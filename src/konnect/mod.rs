@@ -32,3 +32,37 @@ pub use client::{Hosts, KonnectClient};
 pub use error::{ApiError, KonnectError};
 pub use login::{Credential, LoginToken};
 pub use portals::{Portal, PortalWebhook, Stream};
+
+/// The items of one page of a Konnect list (`{"data": [...], "meta": ...}`),
+/// taken out of `body` (its `meta` stays for the paging); none when `data`
+/// is missing or not a list. Destinations page by cursor, portals by number:
+/// the items read the same.
+pub(crate) fn take_page_items(body: &mut serde_json::Value) -> Vec<serde_json::Value> {
+    match body.get_mut("data").map(serde_json::Value::take) {
+        Some(serde_json::Value::Array(items)) => items,
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn page_items_are_taken_and_meta_stays() {
+        let mut body = json!({"data": [{"id": "a"}, {"id": "b"}], "meta": {"page": {"total": 2}}});
+        assert_eq!(
+            super::take_page_items(&mut body),
+            vec![json!({"id": "a"}), json!({"id": "b"})]
+        );
+        assert_eq!(body.pointer("/meta/page/total"), Some(&json!(2)));
+        for mut odd in [
+            json!({}),
+            json!({"data": {"id": "a"}}),
+            json!([1]),
+            json!(null),
+        ] {
+            assert!(super::take_page_items(&mut odd).is_empty(), "{odd}");
+        }
+    }
+}
