@@ -711,6 +711,53 @@ fn records_left_unchecked_by_a_killed_listener_are_checked_at_the_next_start() {
     assert_eq!(cursor_totals(&w), counts(23, 0, 2, 0));
 }
 
+/// The checker saves its cursor at most once a second: a listener killed
+/// right after checking records may not have saved them. The next start
+/// checks whatever the saved cursor does not cover, and the saved totals
+/// plus what it checks count each record once.
+#[test]
+fn records_checked_but_not_saved_before_a_kill_are_counted_once() {
+    let w = World::new();
+    let (mut cmd, host) = w.listener_command("listen", &["--backfill", "off"]);
+    cmd.env("KONGCTL_TEST_STATE_REFRESH", "20ms");
+    let mut first = w.start_listener_cmd(cmd, &host);
+    assert!(w.sim.trigger("us", 10).all_delivered());
+    wait_counts(&w, "the first 10 checked", &counts(10, 0, 0, 0));
+    w.sim.forge_next(0, 1);
+    assert!(w.sim.trigger("us", 6).all_delivered());
+    wait_counts(&w, "the next 6 checked", &counts(15, 0, 1, 0));
+    first.proc.signal(nix::sys::signal::Signal::SIGKILL);
+    first.proc.wait_exit(std::time::Duration::from_secs(10));
+    // What the first run saved (none, some or all of it).
+    let saved = std::fs::read(w.storage_dir("default").join("verify.cursor"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .map_or(Value::Null, |v| v["state"]["totals"].clone());
+    let of = |v: &Value, kind: &str| v[kind].as_u64().unwrap_or(0);
+
+    let (mut cmd, host) = w.listener_command("listen", &["--backfill", "off"]);
+    cmd.env("KONGCTL_TEST_STATE_REFRESH", "20ms");
+    let mut second = w.start_listener_cmd(cmd, &host);
+    eventually("the unsaved records checked again", || {
+        let now = verify_state(&w);
+        now["pending"] == 0
+            && of(&saved, "valid") + of(&now, "valid") == 15
+            && of(&saved, "unsigned") + of(&now, "unsigned") == 1
+    });
+    second.stop_ok();
+    assert_eq!(read_lines(&w.events_file()).len(), 16);
+    let totals = cursor_totals(&w);
+    assert_eq!(
+        (
+            of(&totals, "valid"),
+            of(&totals, "unsigned"),
+            of(&totals, "invalid")
+        ),
+        (15, 1, 0),
+        "{totals}"
+    );
+}
+
 /// Issue 19 item 2: a record whose nonce point R carries a small-order
 /// component passes the cofactored batch equation, but single
 /// verification (ring, libsodium, Kong's documented check) rejects it:
