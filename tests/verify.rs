@@ -711,10 +711,10 @@ fn records_left_unchecked_by_a_killed_listener_are_checked_at_the_next_start() {
     assert_eq!(cursor_totals(&w), counts(23, 0, 2, 0));
 }
 
-/// The checker saves its cursor at most once a second: a listener killed
-/// right after checking records may not have saved them. The next start
-/// checks whatever the saved cursor does not cover, and the saved totals
-/// plus what it checks count each record once.
+/// A listener killed right after checking records may not have saved its
+/// cursor for them. The next start checks whatever the saved cursor does
+/// not cover, and the saved totals plus what it checks count each record
+/// once; after a clean stop the cursor's totals hold every record.
 #[test]
 fn records_checked_but_not_saved_before_a_kill_are_counted_once() {
     let w = World::new();

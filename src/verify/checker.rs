@@ -16,14 +16,12 @@
 //! may be signed by a key Konnect has rotated in since: the checker (not a
 //! request) waits for the JWKS fetched again.
 //!
-//! **Exactly once.** The cursor is saved with the checker's running totals
-//! since the cursor was first made, at most once a second ([`SAVE_EVERY`]:
-//! each save is two fsyncs, which a checker keeping up would add to every
-//! group commit) and when the checker stops, so a record stored just
-//! before a crash is checked at the next start, and the totals count each
-//! record once (records checked but not saved are checked and counted again
-//! from the saved totals). `verify.pending` (in `listener.json`) is what is
-//! stored and not yet checked.
+//! **Exactly once.** The cursor is saved after each batch, with the
+//! checker's running totals since the cursor was first made, so a record
+//! stored just before a crash is checked at the next start, and the totals
+//! count each record once (a batch checked but not saved is checked and
+//! counted again from the saved totals). `verify.pending` (in
+//! `listener.json`) is what is stored and not yet checked.
 //!
 //! **Stopping.** When the listener stops, the checker goes on until it has
 //! checked every committed record or [`FINISH_WITHIN`] has passed; what is
@@ -54,14 +52,6 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// After a failure to read the store or save the cursor, the wait before
 /// trying again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-/// The cursor (and the totals with it) is saved at most this often while
-/// records keep coming, and when the checker stops. Saving is two fsyncs
-/// (the file and its directory): a checker that keeps up with the store
-/// would otherwise add them to every group commit of the listener's,
-/// whose fsyncs then wait behind them. A crash loses at most this much of
-/// checking; the next start checks those records again, and the totals
-/// saved with the cursor keep the counts exact.
-const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// Test only, not for users: `KONGCTL_TEST_VERIFY_HOLD=<n>` makes the
 /// checker stop after `n` batches (0: before any), as if it were slow, so
 /// that a test can kill the listener with records pending.
@@ -222,26 +212,18 @@ fn run(
     // during it).
     let mut changes = committed.committed.clone();
     let mut store_open = true;
-    let mut saving = Saving {
-        unsaved: false,
-        at: Instant::now(),
-    };
     loop {
         changes.borrow_and_update();
         let held = hold.is_some_and(|h| batches >= h);
         let step = if held {
             Ok(Step::CaughtUp)
         } else {
-            consumer.step_unsaved(handler)
+            consumer.step(handler)
         };
         match step {
             Ok(Step::Delivered(_)) => {
                 batches += 1;
                 failing = false;
-                saving.unsaved = true;
-                if saving.due().is_none() {
-                    saving.save(&consumer, handler);
-                }
                 if past_deadline() {
                     break;
                 }
@@ -267,16 +249,7 @@ fn run(
         if held && stop.requested.load(Ordering::SeqCst) {
             break;
         }
-        let mut wait = if failing { RETRY_AFTER } else { IDLE_POLL };
-        if saving.unsaved {
-            match saving.due() {
-                Some(left) => wait = wait.min(left),
-                None => {
-                    saving.save(&consumer, handler);
-                    continue;
-                }
-            }
-        }
+        let wait = if failing { RETRY_AFTER } else { IDLE_POLL };
         runtime.block_on(async {
             tokio::select! {
                 // Closed when the store stops: then only the stop wakes it.
@@ -286,43 +259,12 @@ fn run(
             }
         });
     }
-    if saving.unsaved {
-        saving.save(&consumer, handler);
-    }
     let left = consumer.backlog().unwrap_or(0);
     if left > 0 {
         tracing::warn!(
             records = left,
             "stopping with records whose signatures are not checked yet; the next start checks them"
         );
-    }
-}
-
-/// When the checker's cursor was last saved, and whether records were
-/// checked since ([`SAVE_EVERY`]).
-struct Saving {
-    unsaved: bool,
-    at: Instant,
-}
-
-impl Saving {
-    /// How long until the next save is due; `None` when it is.
-    fn due(&self) -> Option<Duration> {
-        SAVE_EVERY
-            .checked_sub(self.at.elapsed())
-            .filter(|left| !left.is_zero())
-    }
-
-    /// Saves the cursor where the consumer is, with the handler's totals. A
-    /// failure is logged and retried at the next save.
-    fn save(&mut self, consumer: &StoreConsumer, handler: &CheckHandler) {
-        match consumer.save_at(consumer.position(), handler.state()) {
-            Ok(()) => self.unsaved = false,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not save the signature checker's cursor; trying again in a second")
-            }
-        }
-        self.at = Instant::now();
     }
 }
 
