@@ -29,12 +29,15 @@ fn main() {
             watch_head(&found_git_dir(Path::new(&manifest_dir)));
             "unknown".into()
         });
-    let rustc = rustc_version().unwrap_or_else(|| "unknown".into());
+    let rustc = rustc_version();
     let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".into());
     println!("cargo:rustc-env=KONGCTL_BUILD_COMMIT={commit}");
-    println!("cargo:rustc-env=KONGCTL_BUILD_RUSTC={rustc}");
+    println!(
+        "cargo:rustc-env=KONGCTL_BUILD_RUSTC={}",
+        rustc.as_deref().unwrap_or("unknown")
+    );
     println!("cargo:rustc-env=KONGCTL_BUILD_TARGET={target}");
-    link_layout(&manifest_dir, &target);
+    link_layout(&manifest_dir, &target, rustc.as_deref());
 }
 
 /// Release builds place the code a listener runs together at the start of
@@ -49,7 +52,7 @@ fn main() {
 /// x86_64-unknown-linux-gnu with its own lld unless told otherwise), and
 /// `DT_RELR` only where the glibc built against loads it (2.36+).
 /// `KONGCTL_NO_ORDER_FILE=1` turns both off.
-fn link_layout(manifest_dir: &str, target: &str) {
+fn link_layout(manifest_dir: &str, target: &str, rustc: Option<&str>) {
     println!("cargo:rerun-if-env-changed=KONGCTL_NO_ORDER_FILE");
     println!("cargo:rerun-if-env-changed=KONGCTL_LINK_MAP");
     println!("cargo:rerun-if-changed=link/listener.order");
@@ -69,7 +72,7 @@ fn link_layout(manifest_dir: &str, target: &str) {
         || env("HOST") != target
         || !env("KONGCTL_NO_ORDER_FILE").is_empty()
         || linker_chosen
-        || !rustc_links_with_lld()
+        || !rustc.is_some_and(links_with_lld)
     {
         return;
     }
@@ -86,12 +89,9 @@ fn link_layout(manifest_dir: &str, target: &str) {
     }
 }
 
-/// Whether the rustc cargo uses is 1.90 or newer: from then on it links
-/// x86_64 Linux binaries with its bundled lld.
-fn rustc_links_with_lld() -> bool {
-    let Some(version) = rustc_version() else {
-        return false;
-    };
+/// Whether rustc `version` (as [`rustc_version`] gives it) is 1.90 or
+/// newer: from then on it links x86_64 Linux binaries with its bundled lld.
+fn links_with_lld(version: &str) -> bool {
     let mut parts = version.split(['.', ' ', '-']);
     let major = parts.next().and_then(|p| p.parse::<u32>().ok());
     let minor = parts.next().and_then(|p| p.parse::<u32>().ok());

@@ -599,6 +599,8 @@ struct Slot {
     in_place: Option<Arc<File>>,
     credits: Sender<()>,
     started: bool,
+    /// Printed whole: its start permit went back and its queue was freed.
+    closed: bool,
     /// Something of it was absorbed.
     touched: bool,
     /// Block results waiting for those before them.
@@ -658,6 +660,7 @@ impl Slot {
             in_place,
             credits,
             started: false,
+            closed: false,
             touched: false,
             pending: BTreeMap::new(),
             next_seq: 0,
@@ -733,11 +736,18 @@ impl Slot {
         reading || in_flight
     }
 
-    /// Lets go of the capacity its queues grew to while it was read: an
-    /// input printed whole keeps its slot until the query ends, and over
-    /// hundreds of segments the queues' capacity was most of the memory.
-    fn free(&mut self) {
+    /// Once a started input is printed whole, marks it closed and lets go
+    /// of the capacity its queue grew to while it was read (an input keeps
+    /// its slot until the query ends, and over hundreds of segments the
+    /// queues' capacity was most of the memory); `true` the one time it
+    /// closes, when its start permit is to go back.
+    fn close(&mut self) -> bool {
+        if self.closed || !self.started || !self.finished() {
+            return false;
+        }
+        self.closed = true;
         self.queue = VecDeque::new();
+        true
     }
 
     fn give_credit(&mut self) {
@@ -925,8 +935,6 @@ struct Merge {
     with_items: Vec<usize>,
     /// Gives the readers a permit to start one more input.
     starts: Sender<()>,
-    /// Inputs printed whole whose permit went back.
-    returned: Vec<bool>,
     /// Permits there are: given at the start and when stuck.
     allowance: usize,
 }
@@ -950,7 +958,6 @@ impl Merge {
             floors[i] = Some(floors[i + 1].map_or(floor, |f: Key| f.min(floor)));
         }
         Merge {
-            returned: vec![false; slots.len()],
             allowance,
             slots,
             start_order,
@@ -993,8 +1000,8 @@ impl Merge {
                 }
                 // Every permit is an input started and not printed whole:
                 // one more may start.
-                let open = (self.slots.iter().zip(&self.returned))
-                    .filter(|(slot, returned)| slot.started && !**returned)
+                let open = (self.slots.iter())
+                    .filter(|slot| slot.started && !slot.closed)
                     .count();
                 if self.taken < self.slots.len() && open >= self.allowance {
                     self.allowance += 1;
@@ -1015,12 +1022,10 @@ impl Merge {
     }
 
     /// Gives back the start permit of each input printed whole, and the
-    /// memory its queues grew to.
+    /// memory its queue grew to.
     fn return_starts(&mut self) {
-        for (slot, returned) in self.slots.iter_mut().zip(&mut self.returned) {
-            if !*returned && slot.started && slot.finished() {
-                *returned = true;
-                slot.free();
+        for slot in &mut self.slots {
+            if slot.close() {
                 let _ = self.starts.send(());
             }
         }

@@ -151,10 +151,11 @@ impl Batch {
     /// The byte ranges of consecutive runs of at most `most` records, which
     /// [`records_of`] splits again: one pass over the batch.
     pub fn record_runs(&self, most: usize) -> Vec<(Range<usize>, usize)> {
-        let mut runs = Vec::with_capacity(self.records.div_ceil(most.max(1)));
+        let most = most.max(1);
+        let mut runs = Vec::with_capacity(self.records.div_ceil(most));
         let (mut start, mut left) = (0, self.records);
         while left > 0 {
-            let n = left.min(most.max(1));
+            let n = left.min(most);
             let end = memchr::memchr_iter(b'\n', &self.bytes[start..])
                 .nth(n - 1)
                 .map_or(self.bytes.len(), |i| start + i + 1);
