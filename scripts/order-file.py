@@ -14,7 +14,9 @@ import bisect
 import re
 import sys
 
-SECTION = re.compile(r"\((\.text(?:\.(?:unlikely|hot|startup|exit))?)(?:\.(\S+))?\)$")
+import lld_map
+
+SECTION = re.compile(r"^(\.text(?:\.(?:unlikely|hot|startup|exit))?)(?:\.(\S+))?$")
 # Valgrind loads a position-independent executable at 0x108000 (amd64);
 # callgrind names code without a symbol by its link-time address (seen with
 # valgrind 3.19), but the base that places the most addresses is taken.
@@ -23,31 +25,23 @@ BASES = (0, 0x108000)
 
 def text_layout(map_path):
     """[(start, end, [(addr, symbol)...])] of the input sections in .text."""
-    # lld's map: VMA LMA Size Align, then the output section, an input
-    # section indented by 8, or a symbol indented by 16.
-    row = re.compile(r"^\s*([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)\s+\d+ ( *)(.*)$")
     sections, in_text = [], False
-    with open(map_path) as f:
-        for line in f:
-            m = row.match(line.rstrip("\n"))
-            if not m:
-                continue
-            vma, size, indent, name = int(m.group(1), 16), int(m.group(2), 16), len(m.group(3)), m.group(4)
-            if indent == 0:
-                # An output section: only .text holds the functions.
-                in_text = name == ".text"
-                continue
-            if not in_text:
-                continue
-            if indent == 8:
-                s = SECTION.search(name)
-                if s:
-                    syms = [(vma, s.group(2))] if s.group(2) else []
-                    sections.append([vma, vma + size, syms, s.group(2) is None])
-            elif indent == 16 and sections and sections[-1][3]:
-                # A symbol of a plain .text section: C and assembly names
-                # are not mangled, so the map's (demangled) name is the name.
-                sections[-1][2].append((vma, name))
+    for vma, size, kind, name in lld_map.rows(map_path):
+        if kind == lld_map.OUTPUT:
+            # Only .text holds the functions.
+            in_text = name == ".text"
+            continue
+        if not in_text:
+            continue
+        if kind == lld_map.INPUT:
+            s = SECTION.match(name)
+            if s:
+                syms = [(vma, s.group(2))] if s.group(2) else []
+                sections.append([vma, vma + size, syms, s.group(2) is None])
+        elif kind == lld_map.SYMBOL and sections and sections[-1][3]:
+            # A symbol of a plain .text section: C and assembly names are
+            # not mangled, so the map's (demangled) name is the name.
+            sections[-1][2].append((vma, name))
     sections.sort()
     return sections
 

@@ -24,6 +24,8 @@ import struct
 import subprocess
 import sys
 
+import lld_map
+
 PAGE = 4096
 
 
@@ -67,17 +69,13 @@ def crate(name):
 def map_symbols(path):
     """(address, size, symbol) of each input section lld's map names by a
     symbol (`.text.<symbol>`, `.rodata.<symbol>`, ...)."""
-    row = re.compile(r"^\s*([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)\s+\d+ {9}\S.*\((\.[^)]*)\)$")
     section = re.compile(r"^\.(?:text|rodata|data\.rel\.ro|data|bss|gcc_except_table)"
                          r"(?:\.(?:unlikely|hot|startup|exit))?\.(.+)$")
     out = []
-    with open(path) as f:
-        for line in f:
-            m = row.match(line.rstrip("\n"))
-            if m:
-                s = section.match(m.group(3))
-                if s:
-                    out.append((int(m.group(1), 16), int(m.group(2), 16), s.group(1)))
+    for vma, size, kind, name in lld_map.rows(path):
+        s = section.match(name) if kind == lld_map.INPUT else None
+        if s:
+            out.append((vma, size, s.group(1)))
     return out
 
 
