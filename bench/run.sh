@@ -92,6 +92,11 @@
 #                            fetched with curl every 100 ms during the load
 #                            (every scrape must answer 200), interleaved
 #                            with kongctl, and a table of the two
+#   KONGCTL_B=               a second kongctl binary (e.g. a baseline commit's
+#                            release build): adds targets kongctl-b and
+#                            kongctl-reject-b, run as kongctl and
+#                            kongctl-reject are, interleaved with them; the
+#                            log and the TSV have their rounds
 #   GO_MODEL_B=              a second model (same forms) to compare with
 #                            GO_MODEL: adds target go-model-b, interleaved
 #                            with the others, and a table of the two
@@ -137,6 +142,14 @@ fi
 if [[ -n $GO_MODEL_B ]]; then
   [[ $GO_MODEL_B == /* ]] || GO_MODEL_B=$PWD/$GO_MODEL_B
   [[ " $TARGETS " == *" go-model-b "* ]] || TARGETS="$TARGETS go-model-b"
+fi
+KONGCTL_B=${KONGCTL_B:-}
+if [[ -n $KONGCTL_B ]]; then
+  [[ $KONGCTL_B == /* ]] || KONGCTL_B=$PWD/$KONGCTL_B
+  [[ -x $KONGCTL_B ]] || { echo "KONGCTL_B=$KONGCTL_B is not an executable" >&2; exit 1; }
+  [[ " $TARGETS " == *" kongctl-b "* ]] || TARGETS="$TARGETS kongctl-b"
+  [[ " $TARGETS " != *" kongctl-reject "* || " $TARGETS " == *" kongctl-reject-b "* ]] ||
+    TARGETS="$TARGETS kongctl-reject-b"
 fi
 KEEP_WORK=${KEEP_WORK:-0}
 NO_BUILD=${NO_BUILD:-0}
@@ -351,6 +364,8 @@ start_target() {
     kongctl-admin) start_kongctl warn --admin-address 127.0.0.1:0 ;;
     kongctl-reject) start_kongctl reject ;;
     kongctl-off) start_kongctl off ;;
+    kongctl-b) KONGCTL_BIN=$KONGCTL_B start_kongctl warn ;;
+    kongctl-reject-b) KONGCTL_BIN=$KONGCTL_B start_kongctl reject ;;
     go-model) start_go_model "$WORK/bin/go-model" ;;
     go-model-b) start_go_model "$WORK/bin/go-model-b" ;;
     nginx) start_nginx ;;
@@ -372,7 +387,7 @@ start_kongctl() {
   STATE=$state
   host=bench-$START_N.tunnel.test
   XDG_CONFIG_HOME=$RDIR/config KONGCTL_DEFAULT_KONNECT_PAT=$SIM_PAT KONGCTL_TEST_STATE_REFRESH=100ms \
-    "$KONGCTL" listen --base-url "$SIM_URL" --endpoint "https://$host$LISTEN_PATH" \
+    "${KONGCTL_BIN:-$KONGCTL}" listen --base-url "$SIM_URL" --endpoint "https://$host$LISTEN_PATH" \
     --listen-address 127.0.0.1:0 --authorization "$AUTH" --check off --verify "$1" --max-file-size 0 "${@:2}" >"$RDIR/target.log" 2>&1 &
   TPID=$!
   PIDS+=("$TPID")
@@ -569,14 +584,14 @@ ingest() {
           stored=-
           if [[ -n $EVENTS ]]; then
             lines=$(((ok + PRE_OK) * BATCH + PRE_RECORDS))
-            [[ $target == kongctl-reject ]] && lines=$((PRE_RECORDS + (ok + PRE_OK) * BATCH * (SIGNED == 1)))
+            [[ $target == kongctl-reject* ]] && lines=$((PRE_RECORDS + (ok + PRE_OK) * BATCH * (SIGNED == 1)))
             v=$("$TOOL" verify "$EVENTS" "$lines") || fail "$target $enc c=$c rep=$rep: $v"
             v=$(kv "$v" verify)
             stored=$(wc -l <"$EVENTS")
           fi
           # Signed corpus, default flags: every stored record checked, each
           # valid.
-          if [[ $target == kongctl && $SIGNED == 1 && $VALID != "$stored" ]]; then
+          if [[ ($target == kongctl || $target == kongctl-b) && $SIGNED == 1 && $VALID != "$stored" ]]; then
             fail "$target $enc c=$c rep=$rep: verify.valid $VALID after the drain, $stored records stored"
           fi
           [[ $(kv "$res" non2xx) == 0 && $(kv "$res" socket_errors) == 0 ]] ||
